@@ -1,0 +1,9 @@
+"""``python -m pytest_sdxl``: the command line."""
+
+from __future__ import annotations
+
+import sys
+
+from pytest_sdxl.cli import main
+
+sys.exit(main())

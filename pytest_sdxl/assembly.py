@@ -1,0 +1,149 @@
+"""A pipeline per variant, assembled from shared components, and the one way to call it.
+
+Components a variant does not change are shared between pipelines; those it changes are copied
+first. ``VariantPipeline.generate`` is the single entry the tests, the protocol, the plugin and
+asv time: batch mode, cached prompt embeddings and image checks live here.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from pytest_sdxl.devices import free_memory, synchronize
+from pytest_sdxl.errors import VariantUnavailable
+from pytest_sdxl.images import check_images
+from pytest_sdxl.optimizations import APPLY, Context
+from pytest_sdxl.sources import Components
+from pytest_sdxl.variants import Composition
+
+PIPELINE_MODULES = ("unet", "vae", "text_encoder", "text_encoder_2")
+
+
+class VariantPipeline:
+    """A diffusers SDXL pipeline with one composition of variants applied."""
+
+    def __init__(self, components: Components, composition: Composition, size: int, steps: int = 1) -> None:
+        self.components = components
+        self.composition = composition
+        self.size = size
+        self.steps = steps
+        self.embedding_cache: dict[str, tuple[Any, Any]] = {}
+        self.pipe: Any = build_pipeline(components, composition, size)
+
+    @property
+    def id(self) -> str:
+        return self.composition.id
+
+    @property
+    def device(self) -> Any:
+        return self.components.device
+
+    def call_arguments(self) -> dict[str, Any]:
+        return {
+            "num_inference_steps": self.steps,
+            "guidance_scale": 0.0,
+            "height": self.size,
+            "width": self.size,
+            "output_type": "np",
+        }
+
+    def generate(self, prompts: Sequence[str], seeds: Sequence[int], check: bool = True) -> np.ndarray:
+        """Images (N, H, W, 3) in [0, 1] for the prompts, one CPU generator per prompt, GPU synchronized.
+
+        In batch mode all prompts go into one pipeline call; otherwise one call per prompt. The
+        same prompt and seed give the same image either way.
+        """
+        import torch
+
+        if len(prompts) != len(seeds):
+            raise ValueError(f"{len(prompts)} prompts but {len(seeds)} seeds: give one seed per prompt")
+        generators = [torch.Generator("cpu").manual_seed(int(seed)) for seed in seeds]
+        if self.composition.is_batch:
+            outputs = [self.call(list(prompts), generators)]
+        else:
+            outputs = [self.call([prompt], [generator]) for prompt, generator in zip(prompts, generators, strict=True)]
+        synchronize(self.device)
+        images = np.concatenate(outputs, axis=0)
+        if check:
+            check_images(images, self.id)
+        return images
+
+    def call(self, prompts: list[str], generators: list[Any]) -> np.ndarray:
+        import torch
+
+        arguments = self.call_arguments()
+        if self.composition.has("cached_embeds"):
+            embeddings = [self.prompt_embeddings(prompt) for prompt in prompts]
+            arguments["prompt_embeds"] = torch.cat([pair[0] for pair in embeddings])
+            arguments["pooled_prompt_embeds"] = torch.cat([pair[1] for pair in embeddings])
+        else:
+            arguments["prompt"] = prompts
+        with torch.inference_mode():
+            images: np.ndarray = self.pipe(generator=generators, **arguments).images
+        return images
+
+    def prompt_embeddings(self, prompt: str) -> tuple[Any, Any]:
+        """The prompt's embeddings from the pipeline's own encoders, computed once and kept."""
+        import torch
+
+        if prompt not in self.embedding_cache:
+            with torch.inference_mode():
+                embeds, _, pooled, _ = self.pipe.encode_prompt(
+                    prompt=prompt,
+                    device=self.pipe._execution_device,
+                    num_images_per_prompt=1,
+                    do_classifier_free_guidance=False,
+                )
+            self.embedding_cache[prompt] = (embeds, pooled)
+        return self.embedding_cache[prompt]
+
+    def close(self) -> None:
+        """Drop the pipeline and its private copies and hand their GPU memory back."""
+        if self.pipe is not None and hasattr(self.pipe, "remove_all_hooks"):
+            self.pipe.remove_all_hooks()
+        self.pipe = None
+        self.embedding_cache.clear()
+        free_memory(self.device)
+
+
+def build_pipeline(components: Components, composition: Composition, size: int) -> Any:
+    """A new StableDiffusionXLPipeline with the composition applied, in canonical order."""
+    from diffusers import StableDiffusionXLPipeline
+
+    device_type = components.device.type
+    dtype_name = str(components.dtype).removeprefix("torch.")
+    unmet = composition.unmet_requirements(device_type, dtype_name)
+    if unmet:
+        raise VariantUnavailable("; ".join(unmet))
+    modules = components.modules
+    scheduler = modules["scheduler"]
+    pipe = StableDiffusionXLPipeline(
+        vae=modules["vae"],
+        text_encoder=modules["text_encoder"],
+        text_encoder_2=modules["text_encoder_2"],
+        tokenizer=modules["tokenizer"],
+        tokenizer_2=modules["tokenizer_2"],
+        unet=modules["unet"],
+        # Schedulers keep per-call state: every pipeline gets its own.
+        scheduler=type(scheduler).from_config(scheduler.config),
+        add_watermarker=False,
+    )
+    pipe.set_progress_bar_config(disable=True)
+    context = Context(components=components, size=size)
+    private: set[str] = set()
+    try:
+        for variant in composition.variants:
+            for component in variant.mutates:
+                if component not in private:
+                    setattr(pipe, component, copy.deepcopy(getattr(pipe, component)))
+                    private.add(component)
+            APPLY[variant.name](pipe, context)
+    except BaseException:
+        del pipe
+        free_memory(components.device)
+        raise
+    return pipe

@@ -1,0 +1,106 @@
+"""Device and precision resolution, synchronization and GPU memory housekeeping.
+
+torch is imported inside the functions so that importing this module stays cheap.
+"""
+
+from __future__ import annotations
+
+import gc
+from typing import TYPE_CHECKING, Any
+
+from pytest_sdxl.errors import SettingsError, VariantUnavailable
+
+if TYPE_CHECKING:
+    import torch
+
+DTYPE_NAMES = {
+    "fp16": "float16",
+    "float16": "float16",
+    "half": "float16",
+    "bf16": "bfloat16",
+    "bfloat16": "bfloat16",
+    "fp32": "float32",
+    "float32": "float32",
+    "float": "float32",
+}
+
+
+def cuda_available() -> bool:
+    """Whether torch sees a usable CUDA device."""
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+def resolve_device(name: str) -> torch.device:
+    """Turn 'auto', 'cpu', 'cuda' or 'cuda:N' into a torch.device that exists here."""
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError) as error:
+        raise SettingsError(f"device {name!r} is not a device: {error}; use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise VariantUnavailable(f"device {name!r} was asked for but no CUDA device is available here")
+    return device
+
+
+def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
+    """Turn 'auto' or a precision name into a torch dtype; auto is float16 on CUDA, float32 elsewhere."""
+    import torch
+
+    if name == "auto":
+        return torch.float16 if device.type == "cuda" else torch.float32
+    canonical = DTYPE_NAMES.get(name.lower())
+    if canonical is None:
+        accepted = ", ".join(["auto", *sorted(DTYPE_NAMES)])
+        raise SettingsError(f"dtype {name!r} is not a precision; accepted: {accepted}")
+    dtype: torch.dtype = getattr(torch, canonical)
+    return dtype
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait until every kernel queued on the device has finished (a no-op on the CPU)."""
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def free_memory(device: torch.device | None = None) -> None:
+    """Collect garbage and hand cached GPU blocks back, so the next variant starts clean."""
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available() and (device is None or device.type == "cuda"):
+        torch.cuda.empty_cache()
+
+
+def cast(module: Any, dtype: torch.dtype) -> Any:
+    """``module.to(dtype)`` without diffusers' per-call casting warning, and nothing when already there."""
+    import torch
+
+    parameter = next(iter(module.parameters()), None)
+    if parameter is None or parameter.dtype == dtype:
+        return module
+    from diffusers.utils import logging as diffusers_logging
+
+    # diffusers warns on every cast of a model that lists no fp32-only modules: nothing to learn here.
+    previous = diffusers_logging.get_verbosity()
+    diffusers_logging.set_verbosity_error()
+    try:
+        with torch.no_grad():
+            return module.to(dtype)
+    finally:
+        diffusers_logging.set_verbosity(previous)
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """Whether an exception is a device running out of memory."""
+    import torch
+
+    if isinstance(error, torch.cuda.OutOfMemoryError):
+        return True
+    return isinstance(error, RuntimeError) and "out of memory" in str(error).lower()
