@@ -207,14 +207,16 @@ def compose(names: Iterable[str]) -> Composition:
     if BASELINE in chosen and len(chosen) > 1:
         others = "+".join(name for name in chosen if name != BASELINE)
         raise VariantSpecError(
-            f"baseline cannot be combined with other variants (it means no optimization): write {others!r}"
+            f"baseline cannot be combined with other variants (it means no optimization): write {others!r}. "
+            f"Valid variants: {', '.join(valid_names())}"
         )
     for index, first in enumerate(chosen):
         for second in chosen[index + 1 :]:
             if second in REGISTRY[first].conflicts or first in REGISTRY[second].conflicts:
                 raise VariantSpecError(
                     f"impossible combination: {first} and {second} cannot be combined "
-                    f"({REGISTRY[first].summary}; {REGISTRY[second].summary})"
+                    f"({REGISTRY[first].summary}; {REGISTRY[second].summary}). "
+                    f"Valid variants: {', '.join(valid_names())}"
                 )
     order = {name: position for position, name in enumerate(REGISTRY)}
     canonical = tuple(sorted((name for name in chosen if name != BASELINE), key=order.__getitem__))

@@ -1,0 +1,105 @@
+"""Where weights come from: the random architectures, the offline tokenizer and from_pretrained."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from pytest_sdxl.architectures import SDXL_TURBO, build_module, count_parameters
+from pytest_sdxl.assembly import VariantPipeline
+from pytest_sdxl.clip_tokenizer import END_OF_TEXT_ID, MAX_LENGTH, VOCABULARY_SIZE, build_clip_tokenizer
+from pytest_sdxl.errors import ModelSourceError
+from pytest_sdxl.images import max_abs_difference
+from pytest_sdxl.sources import load_components
+from pytest_sdxl.variants import parse
+
+CPU = torch.device("cpu")
+
+# Parameter counts of stabilityai/sdxl-turbo and madebyollin/taesdxl (REFERENCE.md).
+SDXL_TURBO_PARAMETERS = {
+    "unet": 2_567_463_684,
+    "vae": 83_653_863,
+    "text_encoder": 123_060_480,
+    "text_encoder_2": 694_659_840,
+    "tiny_vae": 2_445_063,
+}
+
+
+@pytest.mark.parametrize("component", sorted(SDXL_TURBO_PARAMETERS))
+def test_sdxl_turbo_architecture_has_the_real_parameter_counts(component: str) -> None:
+    with torch.device("meta"):
+        module = build_module(SDXL_TURBO, component)
+    assert count_parameters(module) == SDXL_TURBO_PARAMETERS[component]
+
+
+def test_offline_tokenizer_pads_and_truncates_to_77() -> None:
+    tokenizer = build_clip_tokenizer()
+    assert len(tokenizer) == VOCABULARY_SIZE
+    encoded = tokenizer(
+        ["a photo of a café ☕", "x " * 200], padding="max_length", max_length=MAX_LENGTH, truncation=True
+    )
+    assert [len(ids) for ids in encoded.input_ids] == [MAX_LENGTH, MAX_LENGTH]
+    assert encoded.input_ids[0][-1] == END_OF_TEXT_ID
+    assert max(max(ids) for ids in encoded.input_ids) < VOCABULARY_SIZE
+
+
+def test_random_tiny_is_reproducible() -> None:
+    first = load_components("random:tiny", CPU, torch.float32)
+    second = load_components("random:tiny", CPU, torch.float32)
+    for name in ("unet", "vae", "text_encoder", "text_encoder_2"):
+        for (key, a), (_, b) in zip(
+            first.modules[name].state_dict().items(), second.modules[name].state_dict().items(), strict=True
+        ):
+            assert torch.equal(a, b), f"{name}.{key} differs between two loads"
+    images = [VariantPipeline(c, parse("baseline"), 64).generate(["a red cube"], [7]) for c in (first, second)]
+    assert (images[0] == images[1]).all()
+
+
+def test_local_folder_loads_through_from_pretrained(tmp_path: Path) -> None:
+    """A tiny pipeline saved with save_pretrained loads through the hub-id code path, same images."""
+    built = load_components("random:tiny", CPU, torch.float32)
+    original = VariantPipeline(built, parse("baseline"), 64)
+    original.pipe.save_pretrained(tmp_path / "tiny-sdxl", safe_serialization=True)
+    assert list((tmp_path / "tiny-sdxl" / "unet").glob("*.safetensors"))
+
+    loaded = load_components(str(tmp_path / "tiny-sdxl"), CPU, torch.float32)
+    assert loaded.architecture is None
+    assert loaded.default_size == 32 * 8
+    reloaded = VariantPipeline(loaded, parse("baseline"), 64)
+    prompts, seeds = ["a lighthouse at dusk", "a teapot"], [3, 4]
+    # Same weights, same seeds: equal up to float32 rounding (kernels may sum in another order).
+    assert max_abs_difference(original.generate(prompts, seeds), reloaded.generate(prompts, seeds)) < 1e-5
+
+
+def test_missing_hub_model_says_where_it_looked_and_what_to_use(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    with pytest.raises(ModelSourceError) as error:
+        load_components("stabilityai/sdxl-turbo", CPU, torch.float32)
+    message = str(error.value)
+    assert "stabilityai/sdxl-turbo" in message
+    assert "HF_HUB_OFFLINE" in message
+    assert "empty-cache" in message
+    assert "random:sdxl-turbo" in message and "local folder" in message
+
+
+def test_folder_without_a_model_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ModelSourceError, match="holds no loadable diffusers model"):
+        load_components(str(tmp_path), CPU, torch.float32)
+
+
+def test_unknown_random_source_lists_the_accepted_ones() -> None:
+    with pytest.raises(ModelSourceError, match="random:tiny, random:sdxl-turbo"):
+        load_components("random:huge", CPU, torch.float32)
+
+
+def test_random_tiny_extra_vaes_match_the_pipeline_scale() -> None:
+    components = load_components("random:tiny", CPU, torch.float32)
+    assert type(components.tiny_vae()).__name__ == "AutoencoderTiny"
+    assert components.fp16_vae().config.force_upcast is False
+    assert components.fp16_vae() is components.fp16_vae(), "extra VAEs are loaded once"
