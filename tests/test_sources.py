@@ -103,3 +103,24 @@ def test_random_tiny_extra_vaes_match_the_pipeline_scale() -> None:
     assert type(components.tiny_vae()).__name__ == "AutoencoderTiny"
     assert components.fp16_vae().config.force_upcast is False
     assert components.fp16_vae() is components.fp16_vae(), "extra VAEs are loaded once"
+
+
+def test_random_sdxl_turbo_is_created_on_the_target_device() -> None:
+    """Built under the device context: on 'meta' no weight ever touches the CPU."""
+    from pytest_sdxl.sources import build_random_modules
+
+    modules = build_random_modules(SDXL_TURBO, torch.device("meta"), torch.float16)
+    for name in ("unet", "vae", "text_encoder", "text_encoder_2"):
+        parameters = list(modules[name].parameters())
+        assert {parameter.device.type for parameter in parameters} == {"meta"}, name
+        assert {parameter.dtype for parameter in parameters} == {torch.float16}, name
+    assert modules["scheduler"].config.timestep_spacing == "trailing"
+
+
+def test_fp16_weight_files_are_used_where_present(tmp_path: Path) -> None:
+    built = load_components("random:tiny", CPU, torch.float32)
+    pipe = VariantPipeline(built, parse("baseline"), 64).pipe
+    pipe.save_pretrained(tmp_path / "fp16-only", safe_serialization=True, variant="fp16")
+    assert list((tmp_path / "fp16-only" / "unet").glob("*.fp16.safetensors"))
+    loaded = load_components(str(tmp_path / "fp16-only"), CPU, torch.float16)
+    assert loaded.modules["unet"].dtype == torch.float16
