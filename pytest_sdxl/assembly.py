@@ -68,7 +68,7 @@ class VariantPipeline:
         else:
             outputs = [self.call([prompt], [generator]) for prompt, generator in zip(prompts, generators, strict=True)]
         synchronize(self.device)
-        images = np.concatenate(outputs, axis=0)
+        images = outputs[0] if len(outputs) == 1 else np.concatenate(outputs, axis=0)
         if check:
             check_images(images, self.id)
         return images

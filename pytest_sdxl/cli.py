@@ -1,12 +1,31 @@
-"""The ``pytest-sdxl`` / ``python -m pytest_sdxl`` command line: dispatch to one function per command."""
+"""The ``pytest-sdxl`` / ``python -m pytest_sdxl`` command line: dispatch to one function per command.
+
+- ``variants``: every variant and whether it can run here;
+- ``run``: the notes' protocol over the chosen variants, tables in the terminal, files in ``--report``;
+- ``report``: the markdown and chart of a results.json again;
+- ``compare``: ratios of two results files with intervals; exit status 1 when anything regressed;
+- ``overhead``: what the harness adds to a raw loop of the same pipeline calls.
+
+Options of ``run`` and ``overhead`` are the plugin's (settings.OPTIONS) without the ``sdxl-``
+prefix; each falls back to its ``PYTEST_SDXL_*`` environment variable, then its default.
+Exit status: 0 fine, 1 a regression (compare) or a failed variant (run), 2 a usage error.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from pathlib import Path
 
 from pytest_sdxl.errors import SdxlError
+from pytest_sdxl.results import ResultSet
+from pytest_sdxl.settings import OPTIONS, Settings, resolve
+
+# Options that mean nothing to the overhead command (it times one variant, in one process).
+NOT_FOR_OVERHEAD = ("runs", "variants", "report")
 
 
 def variants_command(arguments: argparse.Namespace) -> int:
@@ -15,6 +34,147 @@ def variants_command(arguments: argparse.Namespace) -> int:
 
     print(variant_table(device=arguments.device, dtype=arguments.dtype))
     return 0
+
+
+def add_settings_options(parser: argparse.ArgumentParser, leave_out: Iterable[str] = ()) -> None:
+    """The plugin's options as ``--name`` flags; unset ones are left to the environment and defaults."""
+    for option in OPTIONS:
+        if option.name in leave_out:
+            continue
+        default = option.default or "none"
+        parser.add_argument(
+            option.flag,
+            dest=option.name,
+            default=None,
+            metavar=option.metavar,
+            help=f"{option.help} (default: {default}; environment {option.environment_variable})",
+        )
+
+
+def settings_from(arguments: argparse.Namespace) -> Settings:
+    command_line = {option.name: getattr(arguments, option.name, None) for option in OPTIONS}
+    return resolve(command_line, os.environ, {}, ini_name="no ini file", flag_style="cli")
+
+
+def print_tables(result_set: ResultSet) -> None:
+    from pytest_sdxl.reports import notes_table, summary_table
+
+    print(summary_table(result_set))
+    for record in result_set.variants:
+        if record.runs:
+            print(f"\n{record.variant} ({record.kind})\n{notes_table(record)}")
+
+
+def run_command(arguments: argparse.Namespace) -> int:
+    """The notes' protocol over the chosen variants; tables printed, files written to --report."""
+    from pytest_sdxl.progress import ProgressDisplay
+    from pytest_sdxl.protocol import run_protocol
+    from pytest_sdxl.reports import write_reports
+    from pytest_sdxl.results import save_results
+    from pytest_sdxl.variants import all_single_variants
+
+    settings = settings_from(arguments)
+    compositions = list(settings.variants or all_single_variants())
+    display = None if arguments.quiet else ProgressDisplay(len(compositions))
+    report = settings.report
+
+    def keep_what_was_measured(partial: ResultSet) -> None:
+        # Saved after each variant: an interrupted run leaves the variants measured so far readable.
+        if report is not None:
+            save_results(partial, report / "results.json")
+
+    print(f"pytest-sdxl run: {settings.describe()}", file=sys.stderr)
+    result_set = run_protocol(settings, compositions, display, on_variant=keep_what_was_measured)
+    print_tables(result_set)
+    if report is not None:
+        written = write_reports(result_set, report)
+        print("\nwritten: " + ", ".join(str(path) for path in written.values()))
+    failed = [record.variant for record in result_set.variants if record.status == "failed"]
+    if failed:
+        print(f"\nfailed: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def report_command(arguments: argparse.Namespace) -> int:
+    """The markdown and the chart of a results file again, next to it unless --output says where."""
+    from pytest_sdxl.reports import write_reports
+    from pytest_sdxl.results import load_results
+
+    source = Path(arguments.results)
+    result_set = load_results(source)
+    print_tables(result_set)
+    folder = Path(arguments.output) if arguments.output else source.parent
+    written = write_reports(result_set, folder, include_json=False)
+    print("\nwritten: " + ", ".join(str(path) for path in written.values()))
+    return 0
+
+
+def threshold_argument(text: str) -> float:
+    from pytest_sdxl.comparison import parse_threshold
+
+    try:
+        return parse_threshold(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def metrics_argument(text: str) -> tuple[str, ...]:
+    from pytest_sdxl.comparison import parse_metrics
+
+    try:
+        return parse_metrics(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def alpha_argument(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"alpha {text!r} is not accepted; give a significance level like 0.05")
+    return value
+
+
+def compare_command(arguments: argparse.Namespace) -> int:
+    """Ratios new / base per variant and metric with intervals; 1 when anything regressed."""
+    from pytest_sdxl.comparison import compare_results, comparison_table
+    from pytest_sdxl.results import load_results, write_atomically
+
+    base, new = load_results(arguments.base), load_results(arguments.new)
+    comparisons = compare_results(base, new, arguments.threshold, arguments.alpha, arguments.metrics)
+    table = comparison_table(comparisons)
+    print(table)
+    if arguments.output:
+        write_atomically(arguments.output, table + "\n")
+    regressed = sorted({f"{item.variant} {item.metric}" for item in comparisons if item.regressed})
+    threshold = f"{arguments.threshold * 100:g}%"
+    if regressed:
+        print(f"\nregressed (slower by more than {threshold}, p < {arguments.alpha}): {', '.join(regressed)}")
+        return 1
+    print(f"\nno regression (threshold {threshold}, p < {arguments.alpha})")
+    return 0
+
+
+def overhead_command(arguments: argparse.Namespace) -> int:
+    """The harness's cost: the protocol's avg gen against a raw loop of the same calls, side by side."""
+    from pytest_sdxl.overhead import measure_overhead, overhead_report
+    from pytest_sdxl.results import write_atomically
+    from pytest_sdxl.variants import parse
+
+    settings = settings_from(arguments)
+    result = measure_overhead(settings, parse(arguments.variant), rounds=arguments.rounds)
+    print(overhead_report(result))
+    if arguments.json:
+        write_atomically(arguments.json, json.dumps(result.as_dict(), indent=2) + "\n")
+    return 0
+
+
+def positive_count(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not accepted; give a whole number of at least 1")
+    return int(text)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,6 +186,46 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--device", default="auto", help="Device to check against (default: %(default)s)")
     listing.add_argument("--dtype", default="auto", help="Precision to check against (default: %(default)s)")
     listing.set_defaults(handler=variants_command)
+
+    run = commands.add_parser("run", help="Run the notes' protocol over the chosen variants and report")
+    add_settings_options(run)
+    run.add_argument("--quiet", action="store_true", help="No progress display")
+    run.set_defaults(handler=run_command)
+
+    report = commands.add_parser("report", help="Write the markdown and the chart of a results.json again")
+    report.add_argument("results", help="A results.json written by run")
+    report.add_argument("--output", metavar="DIR", help="Folder for results.md and results.png (default: beside it)")
+    report.set_defaults(handler=report_command)
+
+    compare = commands.add_parser("compare", help="Compare two results files; exit status 1 when anything regressed")
+    compare.add_argument("base", help="The reference results.json")
+    compare.add_argument("new", help="The results.json to check")
+    compare.add_argument(
+        "--threshold",
+        type=threshold_argument,
+        default=0.05,
+        help="Smallest slowdown called a regression, e.g. 5%% or 0.05 (default: 5%%)",
+    )
+    compare.add_argument(
+        "--alpha", type=alpha_argument, default=0.05, help="Significance level of the test (default: %(default)s)"
+    )
+    compare.add_argument(
+        "--metrics",
+        type=metrics_argument,
+        default="avg_gen_s,init_gen_s,load_s,total_s,peak_gpu_mem_gb",
+        help="Comma-separated metrics to compare and gate on (default: %(default)s)",
+    )
+    compare.add_argument("--output", metavar="FILE", help="Also write the table to this markdown file")
+    compare.set_defaults(handler=compare_command)
+
+    overhead = commands.add_parser("overhead", help="Measure what the harness adds to a raw loop of pipeline calls")
+    add_settings_options(overhead, leave_out=NOT_FOR_OVERHEAD)
+    overhead.add_argument("--variant", default="baseline", help="The variant to time (default: %(default)s)")
+    overhead.add_argument(
+        "--rounds", type=positive_count, default=10, help="Rounds of each timing mode (default: %(default)s)"
+    )
+    overhead.add_argument("--json", metavar="FILE", help="Also write the samples and ratios to this JSON file")
+    overhead.set_defaults(handler=overhead_command)
     return parser
 
 

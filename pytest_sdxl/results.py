@@ -1,0 +1,230 @@
+"""The result schema: one versioned JSON document per measurement, written atomically.
+
+A ``ResultSet`` holds the settings, the machine and every raw sample of every run of every
+variant (``VariantRecord`` -> ``RunRecord``). The record classes live here, beside the schema
+that stores them; ``pytest_sdxl.protocol`` re-exports them as the protocol's output.
+Non-finite floats (PSNR of identical images is infinite) are stored as the strings
+``"inf"``/``"-inf"``/``"nan"`` so the file stays strict JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from pytest_sdxl.errors import SdxlError
+
+SCHEMA_VERSION = 1
+SCHEMA_NAME = "pytest-sdxl-results"
+# The per-image stage keys that add up to one generation; reports and charts stack these.
+STAGE_KEYS = ("text_encode_ms", "unet_ms", "vae_decode_ms", "other_ms")
+METRICS = ("total_s", "load_s", "init_gen_s", "avg_gen_s")
+STATUSES = ("ok", "skipped", "failed")
+
+
+class ResultsFileError(SdxlError):
+    """A results file cannot be read: missing, not JSON, or of another schema or version."""
+
+
+@dataclass
+class RunRecord:
+    """One run of the notes' protocol: a fresh load, a first generation, then the timed ones.
+
+    Times in seconds; ``gen_s`` holds seconds per image of each timed generation after the first
+    (a batch call gives one sample: its time divided by its images). ``stages`` holds milliseconds
+    per image: ``text_encode_ms + unet_ms + vae_decode_ms + other_ms == total_ms`` (``unet_ms`` is
+    every UNet step of one image; ``unet_step_ms`` is one UNet call).
+    """
+
+    run: int
+    load_s: float
+    init_gen_s: float
+    gen_s: list[float]
+    avg_gen_s: float
+    median_gen_s: float
+    total_s: float
+    stages: dict[str, float] = field(default_factory=dict)
+    peak_gpu_mem_gb: float | None = None
+    psnr_db: float | None = None
+
+    def metric(self, name: str) -> float:
+        """A metric by its notes name (``total_s``, ``load_s``, ``init_gen_s``, ``avg_gen_s``, ...)."""
+        if name in STAGE_KEYS or name in self.stages:
+            return float(self.stages.get(name, math.nan))
+        value = getattr(self, name)
+        return math.nan if value is None else float(value)
+
+
+@dataclass
+class VariantRecord:
+    """Every run of one variant (a composition id), or why it was skipped or failed."""
+
+    variant: str
+    kind: str
+    status: str = "ok"
+    reason: str = ""
+    runs: list[RunRecord] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok" and bool(self.runs)
+
+    def samples(self, metric: str) -> list[float]:
+        """The raw samples of a metric over all runs: every ``gen_s`` for ``gen_s``, one per run otherwise."""
+        if metric == "gen_s":
+            return [sample for run in self.runs for sample in run.gen_s]
+        values = [run.metric(metric) for run in self.runs]
+        return [value for value in values if not math.isnan(value)]
+
+
+@dataclass
+class ResultSet:
+    """One measurement: settings, machine and every variant's records."""
+
+    settings: dict[str, Any] = field(default_factory=dict)
+    machine: dict[str, Any] = field(default_factory=dict)
+    variants: list[VariantRecord] = field(default_factory=list)
+    created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    schema_version: int = SCHEMA_VERSION
+
+    def variant(self, variant_id: str) -> VariantRecord | None:
+        return next((record for record in self.variants if record.variant == variant_id), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_dict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ResultSet:
+        return from_dict(data)
+
+
+def settings_as_dict(settings: Any) -> dict[str, Any]:
+    """A Settings object as plain JSON values (compositions as their ids, paths as strings)."""
+    return {
+        "model": settings.model,
+        "device": settings.device,
+        "dtype": settings.dtype,
+        "size": settings.size,
+        "steps": settings.steps,
+        "prompts": list(settings.prompts),
+        "runs": settings.runs,
+        "variants": None if settings.variants is None else [item.id for item in settings.variants],
+        "report": None if settings.report is None else str(settings.report),
+        "seed": settings.seed,
+        "tiny_vae": settings.tiny_vae,
+        "fp16_vae": settings.fp16_vae,
+    }
+
+
+def encode_float(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {key: encode_float(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [encode_float(item) for item in value]
+    return value
+
+
+def decode_float(value: Any) -> Any:
+    if isinstance(value, str) and value in ("inf", "-inf", "nan"):
+        return float(value)
+    return value
+
+
+def to_dict(result_set: ResultSet) -> dict[str, Any]:
+    """The JSON document of a result set (schema name and version first)."""
+    document = {"schema": SCHEMA_NAME, **asdict(result_set)}
+    encoded: dict[str, Any] = encode_float(document)
+    return encoded
+
+
+def run_from_dict(data: dict[str, Any]) -> RunRecord:
+    return RunRecord(
+        run=int(data["run"]),
+        load_s=float(data["load_s"]),
+        init_gen_s=float(data["init_gen_s"]),
+        gen_s=[float(sample) for sample in data["gen_s"]],
+        avg_gen_s=float(decode_float(data["avg_gen_s"])),
+        median_gen_s=float(decode_float(data["median_gen_s"])),
+        total_s=float(data["total_s"]),
+        stages={key: float(decode_float(value)) for key, value in data.get("stages", {}).items()},
+        peak_gpu_mem_gb=None if data.get("peak_gpu_mem_gb") is None else float(data["peak_gpu_mem_gb"]),
+        psnr_db=None if data.get("psnr_db") is None else float(decode_float(data["psnr_db"])),
+    )
+
+
+def from_dict(data: dict[str, Any]) -> ResultSet:
+    """A result set from its JSON document; raises ResultsFileError on another schema or version."""
+    if not isinstance(data, dict) or data.get("schema", SCHEMA_NAME) != SCHEMA_NAME:
+        raise ResultsFileError(f"not a {SCHEMA_NAME} document (schema {data.get('schema')!r})")
+    version = data.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise ResultsFileError(
+            f"results schema version {version!r} is not supported; this pytest-sdxl reads version {SCHEMA_VERSION}"
+        )
+    try:
+        variants = [
+            VariantRecord(
+                variant=str(item["variant"]),
+                kind=str(item["kind"]),
+                status=str(item["status"]),
+                reason=str(item.get("reason", "")),
+                runs=[run_from_dict(run) for run in item.get("runs", [])],
+            )
+            for item in data["variants"]
+        ]
+    except (KeyError, TypeError, ValueError) as error:
+        raise ResultsFileError(f"malformed results document: {type(error).__name__}: {error}") from None
+    return ResultSet(
+        settings=dict(data.get("settings", {})),
+        machine=dict(data.get("machine", {})),
+        variants=variants,
+        created=str(data.get("created", "")),
+        schema_version=int(version),
+    )
+
+
+def write_atomically(path: str | os.PathLike[str], text: str | bytes) -> Path:
+    """Write a file through a temporary file in the same folder and ``os.replace``: never half written."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    data = text.encode("utf-8") if isinstance(text, str) else text
+    descriptor, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        # mkstemp creates the file private (0600): give it the mode any other new file would get.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def save_results(result_set: ResultSet, path: str | os.PathLike[str]) -> Path:
+    """Write the result set as JSON, atomically; returns the path written."""
+    return write_atomically(path, json.dumps(to_dict(result_set), indent=2, allow_nan=False) + "\n")
+
+
+def load_results(path: str | os.PathLike[str]) -> ResultSet:
+    """Read a results file written by ``save_results``; the error says what is wrong with it."""
+    source = Path(path)
+    if not source.is_file():
+        raise ResultsFileError(f"results file {str(source)!r} does not exist; give a results.json written by run")
+    try:
+        data = json.loads(source.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ResultsFileError(f"results file {str(source)!r} is not JSON: {error}") from None
+    return from_dict(data)

@@ -1,0 +1,177 @@
+"""The command line end to end on random:tiny: run, report, compare, overhead and bad input."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import random
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+
+from pytest_sdxl.cli import build_parser, main
+from pytest_sdxl.results import ResultSet, RunRecord, VariantRecord, load_results, save_results
+from pytest_sdxl.settings import OPTIONS
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """One torch thread: on a busy two-core machine two threads make these tests several times slower."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture
+def prompts(tmp_path: Path) -> Path:
+    path = tmp_path / "prompts.txt"
+    path.write_text("a red cube\na blue sphere\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def measured(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """One `run` over three variants (one of them skipped on a CPU); its report folder and output."""
+    folder = tmp_path_factory.mktemp("cli")
+    prompt_file = folder / "prompts.txt"
+    prompt_file.write_text("a red cube\na blue sphere\n")
+    report = folder / "report"
+    arguments = ["run", "--runs", "2", "--prompts", str(prompt_file), "--report", str(report), "--quiet"]
+    output = io.StringIO()
+    with contextlib.redirect_stdout(output):
+        status = main([*arguments, "--variants", "baseline,tiny_vae+batch,cpu_offload"])
+    assert status == 0
+    return report, output.getvalue()
+
+
+def test_run_prints_the_tables_and_writes_the_files(measured: tuple[Path, str]) -> None:
+    report, output = measured
+    assert sorted(path.name for path in report.iterdir()) == ["results.json", "results.md", "results.png"]
+    assert "| Metric        | Run 1                   | Run 2                   |" in output
+    assert "| Avg Gen Time  |" in output
+    assert "skipped: cpu_offload needs a CUDA GPU" in output
+    result = load_results(report / "results.json")
+    assert [record.variant for record in result.variants] == ["baseline", "tiny_vae+batch", "cpu_offload"]
+    assert [len(record.runs) for record in result.variants] == [2, 2, 0]
+    assert result.settings["prompts"] == ["a red cube", "a blue sphere"]
+
+
+def test_report_writes_markdown_and_chart_again(measured: tuple[Path, str], tmp_path: Path) -> None:
+    report, _ = measured
+    assert main(["report", str(report / "results.json"), "--output", str(tmp_path / "again")]) == 0
+    assert sorted(path.name for path in (tmp_path / "again").iterdir()) == ["results.md", "results.png"]
+    assert (tmp_path / "again" / "results.md").read_text() == (report / "results.md").read_text()
+
+
+def test_report_beside_its_json_leaves_the_json_alone(measured: tuple[Path, str]) -> None:
+    report, _ = measured
+    before = (report / "results.json").stat().st_mtime_ns
+    assert main(["report", str(report / "results.json")]) == 0
+    assert (report / "results.json").stat().st_mtime_ns == before
+
+
+def test_an_environment_variable_sets_an_option(
+    prompts: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PYTEST_SDXL_RUNS", "1")
+    monkeypatch.setenv("PYTEST_SDXL_VARIANTS", "vae_slicing")
+    assert main(["run", "--prompts", str(prompts), "--report", str(tmp_path), "--quiet"]) == 0
+    result = load_results(tmp_path / "results.json")
+    assert [(record.variant, len(record.runs)) for record in result.variants] == [("vae_slicing", 1)]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "environment", "message"),
+    [
+        (["--runs", "0"], {}, "command line --runs: 0 must be at least 1"),
+        (["--variants", "tiny_vae+upcast_vae"], {}, "impossible combination: tiny_vae and upcast_vae"),
+        (["--variants", "tiny_vea"], {}, "Did you mean 'tiny_vae'?"),
+        ([], {"PYTEST_SDXL_SIZE": "100"}, "environment variable PYTEST_SDXL_SIZE: 100 must be a multiple of 8"),
+        (["--prompts", "/no/such/file"], {}, "prompt file '/no/such/file' does not exist"),
+    ],
+)
+def test_bad_options_are_usage_errors_that_say_what_is_accepted(
+    arguments: list[str],
+    environment: dict[str, str],
+    message: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    assert main(["run", "--quiet", *arguments]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_run_options_are_the_plugins_without_the_prefix() -> None:
+    run_help = build_parser()._subparsers._group_actions[0].choices["run"].format_help()  # type: ignore[union-attr]
+    for option in OPTIONS:
+        assert option.flag in run_help and option.environment_variable in run_help
+    assert "--sdxl-" not in run_help
+
+
+def synthetic_results(path: Path, slowdown: float, seed: int) -> Path:
+    generator = random.Random(seed)
+
+    def run(number: int) -> RunRecord:
+        gen = [0.1 * slowdown * (1 + generator.gauss(0, 0.02)) for _ in range(4)]
+        load = 4.0 * (1 + generator.gauss(0, 0.01))
+        return RunRecord(number, load, 0.3, gen, sum(gen) / 4, sorted(gen)[2], load + 0.3 + sum(gen))
+
+    record = VariantRecord("baseline", "exact", "ok", "", [run(number) for number in (1, 2, 3)])
+    return save_results(ResultSet(settings={"model": "random:tiny"}, variants=[record]), path)
+
+
+def test_compare_exits_one_on_a_twenty_percent_slowdown(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    base = synthetic_results(tmp_path / "base.json", 1.0, seed=1)
+    slower = synthetic_results(tmp_path / "new.json", 1.2, seed=2)
+    assert main(["compare", str(base), str(slower), "--threshold", "5%", "--output", str(tmp_path / "c.md")]) == 1
+    output = capsys.readouterr().out
+    assert "REGRESSED" in output and "regressed (slower by more than 5%" in output
+    assert "| baseline | avg_gen_s" in (tmp_path / "c.md").read_text()
+
+
+def test_compare_passes_an_identical_rerun_through_the_console_entry(tmp_path: Path) -> None:
+    base = synthetic_results(tmp_path / "base.json", 1.0, seed=1)
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest_sdxl", "compare", str(base), str(base)], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert "no regression (threshold 5%" in done.stdout
+    assert "1.000" in done.stdout
+
+
+def test_compare_refuses_a_bad_threshold(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    base = synthetic_results(tmp_path / "base.json", 1.0, seed=1)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["compare", str(base), str(base), "--threshold", "lots"])
+    assert exit_info.value.code == 2
+    assert "percentage like 5%" in capsys.readouterr().err
+
+
+def test_report_of_a_missing_file_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["report", str(tmp_path / "missing.json")]) == 2
+    assert "does not exist; give a results.json written by run" in capsys.readouterr().err
+
+
+def test_overhead_prints_the_ratios(prompts: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "overhead.json"
+    assert main(["overhead", "--rounds", "2", "--prompts", str(prompts), "--json", str(out)]) == 0
+    assert "protocol/raw:" in capsys.readouterr().out
+    data = json.loads(out.read_text())
+    assert set(data["ratios"]) == {"protocol_over_raw", "detached_over_raw", "attached_over_detached"}
+    assert all(len(samples) == 2 for samples in data["samples_ms"].values())
+
+
+def test_compare_gates_only_on_the_chosen_metrics(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    base = synthetic_results(tmp_path / "base.json", 1.0, seed=1)
+    slower = synthetic_results(tmp_path / "new.json", 1.2, seed=2)  # slower generations, same load time
+    assert main(["compare", str(base), str(slower), "--metrics", "load_s"]) == 0
+    output = capsys.readouterr().out
+    assert "load_s" in output and "avg_gen_s" not in output
