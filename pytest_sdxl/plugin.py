@@ -1,7 +1,310 @@
-"""The pytest plugin entry point (pytest11 ``sdxl``).
+"""The pytest plugin entry point (pytest11 ``sdxl``): options, ini keys, markers, hooks, header and summary.
 
-Imports only pytest and the standard library at module level, so that a session that does not
-use pytest-sdxl pays nothing for it being installed.
+Imports only pytest, the standard library and pytest-sdxl's torch-free modules at module level, so
+a session that does not use pytest-sdxl pays next to nothing for it being installed. The fixtures
+live in ``pytest_sdxl.fixtures``; what pytest-benchmark is told lives in ``pytest_sdxl.benchmark_info``.
 """
 
 from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Generator, Sequence
+from typing import Any
+
+import pytest
+
+from pytest_sdxl.errors import SettingsError, VariantSpecError
+from pytest_sdxl.plugin_state import STATE_KEY, SessionState
+from pytest_sdxl.settings import OPTIONS, Option, Settings, resolve
+from pytest_sdxl.variants import BASELINE, Composition
+
+GROUP = "sdxl"
+GPU_MARKER = "gpu: the test needs a CUDA GPU; skipped with the reason where torch sees none"
+VARIANTS_MARKER = (
+    "sdxl_variants(*names): run the test for these variants only (names or compositions such as "
+    "'tiny_vae+batch'), of those --sdxl-variants selects; without it, every selected variant"
+)
+# Fixtures whose use makes a test an sdxl test (for the lazily asked GPU name).
+SDXL_FIXTURES = ("sdxl_components", "sdxl_pipeline", "sdxl_generate", "sdxl_benchmark")
+
+
+def destination(option: Option) -> str:
+    return "sdxl_" + option.name
+
+
+# What a setting means under pytest where that differs from the command line's protocol.
+PYTEST_MEANING = {"runs": "under pytest: benchmark rounds on the one warmed pipeline"}
+
+
+def option_help(option: Option) -> str:
+    """The option's help from the settings table, with its default (unless said already), ini key and variable."""
+    where = f"ini {option.ini_key}, env {option.environment_variable}"
+    if "(default" not in option.help:
+        where = f"default: {option.default or 'none'}; {where}"
+    meaning = f"; {PYTEST_MEANING[option.name]}" if option.name in PYTEST_MEANING else ""
+    return f"{option.help}{meaning} ({where})"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup(GROUP, "SDXL-Turbo benchmarks (pytest-sdxl)")
+    for option in OPTIONS:
+        group.addoption(
+            option.plugin_flag, dest=destination(option), default=None, metavar=option.metavar, help=option_help(option)
+        )
+        parser.addini(option.ini_key, help=option.help, default=None)
+
+
+def ini_value(config: pytest.Config, key: str) -> str | None:
+    value = config.getini(key)
+    # pytest 8 answers "" for an unset key; an empty value means the default for every option.
+    return None if value in (None, "", []) else str(value)
+
+
+def resolve_settings(config: pytest.Config) -> Settings:
+    """Settings from the command line, then PYTEST_SDXL_* variables, then the ini file, then defaults."""
+    return resolve(
+        command_line={option.name: config.getoption(destination(option)) for option in OPTIONS},
+        environment=os.environ,
+        ini={option.name: ini_value(config, option.ini_key) for option in OPTIONS},
+        ini_name=config.inipath.name if config.inipath else "ini file",
+        flag_style="plugin",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", GPU_MARKER)
+    config.addinivalue_line("markers", VARIANTS_MARKER)
+    try:
+        settings = resolve_settings(config)
+    except (SettingsError, VariantSpecError) as error:
+        if config.getoption("help", False):
+            return  # --help must work even with a wrong setting in the environment
+        raise pytest.UsageError(f"pytest-sdxl: {error}") from None
+    config.stash[STATE_KEY] = SessionState(settings=settings)
+    from pytest_sdxl import fixtures
+
+    config.pluginmanager.register(fixtures, "sdxl-fixtures")
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    state = config.stash.get(STATE_KEY, None)
+    if state is None:
+        return []
+    lines = [f"sdxl: {state.settings.describe()}"]
+    chosen = [
+        f"{name} from {'the command line' if origin == 'command' else origin}"
+        for name, origin in state.settings.sources.items()
+        if origin != "default"
+    ]
+    if chosen:
+        lines.append("sdxl settings: " + ", ".join(chosen))
+    lines.append(header_gpu_line())
+    return lines
+
+
+def header_gpu_line() -> str:
+    """The GPU from the NVIDIA driver's /proc files: no subprocess and no torch in a session that may not use sdxl."""
+    from pytest_sdxl.benchmark_info import gpu_summary, gpus_from_driver
+
+    found = gpus_from_driver()
+    if found is None:
+        if shutil.which("nvidia-smi"):
+            return "sdxl gpu: asked of nvidia-smi once sdxl tests are collected"
+        return "sdxl gpu: none (no NVIDIA driver)"
+    names, driver = found
+    return f"sdxl gpu: {gpu_summary(names) or 'none'} (driver {driver or 'unknown'})"
+
+
+def pytest_report_collectionfinish(config: pytest.Config, items: Sequence[pytest.Item]) -> list[str]:
+    """Where the driver has no /proc files (WSL), nvidia-smi names the GPU, only when sdxl tests will run."""
+    if config.stash.get(STATE_KEY, None) is None:
+        return []
+    if not any(name in SDXL_FIXTURES for item in items for name in getattr(item, "fixturenames", ())):
+        return []
+    if not shutil.which("nvidia-smi"):
+        return []
+    from pytest_sdxl.benchmark_info import gpu_summary, gpus_from_driver, gpus_from_nvidia_smi
+
+    if gpus_from_driver() is not None:
+        return []  # the header named it already
+    found = gpus_from_nvidia_smi()
+    if found is None:
+        return ["sdxl gpu: nvidia-smi did not answer"]
+    names, driver = found
+    return [f"sdxl gpu: {gpu_summary(names) or 'none'} (driver {driver or 'unknown'}, from nvidia-smi)"]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "sdxl_variant" not in metafunc.fixturenames:
+        return
+    state = metafunc.config.stash.get(STATE_KEY, None)
+    if state is None:
+        return
+    marker = metafunc.definition.get_closest_marker("sdxl_variants")
+    compositions = variants_for(marker, state.settings.variants, metafunc.definition.nodeid)
+    if not compositions:
+        selected = ",".join(item.id for item in state.settings.variants or ())
+        reason = f"none of this test's variants is selected by --sdxl-variants ({selected})"
+        metafunc.parametrize(
+            "sdxl_variant",
+            [pytest.param(None, marks=pytest.mark.skip(reason=reason))],
+            ids=["unselected"],
+            indirect=True,
+        )
+        return
+    # Session scope: pytest then runs every test of one variant before building the next variant.
+    ids = [composition.id for composition in compositions]
+    metafunc.parametrize("sdxl_variant", compositions, ids=ids, indirect=True, scope="session")
+
+
+def variants_for(marker: pytest.Mark | None, selected: tuple[Composition, ...] | None, where: str) -> list[Composition]:
+    """The test's variants: its marker's (restricted to the selection), else the selection, else all."""
+    from pytest_sdxl.variants import all_single_variants, parse_list
+
+    if marker is None:
+        return list(selected) if selected is not None else all_single_variants()
+    if marker.kwargs or not marker.args or not all(isinstance(name, str) for name in marker.args):
+        pytest.fail(
+            f"{where}: sdxl_variants takes variant names as strings, e.g. "
+            f"@pytest.mark.sdxl_variants('baseline', 'tiny_vae+batch'); got args {marker.args!r} "
+            f"and keywords {marker.kwargs!r}",
+            pytrace=False,
+        )
+    try:
+        named = list(dict.fromkeys(composition for name in marker.args for composition in parse_list(name)))
+    except VariantSpecError as error:
+        pytest.fail(f"{where}: sdxl_variants: {error}", pytrace=False)
+    return named if selected is None else [composition for composition in named if composition in selected]
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    group_by_variant(items)
+    skip_gpu_tests_without_cuda(items)
+
+
+def variant_of(item: pytest.Item) -> Composition | None:
+    callspec = getattr(item, "callspec", None)
+    composition = callspec.params.get("sdxl_variant") if callspec is not None else None
+    return composition if isinstance(composition, Composition) else None
+
+
+def group_by_variant(items: list[pytest.Item]) -> None:
+    """Put every test of one variant together, baseline first, so each pipeline is built once a session.
+
+    pytest's own grouping of session-scoped parameters does not guarantee it (tests whose variants
+    come in different orders get interleaved). Only sdxl tests move, among their own places; a
+    variant's order is that of its first test, and its tests keep their order.
+    """
+    placed = [(index, composition.id) for index, item in enumerate(items) if (composition := variant_of(item))]
+    first_seen: dict[str, int] = {}
+    for index, variant in placed:
+        first_seen.setdefault(variant, index)
+    ordered = sorted(placed, key=lambda pair: (pair[1] != BASELINE, first_seen[pair[1]], pair[0]))
+    grouped = [items[index] for index, _ in ordered]
+    for (place, _), item in zip(placed, grouped, strict=True):
+        items[place] = item
+
+
+def skip_gpu_tests_without_cuda(items: list[pytest.Item]) -> None:
+    """Skip ``gpu`` tests where torch sees no CUDA device (torch is imported only when such tests exist)."""
+    marked = [item for item in items if item.get_closest_marker("gpu") is not None]
+    if not marked:
+        return
+    reason = cuda_missing_reason()
+    if reason is not None:
+        for item in marked:
+            item.add_marker(pytest.mark.skip(reason=reason))
+
+
+def cuda_missing_reason() -> str | None:
+    """Why there is no CUDA device here, or None when there is one (torch is imported only for gpu tests)."""
+    import torch
+
+    if torch.cuda.is_available():
+        return None
+    if torch.version.cuda is None:
+        return f"gpu test: needs a CUDA GPU, and torch {torch.__version__} is a CPU-only build"
+    return f"gpu test: needs a CUDA GPU, and torch {torch.__version__} (CUDA {torch.version.cuda}) sees none"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
+    report = yield
+    state = item.config.stash.get(STATE_KEY, None)
+    composition = variant_of(item)
+    uses_benchmark = "sdxl_benchmark" in getattr(item, "fixturenames", ())
+    # Failures of benchmarks only; skips are recorded where a variant turns out unable to run here
+    # (not for --benchmark-skip or -k, which say nothing about the variant).
+    if state is not None and composition is not None and uses_benchmark and report.failed:
+        state.record_outcome(composition.id, composition.kind, "failed", outcome_reason(call))
+    return report
+
+
+def outcome_reason(call: pytest.CallInfo[None]) -> str:
+    from pytest_sdxl.protocol import failure_reason
+
+    if call.excinfo is None:
+        return "failed"
+    error = call.excinfo.value
+    if isinstance(error, pytest.fail.Exception):
+        return str(error.msg).strip().splitlines()[0] if error.msg else "failed"
+    return failure_reason(error)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict[str, Any]) -> None:
+    """GPU, driver, CUDA, torch and diffusers, so a comparison shows when two runs come from different cards."""
+    from pytest_sdxl.benchmark_info import machine_details
+
+    state = config.stash.get(STATE_KEY, None)
+    if state is None:
+        machine_info.update(machine_details())
+        return
+    if state.machine_details is None:
+        state.machine_details = machine_details()
+    machine_info.update(state.machine_details)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_benchmark_compare_machine_info(
+    config: pytest.Config, benchmarksession: Any, machine_info: dict[str, Any], compared_benchmark: dict[str, Any]
+) -> None:
+    from pytest_sdxl.benchmark_info import machine_differences
+
+    differences = machine_differences(machine_info, compared_benchmark.get("machine_info", {}))
+    if differences:
+        benchmarksession.logger.warning(
+            "sdxl: the compared run comes from another card or software stack ("
+            + "; ".join(differences)
+            + "): its timings are not comparable with this run's"
+        )
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Write ``--sdxl-report`` files before the terminal summary, where a regression check may raise."""
+    state = session.config.stash.get(STATE_KEY, None)
+    if state is None or not state.records or state.settings.report is None:
+        return
+    from pytest_sdxl.plugin_state import write_report
+
+    try:
+        state.report_line = write_report(state, state.settings.report)
+    except OSError as error:  # the measurements are in the terminal and pytest-benchmark's files anyway
+        state.report_line = f"sdxl: could not write the report to {state.settings.report}: {error}"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    """The notes' tables, before pytest-benchmark's table and its regression verdict, which ends the output."""
+    state = config.stash.get(STATE_KEY, None)
+    if state is None or not state.records:
+        return
+    from pytest_sdxl.plugin_state import summary_lines
+
+    terminalreporter.write_sep("=", "sdxl: the notes' protocol tables")
+    for line in summary_lines(state):
+        terminalreporter.write_line(line)
+    if state.report_line:
+        terminalreporter.write_line(state.report_line)

@@ -35,12 +35,17 @@ def notes_table(variant_record: VariantRecord) -> str:
     """The variant's runs as the notes' markdown table (seconds, full precision, one column per run)."""
     runs = variant_record.runs
     header = ["Metric", *(f"Run {run.run}" for run in runs)]
-    rows = [[label, *(repr(float(getattr(run, metric))) for run in runs)] for label, metric in NOTES_ROWS]
+    rows = [[label, *(format_seconds(getattr(run, metric)) for run in runs)] for label, metric in NOTES_ROWS]
     widths = [LABEL_WIDTH, *([VALUE_WIDTH] * len(runs))]
     widths = [max(width, *(len(row[index]) for row in [header, *rows])) for index, width in enumerate(widths)]
     lines = [table_row(header, widths), "|" + "|".join("-" * (width + 2) for width in widths) + "|"]
     lines += [table_row(row, widths) for row in rows]
     return "\n".join(lines)
+
+
+def format_seconds(value: float) -> str:
+    """Full precision as in the notes; '-' where a run has no such figure (no load in a benchmark round)."""
+    return "-" if math.isnan(float(value)) else repr(float(value))
 
 
 def format_ms(seconds: float) -> str:

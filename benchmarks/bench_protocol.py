@@ -1,0 +1,78 @@
+"""The notes' metrics per variant over commits: load, init gen, avg gen, each stage, peak GPU memory.
+
+The protocol (``pytest_sdxl.protocol``: fresh load, first generation, timed generations, the
+stage timer attached) runs once per commit for every variant in ``setup_cache``; its medians
+over the runs are plain numbers, so they pickle, and each ``track_*`` only reads one. Pipelines
+never go through the cache: they are built inside the protocol's own process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from . import common
+
+Summaries = Mapping[str, Mapping[str, Any]]
+
+
+class ProtocolMetrics:
+    """One number per metric and variant: the median over the protocol's runs (``PYTEST_SDXL_RUNS``, 3)."""
+
+    params: ClassVar[list[list[Any]]] = [common.suite_variants()]
+    param_names: ClassVar[list[str]] = ["variant"]
+    timeout = 120
+
+    def setup_cache(self) -> dict[str, dict[str, Any]]:
+        return common.protocol_summaries(common.suite_variants())
+
+    # Every variant, every run from a fresh load: on a GPU with compile_unet this takes minutes.
+    setup_cache.timeout = 3600  # type: ignore[attr-defined]
+
+    def setup(self, summaries: Summaries, variant: str) -> None:
+        self.summary = common.summary_for(summaries, variant)
+
+    def track_load_s(self, summaries: Summaries, variant: str) -> float:
+        return float(self.summary["load_s"])
+
+    track_load_s.unit = "seconds"  # type: ignore[attr-defined]
+
+    def track_init_gen_s(self, summaries: Summaries, variant: str) -> float:
+        return float(self.summary["init_gen_s"])
+
+    track_init_gen_s.unit = "seconds"  # type: ignore[attr-defined]
+
+    def track_avg_gen_s(self, summaries: Summaries, variant: str) -> float:
+        return float(self.summary["avg_gen_s"])
+
+    track_avg_gen_s.unit = "seconds"  # type: ignore[attr-defined]
+
+    def track_total_s(self, summaries: Summaries, variant: str) -> float:
+        return float(self.summary["total_s"])
+
+    track_total_s.unit = "seconds"  # type: ignore[attr-defined]
+
+    def track_text_encode_ms(self, summaries: Summaries, variant: str) -> float:
+        return float(self.summary["text_encode_ms"])
+
+    track_text_encode_ms.unit = "ms"  # type: ignore[attr-defined]
+
+    def track_unet_ms(self, summaries: Summaries, variant: str) -> float:
+        return float(self.summary["unet_ms"])
+
+    track_unet_ms.unit = "ms"  # type: ignore[attr-defined]
+
+    def track_vae_decode_ms(self, summaries: Summaries, variant: str) -> float:
+        return float(self.summary["vae_decode_ms"])
+
+    track_vae_decode_ms.unit = "ms"  # type: ignore[attr-defined]
+
+    def track_peak_gpu_mem_gb(self, summaries: Summaries, variant: str) -> float:
+        peak = self.summary["peak_gpu_mem_gb"]
+        if peak is None:
+            from asv_runner.benchmarks.mark import SkipNotImplemented
+
+            raise SkipNotImplemented("peak GPU memory: no GPU here")
+        return float(peak)
+
+    track_peak_gpu_mem_gb.unit = "GB"  # type: ignore[attr-defined]

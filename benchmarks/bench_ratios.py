@@ -1,0 +1,78 @@
+"""Ratios measured side by side in one process: the regression gate a drifting machine cannot blur.
+
+A shared machine speeds up and slows down by more than the regressions worth catching, and it
+does so between the two commits ``asv continuous`` compares. Timing two pipelines back to back,
+round after round, in one process and keeping only their ratio cancels that drift: a ratio moves
+when one side's code changed, not when the machine did. ``BatchOverOneByOne`` moves when only the
+batch path gets slower (the notes' surprise: batching slower than a loop); ``VariantOverBaseline``
+moves when a variant gets slower relative to the plain pipeline.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from pytest_sdxl.variants import parse
+
+from . import common
+
+# Four decimals: far finer than the ratio's noise, and readable in asv's tables.
+RATIO_DIGITS = 4
+
+
+class BatchOverOneByOne:
+    """Per-image time of one batched call over per-image time of one call per prompt (lower is better)."""
+
+    params: ClassVar[list[list[Any]]] = [common.batch_bases(), list(common.BATCH_SIZES)]
+    param_names: ClassVar[list[str]] = ["variant", "batch_size"]
+    timeout = 600
+
+    def setup(self, variant: str, batch_size: int) -> None:
+        self.batched: Any = None
+        self.one_by_one: Any = None
+        batched = common.with_batch(parse(variant)).id
+        self.prompts, self.seeds = common.prompts_and_seeds(batch_size)
+        self.batched = common.pipeline(batched, warm_prompts=batch_size)
+        self.one_by_one = common.pipeline(variant)
+
+    def teardown(self, variant: str, batch_size: int) -> None:
+        common.close(self.batched, self.one_by_one)
+
+    def track_batch_over_one_by_one(self, variant: str, batch_size: int) -> float:
+        # Both sides make the same images, so their time ratio is their per-image time ratio.
+        ratio = common.paired_ratio(
+            lambda: self.batched.generate(self.prompts, self.seeds),
+            lambda: self.one_by_one.generate(self.prompts, self.seeds),
+            common.sync_clock(self.batched),
+        )
+        return round(ratio, RATIO_DIGITS)
+
+    track_batch_over_one_by_one.unit = "ratio"  # type: ignore[attr-defined]
+
+
+class VariantOverBaseline:
+    """Per-image time of a variant over the baseline's, for the same prompts and seeds (lower is better)."""
+
+    params: ClassVar[list[list[Any]]] = [[variant for variant in common.suite_variants() if variant != "baseline"]]
+    param_names: ClassVar[list[str]] = ["variant"]
+    timeout = 600
+
+    def setup(self, variant: str) -> None:
+        self.variant: Any = None
+        self.baseline: Any = None
+        self.prompts, self.seeds = common.prompts_and_seeds(common.RATIO_IMAGES)
+        self.variant = common.pipeline(variant, warm_prompts=common.RATIO_IMAGES)
+        self.baseline = common.pipeline("baseline")
+
+    def teardown(self, variant: str) -> None:
+        common.close(self.variant, self.baseline)
+
+    def track_variant_over_baseline(self, variant: str) -> float:
+        ratio = common.paired_ratio(
+            lambda: self.variant.generate(self.prompts, self.seeds),
+            lambda: self.baseline.generate(self.prompts, self.seeds),
+            common.sync_clock(self.variant),
+        )
+        return round(ratio, RATIO_DIGITS)
+
+    track_variant_over_baseline.unit = "ratio"  # type: ignore[attr-defined]

@@ -1,0 +1,230 @@
+"""Shared state of the asv suite, built lazily: settings, variants, components, pipelines, ratios.
+
+asv imports the suite to discover it and again in every benchmark process, so importing it must
+stay cheap: nothing here imports torch, diffusers or transformers at module level. Components are
+loaded on first use and kept for the life of one benchmark process.
+
+Every setting comes from the ``PYTEST_SDXL_*`` environment variables the pytest plugin reads too:
+``PYTEST_SDXL_MODEL`` picks the model source (default ``random:tiny``), ``PYTEST_SDXL_VARIANTS``
+narrows the variants benchmarked, ``PYTEST_SDXL_RUNS`` sets the protocol's runs.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+import statistics
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+from pytest_sdxl.settings import Settings, resolve
+from pytest_sdxl.variants import Composition, all_single_variants, compose, parse
+
+if TYPE_CHECKING:
+    from pytest_sdxl.assembly import VariantPipeline
+    from pytest_sdxl.sources import Components
+
+# Combinations from the notes worth a history of their own beside every single variant.
+COMBINATIONS = ("tiny_vae+batch", "tiny_vae+cached_embeds")
+BATCH_SIZES = (2, 4)
+# Images per side of a ratio: enough for a batch to differ from a loop, few enough to repeat often.
+RATIO_IMAGES = 4
+PROTOCOL_METRICS = ("load_s", "init_gen_s", "avg_gen_s", "total_s")
+STAGE_METRICS = ("text_encode_ms", "unet_ms", "vae_decode_ms")
+
+
+@functools.cache
+def settings() -> Settings:
+    """The suite's settings, from ``PYTEST_SDXL_*`` environment variables, else the defaults."""
+    return resolve({}, os.environ, {}, ini_name="asv", flag_style="cli")
+
+
+def suite_variants() -> list[str]:
+    """Variant ids to benchmark: ``PYTEST_SDXL_VARIANTS`` if set, else every variant and the notes' combinations."""
+    chosen = settings().variants
+    if chosen is not None:
+        return [composition.id for composition in chosen]
+    return [composition.id for composition in all_single_variants()] + list(COMBINATIONS)
+
+
+def batch_variants() -> list[str]:
+    """The suite's batch compositions (``batch`` alone when the suite has none)."""
+    found = [variant for variant in suite_variants() if parse(variant).is_batch]
+    return found or ["batch"]
+
+
+def batch_bases() -> list[str]:
+    """What each batch composition batches: ``tiny_vae`` for ``tiny_vae+batch``, ``baseline`` for ``batch``."""
+    return [without_batch(parse(variant)).id for variant in batch_variants()]
+
+
+def without_batch(composition: Composition) -> Composition:
+    return compose(name for name in composition.names if name != "batch")
+
+
+def with_batch(composition: Composition) -> Composition:
+    return compose([*composition.names, "batch"])
+
+
+def prompts_and_seeds(count: int) -> tuple[list[str], list[int]]:
+    """``count`` prompts (the settings' prompts, repeated as needed) and their seeds, seed + i."""
+    prompts = settings().prompts
+    chosen = [prompts[index % len(prompts)] for index in range(count)]
+    return chosen, [settings().seed + index for index in range(count)]
+
+
+def device() -> Any:
+    from pytest_sdxl.devices import resolve_device
+
+    return resolve_device(settings().device)
+
+
+def require_runnable(variant: str) -> Composition:
+    """The composition, or NotImplementedError (asv: skipped) when it cannot run here; loads no model."""
+    from pytest_sdxl.devices import resolve_dtype
+    from pytest_sdxl.errors import VariantUnavailable
+
+    composition = parse(variant)
+    try:
+        here = device()
+    except VariantUnavailable as error:
+        raise NotImplementedError(str(error)) from None
+    dtype_name = str(resolve_dtype(settings().dtype, here)).removeprefix("torch.")
+    unmet = composition.unmet_requirements(here.type, dtype_name)
+    if unmet:
+        raise NotImplementedError("; ".join(unmet))
+    return composition
+
+
+def configure_threads() -> None:
+    """On a CPU, one intra-op thread per benchmark process unless ``OMP_NUM_THREADS`` says otherwise.
+
+    torch's default, one thread per core, oversubscribes a busy machine: OpenMP threads then spin
+    and wait on each other, and the same generation took anywhere from 0.14 s to 3.3 s here. With
+    one thread a benchmark slows down in proportion to the load, which a ratio cancels.
+    """
+    import torch
+
+    if device().type == "cpu" and "OMP_NUM_THREADS" not in os.environ:
+        torch.set_num_threads(1)
+
+
+@functools.cache
+def components() -> Components:
+    """The model's components, loaded once per benchmark process and shared by its pipelines."""
+    from pytest_sdxl.sources import components_for
+
+    configure_threads()
+    return components_for(settings())
+
+
+def pipeline(variant: str, warm_prompts: int = 1) -> VariantPipeline:
+    """A pipeline for the variant, warmed up with one generation of ``warm_prompts`` prompts.
+
+    The first generation pays for lazy initialization (and compilation); benchmarks time later ones.
+    """
+    from pytest_sdxl.assembly import VariantPipeline
+    from pytest_sdxl.errors import VariantUnavailable
+    from pytest_sdxl.sources import image_size_for
+
+    composition = require_runnable(variant)
+    loaded = components()
+    try:
+        built = VariantPipeline(loaded, composition, image_size_for(settings(), loaded), settings().steps)
+    except VariantUnavailable as error:
+        raise NotImplementedError(str(error)) from None
+    built.generate(*prompts_and_seeds(warm_prompts))
+    return built
+
+
+def close(*pipelines: VariantPipeline | None) -> None:
+    for item in pipelines:
+        if item is not None:
+            item.close()
+
+
+class Clock(Protocol):
+    """What ``paired_ratio`` needs of a clock: ``timing.SyncClock`` in the suite, a fake one in tests."""
+
+    def time(self, function: Callable[[], Any]) -> tuple[Any, float]: ...
+
+
+def paired_ratio(
+    numerator: Callable[[], object],
+    denominator: Callable[[], object],
+    clock: Clock,
+    min_rounds: int = 15,
+    min_seconds: float = 5.0,
+    max_rounds: int = 61,
+) -> float:
+    """Median over rounds of time(numerator) / time(denominator), the two run back to back.
+
+    Each round times both sides within moments of each other, so whatever slows the machine for a
+    while slows both; the order alternates so neither side always runs on a warmer cache. Rounds go
+    on until ``min_rounds`` are done and ``min_seconds`` have been measured, or ``max_rounds``.
+    On a busy 2-core CPU one round's ratio scatters by some 10 %: the median of 9 rounds still moved
+    by 3 to 10 % from process to process, of 31 rounds by 1 to 4 %.
+    """
+    ratios: list[float] = []
+    measured = 0.0
+    for round_index in range(max_rounds):
+        if round_index % 2 == 0:
+            top = clock.time(numerator)[1]
+            bottom = clock.time(denominator)[1]
+        else:
+            bottom = clock.time(denominator)[1]
+            top = clock.time(numerator)[1]
+        ratios.append(top / bottom)
+        measured += top + bottom
+        if len(ratios) >= min_rounds and measured >= min_seconds:
+            break
+    return statistics.median(ratios)
+
+
+def sync_clock(pipeline: VariantPipeline) -> Clock:
+    from pytest_sdxl.timing import SyncClock
+
+    return SyncClock(pipeline.device)
+
+
+def protocol_summaries(variants: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """The notes' protocol for each variant, reduced to one number per metric (the median over runs).
+
+    Returns plain dictionaries (asv pickles them for ``setup_cache``): ``status`` and ``reason``, and
+    for variants that ran, every metric of ``PROTOCOL_METRICS`` and ``STAGE_METRICS`` plus
+    ``peak_gpu_mem_gb`` (None on a CPU).
+    """
+    from pytest_sdxl.protocol import run_variant
+
+    configure_threads()
+    summaries: dict[str, dict[str, Any]] = {}
+    for variant in variants:
+        try:
+            composition = require_runnable(variant)
+        except NotImplementedError as reason:
+            summaries[variant] = {"status": "skipped", "reason": str(reason)}
+            continue
+        record = run_variant(settings(), composition)
+        summary: dict[str, Any] = {"status": record.status, "reason": record.reason}
+        if record.status == "ok" and record.runs:
+            for metric in PROTOCOL_METRICS:
+                summary[metric] = statistics.median(float(getattr(run, metric)) for run in record.runs)
+            for stage in STAGE_METRICS:
+                summary[stage] = statistics.median(float(run.stages.get(stage, math.nan)) for run in record.runs)
+            peaks = [run.peak_gpu_mem_gb for run in record.runs if run.peak_gpu_mem_gb is not None]
+            summary["peak_gpu_mem_gb"] = max(peaks) if peaks else None
+        summaries[variant] = summary
+    return summaries
+
+
+def summary_for(summaries: Mapping[str, Mapping[str, Any]], variant: str) -> Mapping[str, Any]:
+    """One variant's summary; NotImplementedError (asv: skipped) or RuntimeError (asv: failed) otherwise."""
+    summary = summaries.get(variant)
+    if summary is None:
+        raise NotImplementedError(f"{variant} was not measured (not in PYTEST_SDXL_VARIANTS when the cache was built)")
+    if summary["status"] == "skipped":
+        raise NotImplementedError(summary["reason"])
+    if summary["status"] != "ok":
+        raise RuntimeError(f"{variant} failed in the protocol: {summary['reason']}")
+    return summary

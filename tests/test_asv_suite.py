@@ -1,0 +1,271 @@
+"""The asv suite itself: its shape as asv sees it, its settings, the paired ratio, and each class run once.
+
+The end-to-end proof (two commits, ``asv continuous``, the published page) is in
+``test_asv_continuous.py``; these are the fast checks under it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+import math
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pytest_sdxl.errors import SettingsError
+from pytest_sdxl.variants import REGISTRY
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_suite(name: str = "asv_suite") -> Any:
+    """The asv suite as a package of its own name, the way asv imports it (nothing else on sys.path).
+
+    ``benchmarks`` alone could resolve to another folder of that name on sys.path (tests/benchmarks).
+    """
+    if name not in sys.modules:
+        folder = ROOT / "benchmarks"
+        spec = importlib.util.spec_from_file_location(
+            name, folder / "__init__.py", submodule_search_locations=[str(folder)]
+        )
+        assert spec is not None and spec.loader is not None
+        package = importlib.util.module_from_spec(spec)
+        sys.modules[name] = package
+        spec.loader.exec_module(package)
+    return sys.modules[name]
+
+
+suite = load_suite()
+bench_generation = importlib.import_module(f"{suite.__name__}.bench_generation")
+bench_protocol = importlib.import_module(f"{suite.__name__}.bench_protocol")
+bench_ratios = importlib.import_module(f"{suite.__name__}.bench_ratios")
+common = importlib.import_module(f"{suite.__name__}.common")
+SUITE_MODULES = (bench_generation, bench_protocol, bench_ratios)
+BENCHMARK_PREFIXES = ("time_", "track_", "mem_", "peakmem_")
+
+
+def suite_classes() -> list[type]:
+    return [
+        member
+        for module in SUITE_MODULES
+        for _, member in inspect.getmembers(module, inspect.isclass)
+        if member.__module__ == module.__name__ and benchmark_methods(member)
+    ]
+
+
+def benchmark_methods(cls: type) -> list[str]:
+    return [name for name in vars(cls) if name.startswith(BENCHMARK_PREFIXES)]
+
+
+def asv_environment(home: Path) -> dict[str, str]:
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("PYTEST_SDXL_")}
+    environment["HOME"] = str(home)
+    return environment
+
+
+@pytest.fixture
+def suite_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., None]]:
+    """Set PYTEST_SDXL_* variables for the suite and forget its cached settings before and after."""
+
+    def apply(**variables: str) -> None:
+        for key in [key for key in os.environ if key.startswith("PYTEST_SDXL_")]:
+            monkeypatch.delenv(key)
+        for key, value in variables.items():
+            monkeypatch.setenv(key, value)
+        common.settings.cache_clear()
+
+    yield apply
+    common.settings.cache_clear()
+
+
+@pytest.fixture
+def torch_threads() -> Iterator[None]:
+    """The suite pins torch to one thread on a CPU; give the rest of the session its threads back."""
+    import torch
+
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_importing_the_suite_imports_no_torch() -> None:
+    code = (
+        "import sys; sys.path.insert(0, '.'); "
+        "import benchmarks.bench_generation, benchmarks.bench_protocol, benchmarks.bench_ratios; "
+        "print(sorted(name for name in ('torch', 'diffusers', 'transformers') if name in sys.modules))"
+    )
+    completed = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert completed.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("cls", suite_classes(), ids=lambda cls: cls.__name__)
+def test_each_class_is_in_numpys_asv_style(cls: type) -> None:
+    params = vars(cls)["params"]
+    param_names = vars(cls)["param_names"]
+    assert len(params) == len(param_names) and all(params), "one non-empty list of values per parameter name"
+    assert isinstance(vars(cls)["timeout"], (int, float)), "an explicit timeout"
+    uses_cache = "setup_cache" in vars(cls)
+    expected = ["self", *(["summaries"] if uses_cache else []), *param_names]
+    for name in ["setup", *benchmark_methods(cls)]:
+        assert list(inspect.signature(getattr(cls, name)).parameters) == expected, name
+    for name in benchmark_methods(cls):
+        if name.startswith("track_"):
+            assert getattr(cls, name).unit, f"{name} needs a unit"
+
+
+def test_the_suite_tracks_every_metric_of_the_notes() -> None:
+    tracks = set(benchmark_methods(bench_protocol.ProtocolMetrics))
+    for metric in (
+        "load_s",
+        "init_gen_s",
+        "avg_gen_s",
+        "text_encode_ms",
+        "unet_ms",
+        "vae_decode_ms",
+        "peak_gpu_mem_gb",
+    ):
+        assert f"track_{metric}" in tracks
+
+
+def test_asv_check_passes(tmp_path: Path) -> None:
+    completed = subprocess.run(
+        [sys.executable, "-m", "asv", "check", "-E", "existing:same"],
+        cwd=ROOT,
+        env=asv_environment(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert "No problems found" in completed.stdout
+
+
+def test_default_variants_are_every_variant_and_the_notes_combinations(suite_environment: Callable[..., None]) -> None:
+    suite_environment()
+    variants = common.suite_variants()
+    assert set(REGISTRY) <= set(variants)
+    assert {"tiny_vae+batch", "tiny_vae+cached_embeds"} <= set(variants)
+    assert common.batch_bases() == ["baseline", "tiny_vae"]
+
+
+def test_variants_and_model_follow_the_environment(suite_environment: Callable[..., None]) -> None:
+    suite_environment(PYTEST_SDXL_VARIANTS="batch+tiny_vae,cached_embeds", PYTEST_SDXL_MODEL="random:sdxl-turbo")
+    assert common.suite_variants() == ["tiny_vae+batch", "cached_embeds"]
+    assert common.batch_variants() == ["tiny_vae+batch"]
+    assert common.batch_bases() == ["tiny_vae"]
+    assert common.settings().model == "random:sdxl-turbo"
+
+
+def test_a_bad_variant_in_the_environment_says_what_is_accepted(suite_environment: Callable[..., None]) -> None:
+    suite_environment(PYTEST_SDXL_VARIANTS="tiny_vea")
+    with pytest.raises(SettingsError, match=r"PYTEST_SDXL_VARIANTS.*tiny_vae"):
+        common.suite_variants()
+
+
+class FakeClock:
+    """Hands out prepared durations: one queue for the numerator, one for the denominator."""
+
+    def __init__(self, tops: list[float], bottoms: list[float]) -> None:
+        self.durations = {"top": list(tops), "bottom": list(bottoms)}
+        self.calls: list[str] = []
+
+    def time(self, function: Callable[[], Any]) -> tuple[Any, float]:
+        side = function()
+        self.calls.append(side)
+        return None, self.durations[side].pop(0)
+
+
+durations = st.floats(min_value=1e-4, max_value=10.0, allow_nan=False)
+
+
+@settings(max_examples=60, deadline=None)
+@given(ratio=st.floats(min_value=0.05, max_value=20.0), drift=st.lists(durations, min_size=61, max_size=61))
+def test_a_paired_ratio_is_blind_to_drift_that_hits_both_sides(ratio: float, drift: list[float]) -> None:
+    clock = FakeClock([ratio * slowdown for slowdown in drift], drift)
+    measured = common.paired_ratio(lambda: "top", lambda: "bottom", clock)
+    assert math.isclose(measured, ratio, rel_tol=1e-9)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    tops=st.lists(durations, min_size=61, max_size=61),
+    bottoms=st.lists(durations, min_size=61, max_size=61),
+    min_rounds=st.integers(min_value=1, max_value=61),
+    min_seconds=st.floats(min_value=0.0, max_value=50.0),
+)
+def test_a_paired_ratio_is_the_median_of_alternating_rounds(
+    tops: list[float], bottoms: list[float], min_rounds: int, min_seconds: float
+) -> None:
+    clock = FakeClock(tops, bottoms)
+    measured = common.paired_ratio(lambda: "top", lambda: "bottom", clock, min_rounds, min_seconds, max_rounds=61)
+    rounds = len(clock.calls) // 2
+    assert min_rounds <= rounds <= 61
+    assert rounds == 61 or sum(tops[:rounds]) + sum(bottoms[:rounds]) >= min_seconds
+    expected_order = [
+        side for index in range(rounds) for side in (("top", "bottom") if index % 2 == 0 else ("bottom", "top"))
+    ]
+    assert clock.calls == expected_order
+    ratios = sorted(top / bottom for top, bottom in zip(tops[:rounds], bottoms[:rounds], strict=True))
+    middle = rounds // 2
+    expected = ratios[middle] if rounds % 2 else (ratios[middle - 1] + ratios[middle]) / 2
+    assert math.isclose(measured, expected, rel_tol=1e-9)
+
+
+@pytest.mark.usefixtures("torch_threads")
+def test_ratio_classes_measure_on_a_cpu_and_skip_what_cannot_run(suite_environment: Callable[..., None]) -> None:
+    suite_environment(PYTEST_SDXL_MODEL="random:tiny", PYTEST_SDXL_DEVICE="cpu")
+    batch = bench_ratios.BatchOverOneByOne()
+    batch.setup("baseline", 2)
+    try:
+        value = batch.track_batch_over_one_by_one("baseline", 2)
+    finally:
+        batch.teardown("baseline", 2)
+    assert math.isfinite(value) and value > 0
+    assert batch.batched.composition.id == "batch" and batch.one_by_one.composition.id == "baseline"
+    with pytest.raises(NotImplementedError, match="CUDA"):
+        bench_ratios.VariantOverBaseline().setup("cpu_offload")
+
+
+@pytest.mark.usefixtures("torch_threads")
+def test_generation_classes_generate_what_they_time(suite_environment: Callable[..., None]) -> None:
+    suite_environment(PYTEST_SDXL_MODEL="random:tiny", PYTEST_SDXL_DEVICE="cpu")
+    batch = bench_generation.BatchGeneration()
+    batch.setup("batch", 2)
+    assert batch.pipeline.composition.is_batch and len(batch.prompts) == 2
+    batch.time_generate_batch("batch", 2)
+    batch.teardown("batch", 2)
+    with pytest.raises(NotImplementedError, match="CUDA"):
+        bench_generation.Generation().setup("cuda_graph")
+
+
+@pytest.mark.usefixtures("torch_threads")
+def test_protocol_metrics_read_one_protocol_run_per_variant(suite_environment: Callable[..., None]) -> None:
+    from asv_runner.benchmarks.mark import SkipNotImplemented
+
+    suite_environment(PYTEST_SDXL_MODEL="random:tiny", PYTEST_SDXL_DEVICE="cpu", PYTEST_SDXL_RUNS="1")
+    summaries = common.protocol_summaries(["baseline", "cpu_offload"])
+    metrics = bench_protocol.ProtocolMetrics()
+    metrics.setup(summaries, "baseline")
+    for name in benchmark_methods(bench_protocol.ProtocolMetrics):
+        if name == "track_peak_gpu_mem_gb":
+            with pytest.raises(SkipNotImplemented):
+                metrics.track_peak_gpu_mem_gb(summaries, "baseline")
+            continue
+        value = getattr(metrics, name)(summaries, "baseline")
+        assert math.isfinite(value) and value > 0, name
+    assert summaries["cpu_offload"]["status"] == "skipped"
+    with pytest.raises(NotImplementedError, match="CUDA"):
+        metrics.setup(summaries, "cpu_offload")
+    with pytest.raises(RuntimeError, match="out of memory"):
+        metrics.setup({"tome": {"status": "failed", "reason": "run 1: out of memory"}}, "tome")
+    with pytest.raises(NotImplementedError, match="not measured"):
+        metrics.setup(summaries, "tiny_vae")
