@@ -42,7 +42,10 @@ def gpus_from_driver(root: Path = NVIDIA_PROC) -> tuple[list[str], str | None] |
                 names.append(line.split(":", 1)[1].strip())
     driver = None
     try:
-        found = re.search(r"Kernel Module\s+(\S+)", (root / "version").read_text(encoding="utf-8", errors="replace"))
+        found = re.search(
+            r"Kernel Module.*?\s(\d+\.\d+(?:\.\d+)?)\s",
+            (root / "version").read_text(encoding="utf-8", errors="replace"),
+        )
         driver = found.group(1) if found else None
     except OSError:
         pass

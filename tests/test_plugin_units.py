@@ -71,13 +71,13 @@ def test_a_marker_without_names_says_how_to_write_it(marker: Any) -> None:
         plugin.variants_for(marker.mark, None, "test_x")
 
 
-def write_driver_files(root: Path, names: list[str], driver: str) -> Path:
+def write_driver_files(root: Path, names: list[str], driver: str, module: str = "x86_64 Kernel Module") -> Path:
     for index, name in enumerate(names):
         folder = root / "gpus" / f"0000:0{index}:00.0"
         folder.mkdir(parents=True)
         (folder / "information").write_text(f"Model: \t\t {name}\nIRQ:   \t\t 42\nBus Type: \t PCIe\n")
     (root / "version").write_text(
-        f"NVRM version: NVIDIA UNIX x86_64 Kernel Module  {driver}  Thu Jan 1 00:00:00 UTC 2026\nGCC version: 12\n"
+        f"NVRM version: NVIDIA UNIX {module}  {driver}  Thu Jan 1 00:00:00 UTC 2026\nGCC version: 12\n"
     )
     return root
 
@@ -88,6 +88,12 @@ def test_gpus_are_read_from_the_driver_files(tmp_path: Path) -> None:
     assert names == ["NVIDIA H100 80GB HBM3", "NVIDIA H100 80GB HBM3"] and driver == "550.54.15"
     assert benchmark_info.gpu_summary(names) == "NVIDIA H100 80GB HBM3 x2"
     assert benchmark_info.gpus_from_driver(tmp_path / "absent") is None
+
+
+def test_open_kernel_module_driver_version_is_read(tmp_path: Path) -> None:
+    # The open kernel module words its line differently (seen on an H100 host): "... Module for x86_64  580.159.04".
+    root = write_driver_files(tmp_path, ["NVIDIA H100 80GB HBM3"], "580.159.04", "Open Kernel Module for x86_64")
+    assert benchmark_info.gpus_from_driver(root) == (["NVIDIA H100 80GB HBM3"], "580.159.04")
 
 
 @pytest.mark.parametrize(
