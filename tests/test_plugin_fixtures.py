@@ -172,7 +172,7 @@ def failing_variants():
 
 def test_a_variant_out_of_memory_fails_alone_and_the_next_passes(pytester: pytest.Pytester) -> None:
     pytester.makeconftest(FAILING_CONFTEST)
-    pytester.makepyfile(test_variants="def test_generate(sdxl_generate):\n    sdxl_generate()\n")
+    pytester.makepyfile(test_out_of_memory_isolation="def test_generate(sdxl_generate):\n    sdxl_generate()\n")
     result = pytester.runpytest(
         *SMALL, *three_prompts(pytester), "-v", "--sdxl-variants", "tiny_vae,baseline,vae_slicing,batch"
     )
