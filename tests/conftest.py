@@ -1,3 +1,34 @@
-"""Test-suite configuration: the pytester fixture for the plugin's end-to-end tests."""
+"""Test-suite configuration: pytester for the plugin's end-to-end tests, and shared fixtures."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
 
 pytest_plugins = ["pytester"]
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """One torch thread: on a busy two-core machine more threads make a 64x64 image several times slower."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def model_code_imported(one_torch_thread: None) -> None:
+    """Import and run the model and report code once, so in-process (pytester) child sessions find it loaded.
+
+    pytester forgets the modules a child session imports; importing them here first keeps them.
+    """
+    from pytest_sdxl import assembly, plot, reports, settings, sources, variants  # noqa: F401
+
+    components = sources.components_for(settings.resolve({}, {}, {}))
+    pipeline = assembly.VariantPipeline(components, variants.compose([]), 64)
+    pipeline.generate(["warm"], [0])
+    pipeline.close()

@@ -8,24 +8,15 @@ import json
 import random
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import torch
 
 from pytest_sdxl.cli import build_parser, main
 from pytest_sdxl.results import ResultSet, RunRecord, VariantRecord, load_results, save_results
 from pytest_sdxl.settings import OPTIONS
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread() -> Iterator[None]:
-    """One torch thread: on a busy two-core machine two threads make these tests several times slower."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture

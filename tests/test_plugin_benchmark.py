@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
 
 import pytest
 
@@ -15,22 +14,7 @@ SMALL = ("-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-p", "no:anyio"
 BENCHMARK_TEST = "def test_generation(sdxl_benchmark):\n    sdxl_benchmark()\n"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def model_code_imported() -> Iterator[None]:
-    """Import and run the model and report code once here, so in-process child sessions find it loaded."""
-    import torch
-
-    from pytest_sdxl import assembly, plot, reports, settings, sources, variants  # noqa: F401
-
-    components = sources.components_for(settings.resolve({}, {}, {}))
-    pipeline = assembly.VariantPipeline(components, variants.compose([]), 64)
-    pipeline.generate(["warm"], [0])
-    pipeline.close()
-    # One torch thread: on a busy two-core machine more threads make a 64x64 image ten times slower.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("model_code_imported")
 
 
 def prompt_file(pytester: pytest.Pytester, count: int) -> str:

@@ -7,11 +7,13 @@ the modules they use are imported here first, since pytester forgets modules a c
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
 
 SMALL = ("-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-p", "no:anyio", "-W", "ignore::DeprecationWarning")
+
+
+pytestmark = pytest.mark.usefixtures("model_code_imported")
 
 
 def three_prompts(pytester: pytest.Pytester) -> tuple[str, str]:
@@ -19,24 +21,6 @@ def three_prompts(pytester: pytest.Pytester) -> tuple[str, str]:
     path = pytester.path / "prompts.txt"
     path.write_text("a red cube\na blue sphere\na green cone\n")
     return "--sdxl-prompts", str(path)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def model_code_imported() -> Iterator[None]:
-    """Import and run the model code once here, so in-process child sessions find it all loaded."""
-    import torch
-
-    from pytest_sdxl import assembly, settings, sources, variants
-
-    components = sources.components_for(settings.resolve({}, {}, {}))
-    pipeline = assembly.VariantPipeline(components, variants.compose([]), 64)
-    pipeline.generate(["warm"], [0])
-    pipeline.close()
-    # One torch thread: on a busy two-core machine more threads make a 64x64 image ten times slower.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 # A child conftest that counts pipeline builds and the pipelines' closing, whatever the plugin does.

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,14 +17,7 @@ from pytest_sdxl.protocol import ProgressEvent, measure_run, run_protocol, run_v
 from pytest_sdxl.settings import Settings, resolve
 from pytest_sdxl.variants import parse, parse_list
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread() -> Iterator[None]:
-    """One torch thread: on a busy two-core machine two threads make these tests several times slower."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 PROMPTS = ["a red cube", "a blue sphere", "a green cone"]

@@ -9,7 +9,6 @@ its GPU cost is checked on a GPU.
 from __future__ import annotations
 
 import statistics
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,14 +21,7 @@ from pytest_sdxl.sources import load_components
 from pytest_sdxl.timing import StageTimer, SyncClock
 from pytest_sdxl.variants import parse
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread() -> Iterator[None]:
-    """One torch thread: on a busy two-core machine two threads make these tests several times slower."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 LAUNCH_SECONDS = 0.001
