@@ -8,12 +8,23 @@ never go through the cache: they are built inside the protocol's own process.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 from . import common
 
 Summaries = Mapping[str, Mapping[str, Any]]
+
+
+def metric_tracker(metric: str, unit: str) -> Callable[[Any, Summaries, str], float]:
+    """A ``track_*`` method reading one metric of the variant's summary (asv names it by its attribute)."""
+
+    def track(self: Any, summaries: Summaries, variant: str) -> float:
+        return float(self.summary[metric])
+
+    track.unit = unit  # type: ignore[attr-defined]
+    track.__name__ = track.__qualname__ = f"track_{metric}"
+    return track
 
 
 class ProtocolMetrics:
@@ -32,40 +43,13 @@ class ProtocolMetrics:
     def setup(self, summaries: Summaries, variant: str) -> None:
         self.summary = common.summary_for(summaries, variant)
 
-    def track_load_s(self, summaries: Summaries, variant: str) -> float:
-        return float(self.summary["load_s"])
-
-    track_load_s.unit = "seconds"  # type: ignore[attr-defined]
-
-    def track_init_gen_s(self, summaries: Summaries, variant: str) -> float:
-        return float(self.summary["init_gen_s"])
-
-    track_init_gen_s.unit = "seconds"  # type: ignore[attr-defined]
-
-    def track_avg_gen_s(self, summaries: Summaries, variant: str) -> float:
-        return float(self.summary["avg_gen_s"])
-
-    track_avg_gen_s.unit = "seconds"  # type: ignore[attr-defined]
-
-    def track_total_s(self, summaries: Summaries, variant: str) -> float:
-        return float(self.summary["total_s"])
-
-    track_total_s.unit = "seconds"  # type: ignore[attr-defined]
-
-    def track_text_encode_ms(self, summaries: Summaries, variant: str) -> float:
-        return float(self.summary["text_encode_ms"])
-
-    track_text_encode_ms.unit = "ms"  # type: ignore[attr-defined]
-
-    def track_unet_ms(self, summaries: Summaries, variant: str) -> float:
-        return float(self.summary["unet_ms"])
-
-    track_unet_ms.unit = "ms"  # type: ignore[attr-defined]
-
-    def track_vae_decode_ms(self, summaries: Summaries, variant: str) -> float:
-        return float(self.summary["vae_decode_ms"])
-
-    track_vae_decode_ms.unit = "ms"  # type: ignore[attr-defined]
+    track_load_s = metric_tracker("load_s", "seconds")
+    track_init_gen_s = metric_tracker("init_gen_s", "seconds")
+    track_avg_gen_s = metric_tracker("avg_gen_s", "seconds")
+    track_total_s = metric_tracker("total_s", "seconds")
+    track_text_encode_ms = metric_tracker("text_encode_ms", "ms")
+    track_unet_ms = metric_tracker("unet_ms", "ms")
+    track_vae_decode_ms = metric_tracker("vae_decode_ms", "ms")
 
     def track_peak_gpu_mem_gb(self, summaries: Summaries, variant: str) -> float:
         peak = self.summary["peak_gpu_mem_gb"]

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import math
 import re
-import shutil
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from pytest_sdxl.machine import gpu_summary, gpus_from_driver, gpus_from_nvidia_smi, package_version
 
 if TYPE_CHECKING:
     import numpy as np
@@ -22,67 +23,6 @@ if TYPE_CHECKING:
     from pytest_sdxl.assembly import VariantPipeline
     from pytest_sdxl.plugin_state import SessionState, WarmUp
     from pytest_sdxl.results import RunRecord
-
-NVIDIA_PROC = Path("/proc/driver/nvidia")
-NVIDIA_SMI_TIMEOUT_S = 5.0
-
-
-def gpus_from_driver(root: Path = NVIDIA_PROC) -> tuple[list[str], str | None] | None:
-    """GPU names and driver version from the NVIDIA kernel driver's /proc files (microseconds, no subprocess).
-
-    None where the driver exposes no such files (no NVIDIA GPU, or WSL, where only nvidia-smi knows).
-    """
-    gpus = root / "gpus"
-    if not gpus.is_dir():
-        return None
-    names = []
-    for information in sorted(gpus.glob("*/information")):
-        for line in information.read_text(encoding="utf-8", errors="replace").splitlines():
-            if line.startswith("Model:"):
-                names.append(line.split(":", 1)[1].strip())
-    driver = None
-    try:
-        found = re.search(
-            r"Kernel Module.*?\s(\d+\.\d+(?:\.\d+)?)\s",
-            (root / "version").read_text(encoding="utf-8", errors="replace"),
-        )
-        driver = found.group(1) if found else None
-    except OSError:
-        pass
-    return names, driver
-
-
-def gpus_from_nvidia_smi() -> tuple[list[str], str | None] | None:
-    """GPU names and driver version from nvidia-smi, or None without it; a hung driver costs at most a few seconds."""
-    import subprocess
-
-    executable = shutil.which("nvidia-smi")
-    if executable is None:
-        return None
-    try:
-        output = subprocess.run(
-            [executable, "--query-gpu=name,driver_version", "--format=csv,noheader"],
-            capture_output=True,
-            text=True,
-            timeout=NVIDIA_SMI_TIMEOUT_S,
-            check=False,
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
-        return None
-    rows = [[cell.strip() for cell in line.split(",")] for line in output.strip().splitlines() if "," in line]
-    if not rows:
-        return None
-    return [row[0] for row in rows], rows[0][1]
-
-
-def gpu_summary(names: list[str]) -> str | None:
-    """'NVIDIA H100 80GB HBM3' for one card, 'NVIDIA H100 80GB HBM3 x8' for eight alike; None for none."""
-    distinct = list(dict.fromkeys(names))
-    if not distinct:
-        return None
-    if len(distinct) == 1:
-        return distinct[0] + (f" x{len(names)}" if len(names) > 1 else "")
-    return ", ".join(names)
 
 
 def torch_cuda_version() -> str | None:
@@ -108,15 +48,6 @@ def torch_cuda_version() -> str | None:
     except (ValueError, SyntaxError):
         return None
     return str(value) if value else None
-
-
-def package_version(name: str) -> str | None:
-    from importlib import metadata
-
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return None
 
 
 def machine_details(use_nvidia_smi: bool = True) -> dict[str, Any]:

@@ -25,13 +25,6 @@ DTYPE_NAMES = {
 }
 
 
-def cuda_available() -> bool:
-    """Whether torch sees a usable CUDA device."""
-    import torch
-
-    return bool(torch.cuda.is_available())
-
-
 def resolve_device(name: str) -> torch.device:
     """Turn 'auto', 'cpu', 'cuda' or 'cuda:N' into a torch.device that exists here."""
     import torch

@@ -9,9 +9,9 @@ import os
 import platform
 import re
 import shutil
-import subprocess
 import sys
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 BYTES_PER_GB = 1e9
@@ -36,23 +36,72 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def nvidia_driver() -> str | None:
-    """The NVIDIA driver version from nvidia-smi, or None where there is none."""
+NVIDIA_PROC = Path("/proc/driver/nvidia")
+NVIDIA_SMI_TIMEOUT_S = 5.0
+
+
+def gpus_from_driver(root: Path = NVIDIA_PROC) -> tuple[list[str], str | None] | None:
+    """GPU names and driver version from the NVIDIA kernel driver's /proc files (microseconds, no subprocess).
+
+    None where the driver exposes no such files (no NVIDIA GPU, or WSL, where only nvidia-smi knows).
+    """
+    gpus = root / "gpus"
+    if not gpus.is_dir():
+        return None
+    names = []
+    for information in sorted(gpus.glob("*/information")):
+        for line in information.read_text(encoding="utf-8", errors="replace").splitlines():
+            if line.startswith("Model:"):
+                names.append(line.split(":", 1)[1].strip())
+    driver = None
+    try:
+        found = re.search(
+            r"Kernel Module.*?\s(\d+\.\d+(?:\.\d+)?)\s",
+            (root / "version").read_text(encoding="utf-8", errors="replace"),
+        )
+        driver = found.group(1) if found else None
+    except OSError:
+        pass
+    return names, driver
+
+
+def gpus_from_nvidia_smi() -> tuple[list[str], str | None] | None:
+    """GPU names and driver version from nvidia-smi, or None without it; a hung driver costs at most a few seconds."""
+    import subprocess
+
     executable = shutil.which("nvidia-smi")
     if executable is None:
         return None
     try:
         output = subprocess.run(
-            [executable, "--query-gpu=driver_version", "--format=csv,noheader"],
+            [executable, "--query-gpu=name,driver_version", "--format=csv,noheader"],
             capture_output=True,
             text=True,
-            timeout=10,
+            timeout=NVIDIA_SMI_TIMEOUT_S,
             check=False,
         ).stdout
     except (OSError, subprocess.SubprocessError):
         return None
-    first = output.strip().splitlines()[0].strip() if output.strip() else ""
-    return first or None
+    rows = [[cell.strip() for cell in line.split(",")] for line in output.strip().splitlines() if "," in line]
+    if not rows:
+        return None
+    return [row[0] for row in rows], rows[0][1]
+
+
+def gpu_summary(names: list[str]) -> str | None:
+    """'NVIDIA H100 80GB HBM3' for one card, 'NVIDIA H100 80GB HBM3 x8' for eight alike; None for none."""
+    distinct = list(dict.fromkeys(names))
+    if not distinct:
+        return None
+    if len(distinct) == 1:
+        return distinct[0] + (f" x{len(names)}" if len(names) > 1 else "")
+    return ", ".join(names)
+
+
+def gpu_driver() -> str | None:
+    """The NVIDIA driver version: from the kernel driver's files, else nvidia-smi; None where there is none."""
+    found = gpus_from_driver() or gpus_from_nvidia_smi()
+    return found[1] if found else None
 
 
 def gpu_info(device_name: str | None = None) -> dict[str, Any]:
@@ -68,7 +117,7 @@ def gpu_info(device_name: str | None = None) -> dict[str, Any]:
         gpu=properties.name,
         gpu_memory_gb=round(properties.total_memory / 1024**3, 1),
         gpu_count=torch.cuda.device_count(),
-        driver=nvidia_driver(),
+        driver=gpu_driver(),
     )
     return info
 

@@ -105,7 +105,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 
 def header_gpu_line() -> str:
     """The GPU from the NVIDIA driver's /proc files: no subprocess and no torch in a session that may not use sdxl."""
-    from pytest_sdxl.benchmark_info import gpu_summary, gpus_from_driver
+    from pytest_sdxl.machine import gpu_summary, gpus_from_driver
 
     found = gpus_from_driver()
     if found is None:
@@ -124,7 +124,7 @@ def pytest_report_collectionfinish(config: pytest.Config, items: Sequence[pytest
         return []
     if not shutil.which("nvidia-smi"):
         return []
-    from pytest_sdxl.benchmark_info import gpu_summary, gpus_from_driver, gpus_from_nvidia_smi
+    from pytest_sdxl.machine import gpu_summary, gpus_from_driver, gpus_from_nvidia_smi
 
     if gpus_from_driver() is not None:
         return []  # the header named it already

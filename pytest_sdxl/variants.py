@@ -178,9 +178,6 @@ class Composition:
     def has(self, name: str) -> bool:
         return name in self.names
 
-    def mutated_components(self) -> set[str]:
-        return {component for variant in self.variants for component in variant.mutates}
-
     def unmet_requirements(self, device_type: str, dtype_name: str) -> list[str]:
         return [reason for variant in self.variants for reason in variant.unmet_requirements(device_type, dtype_name)]
 

@@ -12,10 +12,8 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
 import statistics
 import sys
-import tempfile
 import time
 import traceback
 from pathlib import Path
@@ -26,6 +24,7 @@ from pytest_sdxl.assembly import VariantPipeline
 from pytest_sdxl.devices import free_memory, is_out_of_memory, synchronize
 from pytest_sdxl.errors import VariantUnavailable
 from pytest_sdxl.images import psnr
+from pytest_sdxl.results import write_atomically
 from pytest_sdxl.settings import DEFAULT_PROMPTS
 from pytest_sdxl.sources import image_size_for, load_components
 from pytest_sdxl.variants import all_single_variants, parse
@@ -38,13 +37,6 @@ EXTRA_COMPOSITIONS = (
     "tiny_vae+cuda_graph+cached_embeds+batch",
     "tiny_vae+compile_unet+cached_embeds",
 )
-
-
-def write_atomically(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as handle:
-        handle.write(text)
-    os.replace(handle.name, path)
 
 
 def time_generation(pipeline: VariantPipeline, prompts: list[str], seeds: list[int]) -> tuple[float, object]:
