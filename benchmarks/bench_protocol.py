@@ -27,6 +27,22 @@ def metric_tracker(metric: str, unit: str) -> Callable[[Any, Summaries, str], fl
     return track
 
 
+def device_tracker(signal: str, unit: str) -> Callable[[Any, Summaries, str], float]:
+    """A ``track_*`` method reading one device signal (per image); skipped with the reason where it does not apply."""
+
+    def track(self: Any, summaries: Summaries, variant: str) -> float:
+        device = self.summary.get("device", {})
+        if signal not in device:
+            from asv_runner.benchmarks.mark import SkipNotImplemented
+
+            raise SkipNotImplemented(f"{signal}: {device.get('not_applicable', 'not measured')}")
+        return float(device[signal])
+
+    track.unit = unit  # type: ignore[attr-defined]
+    track.__name__ = track.__qualname__ = f"track_{signal}"
+    return track
+
+
 class ProtocolMetrics:
     """One number per metric and variant: the median over the protocol's runs (``PYTEST_SDXL_RUNS``, 3)."""
 
@@ -50,6 +66,11 @@ class ProtocolMetrics:
     track_text_encode_ms = metric_tracker("text_encode_ms", "ms")
     track_unet_ms = metric_tracker("unet_ms", "ms")
     track_vae_decode_ms = metric_tracker("vae_decode_ms", "ms")
+
+    track_kernel_ms = device_tracker("kernel_ms", "ms")
+    track_kernel_launches = device_tracker("kernels", "launches")
+    track_gpu_busy_fraction = device_tracker("busy_fraction", "fraction")
+    track_achieved_tflops = device_tracker("achieved_tflops", "TFLOP/s")
 
     def track_peak_gpu_mem_gb(self, summaries: Summaries, variant: str) -> float:
         peak = self.summary["peak_gpu_mem_gb"]

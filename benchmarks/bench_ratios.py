@@ -40,11 +40,7 @@ class BatchOverOneByOne:
 
     def track_batch_over_one_by_one(self, variant: str, batch_size: int) -> float:
         # Both sides make the same images, so their time ratio is their per-image time ratio.
-        ratio = common.paired_ratio(
-            lambda: self.batched.generate(self.prompts, self.seeds),
-            lambda: self.one_by_one.generate(self.prompts, self.seeds),
-            common.sync_clock(self.batched),
-        )
+        ratio = common.paired_ratio(self.batched, self.one_by_one, self.prompts, self.seeds)
         return round(ratio, RATIO_DIGITS)
 
     track_batch_over_one_by_one.unit = "ratio"  # type: ignore[attr-defined]
@@ -68,11 +64,7 @@ class VariantOverBaseline:
         common.close(self.variant, self.baseline)
 
     def track_variant_over_baseline(self, variant: str) -> float:
-        ratio = common.paired_ratio(
-            lambda: self.variant.generate(self.prompts, self.seeds),
-            lambda: self.baseline.generate(self.prompts, self.seeds),
-            common.sync_clock(self.variant),
-        )
+        ratio = common.paired_ratio(self.variant, self.baseline, self.prompts, self.seeds)
         return round(ratio, RATIO_DIGITS)
 
     track_variant_over_baseline.unit = "ratio"  # type: ignore[attr-defined]

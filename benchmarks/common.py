@@ -16,7 +16,7 @@ import math
 import os
 import statistics
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from pytest_sdxl.settings import Settings, resolve
 from pytest_sdxl.variants import Composition, all_single_variants, compose, parse
@@ -120,12 +120,14 @@ def components() -> Components:
 
 
 def pipeline(variant: str, warm_prompts: int = 1) -> VariantPipeline:
-    """A pipeline for the variant, warmed up with one generation of ``warm_prompts`` prompts.
+    """A pipeline for the variant, warmed by the measurement core on ``warm_prompts`` prompts.
 
-    The first generation pays for lazy initialization (and compilation); benchmarks time later ones.
+    Every shape the benchmark times is called first, as often as the variant needs (compiled and
+    captured UNets capture on a later call), and cached embeddings are filled: benchmarks time later calls.
     """
     from pytest_sdxl.assembly import VariantPipeline
     from pytest_sdxl.errors import VariantUnavailable
+    from pytest_sdxl.measurement import call_groups, warm_up
     from pytest_sdxl.sources import image_size_for
 
     composition = require_runnable(variant)
@@ -134,7 +136,7 @@ def pipeline(variant: str, warm_prompts: int = 1) -> VariantPipeline:
         built = VariantPipeline(loaded, composition, image_size_for(settings(), loaded), settings().steps)
     except VariantUnavailable as error:
         raise NotImplementedError(str(error)) from None
-    built.generate(*prompts_and_seeds(warm_prompts))
+    warm_up(built, call_groups(composition, *prompts_and_seeds(warm_prompts)))
     return built
 
 
@@ -144,58 +146,34 @@ def close(*pipelines: VariantPipeline | None) -> None:
             item.close()
 
 
-class Clock(Protocol):
-    """What ``paired_ratio`` needs of a clock: ``timing.SyncClock`` in the suite, a fake one in tests."""
-
-    def time(self, function: Callable[[], Any]) -> tuple[Any, float]: ...
-
-
 def paired_ratio(
-    numerator: Callable[[], object],
-    denominator: Callable[[], object],
-    clock: Clock,
-    min_rounds: int = 15,
-    min_seconds: float = 5.0,
-    max_rounds: int = 61,
+    numerator: VariantPipeline, denominator: VariantPipeline, prompts: list[str], seeds: list[int]
 ) -> float:
-    """Median over rounds of time(numerator) / time(denominator), the two run back to back.
+    """Per-image time of ``numerator`` over ``denominator`` on the same prompts, side by side in one process.
 
-    Each round times both sides within moments of each other, so whatever slows the machine for a
-    while slows both; the order alternates so neither side always runs on a warmer cache. Rounds go
-    on until ``min_rounds`` are done and ``min_seconds`` have been measured, or ``max_rounds``.
-    On a busy 2-core CPU one round's ratio scatters by some 10 %: the median of 9 rounds still moved
-    by 3 to 10 % from process to process, of 31 rounds by 1 to 4 %.
+    Both go through the measurement core's timed loop in alternating rounds; the ratio is of the
+    two sides' minima (``measurement.ratio_of_minima``), the figure that survives a shared machine.
     """
-    ratios: list[float] = []
-    measured = 0.0
-    for round_index in range(max_rounds):
-        if round_index % 2 == 0:
-            top = clock.time(numerator)[1]
-            bottom = clock.time(denominator)[1]
-        else:
-            bottom = clock.time(denominator)[1]
-            top = clock.time(numerator)[1]
-        ratios.append(top / bottom)
-        measured += top + bottom
-        if len(ratios) >= min_rounds and measured >= min_seconds:
-            break
-    return statistics.median(ratios)
+    from pytest_sdxl.measurement import TimedLoop, alternating_rounds, call_groups, ratio_of_minima
 
+    def side(pipeline: VariantPipeline) -> Callable[[], float]:
+        loop = TimedLoop(pipeline, call_groups(pipeline.composition, prompts, seeds))
+        return lambda: statistics.fmean(loop.round())
 
-def sync_clock(pipeline: VariantPipeline) -> Clock:
-    from pytest_sdxl.timing import SyncClock
-
-    return SyncClock(pipeline.device)
+    tops, bottoms = alternating_rounds(side(numerator), side(denominator))
+    return ratio_of_minima(tops, bottoms)
 
 
 def protocol_summaries(variants: Sequence[str]) -> dict[str, dict[str, Any]]:
     """The notes' protocol for each variant, reduced to one number per metric (the median over runs).
 
     Returns plain dictionaries (asv pickles them for ``setup_cache``): ``status`` and ``reason``, and
-    for variants that ran, every metric of ``PROTOCOL_METRICS`` and ``STAGE_METRICS`` plus
-    ``peak_gpu_mem_gb`` (None on a CPU).
+    for variants that ran, every metric of ``PROTOCOL_METRICS`` and ``STAGE_METRICS``,
+    ``peak_gpu_mem_gb`` (None on a CPU) and ``device`` (``reports.DeviceSummary.as_dict``: kernel time,
+    launches, busy fraction, FLOPs; ``not_applicable`` on a CPU).
     """
     from pytest_sdxl.protocol import run_variant
+    from pytest_sdxl.reports import device_summary
 
     configure_threads()
     summaries: dict[str, dict[str, Any]] = {}
@@ -214,6 +192,7 @@ def protocol_summaries(variants: Sequence[str]) -> dict[str, dict[str, Any]]:
                 summary[stage] = statistics.median(float(run.stages.get(stage, math.nan)) for run in record.runs)
             peaks = [run.peak_gpu_mem_gb for run in record.runs if run.peak_gpu_mem_gb is not None]
             summary["peak_gpu_mem_gb"] = max(peaks) if peaks else None
+            summary["device"] = device_summary(record.runs).as_dict()
         summaries[variant] = summary
     return summaries
 

@@ -1,4 +1,4 @@
-"""Device and precision resolution, synchronization and GPU memory housekeeping.
+"""Device and precision resolution, synchronization and GPU memory: cleanup and peak readings.
 
 torch is imported inside the functions so that importing this module stays cheap.
 """
@@ -6,6 +6,7 @@ torch is imported inside the functions so that importing this module stays cheap
 from __future__ import annotations
 
 import gc
+import traceback
 from typing import TYPE_CHECKING, Any
 
 from pytest_sdxl.errors import SettingsError, VariantUnavailable
@@ -13,6 +14,7 @@ from pytest_sdxl.errors import SettingsError, VariantUnavailable
 if TYPE_CHECKING:
     import torch
 
+BYTES_PER_GB = 1e9
 DTYPE_NAMES = {
     "fp16": "float16",
     "float16": "float16",
@@ -97,3 +99,32 @@ def is_out_of_memory(error: BaseException) -> bool:
     if isinstance(error, torch.cuda.OutOfMemoryError):
         return True
     return isinstance(error, RuntimeError) and "out of memory" in str(error).lower()
+
+
+def reset_peak_memory(device: Any) -> None:
+    if device.type == "cuda":
+        import torch
+
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def peak_memory_gb(device: Any) -> float | None:
+    """The most GPU memory torch allocated since the last reset, in GB (10^9 bytes); None on a CPU."""
+    if device.type != "cuda":
+        return None
+    import torch
+
+    return float(torch.cuda.max_memory_allocated(device)) / BYTES_PER_GB
+
+
+def release_after_failure(error: BaseException, device: Any) -> None:
+    """Let a failed variant's tensors go before the next variant runs.
+
+    pytest keeps a failure's traceback (in the report, in ``sys.last_traceback``, in a session
+    fixture's cached error), and its frames hold the tensors of the failed call: out-of-memory
+    would follow into the next variant. The locals of finished frames are cleared (the traceback
+    still prints), then unused GPU memory goes back to the driver.
+    """
+    if error.__traceback__ is not None:
+        traceback.clear_frames(error.__traceback__)
+    free_memory(device)

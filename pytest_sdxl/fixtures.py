@@ -11,11 +11,12 @@ built (pytest groups tests by session-scoped parameters, so each variant is buil
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_sdxl.plugin_state import SessionState, WarmUp, release_after_failure, state_of
+from pytest_sdxl.outcomes import fail_variant, skip_variant
+from pytest_sdxl.plugin_state import SessionState, WarmUp, state_of
 from pytest_sdxl.settings import Settings
 
 if TYPE_CHECKING:
@@ -81,7 +82,7 @@ def sdxl_benchmark(
     request: pytest.FixtureRequest, benchmark: Any, sdxl_pipeline: VariantPipeline
 ) -> Callable[..., np.ndarray]:
     """Call it to time this variant with pytest-benchmark (``--sdxl-runs`` rounds over the timed prompts)."""
-    from pytest_sdxl.benchmark_info import VariantBenchmark
+    from pytest_sdxl.plugin_benchmark import VariantBenchmark
 
     name = getattr(request.node, "originalname", request.node.name)
     return VariantBenchmark(benchmark, sdxl_pipeline, state_of(request.config), name)
@@ -95,7 +96,7 @@ def warm_pipeline(state: SessionState, components: Components, composition: Comp
     """
     from pytest_sdxl.assembly import VariantPipeline
     from pytest_sdxl.errors import VariantUnavailable
-    from pytest_sdxl.protocol import seeds_for
+    from pytest_sdxl.measurement import seeds_for
     from pytest_sdxl.sources import image_size_for
     from pytest_sdxl.timing import SyncClock
 
@@ -129,24 +130,6 @@ def warm_pipeline(state: SessionState, components: Components, composition: Comp
         init_gen_s=warmed - built,
     )
     return pipeline
-
-
-def skip_variant(state: SessionState, composition: Composition, reason: str) -> NoReturn:
-    """Skip a variant that cannot run here; the session's tables say why."""
-    state.record_outcome(composition.id, composition.kind, "skipped", reason)
-    pytest.skip(reason)
-
-
-def fail_variant(error: Exception, variant: str, doing: str, device: Any) -> NoReturn:
-    """Free what the failure holds, then fail with one line for an expected failure, the full error otherwise."""
-    from pytest_sdxl.errors import ImageCheckError
-    from pytest_sdxl.protocol import failure_reason
-
-    release_after_failure(error, device)
-    if isinstance(error, ImageCheckError) or failure_reason(error).startswith("out of memory"):
-        # One line says it all; the original error's own traceback would only repeat it.
-        raise pytest.fail.Exception(f"{variant} failed {doing}: {failure_reason(error)}", pytrace=False) from None
-    raise error
 
 
 class Generation:

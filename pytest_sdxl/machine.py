@@ -1,10 +1,15 @@
-"""What machine a measurement ran on (CPU, GPU, driver, CUDA, library versions) and its GPU memory readings.
+"""Every probe of the machine: CPU, GPU, driver, CUDA and library versions, with one set of keys.
 
-torch is imported inside ``machine_info`` only, so importing this module stays cheap.
+Two views of the same probes: ``machine_details`` never imports torch (pytest-benchmark asks for
+machine info while configuring, long before a test imports torch, and the answer must be the same
+then and at the end of the session); ``machine_info`` adds what torch knows of the device in use.
+Both name the driver ``gpu_driver``; memory is in GB (10^9 bytes) everywhere in pytest-sdxl.
 """
 
 from __future__ import annotations
 
+import ast
+import importlib.util
 import os
 import platform
 import re
@@ -14,7 +19,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-BYTES_PER_GB = 1e9
+from pytest_sdxl.devices import BYTES_PER_GB
 
 
 def package_version(name: str) -> str | None:
@@ -108,16 +113,16 @@ def gpu_info(device_name: str | None = None) -> dict[str, Any]:
     """GPU name, memory, CUDA version and driver of the device in use (all None on a CPU-only machine)."""
     import torch
 
-    info: dict[str, Any] = {"gpu": None, "gpu_memory_gb": None, "cuda": torch.version.cuda, "driver": None}
+    info: dict[str, Any] = {"gpu": None, "gpu_memory_gb": None, "cuda": torch.version.cuda, "gpu_driver": None}
     if not torch.cuda.is_available():
         return info
     device = torch.device(device_name if device_name and device_name.startswith("cuda") else "cuda")
     properties = torch.cuda.get_device_properties(device)
     info.update(
         gpu=properties.name,
-        gpu_memory_gb=round(properties.total_memory / 1024**3, 1),
+        gpu_memory_gb=round(properties.total_memory / BYTES_PER_GB, 1),
         gpu_count=torch.cuda.device_count(),
-        driver=gpu_driver(),
+        gpu_driver=gpu_driver(),
     )
     return info
 
@@ -148,22 +153,6 @@ def machine_info(device_name: str | None = None) -> dict[str, Any]:
     return info
 
 
-def reset_peak_memory(device: Any) -> None:
-    if device.type == "cuda":
-        import torch
-
-        torch.cuda.reset_peak_memory_stats(device)
-
-
-def peak_memory_gb(device: Any) -> float | None:
-    """The most GPU memory torch allocated since the last reset, in GB (10^9 bytes); None on a CPU."""
-    if device.type != "cuda":
-        return None
-    import torch
-
-    return float(torch.cuda.max_memory_allocated(device)) / BYTES_PER_GB
-
-
 def resolved_precision(settings: Any) -> dict[str, str]:
     """The device and dtype 'auto' stood for, for the report header."""
     from pytest_sdxl.devices import resolve_device, resolve_dtype
@@ -174,3 +163,53 @@ def resolved_precision(settings: Any) -> dict[str, str]:
         return {"resolved_device": str(device), "resolved_dtype": str(resolve_dtype(settings.dtype, device))}
     except (VariantUnavailable, SettingsError):
         return {}
+
+
+def torch_cuda_version() -> str | None:
+    """The CUDA version torch was built for, read from torch/version.py unless torch is already imported."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        return getattr(torch.version, "cuda", None)
+    spec = importlib.util.find_spec("torch")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    try:
+        text = (Path(next(iter(spec.submodule_search_locations))) / "version.py").read_text(encoding="utf-8")
+    except OSError:
+        return None
+    found = re.search(r"^cuda(?:\s*:[^=]*)?=\s*(.+)$", text, flags=re.MULTILINE)
+    if not found:
+        return None
+    try:
+        value = ast.literal_eval(found.group(1).strip())
+    except (ValueError, SyntaxError):
+        return None
+    return str(value) if value else None
+
+
+def machine_details(use_nvidia_smi: bool = True) -> dict[str, Any]:
+    """GPU, driver, CUDA and library versions for pytest-benchmark's machine_info; never imports torch."""
+    found = gpus_from_driver()
+    if found is None and use_nvidia_smi:
+        found = gpus_from_nvidia_smi()
+    names, driver = found if found is not None else ([], None)
+    return {
+        "gpu": gpu_summary(names),
+        "gpu_count": len(names),
+        "gpu_driver": driver,
+        "cuda": torch_cuda_version(),
+        "torch": package_version("torch"),
+        "diffusers": package_version("diffusers"),
+        "transformers": package_version("transformers"),
+        "pytest_sdxl": package_version("pytest-sdxl"),
+    }
+
+
+# Keys whose difference makes two benchmark runs incomparable: another card, driver or software stack.
+COMPARED_KEYS = ("gpu", "gpu_driver", "cuda", "torch", "diffusers")
+
+
+def machine_differences(now: dict[str, Any], then: dict[str, Any]) -> list[str]:
+    return [
+        f"{key} {then.get(key)!r} then, {now.get(key)!r} now" for key in COMPARED_KEYS if now.get(key) != then.get(key)
+    ]

@@ -2,7 +2,7 @@
 
 Imports only pytest, the standard library and pytest-sdxl's torch-free modules at module level, so
 a session that does not use pytest-sdxl pays next to nothing for it being installed. The fixtures
-live in ``pytest_sdxl.fixtures``; what pytest-benchmark is told lives in ``pytest_sdxl.benchmark_info``.
+live in ``pytest_sdxl.fixtures``; the benchmark they time lives in ``pytest_sdxl.plugin_benchmark``.
 """
 
 from __future__ import annotations
@@ -243,7 +243,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 
 def outcome_reason(call: pytest.CallInfo[None]) -> str:
-    from pytest_sdxl.protocol import failure_reason
+    from pytest_sdxl.measurement import failure_reason
 
     if call.excinfo is None:
         return "failed"
@@ -256,7 +256,7 @@ def outcome_reason(call: pytest.CallInfo[None]) -> str:
 @pytest.hookimpl(optionalhook=True)
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict[str, Any]) -> None:
     """GPU, driver, CUDA, torch and diffusers, so a comparison shows when two runs come from different cards."""
-    from pytest_sdxl.benchmark_info import machine_details
+    from pytest_sdxl.machine import machine_details
 
     state = config.stash.get(STATE_KEY, None)
     if state is None:
@@ -271,7 +271,7 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
 def pytest_benchmark_compare_machine_info(
     config: pytest.Config, benchmarksession: Any, machine_info: dict[str, Any], compared_benchmark: dict[str, Any]
 ) -> None:
-    from pytest_sdxl.benchmark_info import machine_differences
+    from pytest_sdxl.machine import machine_differences
 
     differences = machine_differences(machine_info, compared_benchmark.get("machine_info", {}))
     if differences:
@@ -287,10 +287,13 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state = session.config.stash.get(STATE_KEY, None)
     if state is None or not state.records or state.settings.report is None:
         return
-    from pytest_sdxl.plugin_state import write_report
+    from pytest_sdxl.machine import machine_info
+    from pytest_sdxl.reports import write_reports
 
+    folder = state.settings.report
     try:
-        state.report_line = write_report(state, state.settings.report)
+        written = write_reports(state.result_set(machine_info(state.settings.device)), folder)
+        state.report_line = f"sdxl: wrote {', '.join(path.name for path in written.values())} to {folder}"
     except OSError as error:  # the measurements are in the terminal and pytest-benchmark's files anyway
         state.report_line = f"sdxl: could not write the report to {state.settings.report}: {error}"
 
@@ -301,10 +304,11 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     state = config.stash.get(STATE_KEY, None)
     if state is None or not state.records:
         return
-    from pytest_sdxl.plugin_state import summary_lines
+    from pytest_sdxl.machine import machine_details
+    from pytest_sdxl.reports import session_summary_lines
 
-    terminalreporter.write_sep("=", "sdxl: the notes' protocol tables")
-    for line in summary_lines(state):
+    terminalreporter.write_sep("=", "sdxl: summary and the notes' protocol tables")
+    for line in session_summary_lines(state.result_set(state.machine_details or machine_details())):
         terminalreporter.write_line(line)
     if state.report_line:
         terminalreporter.write_line(state.report_line)

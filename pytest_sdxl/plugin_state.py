@@ -1,16 +1,14 @@
-"""What the pytest plugin remembers during one session, kept in ``config.stash``.
+"""What the pytest plugin remembers during one session, kept in ``config.stash``: state only.
 
 The resolved settings, how each variant's pipeline was built and warmed (load and first
 generation times), what each variant's benchmark measured and how each variant
-ended (ok, skipped, failed). At the end of the session this becomes a ``ResultSet`` for the notes'
-protocol tables and ``--sdxl-report``. Standard library only at import time.
+ended (ok, skipped, failed). At the end of the session this becomes a ``ResultSet``; the tables
+and files made of it belong to ``reports``. Standard library only at import time.
 """
 
 from __future__ import annotations
 
-import traceback
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -62,11 +60,12 @@ class SessionState:
             self.records[variant] = VariantRecord(variant=variant, kind=kind)
         return self.records[variant]
 
-    def record_runs(self, variant: str, kind: str, runs: list[RunRecord]) -> None:
+    def record_runs(self, variant: str, kind: str, runs: list[RunRecord], note: str = "") -> None:
         """The runs of a variant's first benchmark; a second benchmark of the same variant keeps its own stats only."""
         record = self.record_for(variant, kind)
         if not record.runs:
             record.runs = list(runs)
+            record.note = note
 
     def record_outcome(self, variant: str, kind: str, status: str, reason: str) -> None:
         """A skip or failure of a test of this variant; the first failure's reason is kept."""
@@ -86,7 +85,7 @@ class SessionState:
         settings.update(self.resolved)
         settings["harness"] = (
             "pytest plugin: each variant's pipeline is loaded and warmed once (Run 1's Load, Init Gen and Total); "
-            "each run is one benchmark round over the timed prompts on that warm pipeline"
+            "each run is a block of benchmark rounds over the timed prompts on that warm pipeline"
         )
         return ResultSet(settings=settings, machine=machine, variants=list(self.records.values()))
 
@@ -102,49 +101,3 @@ def state_of(config: pytest.Config) -> SessionState:
         raise pytest.UsageError(
             "pytest-sdxl is not configured in this session (was it disabled with -p no:sdxl?)"
         ) from None
-
-
-def release_after_failure(error: BaseException, device: Any) -> None:
-    """Let a failed variant's tensors go before the next variant runs.
-
-    pytest keeps a failure's traceback (in the report, in ``sys.last_traceback``, in a session
-    fixture's cached error), and its frames hold the tensors of the failed call: out-of-memory
-    would follow into the next variant. The locals of finished frames are cleared (the traceback
-    still prints), then unused GPU memory goes back to the driver.
-    """
-    from pytest_sdxl.devices import free_memory
-
-    if error.__traceback__ is not None:
-        traceback.clear_frames(error.__traceback__)
-    free_memory(device)
-
-
-def summary_lines(state: SessionState) -> list[str]:
-    """The notes' table of every benchmarked variant, or why it was skipped or failed."""
-    from pytest_sdxl.reports import notes_table
-
-    settings = state.settings
-    size = state.image_size or settings.size
-    lines = [
-        f"model {settings.model}, {size}x{size}, {settings.steps} step(s), 1 + {len(settings.prompts) - 1} prompts; "
-        "Load, Init Gen and Total exist for Run 1 only (the pipeline is loaded and warmed once), "
-        "each run is one benchmark round",
-    ]
-    for record in state.records.values():
-        lines.append("")
-        if record.runs:
-            status = "" if record.status == "ok" else f" {record.status}: {record.reason}"
-            lines.append(f"{record.variant} ({record.kind}){status}")
-            lines.extend(notes_table(record).splitlines())
-        else:
-            lines.append(f"{record.variant} ({record.kind}): {record.status}: {record.reason}")
-    return lines
-
-
-def write_report(state: SessionState, folder: Path) -> str:
-    """Write results.json, results.md and results.png into the folder; returns a line saying where."""
-    from pytest_sdxl.machine import machine_info
-    from pytest_sdxl.reports import write_reports
-
-    written = write_reports(state.result_set(machine_info(state.settings.device)), folder)
-    return f"sdxl: wrote {', '.join(path.name for path in written.values())} to {folder}"

@@ -2,11 +2,12 @@
 
 One run, as in the notes' Run 1..3: a fresh load of every component (never the in-process
 cache) plus applying the variant is **Load Time**; the first prompt's generation is **Init Gen
-Time**; the remaining prompts, one pipeline call each (or one call for all of them in batch
-mode), give **Avg Gen Time** per image (mean and median); **Total Time** is the wall time of
-the whole run. Every reading is taken with the device synchronized. The stage timer is attached
-during the timed generations only, so the stages split exactly the generations that are averaged.
-Each run's images are compared with the baseline's for the same prompts and seeds (PSNR).
+Time**; then the measurement core (``pytest_sdxl.measurement``) warms every shape the timed calls
+use and times at least ten calls over the other prompts, one pipeline call each (or one call for
+all of them in batch mode): **Avg Gen Time** per image (mean and median). **Total Time** is load,
+first generation, warm-up and timed calls. The stage split and the device signals come from the
+core's untimed passes after the timed calls. Each run's images are compared with the baseline's
+for the same prompts and seeds (PSNR).
 
 A variant that cannot run here is ``skipped`` with the reason; one that fails (out of memory,
 NaN images, any exception) is ``failed`` with a clear reason, its GPU memory is freed, and the
@@ -16,29 +17,26 @@ protocol carries on with the next variant.
 from __future__ import annotations
 
 import math
-import statistics
 import sys
 from collections.abc import Callable, Sequence
-from contextlib import nullcontext
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from pytest_sdxl.errors import ImageCheckError, SettingsError, VariantUnavailable
-from pytest_sdxl.images import check_images
-from pytest_sdxl.machine import peak_memory_gb, reset_peak_memory, resolved_precision
+from pytest_sdxl.errors import SettingsError, VariantUnavailable
+from pytest_sdxl.machine import resolved_precision
+from pytest_sdxl.measurement import failure_reason, measure_pipeline, seeds_for, timed_groups, variant_note
 from pytest_sdxl.progress import Progress, ProgressEvent
 from pytest_sdxl.results import ResultSet, RunRecord, VariantRecord, settings_as_dict
 from pytest_sdxl.variants import BASELINE, Composition, all_single_variants, compose
 
-# peak_memory_gb and reset_peak_memory live in machine.py; the plugin imports them from here too.
 __all__ = [
     "Progress",
     "ProgressEvent",
     "RunRecord",
     "VariantRecord",
-    "peak_memory_gb",
-    "reset_peak_memory",
+    "measure_run",
     "run_protocol",
     "run_variant",
 ]
@@ -52,9 +50,6 @@ def check_prompt_count(settings: Any) -> None:
         )
 
 
-def seeds_for(settings: Any) -> list[int]:
-    """Prompt i uses seed + i, whatever the variant: the same prompt and seed give the same image."""
-    return [settings.seed + index for index in range(len(settings.prompts))]
 
 
 def forget_compiled_graphs() -> None:
@@ -64,69 +59,12 @@ def forget_compiled_graphs() -> None:
         dynamo.reset()
 
 
-def stages_per_image(times: Any, images: int) -> dict[str, float]:
-    """Stage milliseconds per image; the four stage keys add up to ``total_ms``."""
-    count = max(images, 1)
-    stages = {
-        "text_encode_ms": times.text_encode_ms / count,
-        "unet_ms": times.unet_total_ms / count,
-        "vae_decode_ms": times.vae_decode_ms / count,
-    }
-    stages["total_ms"] = times.total_ms / count
-    stages["other_ms"] = stages["total_ms"] - stages["text_encode_ms"] - stages["unet_ms"] - stages["vae_decode_ms"]
-    stages["unet_step_ms"] = times.unet_ms
-    stages["unet_calls_per_image"] = times.unet_calls / count
-    return stages
 
 
-def image_psnr(reference: np.ndarray | None, images: np.ndarray) -> float | None:
-    from pytest_sdxl.images import psnr
-
-    if reference is None or reference.shape != images.shape:
-        return None
-    return psnr(reference, images)
 
 
-def timed_groups(
-    composition: Composition, prompts: Sequence[str], seeds: Sequence[int]
-) -> list[tuple[list[str], list[int]]]:
-    """The timed generations after the first: one call per prompt, or one call for all in batch mode."""
-    rest = list(zip(prompts[1:], seeds[1:], strict=True))
-    if composition.is_batch:
-        return [([prompt for prompt, _ in rest], [seed for _, seed in rest])]
-    return [([prompt], [seed]) for prompt, seed in rest]
 
 
-def time_generations(
-    pipeline: Any,
-    groups: list[tuple[list[str], list[int]]],
-    clock: Any,
-    timer: Any,
-    stage_timer: bool = True,
-    report: Callable[[str, str], None] | None = None,
-) -> tuple[list[float], list[np.ndarray]]:
-    """The protocol's timed loop: seconds per image of each generation, and the images.
-
-    Each generation sits between two synchronized clock readings; the stage timer (attached
-    only for this loop when ``stage_timer``) marks it whole, so its stages split exactly it.
-    """
-    gen_s: list[float] = []
-    images: list[np.ndarray] = []
-    if stage_timer:
-        timer.attach()
-    try:
-        for index, (group_prompts, group_seeds) in enumerate(groups, start=1):
-            if report is not None:
-                report("generation", f"{index}/{len(groups)}")
-            start = clock.now()
-            with timer.generation() if stage_timer else nullcontext():
-                generated = pipeline.generate(group_prompts, group_seeds, check=False)
-            gen_s.append((clock.now() - start) / len(group_prompts))
-            # Checked outside the timed region: the check is the harness's work, not the pipeline's.
-            images.append(check_images(generated, pipeline.id))
-    finally:
-        timer.detach()
-    return gen_s, images
 
 
 def import_libraries() -> None:
@@ -146,13 +84,13 @@ def measure_run(
     run: int,
     reference: np.ndarray | None,
     progress: Progress | None = None,
-    stage_timer: bool = True,
+    trace_path: Path | None = None,
 ) -> tuple[RunRecord, np.ndarray, int]:
-    """One run from a fresh load; returns its record, all its images (first prompt first) and the image size."""
+    """One run from a fresh load; returns its record, the timed prompts' images and the image size."""
     from pytest_sdxl.assembly import VariantPipeline
     from pytest_sdxl.devices import free_memory, resolve_device, resolve_dtype
     from pytest_sdxl.sources import image_size_for, load_components
-    from pytest_sdxl.timing import StageTimer, SyncClock
+    from pytest_sdxl.timing import SyncClock
 
     def report(step: str, detail: str = "") -> None:
         if progress is not None:
@@ -165,7 +103,6 @@ def measure_run(
     prompts, seeds = list(settings.prompts), seeds_for(settings)
     forget_compiled_graphs()
     free_memory(device)
-    reset_peak_memory(device)
     pipeline = None
     try:
         report("load")
@@ -176,45 +113,27 @@ def measure_run(
         del components  # the pipeline holds what it needs; nothing else may keep GPU memory alive
         loaded = clock.now()
         report("first generation")
-        images = [pipeline.generate(prompts[:1], seeds[:1])]
+        pipeline.generate(prompts[:1], seeds[:1])
         first_done = clock.now()
-        timer = StageTimer(pipeline.pipe, device)
-        groups = timed_groups(composition, prompts, seeds)
-        gen_s, timed_images = time_generations(pipeline, groups, clock, timer, stage_timer, report)
-        images += timed_images
-        finished = clock.now()
-        stage_times = timer.read()
-        all_images = np.concatenate(images, axis=0)
-        record = RunRecord(
-            run=run,
-            load_s=loaded - started,
-            init_gen_s=first_done - loaded,
-            gen_s=gen_s,
-            avg_gen_s=statistics.fmean(gen_s),
-            median_gen_s=statistics.median(gen_s),
-            total_s=finished - started,
-            stages=stages_per_image(stage_times, len(prompts) - 1) if stage_timer else {},
-            peak_gpu_mem_gb=peak_memory_gb(device),
-            psnr_db=image_psnr(reference, all_images),
+        measured = measure_pipeline(
+            pipeline,
+            timed_groups(composition, prompts, seeds),
+            reference=reference,
+            trace_path=trace_path,
+            calls_at_one=1,
+            report=report,
         )
-        return record, all_images, size
+        record = measured.runs[0]
+        record.run = run
+        record.load_s = loaded - started
+        record.init_gen_s = first_done - loaded
+        record.total_s = record.load_s + record.init_gen_s + measured.warmup_s + measured.timed_s_per_run[0]
+        return record, measured.images, size
     finally:
         if pipeline is not None:
             pipeline.close()
         pipeline = None
         free_memory(device)
-
-
-def failure_reason(error: BaseException) -> str:
-    """One line that says what went wrong: out of memory, a bad image, or the exception itself."""
-    from pytest_sdxl.devices import is_out_of_memory
-
-    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
-    if is_out_of_memory(error):
-        return f"out of memory: {text}"[:500]
-    if isinstance(error, ImageCheckError):
-        return f"bad images: {text}"[:500]
-    return f"{type(error).__name__}: {text}"[:500]
 
 
 def measure_variant(
@@ -225,12 +144,14 @@ def measure_variant(
 ) -> tuple[VariantRecord, np.ndarray | None, int | None]:
     """Every run of one variant; returns the record, the first run's images and the image size."""
     check_prompt_count(settings)
-    record = VariantRecord(variant=composition.id, kind=composition.kind)
+    record = VariantRecord(variant=composition.id, kind=composition.kind, note=variant_note(composition))
     first_images: np.ndarray | None = None
     size: int | None = None
     for run in range(1, settings.runs + 1):
+        # One generation's Chrome trace a variant is enough to read; the first run's is kept.
+        trace = trace_file(settings, composition) if run == 1 else None
         try:
-            run_record, images, size = measure_run(settings, composition, run, reference, progress)
+            run_record, images, size = measure_run(settings, composition, run, reference, progress, trace)
         except VariantUnavailable as error:
             record.status, record.reason = "skipped", str(error)
             break
@@ -264,15 +185,30 @@ def run_variant(
     return measure_variant(settings, composition, baseline_images, progress)[0]
 
 
+def trace_file(settings: Any, composition: Composition) -> Path | None:
+    """Where ``--trace DIR`` keeps this variant's Chrome trace (``DIR/<variant>.json``), or None."""
+    folder = getattr(settings, "trace", None)
+    return None if folder is None else Path(folder) / f"{composition.id}.json"
+
+
 def reference_images(settings: Any, progress: Progress | None = None) -> np.ndarray | None:
-    """The baseline's images for the settings' prompts and seeds (untimed), or None if it cannot run."""
+    """The baseline's images of the timed prompts and their seeds (untimed), or None if it cannot run."""
+    from pytest_sdxl.assembly import VariantPipeline
+    from pytest_sdxl.sources import components_for, image_size_for
+
     if progress is not None:
         progress(ProgressEvent(BASELINE, 0, settings.runs, "reference images for PSNR"))
+    pipeline = None
     try:
-        _, images, _ = measure_run(settings.with_changes(runs=1), compose([]), 1, None, stage_timer=False)
+        components = components_for(settings, cache=False)
+        pipeline = VariantPipeline(components, compose([]), image_size_for(settings, components), settings.steps)
+        del components
+        return pipeline.generate(list(settings.prompts[1:]), seeds_for(settings)[1:])
     except Exception:  # without a reference the variants still run; their PSNR stays empty
         return None
-    return images
+    finally:
+        if pipeline is not None:
+            pipeline.close()
 
 
 def run_protocol(

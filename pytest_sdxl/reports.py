@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import math
 import os
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from pytest_sdxl.results import STAGE_KEYS, ResultSet, VariantRecord, save_results, write_atomically
+from pytest_sdxl.results import STAGE_KEYS, ResultSet, RunRecord, VariantRecord, save_results, write_atomically
 from pytest_sdxl.statistics import CI_METHOD, summarize
 
 # The notes' rows, in the notes' order, with the metric each one shows.
@@ -76,10 +77,74 @@ def stage_split(record: VariantRecord) -> str:
     return " / ".join("-" if math.isnan(value) else f"{value:.1f}" for value in medians)
 
 
+@dataclass(frozen=True)
+class DeviceSummary:
+    """The device signals of a variant's runs in a few numbers (per image), or why they do not apply.
+
+    Busy fraction: the GPU's kernel time over the wall time of the same image (median over the
+    runs' profiled calls against the median timed call); achieved TFLOP/s: FLOPs over kernel time.
+    """
+
+    not_applicable: str = ""
+    kernel_ms: float = math.nan
+    kernel_ms_cv: float = math.nan
+    kernels: float = math.nan
+    stage_kernel_ms: dict[str, float] = field(default_factory=dict)
+    flops_per_image: float | None = None
+    achieved_tflops: float | None = None
+    busy_fraction: float | None = None
+
+    def as_dict(self) -> dict[str, object]:
+        # What does not apply is left out, not written as NaN: pytest-benchmark's JSON must stay strict.
+        return {
+            key: value
+            for key, value in asdict(self).items()
+            if value not in ("", None) and not (isinstance(value, float) and math.isnan(value))
+        }
+
+
+def device_summary(runs: list[RunRecord]) -> DeviceSummary:
+    signals = [run.device for run in runs if run.device is not None]
+    if not signals:
+        return DeviceSummary(not_applicable="no device signals were measured")
+    flops = next((item.flops for item in signals if item.flops is not None), None)
+    if not any(item.has_kernels for item in signals):
+        return DeviceSummary(not_applicable=signals[0].not_applicable, flops_per_image=flops)
+    kernel = summarize([value for item in signals for value in item.kernel_ms])
+    wall_ms = summarize([sample for run in runs for sample in run.gen_s]).median * 1000
+    stages: dict[str, float] = {}
+    for item in signals:
+        for stage, value in item.stage_kernel_ms.items():
+            stages[stage] = stages.get(stage, 0.0) + value / len(signals)
+    return DeviceSummary(
+        kernel_ms=kernel.median,
+        kernel_ms_cv=kernel.cv,
+        kernels=summarize([value for item in signals for value in item.kernels]).median,
+        stage_kernel_ms=stages,
+        flops_per_image=flops,
+        achieved_tflops=flops / (kernel.median / 1000) / 1e12 if flops and kernel.median > 0 else None,
+        busy_fraction=kernel.median / wall_ms if wall_ms > 0 else None,
+    )
+
+
+def device_cells(record: VariantRecord) -> list[str]:
+    """kernel ms (CV), kernels per image, busy fraction, TFLOP/s; 'n/a' where they do not apply."""
+    summary = device_summary(record.runs)
+    if summary.not_applicable:
+        return ["n/a"] * 4
+    return [
+        f"{summary.kernel_ms:.2f} ({format_percent(summary.kernel_ms_cv)})",
+        f"{summary.kernels:.0f}",
+        "-" if summary.busy_fraction is None else format_percent(summary.busy_fraction),
+        "-" if summary.achieved_tflops is None else f"{summary.achieved_tflops:.1f}",
+    ]
+
+
 SUMMARY_HEADER = [
     "variant",
     "kind",
     "avg gen ms (median)",
+    "min ms",
     "mean ms",
     "95% CI ms",
     "CV",
@@ -91,6 +156,10 @@ SUMMARY_HEADER = [
     "text / unet / vae / other ms",
     "PSNR dB",
     "peak GB",
+    "kernel ms (CV)",
+    "kernels",
+    "GPU busy",
+    "TFLOP/s",
 ]
 
 
@@ -100,12 +169,15 @@ def summary_row(record: VariantRecord, baseline_median: float) -> list[str]:
         return [record.variant, record.kind, f"{record.status} (below)", *(["-"] * (len(SUMMARY_HEADER) - 3))]
     gen = summarize(record.samples("gen_s"))
     speed_up = baseline_median / gen.median if gen.median > 0 and not math.isnan(baseline_median) else math.nan
+    if record.note and "no effect" in record.note:
+        speed_up = math.nan  # a difference from the baseline is noise, not a speed-up: the note says why
     peaks = [run.peak_gpu_mem_gb for run in record.runs if run.peak_gpu_mem_gb is not None]
     psnr_values = [run.psnr_db for run in record.runs if run.psnr_db is not None]
     return [
         record.variant,
         record.kind,
         format_ms(gen.median),
+        format_ms(gen.minimum),
         format_ms(gen.mean),
         f"{format_ms(gen.ci_low)} – {format_ms(gen.ci_high)}",
         format_percent(gen.cv),
@@ -117,6 +189,7 @@ def summary_row(record: VariantRecord, baseline_median: float) -> list[str]:
         stage_split(record),
         format_psnr(psnr_values),
         f"{max(peaks):.2f}" if peaks else "-",
+        *device_cells(record),
     ]
 
 
@@ -131,14 +204,20 @@ def summary_table(result_set: ResultSet) -> str:
     reasons = [
         f"- {record.variant} {record.status}: {record.reason}" for record in result_set.variants if not record.ok
     ]
+    reasons += [f"- {record.variant}: {record.note}" for record in result_set.variants if record.note]
+    ran = [record for record in result_set.variants if record.ok]
+    not_applicable = sorted({reason for record in ran if (reason := device_summary(record.runs).not_applicable)})
+    reasons += [f"- device signals n/a: {reason}" for reason in not_applicable]
     return "\n".join(lines + (["", *reasons] if reasons else []))
 
 
 def describe_machine(machine: dict[str, object]) -> str:
     gpu = machine.get("gpu") or "no GPU"
+    # Files written before the machine keys were unified call the driver 'driver'.
+    driver = machine.get("gpu_driver") or machine.get("driver")
     parts = [
         f"GPU {gpu}",
-        f"driver {machine.get('driver') or '-'}",
+        f"driver {driver or '-'}",
         f"CUDA {machine.get('cuda') or '-'}",
         f"CPU {machine.get('cpu')}",
         f"torch {machine.get('torch')}",
@@ -166,6 +245,9 @@ def markdown_report(result_set: ResultSet) -> str:
         f"- avg gen statistics over every timed generation of every run (per image); 95% CI: {CI_METHOD}; "
         "speed-up = baseline median / variant median; PSNR: worst run against the baseline's images "
         "for the same prompts and seeds; stages are medians over runs, ms per image",
+        "- device signals from untimed profiled passes: kernel ms = the GPU's summed kernel time per image "
+        "(median, CV over profiled calls), kernels = launches per image, GPU busy = kernel time / wall "
+        "median, TFLOP/s = matrix FLOPs per image / kernel time",
         "",
         "## Summary",
         "",
@@ -192,3 +274,21 @@ def write_reports(result_set: ResultSet, folder: str | os.PathLike[str], include
     written["markdown"] = write_atomically(target / "results.md", markdown_report(result_set))
     written["chart"] = write_atomically(target / "results.png", chart_png(result_set))
     return written
+
+
+def session_summary_lines(result_set: ResultSet) -> list[str]:
+    """The pytest plugin's terminal section: the summary, then the notes' table of every variant."""
+    settings = result_set.settings
+    size = settings.get("image_size") or settings.get("size") or "auto"
+    prompts = settings.get("prompts") or []
+    lines = [
+        f"model {settings.get('model')}, {size}x{size}, {settings.get('steps')} step(s), "
+        f"1 + {max(len(prompts) - 1, 0)} prompts; Load, Init Gen and Total exist for Run 1 only (the pipeline "
+        "is loaded and warmed once), each run is a block of benchmark rounds",
+        "",
+        *summary_table(result_set).splitlines(),
+    ]
+    for record in result_set.variants:
+        if record.runs:
+            lines += ["", f"{record.variant} ({record.kind})", *notes_table(record).splitlines()]
+    return lines

@@ -1,8 +1,9 @@
 """The result schema: one versioned JSON document per measurement, written atomically.
 
 A ``ResultSet`` holds the settings, the machine and every raw sample of every run of every
-variant (``VariantRecord`` -> ``RunRecord``). The record classes live here, beside the schema
-that stores them; ``pytest_sdxl.protocol`` re-exports them as the protocol's output.
+variant (``VariantRecord`` -> ``RunRecord`` -> ``DeviceSignals``). The record classes live here,
+beside the schema that stores them; the measurement core fills them. Version 1 files (before
+device signals) are still read: their runs have no device signals.
 Non-finite floats (PSNR of identical images is infinite) are stored as the strings
 ``"inf"``/``"-inf"``/``"nan"`` so the file stays strict JSON.
 """
@@ -20,7 +21,8 @@ from typing import Any
 
 from pytest_sdxl.errors import SdxlError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 SCHEMA_NAME = "pytest-sdxl-results"
 # The per-image stage keys that add up to one generation; reports and charts stack these.
 STAGE_KEYS = ("text_encode_ms", "unet_ms", "vae_decode_ms", "other_ms")
@@ -30,6 +32,29 @@ STATUSES = ("ok", "skipped", "failed")
 
 class ResultsFileError(SdxlError):
     """A results file cannot be read: missing, not JSON, or of another schema or version."""
+
+
+@dataclass
+class DeviceSignals:
+    """What the GPU itself did during one run's untimed profiled pass (never a timed pass).
+
+    Per image: ``kernel_ms`` and ``kernels`` hold one value per profiled call (kernel time summed
+    over the call's CUDA kernels, and how many kernels it launched); ``stage_kernel_ms`` splits the
+    kernel time by stage; ``flops`` counts the matrix FLOPs of one image; ``kernel_table`` maps a
+    kernel group to [launches per image, microseconds per image]. Where kernels cannot be seen (a
+    CPU), ``not_applicable`` says why and the kernel fields stay empty instead of holding zeros.
+    """
+
+    kernel_ms: list[float] = field(default_factory=list)
+    kernels: list[float] = field(default_factory=list)
+    stage_kernel_ms: dict[str, float] = field(default_factory=dict)
+    flops: float | None = None
+    kernel_table: dict[str, list[float]] = field(default_factory=dict)
+    not_applicable: str = ""
+
+    @property
+    def has_kernels(self) -> bool:
+        return bool(self.kernel_ms)
 
 
 @dataclass
@@ -52,6 +77,9 @@ class RunRecord:
     stages: dict[str, float] = field(default_factory=dict)
     peak_gpu_mem_gb: float | None = None
     psnr_db: float | None = None
+    # Untimed calls made before the timed ones, so every shape they use was seen (and captured) first.
+    warmup_calls: int = 0
+    device: DeviceSignals | None = None
 
     def metric(self, name: str) -> float:
         """A metric by its notes name (``total_s``, ``load_s``, ``init_gen_s``, ``avg_gen_s``, ...)."""
@@ -70,6 +98,8 @@ class VariantRecord:
     status: str = "ok"
     reason: str = ""
     runs: list[RunRecord] = field(default_factory=list)
+    # What a reader must know to read the figures (no effect at batch 1, cache hits on repeated prompts).
+    note: str = ""
 
     @property
     def ok(self) -> bool:
@@ -81,6 +111,28 @@ class VariantRecord:
             return [sample for run in self.runs for sample in run.gen_s]
         values = [run.metric(metric) for run in self.runs]
         return [value for value in values if not math.isnan(value)]
+
+    def run_samples(self, metric: str) -> list[list[float]]:
+        """The samples of a metric run by run: the unit a run-aware comparison treats as independent.
+
+        ``gen_s`` gives each run's timed generations; ``kernel_ms`` and ``kernels`` each run's profiled
+        calls; any other metric one value per run. Runs without the metric are left out.
+        """
+        runs: list[list[float]] = []
+        for run in self.runs:
+            if metric == "gen_s":
+                values = list(run.gen_s)
+            elif metric in ("kernel_ms", "kernels"):
+                values = list(getattr(run.device, metric)) if run.device is not None else []
+            else:
+                values = [run.metric(metric)]
+            values = [value for value in values if not math.isnan(value)]
+            if values:
+                runs.append(values)
+        return runs
+
+    def device_signals(self) -> list[DeviceSignals]:
+        return [run.device for run in self.runs if run.device is not None]
 
 
 @dataclass
@@ -116,6 +168,7 @@ def settings_as_dict(settings: Any) -> dict[str, Any]:
         "runs": settings.runs,
         "variants": None if settings.variants is None else [item.id for item in settings.variants],
         "report": None if settings.report is None else str(settings.report),
+        "trace": None if settings.trace is None else str(settings.trace),
         "seed": settings.seed,
         "tiny_vae": settings.tiny_vae,
         "fp16_vae": settings.fp16_vae,
@@ -145,6 +198,20 @@ def to_dict(result_set: ResultSet) -> dict[str, Any]:
     return encoded
 
 
+def device_from_dict(data: dict[str, Any] | None) -> DeviceSignals | None:
+    if data is None:
+        return None
+    flops = decode_float(data.get("flops"))
+    return DeviceSignals(
+        kernel_ms=[float(value) for value in data.get("kernel_ms", [])],
+        kernels=[float(value) for value in data.get("kernels", [])],
+        stage_kernel_ms={key: float(value) for key, value in data.get("stage_kernel_ms", {}).items()},
+        flops=None if flops is None else float(flops),
+        kernel_table={key: [float(value) for value in pair] for key, pair in data.get("kernel_table", {}).items()},
+        not_applicable=str(data.get("not_applicable", "")),
+    )
+
+
 def run_from_dict(data: dict[str, Any]) -> RunRecord:
     return RunRecord(
         run=int(data["run"]),
@@ -157,6 +224,8 @@ def run_from_dict(data: dict[str, Any]) -> RunRecord:
         stages={key: float(decode_float(value)) for key, value in data.get("stages", {}).items()},
         peak_gpu_mem_gb=None if data.get("peak_gpu_mem_gb") is None else float(data["peak_gpu_mem_gb"]),
         psnr_db=None if data.get("psnr_db") is None else float(decode_float(data["psnr_db"])),
+        warmup_calls=int(data.get("warmup_calls", 0)),
+        device=device_from_dict(data.get("device")),
     )
 
 
@@ -165,9 +234,10 @@ def from_dict(data: dict[str, Any]) -> ResultSet:
     if not isinstance(data, dict) or data.get("schema", SCHEMA_NAME) != SCHEMA_NAME:
         raise ResultsFileError(f"not a {SCHEMA_NAME} document (schema {data.get('schema')!r})")
     version = data.get("schema_version")
-    if version != SCHEMA_VERSION:
+    if version not in READABLE_VERSIONS:
+        readable = ", ".join(str(number) for number in READABLE_VERSIONS)
         raise ResultsFileError(
-            f"results schema version {version!r} is not supported; this pytest-sdxl reads version {SCHEMA_VERSION}"
+            f"results schema version {version!r} is not supported; this pytest-sdxl reads versions {readable}"
         )
     try:
         variants = [
@@ -177,6 +247,7 @@ def from_dict(data: dict[str, Any]) -> ResultSet:
                 status=str(item["status"]),
                 reason=str(item.get("reason", "")),
                 runs=[run_from_dict(run) for run in item.get("runs", [])],
+                note=str(item.get("note", "")),
             )
             for item in data["variants"]
         ]
@@ -187,7 +258,8 @@ def from_dict(data: dict[str, Any]) -> ResultSet:
         machine=dict(data.get("machine", {})),
         variants=variants,
         created=str(data.get("created", "")),
-        schema_version=int(version),
+        # A file read is a file of this version once written again.
+        schema_version=SCHEMA_VERSION,
     )
 
 

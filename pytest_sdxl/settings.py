@@ -150,6 +150,13 @@ OPTIONS = (
         "LIST",
     ),
     Option("report", report_folder, "", "Folder to write results.json, results.md and results.png to", "DIR"),
+    Option(
+        "trace",
+        report_folder,
+        "",
+        "Folder to keep a Chrome trace of one generation per variant in (<variant>.json, opens in Perfetto)",
+        "DIR",
+    ),
     Option("seed", seed_value, "0", "Seed of the first prompt's generator; prompt i uses seed + i", "N"),
     Option(
         "tiny_vae",
@@ -182,6 +189,7 @@ class Settings:
     runs: int = 3
     variants: tuple[Composition, ...] | None = None
     report: Path | None = None
+    trace: Path | None = None
     seed: int = 0
     tiny_vae: str = "madebyollin/taesdxl"
     fp16_vae: str = "madebyollin/sdxl-vae-fp16-fix"

@@ -154,9 +154,9 @@ def test_report_of_a_missing_file_is_a_clear_error(tmp_path: Path, capsys: pytes
 def test_overhead_prints_the_ratios(prompts: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "overhead.json"
     assert main(["overhead", "--rounds", "2", "--prompts", str(prompts), "--json", str(out)]) == 0
-    assert "protocol/raw:" in capsys.readouterr().out
+    assert "core/raw:" in capsys.readouterr().out
     data = json.loads(out.read_text())
-    assert set(data["ratios"]) == {"protocol_over_raw", "detached_over_raw", "attached_over_detached"}
+    assert set(data["ratios"]) == {"core_over_raw"}
     assert all(len(samples) == 2 for samples in data["samples_ms"].values())
 
 

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pytest_sdxl import benchmark_info, plugin
+from pytest_sdxl import machine, plugin, plugin_benchmark
 from pytest_sdxl.variants import BASELINE, all_single_variants, parse
 
 SINGLES = all_single_variants()
@@ -84,16 +84,16 @@ def write_driver_files(root: Path, names: list[str], driver: str, module: str = 
 
 def test_gpus_are_read_from_the_driver_files(tmp_path: Path) -> None:
     root = write_driver_files(tmp_path, ["NVIDIA H100 80GB HBM3", "NVIDIA H100 80GB HBM3"], "550.54.15")
-    names, driver = benchmark_info.gpus_from_driver(root) or ([], None)
+    names, driver = machine.gpus_from_driver(root) or ([], None)
     assert names == ["NVIDIA H100 80GB HBM3", "NVIDIA H100 80GB HBM3"] and driver == "550.54.15"
-    assert benchmark_info.gpu_summary(names) == "NVIDIA H100 80GB HBM3 x2"
-    assert benchmark_info.gpus_from_driver(tmp_path / "absent") is None
+    assert machine.gpu_summary(names) == "NVIDIA H100 80GB HBM3 x2"
+    assert machine.gpus_from_driver(tmp_path / "absent") is None
 
 
 def test_open_kernel_module_driver_version_is_read(tmp_path: Path) -> None:
     # The open kernel module words its line differently (seen on an H100 host): "... Module for x86_64  580.159.04".
     root = write_driver_files(tmp_path, ["NVIDIA H100 80GB HBM3"], "580.159.04", "Open Kernel Module for x86_64")
-    assert benchmark_info.gpus_from_driver(root) == (["NVIDIA H100 80GB HBM3"], "580.159.04")
+    assert machine.gpus_from_driver(root) == (["NVIDIA H100 80GB HBM3"], "580.159.04")
 
 
 @pytest.mark.parametrize(
@@ -101,27 +101,27 @@ def test_open_kernel_module_driver_version_is_read(tmp_path: Path) -> None:
     [([], None), (["NVIDIA H200"], "NVIDIA H200"), (["NVIDIA H200", "NVIDIA A10"], "NVIDIA H200, NVIDIA A10")],
 )
 def test_gpu_summary(names: list[str], summary: str | None) -> None:
-    assert benchmark_info.gpu_summary(names) == summary
+    assert machine.gpu_summary(names) == summary
 
 
 def test_machine_details_name_versions_without_importing_torch(monkeypatch: pytest.MonkeyPatch) -> None:
     torch = pytest.importorskip("torch")
-    details = benchmark_info.machine_details(use_nvidia_smi=False)
+    details = machine.machine_details(use_nvidia_smi=False)
     assert details["torch"] == torch.__version__
     assert details["cuda"] == torch.version.cuda
     # The same answer read from torch/version.py, as at configure time before anything imports torch.
     monkeypatch.delitem(__import__("sys").modules, "torch")
-    assert benchmark_info.torch_cuda_version() == torch.version.cuda
+    assert machine.torch_cuda_version() == torch.version.cuda
 
 
 def test_machine_differences_name_what_changed() -> None:
     then = {"gpu": "NVIDIA H100 80GB HBM3", "torch": "2.11.0", "diffusers": "0.42.1", "node": "a"}
     now = {"gpu": "NVIDIA H200", "torch": "2.11.0", "diffusers": "0.42.1", "node": "b"}
-    assert benchmark_info.machine_differences(now, then) == ["gpu 'NVIDIA H100 80GB HBM3' then, 'NVIDIA H200' now"]
-    assert benchmark_info.machine_differences(now, now) == []
+    assert machine.machine_differences(now, then) == ["gpu 'NVIDIA H100 80GB HBM3' then, 'NVIDIA H200' now"]
+    assert machine.machine_differences(now, now) == []
 
 
 def test_infinite_psnr_is_written_as_a_string() -> None:
-    assert benchmark_info.json_number(math.inf) == "inf"
-    assert benchmark_info.json_number(31.5) == 31.5
-    assert benchmark_info.json_number(None) is None
+    assert plugin_benchmark.json_number(math.inf) == "inf"
+    assert plugin_benchmark.json_number(31.5) == 31.5
+    assert plugin_benchmark.json_number(None) is None

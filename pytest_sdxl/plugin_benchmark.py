@@ -1,0 +1,148 @@
+"""What the ``sdxl_benchmark`` fixture hands out: a warmed variant timed through the measurement core.
+
+pytest-benchmark drives the core's timed loop (its pedantic mode runs the core's rounds, one round
+one benchmark sample), so a variant's pytest-benchmark figures, the session's tables and
+``--sdxl-report`` come from the same calls the protocol times. The rounds are split into
+``--sdxl-runs`` runs of at least ten timed calls each, the unit a run-aware comparison treats as
+independent. ``extra_info`` gets the notes' figures, the stage split and the device signals.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from pytest_sdxl.assembly import VariantPipeline
+    from pytest_sdxl.measurement import PipelineMeasurement
+    from pytest_sdxl.plugin_state import SessionState, WarmUp
+
+
+def json_number(value: float | None) -> float | str | None:
+    """Infinite PSNR (identical images) as the string 'inf': pytest-benchmark's JSON must stay strict."""
+    if value is not None and not math.isfinite(value):
+        return str(value)
+    return value
+
+
+class VariantBenchmark:
+    """Times a warmed variant pipeline with pytest-benchmark and records the notes' figures."""
+
+    def __init__(self, benchmark: Any, pipeline: VariantPipeline, state: SessionState, test_name: str) -> None:
+        self.benchmark = benchmark
+        self.pipeline = pipeline
+        self.state = state
+        self.test_name = test_name
+
+    def __call__(self, runs: int | None = None) -> np.ndarray:
+        from pytest_sdxl.outcomes import fail_variant
+
+        try:
+            return self.measure(runs or self.state.settings.runs)
+        except BaseException as error:
+            fail_variant(error, self.pipeline.id, "being timed", self.pipeline.device)
+
+    def measure(self, runs: int) -> np.ndarray:
+        from pytest_sdxl.measurement import images_in, measure_pipeline, rounds_per_run, seeds_for, timed_groups
+
+        settings, pipeline = self.state.settings, self.pipeline
+        groups = timed_groups(pipeline.composition, settings.prompts, seeds_for(settings))
+        images_per_round = images_in(groups)
+        if self.benchmark.group is None:  # a group set with @pytest.mark.benchmark(group=...) stays
+            noun = "image" if images_per_round == 1 else "images"
+            self.benchmark.group = (
+                f"{self.test_name}: {settings.model} {pipeline.size}px, {images_per_round} {noun}/round"
+            )
+
+        def drive(one_round: Any, count: int) -> None:
+            if self.benchmark.disabled:  # --benchmark-disable: one round, as pytest-benchmark would run it
+                one_round()
+                return
+            self.benchmark.pedantic(one_round, rounds=count, warmup_rounds=0, iterations=1)
+
+        measured = measure_pipeline(
+            pipeline,
+            groups,
+            runs=runs,
+            rounds=rounds_per_run(groups),
+            driver=drive,
+            reference=self.reference_images(),
+            trace_path=None if settings.trace is None else settings.trace / f"{pipeline.id}.json",
+        )
+        self.fill_in_warm_up(measured)
+        if pipeline.id == "baseline":
+            self.state.reference_images = measured.images
+        self.state.record_runs(pipeline.id, pipeline.composition.kind, measured.runs, measured.note)
+        self.benchmark.extra_info.update(self.extra_info(measured, images_per_round))
+        return measured.images
+
+    @property
+    def warm_up(self) -> WarmUp:
+        return self.state.warm_ups[self.pipeline.id]
+
+    def fill_in_warm_up(self, measured: PipelineMeasurement) -> None:
+        """Load, first generation and so Total exist for the first run only: later runs reuse the pipeline."""
+        first = measured.runs[0]
+        first.load_s, first.init_gen_s = self.warm_up.load_s, self.warm_up.init_gen_s
+        first.total_s = first.load_s + first.init_gen_s + measured.warmup_s + measured.timed_s_per_run[0]
+
+    def reference_images(self) -> np.ndarray | None:
+        """The baseline's images of the timed prompts, for PSNR; built aside once when the baseline ran not first."""
+        from pytest_sdxl.assembly import VariantPipeline
+        from pytest_sdxl.measurement import seeds_for
+        from pytest_sdxl.variants import compose
+
+        known: np.ndarray | None = self.state.reference_images
+        if self.pipeline.id == "baseline" or known is not None:
+            return known
+        settings = self.state.settings
+        baseline = None
+        try:
+            baseline = VariantPipeline(self.pipeline.components, compose([]), self.pipeline.size, self.pipeline.steps)
+            images = baseline.generate(settings.prompts[1:], seeds_for(settings)[1:])
+        except Exception:  # without a reference the variant is still timed; its PSNR stays empty
+            return None
+        finally:
+            if baseline is not None:
+                baseline.close()
+        self.state.reference_images = images
+        return images
+
+    def extra_info(self, measured: PipelineMeasurement, images_per_round: int) -> dict[str, Any]:
+        from pytest_sdxl.reports import device_summary
+        from pytest_sdxl.results import settings_as_dict
+
+        settings, pipeline, warm_up = self.state.settings, self.pipeline, self.warm_up
+        runs = measured.runs
+        samples = [sample for run in runs for sample in run.gen_s]
+        return {
+            "variant": pipeline.id,
+            "kind": pipeline.composition.kind,
+            "note": measured.note,
+            "model": settings.model,
+            "device": str(pipeline.device),
+            "dtype": str(pipeline.components.dtype).removeprefix("torch."),
+            "image_size": pipeline.size,
+            "steps": pipeline.steps,
+            "images_per_round": images_per_round,
+            "batch": pipeline.composition.is_batch,
+            "runs": len(runs),
+            "timed_calls_per_run": len(runs[0].gen_s),
+            "warmup_calls": runs[0].warmup_calls,
+            "load_s": warm_up.load_s,
+            "components_load_s": warm_up.components_load_s,
+            "build_s": warm_up.build_s,
+            "init_gen_s": warm_up.init_gen_s,
+            "avg_gen_s": statistics.fmean(samples),
+            "median_gen_s": statistics.median(samples),
+            "min_gen_s": min(samples),
+            "stages_ms_per_image": runs[0].stages,
+            "device_signals": device_summary(runs).as_dict(),
+            "peak_gpu_mem_gb": runs[0].peak_gpu_mem_gb,
+            "psnr_db": json_number(runs[0].psnr_db),
+            "settings": {key: value for key, value in settings_as_dict(settings).items() if key != "prompts"},
+            "prompts": len(settings.prompts),
+        }
