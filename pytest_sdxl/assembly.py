@@ -1,16 +1,22 @@
 """A pipeline per variant, assembled from shared components, and the one way to call it.
 
 Components a variant does not change are shared between pipelines; those it changes are copied
-first. ``VariantPipeline.generate`` is the single entry the tests, the protocol, the plugin and
-asv time: batch mode, cached prompt embeddings and image checks live here.
+first, each tensor cloned straight onto the device the copy belongs on. For ``cpu_offload`` that
+is the CPU, as in a real offload setup: the four models get private CPU copies (no GPU copy is
+made on the way), then model offload moves each to the components' GPU only while it runs; the
+shared originals stay on the GPU, unused by that pipeline. ``VariantPipeline.generate`` is the
+single entry the tests, the protocol, the plugin and asv time: batch mode, cached prompt
+embeddings and image checks live here. ``VariantPipeline.unused_device_bytes`` says how much of
+the GPU memory in use belongs to shared components the pipeline does not use.
 """
 
 from __future__ import annotations
 
 import copy
+import itertools
 import logging
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -20,6 +26,9 @@ from pytest_sdxl.images import check_images
 from pytest_sdxl.optimizations import APPLY, Context
 from pytest_sdxl.sources import Components
 from pytest_sdxl.variants import Composition
+
+if TYPE_CHECKING:
+    import torch
 
 PIPELINE_MODULES = ("unet", "vae", "text_encoder", "text_encoder_2")
 
@@ -102,6 +111,24 @@ class VariantPipeline:
             self.embedding_cache[prompt] = (embeds, pooled)
         return self.embedding_cache[prompt]
 
+    def unused_device_bytes(self) -> int:
+        """Bytes of shared components resident on the GPU that this pipeline does not use (0 off CUDA).
+
+        Shared components stay on the GPU for the whole session, so a variant that copies a
+        component (upcast_vae, channels_last, cpu_offload) or replaces one (tiny_vae) leaves the
+        original resident: subtract this from ``torch.cuda.max_memory_allocated`` for the
+        variant's own peak.
+        """
+        if self.device.type != "cuda":
+            return 0
+        return self.unused_bytes_on(self.device)
+
+    def unused_bytes_on(self, device: torch.device) -> int:
+        """``unused_device_bytes`` for any device: the CPU too, where tests can check it."""
+        shared = [*self.components.modules.values(), *self.components.loaded_extra_vaes()]
+        used = [getattr(self.pipe, name, None) for name in PIPELINE_MODULES] if self.pipe is not None else []
+        return unused_bytes(shared, used, device)
+
     def close(self) -> None:
         """Drop the pipeline and its private copies and hand their GPU memory back."""
         if self.pipe is not None and hasattr(self.pipe, "remove_all_hooks"):
@@ -131,6 +158,7 @@ def quiet_cast_warnings() -> None:
 
 def build_pipeline(components: Components, composition: Composition, size: int) -> Any:
     """A new StableDiffusionXLPipeline with the composition applied, in canonical order."""
+    import torch
     from diffusers import StableDiffusionXLPipeline
 
     quiet_cast_warnings()
@@ -155,12 +183,14 @@ def build_pipeline(components: Components, composition: Composition, size: int) 
     )
     pipe.set_progress_bar_config(disable=True)
     context = Context(components=components, size=size)
+    # Offloaded weights live on the CPU between calls: copy them there directly.
+    copies_device = torch.device("cpu") if composition.has("cpu_offload") else components.device
     private: set[str] = set()
     try:
         for variant in composition.variants:
             for component in variant.mutates:
                 if component not in private:
-                    setattr(pipe, component, copy.deepcopy(getattr(pipe, component)))
+                    setattr(pipe, component, copy_to(getattr(pipe, component), copies_device))
                     private.add(component)
             APPLY[variant.name](pipe, context)
     except BaseException:
@@ -168,3 +198,58 @@ def build_pipeline(components: Components, composition: Composition, size: int) 
         free_memory(components.device)
         raise
     return pipe
+
+
+def copy_to(module: Any, device: torch.device) -> Any:
+    """A deep copy of the module whose parameters and buffers are clones on device.
+
+    Each tensor is cloned straight onto device: deep-copying first and moving afterwards would
+    clone every weight where it lives (the GPU, for cpu_offload) and spike the memory there.
+    """
+    import torch
+
+    memo: dict[int, Any] = {}
+    # Under no_grad the clones carry no autograd history, so Parameter() can wrap them as leaves.
+    with torch.no_grad():
+        for parameter in module.parameters():
+            clone = parameter.to(device, copy=True)
+            memo[id(parameter)] = torch.nn.Parameter(clone, requires_grad=parameter.requires_grad)
+        for buffer in module.buffers():
+            memo[id(buffer)] = buffer.to(device, copy=True)
+    # deepcopy takes what the memo maps an object's id to instead of copying that object.
+    return copy.deepcopy(module, memo)
+
+
+def unused_bytes(shared_modules: Iterable[Any], used_modules: Iterable[Any], device: torch.device) -> int:
+    """Bytes of the shared modules' tensors on device whose storage no used module refers to.
+
+    Storages are told apart by data pointer and counted once, so tied weights and views count
+    once. Wrappers need no special case: torch.compile's ``_orig_mod`` and the UNet stand-ins'
+    ``unet`` are submodules, so their weights come with the wrapper's parameters.
+    """
+    used = storages_on(used_modules, device)
+    shared = storages_on(shared_modules, device)
+    return sum(size for pointer, size in shared.items() if pointer not in used)
+
+
+def storages_on(modules: Iterable[Any], device: torch.device) -> dict[int, int]:
+    """Data pointer -> bytes of every storage behind the modules' parameters and buffers on device."""
+    import torch
+
+    storages: dict[int, int] = {}
+    for module in modules:
+        if not isinstance(module, torch.nn.Module):
+            continue  # tokenizers, schedulers and absent components hold no device memory
+        for tensor in itertools.chain(module.parameters(), module.buffers()):
+            if not is_on(tensor.device, device):
+                continue
+            storage = tensor.untyped_storage()
+            # A null pointer (meta tensors, empty storages) holds no memory.
+            if storage.data_ptr():
+                storages[storage.data_ptr()] = storage.nbytes()
+    return storages
+
+
+def is_on(tensor_device: torch.device, device: torch.device) -> bool:
+    """Whether a tensor's device is device; ``cuda`` without an index means any CUDA device."""
+    return tensor_device.type == device.type and device.index in (None, tensor_device.index)

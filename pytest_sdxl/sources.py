@@ -79,6 +79,10 @@ class Components:
             self._extra_vaes["fp16"] = self._load_extra_vae("fp16_vae", self.fp16_vae_source)
         return self._extra_vaes["fp16"]
 
+    def loaded_extra_vaes(self) -> list[Any]:
+        """The replacement VAEs loaded so far (none is loaded here): they stay resident once loaded."""
+        return list(self._extra_vaes.values())
+
     def _load_extra_vae(self, which: str, source: str) -> Any:
         import torch
         from diffusers import AutoencoderKL, AutoencoderTiny

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pytest_sdxl.variants import REGISTRY, Variant
+from pytest_sdxl.variants import REGISTRY, Variant, compose
 
 
 def requirement_text(variant: Variant) -> str:
@@ -50,8 +50,15 @@ def variant_table(device: str = "auto", dtype: str = "auto") -> str:
         if index == 0:
             lines.append("  ".join("-" * width for width in [*widths, len(row[-1])]))
     lines.append("")
+    lines.extend(f"Note: {note}." for note in no_effect_notes())
     lines.append("Compose variants with '+', e.g. tiny_vae+compile_unet+cached_embeds; list them with ','.")
     return "\n".join(lines)
+
+
+def no_effect_notes() -> list[str]:
+    """Why a variant on its own changes nothing, for each variant that needs a partner."""
+    notes = (compose([name]).no_effect_reason() for name in REGISTRY)
+    return [note for note in notes if note]
 
 
 def conflicting_names(variant: Variant) -> list[str]:

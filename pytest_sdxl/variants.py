@@ -8,6 +8,7 @@ with it at start-up.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import importlib.util
 from collections.abc import Iterable
@@ -34,6 +35,13 @@ class Variant:
     # Components the variant changes: the assembly gives it its own copy of each.
     mutates: tuple[str, ...] = ()
     origin: Literal["notes", "notes-tried", "notes-could-not-try", "beyond"] = "notes"
+    # Pipeline calls at one input shape after which no more tracing, compiling or graph capture
+    # happens: a timed call before then would time the capture, not the variant.
+    warmup_calls: int = 1
+    # Variants this one needs beside it to change anything, and why: alone it runs the same kernels
+    # as the baseline, so any speed-up measured for it is noise.
+    idle_without: tuple[str, ...] = ()
+    idle_because: str = ""
 
     def unmet_requirements(self, device_type: str, dtype_name: str) -> list[str]:
         """Why this variant cannot run on this device, precision and installation (empty: it can)."""
@@ -69,7 +77,14 @@ REGISTRY: dict[str, Variant] = {
             needs_half_precision=True,
             mutates=("vae",),
         ),
-        Variant("vae_slicing", "exact", "the VAE decodes a batch one image at a time", mutates=("vae",)),
+        Variant(
+            "vae_slicing",
+            "exact",
+            "the VAE decodes a batch one image at a time",
+            mutates=("vae",),
+            idle_without=("batch",),
+            idle_because="at batch 1: diffusers slices only batches of more than one image",
+        ),
         Variant(
             "vae_tiling",
             "lossy",
@@ -115,6 +130,9 @@ REGISTRY: dict[str, Variant] = {
             "the UNet traced with torch.jit.trace for the first call's shapes",
             conflicts=("compile_unet", "cuda_graph", "cpu_offload"),
             origin="notes-could-not-try",
+            # Call 1 traces and runs the profiling plan; TorchScript's profiling executor builds
+            # the optimized plan on call 2 (one profiled run by default) and reuses it afterwards.
+            warmup_calls=2,
         ),
         Variant(
             "cuda_graph",
@@ -123,12 +141,18 @@ REGISTRY: dict[str, Variant] = {
             needs_cuda=True,
             conflicts=("compile_unet", "cpu_offload"),
             origin="beyond",
+            # GraphedUNet captures inside the first call at a shape (eager runs on a side stream,
+            # capture, first replay): from call 2 on it only replays.
+            warmup_calls=1,
         ),
         Variant(
             "compile_unet",
             "exact",
             "torch.compile(unet, mode='reduce-overhead', fullgraph=True)",
             conflicts=("cpu_offload",),
+            # Call 1 compiles and runs eagerly to warm up; CUDA graph trees record on call 2 and
+            # replay from call 3.
+            warmup_calls=2,
         ),
         Variant(
             "cpu_offload",
@@ -177,6 +201,29 @@ class Composition:
 
     def has(self, name: str) -> bool:
         return name in self.names
+
+    @property
+    def warmup_calls(self) -> int:
+        """Pipeline calls at one shape before a call is timed: the most any part needs (1 for baseline).
+
+        torch.compile's CUDA graphs and TorchScript's optimized plan are built on the second call at
+        a shape; timing that call would time the build.
+        """
+        return max((variant.warmup_calls for variant in self.variants), default=1)
+
+    def no_effect_reason(self) -> str:
+        """Why part of this composition changes nothing ("" when every part takes effect)."""
+        sentences = []
+        for variant in self.variants:
+            missing = [name for name in variant.idle_without if name not in self.names]
+            if not missing:
+                continue
+            sentence = f"{variant.name} has no effect {variant.idle_because}; compose it with {' and '.join(missing)}"
+            # When the missing partner conflicts with another part there is no composition to suggest.
+            with contextlib.suppress(VariantSpecError):
+                sentence += f" ({compose([*self.names, *missing]).id})"
+            sentences.append(sentence)
+        return ". ".join(sentences)
 
     def unmet_requirements(self, device_type: str, dtype_name: str) -> list[str]:
         return [reason for variant in self.variants for reason in variant.unmet_requirements(device_type, dtype_name)]

@@ -107,12 +107,29 @@ def test_cached_embeds_encodes_each_prompt_once(components: Components, monkeypa
     assert encodes[0] == len(PROMPTS)
 
 
-def test_vae_slicing_decodes_one_image_at_a_time(components: Components, monkeypatch: pytest.MonkeyPatch) -> None:
+def decoder_batch_sizes(pipeline: VariantPipeline) -> list[int]:
+    """The batch size of every VAE decoder call while the pipeline generates PROMPTS."""
+    sizes: list[int] = []
+    handle = pipeline.pipe.vae.decoder.register_forward_hook(lambda _, inputs, __: sizes.append(len(inputs[0])))
+    try:
+        pipeline.generate(PROMPTS, SEEDS)
+    finally:
+        handle.remove()
+    return sizes
+
+
+def test_vae_slicing_decodes_one_image_at_a_time(components: Components) -> None:
     pipeline = VariantPipeline(components, parse("vae_slicing+batch"), SIZE)
     assert pipeline.pipe.vae.use_slicing
-    decodes = count_calls(pipeline.pipe.vae, "_decode", monkeypatch)
-    pipeline.generate(PROMPTS, SEEDS)
-    assert decodes[0] == len(PROMPTS)
+    assert decoder_batch_sizes(pipeline) == [1] * len(PROMPTS)
+    assert decoder_batch_sizes(VariantPipeline(components, parse("batch"), SIZE)) == [len(PROMPTS)]
+
+
+def test_vae_slicing_alone_decodes_as_the_baseline_does(components: Components) -> None:
+    """One prompt per call: nothing to slice, so vae_slicing alone makes the baseline's decoder calls."""
+    sliced = decoder_batch_sizes(VariantPipeline(components, parse("vae_slicing"), SIZE))
+    assert sliced == decoder_batch_sizes(VariantPipeline(components, parse("baseline"), SIZE)) == [1] * len(PROMPTS)
+    assert parse("vae_slicing").no_effect_reason().startswith("vae_slicing has no effect at batch 1")
 
 
 def test_vae_tiling_really_tiles(components: Components, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -24,6 +24,14 @@ def test_table_lists_every_variant_with_kind_and_status_on_cpu() -> None:
     assert "cpu_offload" in lines["cuda_graph"] and "cuda_graph" in lines["cpu_offload"]
 
 
+def test_table_notes_variants_that_need_a_partner() -> None:
+    table = variant_table(device="cpu", dtype="float32")
+    assert (
+        "Note: vae_slicing has no effect at batch 1: diffusers slices only batches of more than one image; "
+        "compose it with batch (vae_slicing+batch)." in table.splitlines()
+    )
+
+
 def test_half_precision_makes_upcast_vae_runnable() -> None:
     table = variant_table(device="cpu", dtype="bfloat16")
     line = next(line for line in table.splitlines() if line.startswith("upcast_vae"))

@@ -112,3 +112,45 @@ def test_any_string_parses_or_raises_the_usage_error(text: str) -> None:
         assert "Valid variants: " + ", ".join(valid_names()) in str(error)
     else:
         assert set(composition.names) <= set(REGISTRY)
+
+
+def test_warm_up_calls_cover_every_later_capture() -> None:
+    later = {name: variant.warmup_calls for name, variant in REGISTRY.items() if variant.warmup_calls != 1}
+    # cuda_graph captures inside its first call at a shape, so one warm-up call is enough for it.
+    assert later == {"compile_unet": 2, "trace_unet": 2}
+    assert parse("baseline").warmup_calls == 1
+    assert parse("tiny_vae+batch").warmup_calls == 1
+    assert parse("tiny_vae+compile_unet+cached_embeds").warmup_calls == 2
+
+
+def test_trace_unet_warm_up_reaches_the_optimized_plan() -> None:
+    """TorchScript's profiling executor profiles on call 1 and builds its optimized plan on call 2."""
+    import torch
+
+    module = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.ReLU())
+    inputs = (torch.ones(2, 4),)
+    with torch.no_grad():
+        traced = torch.jit.trace(module, inputs, check_trace=False)
+        profiling = []
+        for _ in range(REGISTRY["trace_unet"].warmup_calls):
+            traced(*inputs)
+            profiling.append("prim::profile" in str(torch.jit.last_executed_optimized_graph()))
+    assert profiling[0], "the first call should run the profiling plan"
+    assert not profiling[-1], "the optimized plan should be running after the warm-up calls"
+
+
+def test_vae_slicing_alone_has_no_effect() -> None:
+    reason = parse("vae_slicing").no_effect_reason()
+    assert reason == (
+        "vae_slicing has no effect at batch 1: diffusers slices only batches of more than one image; "
+        "compose it with batch (vae_slicing+batch)"
+    )
+    assert "(tiny_vae+vae_slicing+batch)" in parse("tiny_vae+vae_slicing").no_effect_reason()
+    for spec in ["baseline", "vae_slicing+batch", "batch", "tiny_vae+cached_embeds"]:
+        assert parse(spec).no_effect_reason() == "", spec
+
+
+def test_idle_partners_are_registered_variants() -> None:
+    for variant in REGISTRY.values():
+        assert set(variant.idle_without) <= set(REGISTRY), variant.name
+        assert bool(variant.idle_without) == bool(variant.idle_because), variant.name
