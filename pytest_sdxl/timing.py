@@ -1,10 +1,11 @@
-"""GPU-honest clocks and the per-stage timer.
+"""GPU-honest clocks, the pipeline's stage hooks and the per-stage timer.
 
 Every timed region ends with the device synchronized, so queued kernels are counted. The stage
-timer records CUDA events (or the CPU clock on a CPU) around text encoding, each UNet call and
-the VAE decode; what is left of the whole generation is ``other`` (scheduler, latent preparation,
-image post-processing). Attaching it wraps three entry points of the pipeline; detaching puts
-the originals back, so a detached timer costs nothing.
+hooks call back around text encoding, each UNet call and the VAE decode; the stage timer uses
+them to record CUDA events (or the CPU clock on a CPU), and the profiled pass (``profiling.py``)
+to open profiler ranges. What is left of the whole generation is ``other`` (scheduler, latent
+preparation, image post-processing). Installing the hooks wraps three entry points of the
+pipeline; removing them puts the originals back, so a detached timer costs nothing.
 """
 
 from __future__ import annotations
@@ -88,36 +89,35 @@ class StageTimes:
         }
 
 
-@dataclass
-class StageTimer:
-    """Attachable per-stage timer for one diffusers SDXL pipeline."""
+class StageHooks:
+    """Calls ``enter(stage)`` and ``leave(stage)`` around each stage of a diffusers SDXL pipeline while installed.
 
-    pipe: Any
-    device: Any
-    spans: list[tuple[str, Mark, Mark]] = field(default_factory=list)
-    whole: list[tuple[Mark, Mark]] = field(default_factory=list)
-    restore: list[Callable[[], None]] = field(default_factory=list)
+    ``pipe.encode_prompt`` and ``pipe.vae.decode`` are shadowed by instance attributes that wrap
+    them; the UNet gets a forward pre-hook and forward hook pair (each UNet call is one step).
+    Removing puts the originals back and leaves no attribute or hook behind. ``leave`` runs even
+    when the stage raises, so what ``enter`` opened is always closed.
+    """
+
+    def __init__(self, pipe: Any, enter: Callable[[str], None], leave: Callable[[str], None]) -> None:
+        self.pipe = pipe
+        self.enter = enter
+        self.leave = leave
+        self.restore: list[Callable[[], None]] = []
 
     @property
-    def attached(self) -> bool:
+    def installed(self) -> bool:
         return bool(self.restore)
 
-    def attach(self) -> StageTimer:
-        if self.attached:
+    def install(self) -> StageHooks:
+        if self.installed:
             return self
         self._wrap_attribute(self.pipe, "encode_prompt", "text_encode")
         self._wrap_attribute(self.pipe.vae, "decode", "vae_decode")
-        starts: list[Mark] = []
-
-        def before_unet(module: Any, arguments: Any) -> None:
-            starts.append(Mark(self.device))
-
-        def after_unet(module: Any, arguments: Any, output: Any) -> None:
-            self.spans.append(("unet", starts.pop(), Mark(self.device)))
-
         handles = [
-            self.pipe.unet.register_forward_pre_hook(before_unet),
-            self.pipe.unet.register_forward_hook(after_unet),
+            self.pipe.unet.register_forward_pre_hook(lambda module, arguments: self.enter("unet")),
+            self.pipe.unet.register_forward_hook(
+                lambda module, arguments, output: self.leave("unet"), always_call=True
+            ),
         ]
 
         def remove_hooks() -> None:
@@ -127,7 +127,7 @@ class StageTimer:
         self.restore.append(remove_hooks)
         return self
 
-    def detach(self) -> None:
+    def remove(self) -> None:
         while self.restore:
             self.restore.pop()()
 
@@ -135,13 +135,14 @@ class StageTimer:
         had_own = name in vars(owner)
         original = getattr(owner, name)
 
-        def timed(*arguments: Any, **keywords: Any) -> Any:
-            start = Mark(self.device)
-            result = original(*arguments, **keywords)
-            self.spans.append((stage, start, Mark(self.device)))
-            return result
+        def wrapped(*arguments: Any, **keywords: Any) -> Any:
+            self.enter(stage)
+            try:
+                return original(*arguments, **keywords)
+            finally:
+                self.leave(stage)
 
-        setattr(owner, name, timed)
+        setattr(owner, name, wrapped)
 
         def put_back() -> None:
             if had_own:
@@ -150,6 +151,45 @@ class StageTimer:
                 delattr(owner, name)
 
         self.restore.append(put_back)
+
+    def __enter__(self) -> StageHooks:
+        return self.install()
+
+    def __exit__(self, *exception: object) -> None:
+        self.remove()
+
+
+@dataclass
+class StageTimer:
+    """Attachable per-stage timer for one diffusers SDXL pipeline."""
+
+    pipe: Any
+    device: Any
+    spans: list[tuple[str, Mark, Mark]] = field(default_factory=list)
+    whole: list[tuple[Mark, Mark]] = field(default_factory=list)
+    # One stack per stage: a stage called from inside itself still pairs each start with its end.
+    starts: dict[str, list[Mark]] = field(default_factory=dict)
+    hooks: StageHooks = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.hooks = StageHooks(self.pipe, self._stage_started, self._stage_ended)
+
+    @property
+    def attached(self) -> bool:
+        return self.hooks.installed
+
+    def attach(self) -> StageTimer:
+        self.hooks.install()
+        return self
+
+    def detach(self) -> None:
+        self.hooks.remove()
+
+    def _stage_started(self, stage: str) -> None:
+        self.starts.setdefault(stage, []).append(Mark(self.device))
+
+    def _stage_ended(self, stage: str) -> None:
+        self.spans.append((stage, self.starts[stage].pop(), Mark(self.device)))
 
     @contextmanager
     def generation(self) -> Iterator[None]:
