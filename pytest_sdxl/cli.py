@@ -3,8 +3,10 @@
 - ``variants``: every variant and whether it can run here;
 - ``run``: the notes' protocol over the chosen variants, tables in the terminal, files in ``--report``;
 - ``report``: the markdown and chart of a results.json again;
-- ``compare``: ratios of two results files with intervals; exit status 1 when anything regressed;
-- ``overhead``: what the harness adds to a raw loop of the same pipeline calls.
+- ``compare``: two results files signal by signal (kernel launches exact, kernel time, wall time), Holm-adjusted,
+  a kernel diff for each flagged variant; exit status 1 when anything regressed;
+- ``overhead``: what the harness adds to a raw loop of the same pipeline calls;
+- ``power``: detection and false-alarm rates of each signal for injected slowdowns.
 
 Options of ``run`` and ``overhead`` are the plugin's (settings.OPTIONS) without the ``sdxl-``
 prefix; each falls back to its ``PYTEST_SDXL_*`` environment variable, then its default.
@@ -20,6 +22,7 @@ import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from pytest_sdxl.comparison import METRIC_NAMES
 from pytest_sdxl.errors import SdxlError
 from pytest_sdxl.results import ResultSet
 from pytest_sdxl.settings import OPTIONS, Settings, resolve
@@ -127,6 +130,15 @@ def metrics_argument(text: str) -> tuple[str, ...]:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
+def statistic_argument(text: str) -> str:
+    from pytest_sdxl.comparison import parse_statistic
+
+    try:
+        return parse_statistic(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def alpha_argument(text: str) -> float:
     try:
         value = float(text)
@@ -138,22 +150,36 @@ def alpha_argument(text: str) -> float:
 
 
 def compare_command(arguments: argparse.Namespace) -> int:
-    """Ratios new / base per variant and metric with intervals; 1 when anything regressed."""
-    from pytest_sdxl.comparison import compare_results, comparison_table
+    """Ratios new / base per variant and signal, each by its own rule; 1 when anything regressed."""
+    from pytest_sdxl.comparison import Rules, compare_results
+    from pytest_sdxl.comparison_report import comparison_table, kernel_diffs
     from pytest_sdxl.results import load_results, write_atomically
 
     base, new = load_results(arguments.base), load_results(arguments.new)
-    comparisons = compare_results(base, new, arguments.threshold, arguments.alpha, arguments.metrics)
-    table = comparison_table(comparisons)
-    print(table)
+    rules = Rules(
+        threshold=arguments.threshold,
+        kernel_threshold=arguments.kernel_threshold,
+        alpha=arguments.alpha,
+        wall_statistic=arguments.wall_statistic,
+        metrics=arguments.metrics,
+    )
+    comparisons = compare_results(base, new, rules)
+    text = comparison_table(comparisons)
+    diffs = kernel_diffs(base, new, comparisons)
+    if diffs:
+        text += "\n\n" + diffs
+    print(text)
     if arguments.output:
-        write_atomically(arguments.output, table + "\n")
+        write_atomically(arguments.output, text + "\n")
     regressed = sorted({f"{item.variant} {item.metric}" for item in comparisons if item.regressed})
-    threshold = f"{arguments.threshold * 100:g}%"
+    limits = (
+        f"wall {rules.threshold * 100:g}% on per-run {rules.wall_statistic}, kernel time "
+        f"{rules.kernel_threshold * 100:g}%, kernel launches exact; Holm-adjusted p < {rules.alpha}"
+    )
     if regressed:
-        print(f"\nregressed (slower by more than {threshold}, p < {arguments.alpha}): {', '.join(regressed)}")
+        print(f"\nregressed ({limits}): {', '.join(regressed)}")
         return 1
-    print(f"\nno regression (threshold {threshold}, p < {arguments.alpha})")
+    print(f"\nno regression ({limits})")
     return 0
 
 
@@ -169,6 +195,80 @@ def overhead_command(arguments: argparse.Namespace) -> int:
     if arguments.json:
         write_atomically(arguments.json, json.dumps(result.as_dict(), indent=2) + "\n")
     return 0
+
+
+def power_command(arguments: argparse.Namespace) -> int:
+    """Detection and false-alarm rates per signal for injected slowdowns of one variant."""
+    from pytest_sdxl.comparison import Rules
+    from pytest_sdxl.power import measure_power, power_report
+    from pytest_sdxl.results import write_atomically
+    from pytest_sdxl.variants import parse
+
+    settings = settings_from(arguments)
+    rules = Rules(
+        threshold=arguments.threshold,
+        kernel_threshold=arguments.kernel_threshold,
+        alpha=arguments.alpha,
+        wall_statistic=arguments.wall_statistic,
+        metrics=("avg_gen_s", "kernel_ms", "kernels"),
+    )
+    result = measure_power(
+        settings,
+        parse(arguments.variant),
+        trials=arguments.trials,
+        levels=arguments.levels,
+        kinds=arguments.kinds,
+        rules=rules,
+        report=lambda line: print(line, file=sys.stderr, flush=True),
+    )
+    text = power_report(result)
+    print(text)
+    if arguments.output:
+        write_atomically(arguments.output, text + "\n")
+    if arguments.json:
+        write_atomically(arguments.json, json.dumps(result.as_dict(), indent=2) + "\n")
+    return 0
+
+
+def levels_argument(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(threshold_argument(part) for part in text.split(",") if part.strip())
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"levels {text!r} not accepted; give percentages like 2%,5%,10%") from None
+
+
+def kinds_argument(text: str) -> tuple[str, ...]:
+    from pytest_sdxl.power import KINDS
+
+    chosen = tuple(part.strip() for part in text.split(",") if part.strip())
+    if not chosen or any(kind not in KINDS for kind in chosen):
+        raise argparse.ArgumentTypeError(f"kinds {text!r} not accepted; choose from {', '.join(KINDS)}")
+    return chosen
+
+
+def add_gate_options(parser: argparse.ArgumentParser) -> None:
+    """The rules of a comparison: thresholds per signal, the wall statistic and the significance level."""
+    parser.add_argument(
+        "--threshold",
+        type=threshold_argument,
+        default=0.05,
+        help="Smallest wall-time (and load, memory) slowdown called a regression, e.g. 5%% or 0.05 (default: 5%%)",
+    )
+    parser.add_argument(
+        "--kernel-threshold",
+        type=threshold_argument,
+        default=0.02,
+        help="Smallest GPU kernel-time slowdown called a regression (default: 2%%)",
+    )
+    parser.add_argument(
+        "--wall-statistic",
+        type=statistic_argument,
+        default="min",
+        help="Per-run statistic of wall time compared across runs: min, q10, q25, median, mean (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--alpha", type=alpha_argument, default=0.05, help="Significance level, after Holm (default: %(default)s)"
+    )
 
 
 def positive_count(text: str) -> int:
@@ -200,23 +300,32 @@ def build_parser() -> argparse.ArgumentParser:
     compare = commands.add_parser("compare", help="Compare two results files; exit status 1 when anything regressed")
     compare.add_argument("base", help="The reference results.json")
     compare.add_argument("new", help="The results.json to check")
-    compare.add_argument(
-        "--threshold",
-        type=threshold_argument,
-        default=0.05,
-        help="Smallest slowdown called a regression, e.g. 5%% or 0.05 (default: 5%%)",
-    )
-    compare.add_argument(
-        "--alpha", type=alpha_argument, default=0.05, help="Significance level of the test (default: %(default)s)"
-    )
+    add_gate_options(compare)
     compare.add_argument(
         "--metrics",
         type=metrics_argument,
-        default="avg_gen_s,init_gen_s,load_s,total_s,peak_gpu_mem_gb",
-        help="Comma-separated metrics to compare and gate on (default: %(default)s)",
+        default=",".join(METRIC_NAMES),
+        help="Comma-separated signals to compare and gate on (default: %(default)s)",
     )
     compare.add_argument("--output", metavar="FILE", help="Also write the table to this markdown file")
     compare.set_defaults(handler=compare_command)
+
+    power = commands.add_parser(
+        "power", help="Measure how often each signal catches an injected slowdown, and its false alarms"
+    )
+    add_settings_options(power, leave_out=NOT_FOR_OVERHEAD)
+    power.add_argument("--variant", default="batch", help="The variant whose path is slowed (default: %(default)s)")
+    power.add_argument("--trials", type=positive_count, default=10, help="Trials per injection (default: %(default)s)")
+    power.add_argument(
+        "--levels", type=levels_argument, default=(0.02, 0.05, 0.10), help="Slowdowns to inject (default: 2%%,5%%,10%%)"
+    )
+    power.add_argument(
+        "--kinds", type=kinds_argument, default=("host", "device"), help="host (sleep per call), device (extra kernels)"
+    )
+    add_gate_options(power)
+    power.add_argument("--output", metavar="FILE", help="Also write the table to this markdown file")
+    power.add_argument("--json", metavar="FILE", help="Also write the counts to this JSON file")
+    power.set_defaults(handler=power_command)
 
     overhead = commands.add_parser("overhead", help="Measure what the harness adds to a raw loop of pipeline calls")
     add_settings_options(overhead, leave_out=NOT_FOR_OVERHEAD)

@@ -1,103 +1,151 @@
-"""Comparing two result sets: per variant and metric, the ratio new / base, its interval and a verdict.
+"""Comparing two result sets: per variant and signal, the ratio new / base, its interval and a verdict.
 
-A change is a **regression** only when it is both larger than the threshold (ratio above
-1 + threshold) and statistically significant (p below alpha). The test is Mann-Whitney U on the
-raw samples where the sample sizes let it reach alpha at all; with fewer samples (three runs
-give three load times, and 3 against 3 can never go below p = 0.1) it is Welch's t test on the
-logarithms, and the table says which. The ratio is of geometric means with a Welch t interval.
-A variant that ran before and fails now is a regression too; one that is skipped now is not.
+Each signal has its own rule, and each verdict names the statistic it rests on:
+
+- ``kernels`` (kernel launches per image) is **exact**: the GPU launches the same kernels for the
+  same work, so any increase is a regression and any decrease is reported as a change;
+- ``kernel_ms`` (the GPU's summed kernel time per image) is steady to well under 1 %: a regression
+  above its own threshold (2 % by default);
+- ``avg_gen_s`` (wall time per image) follows the host: compared on each run's **minimum** by
+  default (host jitter only adds time), threshold 5 %;
+- ``init_gen_s``, ``load_s``, ``total_s`` and ``peak_gpu_mem_gb``: one value per run.
+
+Samples within a run are not independent, so a run is the unit: each run is reduced to its
+statistic, then Welch's t test on the logarithms of the per-run statistics (``statistics.compare_runs``)
+gives the ratio of geometric means, its 95 % interval (never below zero) and the p-value. The
+p-values of every comparison in the report are Holm-adjusted together, since many variants and
+signals are tested at once. A change is a regression only when it is larger than its threshold and
+significant at ``alpha`` after the adjustment. With fewer than two runs on a side the verdict is
+``insufficient data`` (one load time per plugin session can never reach alpha). A variant that
+ran before and fails now is a regression; one that is skipped now is not.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import statistics
+from dataclasses import dataclass, replace
 
 from pytest_sdxl.results import ResultSet, VariantRecord
-from pytest_sdxl.statistics import mann_whitney_u, ratio_interval, smallest_mann_whitney_p
+from pytest_sdxl.statistics import RUN_STATISTICS, compare_runs, holm
 
-# Lower is better for each; avg gen compares every timed generation, the others one sample per run.
-COMPARED_METRICS = (
-    ("avg_gen_s", "gen_s"),
-    ("init_gen_s", "init_gen_s"),
-    ("load_s", "load_s"),
-    ("total_s", "total_s"),
-    ("peak_gpu_mem_gb", "peak_gpu_mem_gb"),
-)
-METRIC_NAMES = tuple(metric for metric, _ in COMPARED_METRICS)
 DEFAULT_THRESHOLD = 0.05
+DEFAULT_KERNEL_THRESHOLD = 0.02
 DEFAULT_ALPHA = 0.05
+DEFAULT_WALL_STATISTIC = "min"
+
+
+@dataclass(frozen=True)
+class Signal:
+    """One compared signal: where its samples come from and which rule judges it."""
+
+    name: str
+    samples: str  # the key of ``VariantRecord.run_samples``
+    rule: str  # "exact" or "threshold"
+    description: str
+
+
+SIGNALS = (
+    Signal("avg_gen_s", "gen_s", "threshold", "wall s per image"),
+    Signal("kernel_ms", "kernel_ms", "threshold", "GPU kernel ms per image"),
+    Signal("kernels", "kernels", "exact", "kernel launches per image"),
+    Signal("init_gen_s", "init_gen_s", "threshold", "first generation s"),
+    Signal("load_s", "load_s", "threshold", "load s"),
+    Signal("total_s", "total_s", "threshold", "run total s"),
+    Signal("peak_gpu_mem_gb", "peak_gpu_mem_gb", "threshold", "peak GPU GB"),
+)
+SIGNALS_BY_NAME = {signal.name: signal for signal in SIGNALS}
+METRIC_NAMES = tuple(SIGNALS_BY_NAME)
+
+
+@dataclass(frozen=True)
+class Rules:
+    """Thresholds, significance level and the wall statistic of one comparison."""
+
+    threshold: float = DEFAULT_THRESHOLD
+    kernel_threshold: float = DEFAULT_KERNEL_THRESHOLD
+    alpha: float = DEFAULT_ALPHA
+    wall_statistic: str = DEFAULT_WALL_STATISTIC
+    metrics: tuple[str, ...] = METRIC_NAMES
+
+    def threshold_of(self, signal: str) -> float:
+        return self.kernel_threshold if signal == "kernel_ms" else self.threshold
+
+    def statistic_of(self, signal: str) -> str:
+        return self.wall_statistic if signal == "avg_gen_s" else "median"
 
 
 @dataclass(frozen=True)
 class MetricComparison:
-    """One variant's metric in both result sets and what the comparison concludes."""
+    """One variant's signal in both result sets and what the comparison concludes."""
 
     variant: str
     metric: str
-    verdict: str  # regressed, improved, unchanged, failed, missing, skipped
+    verdict: str  # regressed, improved, changed, unchanged, insufficient data, failed, missing, skipped
     ratio: float = math.nan
     low: float = math.nan
     high: float = math.nan
-    p_value: float = math.nan
+    p_value: float = math.nan  # Holm-adjusted once the whole report is compared
     test: str = ""
     base_count: int = 0
     new_count: int = 0
     note: str = ""
+    threshold: float = math.nan
 
     @property
     def regressed(self) -> bool:
         return self.verdict in ("regressed", "failed")
 
 
-def compare_samples(
-    variant: str,
-    metric: str,
-    base: list[float],
-    new: list[float],
-    threshold: float = DEFAULT_THRESHOLD,
-    alpha: float = DEFAULT_ALPHA,
-) -> MetricComparison:
-    """Ratio, interval, p-value and verdict for one metric's samples (lower is better)."""
-    if not base or not new:
-        return MetricComparison(variant, metric, "missing", note="no samples on one side")
-    if min(base + new) <= 0:
-        return MetricComparison(variant, metric, "unchanged", note="non-positive samples: not compared")
-    estimate = ratio_interval(base, new)
-    if smallest_mann_whitney_p(len(base), len(new)) < alpha:
-        test = "Mann-Whitney U"
-        p_value = mann_whitney_u(base, new)[1]
-    else:
-        test = "Welch t (log)"
-        p_value = estimate.p_value
-    significant = not math.isnan(p_value) and p_value < alpha
-    if significant and estimate.ratio > 1 + threshold:
+def compare_exact(variant: str, base: list[list[float]], new: list[list[float]]) -> MetricComparison:
+    """Kernel launches per image: any increase regresses, any decrease is a change worth reporting."""
+    base_value = statistics.median(value for run in base for value in run)
+    new_value = statistics.median(value for run in new for value in run)
+    ratio = new_value / base_value if base_value else math.nan
+    if new_value > base_value:
         verdict = "regressed"
-    elif significant and estimate.ratio < 1 - threshold:
-        verdict = "improved"
+    elif new_value < base_value:
+        verdict = "changed"
     else:
         verdict = "unchanged"
     return MetricComparison(
         variant,
-        metric,
+        "kernels",
         verdict,
-        ratio=estimate.ratio,
-        low=estimate.low,
-        high=estimate.high,
-        p_value=p_value,
-        test=test,
+        ratio=ratio,
+        test=f"exact: median launches per image {base_value:g} -> {new_value:g}",
         base_count=len(base),
         new_count=len(new),
     )
 
 
-def compare_variant(
-    base: VariantRecord,
-    new: VariantRecord | None,
-    threshold: float,
-    alpha: float,
-    metrics: tuple[str, ...] = METRIC_NAMES,
-) -> list[MetricComparison]:
+def compare_signal(
+    variant: str, signal: Signal, base: list[list[float]], new: list[list[float]], rules: Rules
+) -> MetricComparison:
+    """Ratio, interval and raw p-value of one signal; the verdict waits for the Holm adjustment."""
+    if signal.rule == "exact":
+        return compare_exact(variant, base, new)
+    if min(value for run in base + new for value in run) <= 0:
+        return MetricComparison(variant, signal.name, "unchanged", note="non-positive samples: not compared")
+    statistic = rules.statistic_of(signal.name)
+    result = compare_runs(base, new, statistic=statistic)
+    return MetricComparison(
+        variant,
+        signal.name,
+        "insufficient data" if result.insufficient else "pending",
+        ratio=result.ratio,
+        low=result.low,
+        high=result.high,
+        p_value=result.p_value,
+        test=result.test,
+        base_count=result.base_runs,
+        new_count=result.new_runs,
+        note=result.insufficient,
+        threshold=rules.threshold_of(signal.name),
+    )
+
+
+def compare_variant(base: VariantRecord, new: VariantRecord | None, rules: Rules) -> list[MetricComparison]:
     if new is None:
         return [MetricComparison(base.variant, "-", "missing", note="not in the new results")]
     if not base.ok:
@@ -107,41 +155,63 @@ def compare_variant(
     if not new.ok:
         return [MetricComparison(base.variant, "-", "skipped", note=f"new {new.status}: {new.reason}")]
     comparisons = []
-    for metric, samples in COMPARED_METRICS:
-        if metric not in metrics:
+    for name in rules.metrics:
+        signal = SIGNALS_BY_NAME[name]
+        base_runs, new_runs = base.run_samples(signal.samples), new.run_samples(signal.samples)
+        if not base_runs and not new_runs:
+            continue  # peak GPU memory or kernel signals on a CPU: nothing to compare
+        if not base_runs or not new_runs:
+            side = "base" if not base_runs else "new"
+            comparisons.append(MetricComparison(base.variant, name, "missing", note=f"no samples on the {side} side"))
             continue
-        base_samples, new_samples = base.samples(samples), new.samples(samples)
-        if not base_samples and not new_samples:
-            continue  # peak GPU memory on a CPU: nothing to compare
-        comparisons.append(compare_samples(base.variant, metric, base_samples, new_samples, threshold, alpha))
+        comparisons.append(compare_signal(base.variant, signal, base_runs, new_runs, rules))
     return comparisons
 
 
-def compare_results(
-    base: ResultSet,
-    new: ResultSet,
-    threshold: float = DEFAULT_THRESHOLD,
-    alpha: float = DEFAULT_ALPHA,
-    metrics: tuple[str, ...] = METRIC_NAMES,
-) -> list[MetricComparison]:
-    """Every variant of the base result set against the new one, metric by metric."""
+def decide(comparisons: list[MetricComparison], rules: Rules) -> list[MetricComparison]:
+    """Holm-adjust the p-values of every pending comparison together, then give each its verdict."""
+    pending = [index for index, item in enumerate(comparisons) if item.verdict == "pending"]
+    adjusted = holm([comparisons[index].p_value for index in pending])
+    decided = list(comparisons)
+    for index, p_value in zip(pending, adjusted, strict=True):
+        item = comparisons[index]
+        significant = not math.isnan(p_value) and p_value < rules.alpha
+        if significant and item.ratio > 1 + item.threshold:
+            verdict = "regressed"
+        elif significant and item.ratio < 1 - item.threshold:
+            verdict = "improved"
+        else:
+            verdict = "unchanged"
+        decided[index] = replace(item, verdict=verdict, p_value=p_value, test=f"{item.test}, Holm-adjusted")
+    return decided
+
+
+def compare_results(base: ResultSet, new: ResultSet, rules: Rules | None = None) -> list[MetricComparison]:
+    """Every variant of the base result set against the new one, signal by signal."""
+    chosen = rules or Rules()
     comparisons = []
     for record in base.variants:
-        comparisons += compare_variant(record, new.variant(record.variant), threshold, alpha, metrics)
+        comparisons += compare_variant(record, new.variant(record.variant), chosen)
     known = {record.variant for record in base.variants}
     for record in new.variants:
         if record.variant not in known:
             comparisons.append(MetricComparison(record.variant, "-", "missing", note="not in the base results"))
-    return comparisons
+    return decide(comparisons, chosen)
 
 
 def parse_metrics(text: str) -> tuple[str, ...]:
-    """'avg_gen_s,init_gen_s' -> the metrics to compare; the error lists the accepted names."""
+    """'avg_gen_s,kernel_ms' -> the signals to compare; the error lists the accepted names."""
     chosen = tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
     unknown = [name for name in chosen if name not in METRIC_NAMES]
     if unknown or not chosen:
         raise ValueError(f"metrics {text!r} not accepted; choose from {', '.join(METRIC_NAMES)} (comma-separated)")
     return chosen
+
+
+def parse_statistic(text: str) -> str:
+    if text not in RUN_STATISTICS:
+        raise ValueError(f"statistic {text!r} not accepted; choose one of {', '.join(RUN_STATISTICS)}")
+    return text
 
 
 def parse_threshold(text: str) -> float:
@@ -154,31 +224,3 @@ def parse_threshold(text: str) -> float:
     if not 0 <= number < 1 or (not value.endswith("%") and number >= 1):
         raise ValueError(f"threshold {text!r} is not accepted; give a percentage like 5% or a fraction like 0.05")
     return number
-
-
-def comparison_table(comparisons: list[MetricComparison]) -> str:
-    """A markdown table of ratios (new / base) with their 95 % intervals, p-values and verdicts."""
-    header = ["variant", "metric", "ratio new/base", "95% CI", "p", "test", "n base/new", "verdict"]
-    rows = []
-    for item in comparisons:
-        interval = "-" if math.isnan(item.low) else f"{item.low:.3f} – {item.high:.3f}"
-        verdict = item.verdict.upper() if item.regressed else item.verdict
-        rows.append(
-            [
-                item.variant,
-                item.metric,
-                "-" if math.isnan(item.ratio) else f"{item.ratio:.3f}",
-                interval,
-                "-" if math.isnan(item.p_value) else f"{item.p_value:.3g}",
-                item.test or "-",
-                f"{item.base_count}/{item.new_count}" if item.base_count else "-",
-                verdict + (f" ({item.note})" if item.note else ""),
-            ]
-        )
-    widths = [max(len(row[index]) for row in [header, *rows]) for index in range(len(header))]
-
-    def line(cells: list[str]) -> str:
-        return "| " + " | ".join(cell.ljust(width) for cell, width in zip(cells, widths, strict=True)) + " |"
-
-    separator = "|" + "|".join("-" * (width + 2) for width in widths) + "|"
-    return "\n".join([line(header), separator, *(line(row) for row in rows)])

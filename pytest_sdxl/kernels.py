@@ -266,8 +266,8 @@ class KernelChange:
 
 
 def kernel_diff(
-    base: Mapping[str, tuple[int, float]],
-    new: Mapping[str, tuple[int, float]],
+    base: Mapping[str, tuple[float, float]],
+    new: Mapping[str, tuple[float, float]],
     base_images: int,
     new_images: int,
     top: int = 10,
@@ -280,8 +280,8 @@ def kernel_diff(
         raise ValueError(f"image counts must be positive, got base {base_images} and new {new_images}")
     changes = []
     for group in set(base) | set(new):
-        base_count, base_us = base.get(group, (0, 0.0))
-        new_count, new_us = new.get(group, (0, 0.0))
+        base_count, base_us = base.get(group, (0.0, 0.0))
+        new_count, new_us = new.get(group, (0.0, 0.0))
         change = KernelChange(
             group=group,
             base_count=base_count / base_images,

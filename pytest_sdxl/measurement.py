@@ -96,10 +96,7 @@ def image_psnr(reference: np.ndarray | None, images: np.ndarray) -> float | None
 
 def variant_note(composition: Composition) -> str:
     """What a reader of this variant's figures must know (empty when nothing)."""
-    notes = []
-    no_effect = getattr(composition, "no_effect_reason", None)
-    if no_effect is not None and no_effect():
-        notes.append(no_effect())
+    notes = [composition.no_effect_reason()] if composition.no_effect_reason() else []
     if composition.has("cached_embeds"):
         notes.append(
             "the warm-up encodes every timed prompt, so the timed calls reuse the cached "
@@ -118,7 +115,7 @@ def warm_up(pipeline: VariantPipeline, groups: Sequence[Group], calls_at_one: in
     seen: dict[int, int] = {1: calls_at_one}
     for prompts, _ in groups:
         seen[len(prompts)] = seen.get(len(prompts), 0) + 1
-    wanted = pipeline.composition.warmup_calls if hasattr(pipeline.composition, "warmup_calls") else 1
+    wanted = pipeline.composition.warmup_calls
     for prompts, seeds in groups:
         while seen[len(prompts)] < wanted:
             pipeline.generate(prompts, seeds, check=False)
@@ -252,8 +249,7 @@ def own_peak_memory_gb(pipeline: VariantPipeline) -> float | None:
     peak = peak_memory_gb(pipeline.device)
     if peak is None:
         return None
-    unused: int = pipeline.unused_device_bytes() if hasattr(pipeline, "unused_device_bytes") else 0
-    return max(peak - unused / BYTES_PER_GB, 0.0)
+    return max(peak - pipeline.unused_device_bytes() / BYTES_PER_GB, 0.0)
 
 
 def plain_driver(one_round: Callable[[], list[float]], count: int) -> None:
@@ -284,11 +280,14 @@ def measure_pipeline(
     trace_path: Path | None = None,
     calls_at_one: int = 0,
     report: Report | None = None,
+    split_stages: bool = True,
+    count_flops: bool = True,
 ) -> PipelineMeasurement:
     """Warm up, time ``runs`` x ``rounds`` rounds, split the stages, profile; one record per run.
 
     ``rounds`` defaults to enough for ``MIN_TIMED_CALLS`` calls a run. The records hold NaN for
-    load, first generation and total: the caller that loaded the pipeline fills them in.
+    load, first generation and total: the caller that loaded the pipeline fills them in. The
+    ``power`` command, which measures one pipeline over and over, leaves out the stage split and FLOPs.
     """
     from pytest_sdxl.device_signals import flops_per_image, kernel_signals, trace_one_generation
     from pytest_sdxl.devices import reset_peak_memory
@@ -310,11 +309,11 @@ def measure_pipeline(
     driver(loop.round, runs * per_run)
     peak = own_peak_memory_gb(pipeline)
     say("stage split")
-    stages = stage_split(pipeline, groups)
+    stages = stage_split(pipeline, groups) if split_stages else {}
     calls = call_functions(pipeline, groups)
     say("device signals")
     signals = [kernel_signals(pipeline.pipe, calls, pipeline.device) for _ in range(runs)]
-    flops = flops_per_image(pipeline.pipe, calls[0])
+    flops = flops_per_image(pipeline.pipe, calls[0]) if count_flops else None
     for item in signals:
         item.flops = flops
     if trace_path is not None:

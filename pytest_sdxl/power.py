@@ -1,0 +1,203 @@
+"""Detection power, measured: how often each signal flags a known slowdown, and how often nothing.
+
+One pipeline of the chosen variant is built once. A trial measures it through the measurement core
+(``runs`` runs of at least ten timed calls, then the profiled passes) unchanged, and once with each
+injected slowdown; ``comparison.compare_results`` then judges, signal by signal, the previous
+unchanged measurement against this trial's unchanged one (a false alarm when anything is flagged)
+and against each injected one (a detection when the signal is flagged). Injections, sized from a
+calibration of the unchanged pipeline:
+
+- ``host``: a fixed sleep per pipeline call, a share of the call's wall time (a slower Python path);
+- ``device``: an extra matrix product per call on the device, a share of the call's kernel time
+  (a slower kernel). On a CPU it is CPU work, and only wall time can see it.
+
+All measurements of a trial come from one process, so the process-to-process drift of a real
+``compare`` between two CI runs is not in these rates; ``docs/results`` says what it adds.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from pytest_sdxl.comparison import Rules, compare_results
+from pytest_sdxl.results import ResultSet, VariantRecord
+from pytest_sdxl.variants import Composition
+
+KINDS = ("host", "device")
+DEFAULT_LEVELS = (0.02, 0.05, 0.10)
+
+
+@dataclass
+class PowerResult:
+    """Per injection (``host 5%``) and signal: how many trials flagged it; the same for unchanged reruns."""
+
+    variant: str
+    model: str
+    device: str
+    trials: int
+    runs: int
+    calibration: dict[str, float] = field(default_factory=dict)
+    detections: dict[str, dict[str, int]] = field(default_factory=dict)
+    false_alarms: dict[str, int] = field(default_factory=dict)
+    unchanged_trials: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def injection_name(kind: str, level: float) -> str:
+    return f"{kind} {level * 100:g}%"
+
+
+@contextmanager
+def injected(pipeline: Any, slowdown: Callable[[], None] | None) -> Iterator[None]:
+    """Every pipeline call runs ``slowdown`` first, for the duration; nothing when None."""
+    if slowdown is None:
+        yield
+        return
+    original = pipeline.call
+
+    def slower_call(*arguments: Any, **keywords: Any) -> Any:
+        slowdown()
+        return original(*arguments, **keywords)
+
+    pipeline.call = slower_call
+    try:
+        yield
+    finally:
+        del pipeline.call  # the class's own method shows through again
+
+
+def host_sleep(seconds: float) -> Callable[[], None]:
+    def sleep() -> None:
+        time.sleep(seconds)
+
+    return sleep
+
+
+def device_work(device: Any, milliseconds: float) -> Callable[[], None]:
+    """An extra matrix product per call, its size found so it takes about ``milliseconds`` on the device."""
+    import torch
+
+    from pytest_sdxl.devices import synchronize
+
+    dtype = torch.float16 if device.type == "cuda" else torch.float32
+    side = 256
+    while True:
+        matrix = torch.randn(side, side, device=device, dtype=dtype)
+        for _ in range(3):
+            torch.mm(matrix, matrix)
+        synchronize(device)
+        started = time.perf_counter()
+        for _ in range(5):
+            torch.mm(matrix, matrix)
+        synchronize(device)
+        each_ms = (time.perf_counter() - started) / 5 * 1000
+        if each_ms >= milliseconds / 8 or side >= 16384:
+            break
+        side *= 2
+    repeats = max(1, round(milliseconds / max(each_ms, 1e-6)))
+
+    def work() -> None:
+        for _ in range(repeats):
+            torch.mm(matrix, matrix)
+
+    return work
+
+
+def measured_record(
+    pipeline: Any, groups: Sequence[Any], runs: int, slowdown: Callable[[], None] | None
+) -> VariantRecord:
+    from pytest_sdxl.measurement import measure_pipeline
+
+    with injected(pipeline, slowdown):
+        measured = measure_pipeline(pipeline, groups, runs=runs, count_flops=False, split_stages=False)
+    return VariantRecord(pipeline.id, pipeline.composition.kind, runs=measured.runs)
+
+
+def flagged_signals(base: VariantRecord, new: VariantRecord, rules: Rules) -> set[str]:
+    """The signals on which ``compare`` calls the new measurement a regression."""
+    comparisons = compare_results(ResultSet(variants=[base]), ResultSet(variants=[new]), rules)
+    return {item.metric for item in comparisons if item.regressed}
+
+
+def measure_power(
+    settings: Any,
+    composition: Composition,
+    trials: int = 10,
+    levels: Sequence[float] = DEFAULT_LEVELS,
+    kinds: Sequence[str] = KINDS,
+    rules: Rules | None = None,
+    report: Callable[[str], None] | None = None,
+) -> PowerResult:
+    """``trials`` trials of unchanged and injected measurements of one variant, judged by ``rules``."""
+    from pytest_sdxl.assembly import VariantPipeline
+    from pytest_sdxl.measurement import call_groups, seeds_for
+    from pytest_sdxl.sources import components_for, image_size_for
+
+    chosen = rules or Rules(metrics=("avg_gen_s", "kernel_ms", "kernels"))
+    components = components_for(settings)
+    pipeline = VariantPipeline(components, composition, image_size_for(settings, components), settings.steps)
+    try:
+        groups = call_groups(composition, list(settings.prompts[1:]), seeds_for(settings)[1:])
+        reference = measured_record(pipeline, groups, settings.runs, None)
+        images_per_call = sum(len(prompts) for prompts, _ in groups) / len(groups)
+        wall_call_s = statistics.median(sample for run in reference.runs for sample in run.gen_s) * images_per_call
+        kernel_values = [value for run in reference.runs if run.device for value in run.device.kernel_ms]
+        kernel_call_ms = statistics.median(kernel_values) * images_per_call if kernel_values else wall_call_s * 1000
+        result = PowerResult(
+            composition.id,
+            settings.model,
+            str(components.device),
+            trials,
+            settings.runs,
+            calibration={"wall_ms_per_call": wall_call_s * 1000, "kernel_ms_per_call": kernel_call_ms},
+        )
+        slowdowns: dict[str, Callable[[], None]] = {}
+        for kind in kinds:
+            for level in levels:
+                if kind == "host":
+                    slowdowns[injection_name(kind, level)] = host_sleep(wall_call_s * level)
+                else:
+                    slowdowns[injection_name(kind, level)] = device_work(components.device, kernel_call_ms * level)
+        result.detections = {name: {} for name in slowdowns}
+        previous = reference
+        for trial in range(1, trials + 1):
+            if report is not None:
+                report(f"trial {trial}/{trials}")
+            unchanged = measured_record(pipeline, groups, settings.runs, None)
+            result.unchanged_trials += 1
+            for signal in flagged_signals(previous, unchanged, chosen):
+                result.false_alarms[signal] = result.false_alarms.get(signal, 0) + 1
+            for name, slowdown in slowdowns.items():
+                slowed = measured_record(pipeline, groups, settings.runs, slowdown)
+                for signal in flagged_signals(unchanged, slowed, chosen):
+                    result.detections[name][signal] = result.detections[name].get(signal, 0) + 1
+            previous = unchanged
+        return result
+    finally:
+        pipeline.close()
+
+
+def power_report(result: PowerResult, signals: Sequence[str] = ("avg_gen_s", "kernel_ms", "kernels")) -> str:
+    """Detection and false-alarm rates per signal, as a markdown table."""
+    calibration = result.calibration
+    lines = [
+        f"detection power: {result.variant} on {result.model} ({result.device}), {result.trials} trials, "
+        f"{result.runs} runs a measurement; one call: {calibration['wall_ms_per_call']:.2f} ms wall, "
+        f"{calibration['kernel_ms_per_call']:.2f} ms kernel time",
+        "",
+        "| injected slowdown | " + " | ".join(signals) + " |",
+        "|---|" + "---|" * len(signals),
+    ]
+    for name, flagged in result.detections.items():
+        cells = [f"{flagged.get(signal, 0)}/{result.trials}" for signal in signals]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    cells = [f"{result.false_alarms.get(signal, 0)}/{result.unchanged_trials}" for signal in signals]
+    lines.append("| none (false alarms) | " + " | ".join(cells) + " |")
+    return "\n".join(lines)

@@ -1,0 +1,116 @@
+"""asv's detection rate on a GPU: a commit whose batch path is 5 % slower, and an unchanged one.
+
+Usage: python tools/gpu_asv_power.py --trials 3 --out STEM   (on a GPU machine, wheels installed)
+
+A scratch repository (``tests/test_asv_continuous.make_scratch``) holds ``main``, ``unchanged``
+(a README edit) and ``slower-batch`` (every batch call sleeps 5 % of its own time). Each trial runs
+the side-by-side ratio ``BatchOverOneByOne('baseline', 4)`` with ``asv run --python=same`` at each
+of the three commits, each benchmark in a fresh process as asv runs it, then judges
+``asv compare --factor FACTOR main <commit>`` as ``asv continuous`` does: a ``+`` row is a regression.
+``asv continuous`` itself would also build a virtualenv per commit; ``--python=same`` with the
+scratch checkout first on PYTHONPATH runs each commit's own code without the runner's CUDA torch
+being reinstalled. Writes STEM.md and STEM.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from pytest_sdxl.results import write_atomically  # noqa: E402
+from tests.test_asv_continuous import changed_benchmarks, make_scratch  # noqa: E402
+
+BENCHMARK = r"BatchOverOneByOne\.track_batch_over_one_by_one\('baseline', 4\)"
+
+
+def asv(scratch_root: Path, environment: dict[str, str], *arguments: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "asv", *arguments], cwd=scratch_root, env=environment, capture_output=True, text=True
+    )
+    if done.returncode not in (0, 1):
+        print(done.stdout[-3000:], done.stderr[-3000:], file=sys.stderr)
+    return done.stdout + done.stderr
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--trials", type=int, default=3)
+    parser.add_argument("--slowdown", type=float, default=0.05)
+    parser.add_argument("--factor", default="1.03")
+    parser.add_argument("--out", required=True)
+    arguments = parser.parse_args()
+
+    scratch = make_scratch(Path(tempfile.mkdtemp(prefix="asv-power-")), slowdown=arguments.slowdown)
+    environment = dict(scratch.environment)
+    environment.update(
+        PYTEST_SDXL_MODEL=os.environ.get("MODEL", "random:sdxl-turbo"),
+        PYTEST_SDXL_DEVICE="auto",
+        PYTEST_SDXL_VARIANTS="batch",
+        # The scratch checkout's own code first: each commit runs its own pytest_sdxl.
+        PYTHONPATH=f"{scratch.root}:{os.environ.get('PYTHONPATH', '')}",
+    )
+    asv(scratch.root, environment, "machine", "--yes", "--machine", "gpu")
+    hashes = {name: scratch.git("rev-parse", name) for name in ("main", "unchanged", "slower-batch")}
+    flagged = {"unchanged": 0, "slower-batch": 0}
+    values: dict[str, list[float]] = {name: [] for name in hashes}
+    for trial in range(1, arguments.trials + 1):
+        for name, commit in hashes.items():
+            scratch.git("checkout", "--quiet", name)
+            output = asv(
+                scratch.root,
+                environment,
+                "run", "--python=same", "--set-commit-hash", commit, "--machine", "gpu", "--bench", BENCHMARK,
+                "--show-stderr",
+            )
+            print(f"trial {trial} {name}: {output.strip().splitlines()[-1] if output.strip() else ''}", flush=True)
+            value = read_value(scratch.root, commit)
+            if value is not None:
+                values[name].append(value)
+        for name in flagged:
+            compared = asv(
+                scratch.root, environment, "compare", "--factor", arguments.factor, "--machine", "gpu",
+                hashes["main"], hashes[name],
+            )
+            if changed_benchmarks(compared, marks=("+",)):
+                flagged[name] += 1
+            print(f"trial {trial}: main -> {name}: {'FLAGGED' if changed_benchmarks(compared, marks=('+',)) else 'clean'}")
+    lines = [
+        f"asv on a GPU: BatchOverOneByOne('baseline', 4), batch path {arguments.slowdown:.0%} slower, "
+        f"asv compare --factor {arguments.factor}, {arguments.trials} trials (each commit in a fresh process)",
+        "",
+        "| commit against main | flagged | ratio values (main, then this commit, per trial) |",
+        "|---|---|---|",
+    ]
+    for name in flagged:
+        pairs = ", ".join(f"{base:.4f} -> {new:.4f}" for base, new in zip(values["main"], values[name], strict=False))
+        lines.append(f"| {name} | {flagged[name]}/{arguments.trials} | {pairs} |")
+    text = "\n".join(lines)
+    print(text)
+    write_atomically(arguments.out + ".md", text + "\n")
+    write_atomically(arguments.out + ".json", json.dumps({"flagged": flagged, "values": values}, indent=1) + "\n")
+    return 0
+
+
+def read_value(scratch_root: Path, commit: str) -> float | None:
+    """The benchmark's value in asv's result file of this commit (asv keeps one file per commit and env)."""
+    for path in (scratch_root / ".asv" / "results" / "gpu").glob(f"{commit[:8]}*.json"):
+        data = json.loads(path.read_text())
+        for name, result in data.get("results", {}).items():
+            if "BatchOverOneByOne" in name:
+                found = result[0] if isinstance(result, list) else result
+                while isinstance(found, list):
+                    found = found[-1] if found else None
+                return None if found is None else float(found)
+    return None
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# The measurement issue's figures on one GPU: unchanged reruns, device signals, detection power.
+#
+# Run from the repository root on a GPU machine. Installs the carried wheels (.whl/: diffusers,
+# importlib_metadata, asv and what it needs) into /tmp/site, then runs the steps in STEPS:
+#   smoke   one short protocol run with --trace (does every signal come out?)
+#   reruns  the plugin suite twice over VARIANTS (two sessions, nothing changed), then
+#           `python -m pytest_sdxl compare` of the two: every variant should come out clean;
+#           kernel-time CV and busy fraction per variant are in each session's summary
+#   power   `python -m pytest_sdxl power` on POWER_VARIANT: host-side 5 % and device-side 2 %
+#           slowdowns over TRIALS trials, with the false alarms of unchanged reruns
+#   asv     asv on a scratch repository: a commit whose batch path is 5 % slower and an unchanged
+#           one, each compared with main by asv's own rule (tools/gpu_asv_power.py)
+# Everything lands in $OUT (the device tool's output folder) as <card>-<date>-<step>.* files.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+OUT="${OUT:-$PWD/gpu-out}"
+STEPS="${STEPS:-smoke}"
+MODEL="${MODEL:-random:sdxl-turbo}"
+VARIANTS="${VARIANTS:-baseline,batch,upcast_vae,fp16_vae,tiny_vae,vae_slicing,cached_embeds,channels_last,fused_qkv,tiny_vae+batch,tiny_vae+cuda_graph+cached_embeds,tiny_vae+cuda_graph+cached_embeds+batch}"
+POWER_VARIANT="${POWER_VARIANT:-batch}"
+TRIALS="${TRIALS:-10}"
+mkdir -p "$OUT"
+
+if [ -d .whl ]; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+        || exit 1
+    export PYTHONPATH="/tmp/site:$PWD${PYTHONPATH:+:$PYTHONPATH}"
+fi
+export PYTHONUNBUFFERED=1 PYTHONWARNINGS=ignore
+CARD=$(python3 -c "
+import torch
+from pytest_sdxl.machine import card_slug
+print(card_slug(torch.cuda.get_device_name(0) if torch.cuda.is_available() else None))")
+STEM="$OUT/$CARD-$(date -u +%Y-%m-%d)"
+python3 -c "import json; from pytest_sdxl.machine import machine_info; print(json.dumps(machine_info()))" \
+    > "$STEM-machine.json"
+cat "$STEM-machine.json"
+started=$SECONDS
+
+if [[ ",$STEPS," == *",smoke,"* ]]; then
+    echo "== smoke ($((SECONDS - started)) s)"
+    python3 -m pytest_sdxl run --model "$MODEL" --variants baseline,tiny_vae+batch --runs 2 --quiet \
+        --trace "$OUT/trace" --report "$OUT/smoke" 2>&1 | grep -v "^\[transformers\]" | head -n 40
+    ls -l "$OUT/trace"
+    python3 -m pytest_sdxl compare "$OUT/smoke/results.json" "$OUT/smoke/results.json" | tail -n 12
+fi
+
+if [[ ",$STEPS," == *",reruns,"* ]]; then
+    for session in 1 2; do
+        echo "== plugin session $session over $VARIANTS ($((SECONDS - started)) s)"
+        python3 -m pytest tests/benchmarks --benchmark-only -p no:cacheprovider -q -rs \
+            --sdxl-model "$MODEL" --sdxl-variants "$VARIANTS" --sdxl-report "$OUT/session$session" \
+            --benchmark-json "$OUT/session$session/benchmark.json" > "$OUT/session$session.txt" 2>&1
+        echo "pytest exit status $?"
+        grep -A 40 "sdxl: summary" "$OUT/session$session.txt" | head -n 30
+    done
+    cp "$OUT/session1/results.json" "$STEM-reruns-1.json"
+    cp "$OUT/session2/results.json" "$STEM-reruns-2.json"
+    cp "$OUT/session2/results.md" "$STEM-reruns-2.md"
+    python3 -m pytest_sdxl compare "$OUT/session1/results.json" "$OUT/session2/results.json" \
+        --output "$STEM-reruns-compare.md"
+    echo "compare exit status $? (0: no regression)"
+fi
+
+if [[ ",$STEPS," == *",power,"* ]]; then
+    echo "== power on $POWER_VARIANT, $TRIALS trials ($((SECONDS - started)) s)"
+    python3 -m pytest_sdxl power --model "$MODEL" --variant "$POWER_VARIANT" --trials "$TRIALS" \
+        --levels "${LEVELS:-2%,5%}" --output "$STEM-power-$POWER_VARIANT.md" --json "$STEM-power-$POWER_VARIANT.json" 2>&1 \
+        | grep -v "^\[transformers\]"
+fi
+
+if [[ ",$STEPS," == *",asv,"* ]]; then
+    echo "== asv: slower batch path against unchanged ($((SECONDS - started)) s)"
+    python3 tools/gpu_asv_power.py --trials "${ASV_TRIALS:-3}" --out "$STEM-asv-power" 2>&1 | grep -v "^\[transformers\]"
+fi
+echo "done in $((SECONDS - started)) s"
