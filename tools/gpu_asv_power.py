@@ -79,9 +79,9 @@ def main() -> int:
                 scratch.root, environment, "compare", "--factor", arguments.factor, "--machine", "gpu",
                 hashes["main"], hashes[name],
             )
-            if changed_benchmarks(compared, marks=("+",)):
-                flagged[name] += 1
-            print(f"trial {trial}: main -> {name}: {'FLAGGED' if changed_benchmarks(compared, marks=('+',)) else 'clean'}")
+            slower = bool(changed_benchmarks(compared, marks=("+",)))
+            flagged[name] += slower
+            print(f"trial {trial}: main -> {name}: {'FLAGGED' if slower else 'clean'}", flush=True)
     lines = [
         f"asv on a GPU: BatchOverOneByOne('baseline', 4), batch path {arguments.slowdown:.0%} slower, "
         f"asv compare --factor {arguments.factor}, {arguments.trials} trials (each commit in a fresh process)",
