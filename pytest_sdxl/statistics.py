@@ -1,14 +1,21 @@
-"""Statistics of timing samples: summaries, intervals and the two tests a comparison needs.
+"""Statistics of timing samples: summaries, intervals and the tests a comparison needs.
 
 Pure Python (no scipy at run time: the GPU machines may not have it); the tests check every
 function against scipy where it is installed.
 
-- ``summarize``: count, mean, median, standard deviation, quartiles and IQR (linear
-  interpolation, numpy's default), CV (standard deviation / mean) and a 95 % confidence interval
-  of the **mean** from Student's t distribution.
+- ``summarize``: count, mean, geometric mean, median, standard deviation, quartiles and IQR
+  (linear interpolation, numpy's default), CV (standard deviation / mean) and a 95 % confidence
+  interval of the **geometric mean** from Student's t distribution on the logarithms, so that no
+  interval of a time ever reaches below zero.
+- ``run_statistic`` and ``compare_runs``: timings come in runs whose samples share the run's
+  machine state, so they are not independent; the run is the unit. Each run is reduced to one
+  statistic (its minimum, a low quantile, median or mean), then Welch's t test and interval on the
+  logarithms of those per-run statistics give the ratio new / base.
+- ``holm``: Holm-Bonferroni adjusted p-values for a report that tests many signals at once.
 - ``mann_whitney_u``: two-sided Mann-Whitney U test; exact distribution for small samples
   without ties, else the normal approximation with tie and continuity corrections (as scipy's
-  ``method="auto"`` does).
+  ``method="auto"`` does). Valid only for independent samples: pooling every sample of every run
+  into it gives far too many false alarms (the tests show it).
 - ``ratio_interval``: the ratio of geometric means of two positive samples with a Welch t
   interval computed on the logarithms (timings are multiplicative and skewed to the right).
 """
@@ -22,9 +29,13 @@ from functools import lru_cache
 from statistics import NormalDist
 
 CONFIDENCE = 0.95
-CI_METHOD = "Student t interval of the mean"
+CI_METHOD = "Student t interval on the logarithms (geometric mean)"
 # Exact Mann-Whitney distributions are counted by dynamic programming up to this many pairs.
 EXACT_PAIRS_LIMIT = 400
+# Per-run statistics a comparison may reduce each run to; host jitter only ever adds time, so the
+# low quantiles of a run are steadier than its mean.
+RUN_STATISTICS = ("min", "q10", "q25", "median", "mean")
+RUN_QUANTILES = {"min": 0.0, "q10": 0.10, "q25": 0.25, "median": 0.5}
 
 
 @dataclass(frozen=True)
@@ -33,6 +44,7 @@ class Summary:
 
     count: int
     mean: float
+    geometric_mean: float  # NaN when a sample is <= 0
     median: float
     stdev: float
     q1: float
@@ -63,29 +75,56 @@ def quantile(ordered: Sequence[float], fraction: float) -> float:
     return ordered[below] + (ordered[above] - ordered[below]) * (position - below)
 
 
+def log_moments(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample variance (NaN for one value) of the logarithms of positive values."""
+    logs = [math.log(value) for value in values]
+    # Shifting by the first logarithm keeps identical values at exactly zero variance and keeps
+    # equal constant sides at exactly zero difference, whatever the rounding of a sum would do.
+    shifted = [value - logs[0] for value in logs]
+    shifted_mean = math.fsum(shifted) / len(shifted)
+    if len(shifted) < 2:
+        return logs[0] + shifted_mean, math.nan
+    variance = math.fsum((value - shifted_mean) ** 2 for value in shifted) / (len(shifted) - 1)
+    return logs[0] + shifted_mean, variance
+
+
 def summarize(samples: Sequence[float], confidence: float = CONFIDENCE) -> Summary:
-    """Summary of the samples; with one sample the spread and interval are NaN."""
+    """Summary of the samples; with one sample the spread and interval are NaN.
+
+    The interval is that of the geometric mean: a Student t interval on the logarithms, turned
+    back into times, so it is never below zero and is skewed to the right as timings are. Only
+    when a sample is <= 0 (no logarithm) does it fall back to the t interval of the arithmetic
+    mean, and the geometric mean is NaN.
+    """
     values = sorted(float(value) for value in samples)
     if not values:
         raise ValueError("cannot summarize an empty list of samples")
     count = len(values)
     mean = math.fsum(values) / count
+    positive = values[0] > 0
+    log_mean, log_variance = log_moments(values) if positive else (math.nan, math.nan)
+    ci_low = ci_high = stdev = math.nan
     if count > 1:
         stdev = math.sqrt(math.fsum((value - mean) ** 2 for value in values) / (count - 1))
-        half_width = t_quantile(0.5 + confidence / 2, count - 1) * stdev / math.sqrt(count)
-    else:
-        stdev = half_width = math.nan
+        critical = t_quantile(0.5 + confidence / 2, count - 1)
+        if positive:
+            half_width = critical * math.sqrt(log_variance / count)
+            ci_low, ci_high = math.exp(log_mean - half_width), math.exp(log_mean + half_width)
+        else:
+            half_width = critical * stdev / math.sqrt(count)
+            ci_low, ci_high = mean - half_width, mean + half_width
     return Summary(
         count=count,
         mean=mean,
+        geometric_mean=math.exp(log_mean) if positive else math.nan,
         median=quantile(values, 0.5),
         stdev=stdev,
         q1=quantile(values, 0.25),
         q3=quantile(values, 0.75),
         minimum=values[0],
         maximum=values[-1],
-        ci_low=mean - half_width,
-        ci_high=mean + half_width,
+        ci_low=ci_low,
+        ci_high=ci_high,
     )
 
 
@@ -230,23 +269,19 @@ class RatioEstimate:
     p_value: float
 
 
-def ratio_interval(base: Sequence[float], new: Sequence[float], confidence: float = CONFIDENCE) -> RatioEstimate:
-    """Ratio of geometric means (new / base) with a Welch t interval and test on the logarithms."""
-    if min(list(base) + list(new), default=0.0) <= 0:
-        raise ValueError("ratio_interval needs positive samples on both sides")
-    log_base, log_new = [math.log(value) for value in base], [math.log(value) for value in new]
-    mean_base, mean_new = math.fsum(log_base) / len(log_base), math.fsum(log_new) / len(log_new)
+def welch_on_logarithms(base: Sequence[float], new: Sequence[float], confidence: float) -> RatioEstimate:
+    """Welch's t test and interval on the logarithms of two positive samples, as a ratio new / base."""
+    mean_base, variance_base = log_moments(base)
+    mean_new, variance_new = log_moments(new)
     difference = mean_new - mean_base
-    if len(log_base) < 2 or len(log_new) < 2:
+    if len(base) < 2 or len(new) < 2:
         return RatioEstimate(math.exp(difference), math.nan, math.nan, math.nan)
-    variance_base = math.fsum((value - mean_base) ** 2 for value in log_base) / (len(log_base) - 1)
-    variance_new = math.fsum((value - mean_new) ** 2 for value in log_new) / (len(log_new) - 1)
-    share_base, share_new = variance_base / len(log_base), variance_new / len(log_new)
+    share_base, share_new = variance_base / len(base), variance_new / len(new)
     standard_error = math.sqrt(share_base + share_new)
     if standard_error == 0.0:
         p_value = 1.0 if difference == 0.0 else 0.0
         return RatioEstimate(math.exp(difference), math.exp(difference), math.exp(difference), p_value)
-    freedom = (share_base + share_new) ** 2 / (share_base**2 / (len(log_base) - 1) + share_new**2 / (len(log_new) - 1))
+    freedom = (share_base + share_new) ** 2 / (share_base**2 / (len(base) - 1) + share_new**2 / (len(new) - 1))
     critical = t_quantile(0.5 + confidence / 2, freedom)
     p_value = 2 * (1 - t_cdf(abs(difference) / standard_error, freedom))
     return RatioEstimate(
@@ -255,3 +290,111 @@ def ratio_interval(base: Sequence[float], new: Sequence[float], confidence: floa
         high=math.exp(difference + critical * standard_error),
         p_value=min(1.0, max(0.0, p_value)),
     )
+
+
+def ratio_interval(base: Sequence[float], new: Sequence[float], confidence: float = CONFIDENCE) -> RatioEstimate:
+    """Ratio of geometric means (new / base) with a Welch t interval and test on the logarithms."""
+    if not base or not new:
+        raise ValueError("ratio_interval needs at least one sample on each side")
+    if min(list(base) + list(new)) <= 0:
+        raise ValueError("ratio_interval needs positive samples on both sides")
+    return welch_on_logarithms(base, new, confidence)
+
+
+def check_run_statistic(name: str) -> None:
+    if name not in RUN_STATISTICS:
+        raise ValueError(f"run statistic {name!r} not known; choose one of {', '.join(RUN_STATISTICS)}")
+
+
+def run_statistic(samples: Sequence[float], name: str) -> float:
+    """One run reduced to one number: its minimum, 10 % or 25 % quantile, median or mean."""
+    check_run_statistic(name)
+    values = sorted(float(value) for value in samples)
+    if not values:
+        raise ValueError("cannot reduce an empty run to a statistic")
+    if name == "mean":
+        return math.fsum(values) / len(values)
+    return quantile(values, RUN_QUANTILES[name])
+
+
+@dataclass(frozen=True)
+class RunComparison:
+    """new / base compared run by run: the ratio, its interval, the p-value and what they rest on."""
+
+    ratio: float  # ratio of geometric means of the per-run statistics
+    low: float  # interval of the ratio; NaN when insufficient
+    high: float
+    p_value: float  # two-sided; NaN when insufficient
+    test: str
+    base_runs: int
+    new_runs: int
+    insufficient: str  # "" or why the data cannot reach a verdict
+
+
+def count_runs(count: int) -> str:
+    return f"{count} run" if count == 1 else f"{count} runs"
+
+
+def compare_runs(
+    base: Sequence[Sequence[float]],
+    new: Sequence[Sequence[float]],
+    statistic: str = "median",
+    confidence: float = CONFIDENCE,
+) -> RunComparison:
+    """Each non-empty run reduced to ``statistic``, then Welch's t on the logarithms of those values.
+
+    Runs, not samples, are the independent unit: samples of one run share its machine state. A
+    side with one sample per run (a load time) is fine. With fewer than two runs on a side the
+    run-to-run noise cannot be estimated, so the interval and p-value are NaN and ``insufficient``
+    says why. Every sample must be positive.
+    """
+    check_run_statistic(statistic)
+    for side, runs in (("base", base), ("new", new)):
+        for index, run in enumerate(runs, start=1):
+            if any(value <= 0 for value in run):
+                raise ValueError(
+                    f"compare_runs needs positive samples: run {index} on the {side} side has {min(run)!r} "
+                    "(timings are compared as ratios, on their logarithms)"
+                )
+    base_values = [run_statistic(run, statistic) for run in base if len(run)]
+    new_values = [run_statistic(run, statistic) for run in new if len(run)]
+    if base_values and new_values:
+        estimate = welch_on_logarithms(base_values, new_values, confidence)
+    else:
+        estimate = RatioEstimate(math.nan, math.nan, math.nan, math.nan)
+    short = [
+        f"{count_runs(len(values))} on the {side} side"
+        for side, values in (("base", base_values), ("new", new_values))
+        if len(values) < 2
+    ]
+    insufficient = ""
+    if short:
+        insufficient = f"{' and '.join(short)}: at least 2 runs a side are needed to estimate run-to-run noise"
+    return RunComparison(
+        ratio=estimate.ratio,
+        low=estimate.low,
+        high=estimate.high,
+        p_value=estimate.p_value,
+        test=f"Welch t on log per-run {statistic}, {len(base_values)} vs {len(new_values)} runs",
+        base_runs=len(base_values),
+        new_runs=len(new_values),
+        insufficient=insufficient,
+    )
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm-Bonferroni step-down adjusted p-values, in the input order.
+
+    The k-th smallest of m p-values is multiplied by m - k + 1, made monotone and capped at 1;
+    comparing the adjusted values with alpha keeps the chance of any false alarm in the family at
+    or below alpha. NaN entries (comparisons that could not be made) stay NaN and do not count in m.
+    """
+    if any(not 0.0 <= value <= 1.0 for value in p_values if not math.isnan(value)):
+        raise ValueError(f"p-values must lie between 0 and 1: {list(p_values)}")
+    present = sorted((value, index) for index, value in enumerate(p_values) if not math.isnan(value))
+    adjusted = [math.nan] * len(p_values)
+    running = 0.0
+    for rank, (value, index) in enumerate(present):
+        running = max(running, min(1.0, (len(present) - rank) * value))
+        adjusted[index] = running
+    return adjusted
