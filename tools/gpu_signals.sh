@@ -49,6 +49,7 @@ fi
 
 if [[ ",$STEPS," == *",reruns,"* ]]; then
     for session in 1 2; do
+        mkdir -p "$OUT/session$session"
         echo "== plugin session $session over $VARIANTS ($((SECONDS - started)) s)"
         timeout --signal=INT --kill-after=30 "${SESSION_SECONDS:-270}" python3 -m pytest tests/benchmarks --benchmark-only -p no:cacheprovider -q -rs \
             --sdxl-model "$MODEL" --sdxl-variants "$VARIANTS" --sdxl-report "$OUT/session$session" \
