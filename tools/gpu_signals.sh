@@ -51,7 +51,7 @@ if [[ ",$STEPS," == *",reruns,"* ]]; then
     for session in 1 2; do
         mkdir -p "$OUT/session$session"
         echo "== plugin session $session over $VARIANTS ($((SECONDS - started)) s)"
-        timeout --signal=INT --kill-after=30 "${SESSION_SECONDS:-270}" python3 -m pytest tests/benchmarks --benchmark-only -p no:cacheprovider -q -rs \
+        timeout --signal=INT --kill-after=30 "${SESSION_SECONDS:-270}" python3 -m pytest tests/benchmarks --benchmark-only -p no:cacheprovider -p pytest_sdxl.plugin -q -rs \
             --sdxl-model "$MODEL" --sdxl-variants "$VARIANTS" --sdxl-report "$OUT/session$session" \
             --benchmark-json "$OUT/session$session/benchmark.json" > "$OUT/session$session.txt" 2>&1
         echo "pytest exit status $?"
