@@ -28,6 +28,9 @@ if [ -d .whl ]; then
         || exit 1
     export PYTHONPATH="/tmp/site:$PWD${PYTHONPATH:+:$PYTHONPATH}"
 fi
+# The project itself, so that its pytest11 entry point registers the plugin (the code runs from $PWD).
+python3 -m pip install -q --no-deps --no-build-isolation --no-index --target /tmp/site-project . \
+    && export PYTHONPATH="$PWD:/tmp/site-project:$PYTHONPATH"
 export PYTHONUNBUFFERED=1 PYTHONWARNINGS=ignore
 CARD=$(python3 -c "
 import torch
@@ -51,7 +54,7 @@ if [[ ",$STEPS," == *",reruns,"* ]]; then
     for session in 1 2; do
         mkdir -p "$OUT/session$session"
         echo "== plugin session $session over $VARIANTS ($((SECONDS - started)) s)"
-        timeout --signal=INT --kill-after=30 "${SESSION_SECONDS:-270}" python3 -m pytest tests/benchmarks --benchmark-only -p no:cacheprovider -p pytest_sdxl.plugin -q -rs \
+        timeout --signal=INT --kill-after=30 "${SESSION_SECONDS:-270}" python3 -m pytest tests/benchmarks --benchmark-only -p no:cacheprovider -q -rs \
             --sdxl-model "$MODEL" --sdxl-variants "$VARIANTS" --sdxl-report "$OUT/session$session" \
             --benchmark-json "$OUT/session$session/benchmark.json" > "$OUT/session$session.txt" 2>&1
         echo "pytest exit status $?"
