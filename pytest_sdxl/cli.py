@@ -22,7 +22,7 @@ import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from pytest_sdxl.comparison import METRIC_NAMES
+from pytest_sdxl.comparison import DEFAULT_GATE, METRIC_NAMES
 from pytest_sdxl.errors import SdxlError
 from pytest_sdxl.results import ResultSet
 from pytest_sdxl.settings import OPTIONS, Settings, resolve
@@ -162,6 +162,7 @@ def compare_command(arguments: argparse.Namespace) -> int:
         alpha=arguments.alpha,
         wall_statistic=arguments.wall_statistic,
         metrics=arguments.metrics,
+        gate=arguments.gate,
     )
     comparisons = compare_results(base, new, rules)
     text = comparison_table(comparisons)
@@ -173,7 +174,7 @@ def compare_command(arguments: argparse.Namespace) -> int:
         write_atomically(arguments.output, text + "\n")
     regressed = sorted({f"{item.variant} {item.metric}" for item in comparisons if item.regressed})
     limits = (
-        f"wall {rules.threshold * 100:g}% on per-run {rules.wall_statistic}, kernel time "
+        f"gate {','.join(rules.gate)}: wall {rules.threshold * 100:g}% (per-run {rules.wall_statistic}), kernel time "
         f"{rules.kernel_threshold * 100:g}%, kernel launches exact; Holm-adjusted p < {rules.alpha}"
     )
     if regressed:
@@ -200,7 +201,7 @@ def overhead_command(arguments: argparse.Namespace) -> int:
 def power_command(arguments: argparse.Namespace) -> int:
     """Detection and false-alarm rates per signal for injected slowdowns of one variant."""
     from pytest_sdxl.comparison import Rules
-    from pytest_sdxl.power import measure_power, power_report
+    from pytest_sdxl.power import POWER_SIGNALS, measure_power, power_report
     from pytest_sdxl.results import write_atomically
     from pytest_sdxl.variants import parse
 
@@ -210,14 +211,14 @@ def power_command(arguments: argparse.Namespace) -> int:
         kernel_threshold=arguments.kernel_threshold,
         alpha=arguments.alpha,
         wall_statistic=arguments.wall_statistic,
-        metrics=("avg_gen_s", "kernel_ms", "kernels"),
+        metrics=POWER_SIGNALS,
+        gate=POWER_SIGNALS,
     )
     result = measure_power(
         settings,
         parse(arguments.variant),
         trials=arguments.trials,
-        levels=arguments.levels,
-        kinds=arguments.kinds,
+        injections=arguments.inject,
         rules=rules,
         report=lambda line: print(line, file=sys.stderr, flush=True),
     )
@@ -230,20 +231,21 @@ def power_command(arguments: argparse.Namespace) -> int:
     return 0
 
 
-def levels_argument(text: str) -> tuple[float, ...]:
-    try:
-        return tuple(threshold_argument(part) for part in text.split(",") if part.strip())
-    except argparse.ArgumentTypeError:
-        raise argparse.ArgumentTypeError(f"levels {text!r} not accepted; give percentages like 2%,5%,10%") from None
-
-
-def kinds_argument(text: str) -> tuple[str, ...]:
+def injections_argument(text: str) -> tuple[tuple[str, float], ...]:
+    """'host:5%,device:2%' -> (('host', 0.05), ('device', 0.02)); the error says what is accepted."""
     from pytest_sdxl.power import KINDS
 
-    chosen = tuple(part.strip() for part in text.split(",") if part.strip())
-    if not chosen or any(kind not in KINDS for kind in chosen):
-        raise argparse.ArgumentTypeError(f"kinds {text!r} not accepted; choose from {', '.join(KINDS)}")
-    return chosen
+    chosen = []
+    for part in (item.strip() for item in text.split(",") if item.strip()):
+        kind, _, level = part.partition(":")
+        if kind not in KINDS or not level:
+            raise argparse.ArgumentTypeError(
+                f"injection {part!r} not accepted; give kind:level, kind {' or '.join(KINDS)}, e.g. host:5%,device:2%"
+            )
+        chosen.append((kind, threshold_argument(level)))
+    if not chosen:
+        raise argparse.ArgumentTypeError(f"no injection in {text!r}; e.g. host:5%,device:2%")
+    return tuple(chosen)
 
 
 def add_gate_options(parser: argparse.ArgumentParser) -> None:
@@ -305,7 +307,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--metrics",
         type=metrics_argument,
         default=",".join(METRIC_NAMES),
-        help="Comma-separated signals to compare and gate on (default: %(default)s)",
+        help="Comma-separated signals to compare (default: %(default)s)",
+    )
+    compare.add_argument(
+        "--gate",
+        type=metrics_argument,
+        default=",".join(DEFAULT_GATE),
+        help="Signals whose regression fails the comparison; the others are shown only (default: %(default)s)",
     )
     compare.add_argument("--output", metavar="FILE", help="Also write the table to this markdown file")
     compare.set_defaults(handler=compare_command)
@@ -313,14 +321,15 @@ def build_parser() -> argparse.ArgumentParser:
     power = commands.add_parser(
         "power", help="Measure how often each signal catches an injected slowdown, and its false alarms"
     )
-    add_settings_options(power, leave_out=NOT_FOR_OVERHEAD)
+    add_settings_options(power, leave_out=("variants", "report", "trace"))
     power.add_argument("--variant", default="batch", help="The variant whose path is slowed (default: %(default)s)")
     power.add_argument("--trials", type=positive_count, default=10, help="Trials per injection (default: %(default)s)")
     power.add_argument(
-        "--levels", type=levels_argument, default=(0.02, 0.05, 0.10), help="Slowdowns to inject (default: 2%%,5%%,10%%)"
-    )
-    power.add_argument(
-        "--kinds", type=kinds_argument, default=("host", "device"), help="host (sleep per call), device (extra kernels)"
+        "--inject",
+        type=injections_argument,
+        default="host:2%,host:5%,host:10%,device:2%,device:5%,device:10%",
+        help="Slowdowns to inject, kind:share of one call; host = a sleep per call, device = extra kernels "
+        "(default: %(default)s)",
     )
     add_gate_options(power)
     power.add_argument("--output", metavar="FILE", help="Also write the table to this markdown file")

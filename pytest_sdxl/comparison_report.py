@@ -28,6 +28,8 @@ def comparison_table(comparisons: list[MetricComparison]) -> str:
     for item in comparisons:
         interval = "-" if math.isnan(item.low) else f"{item.low:.3f} – {item.high:.3f}"
         verdict = item.verdict.upper() if item.regressed else item.verdict
+        if not item.gated and item.metric != "-":
+            verdict += ", not gated"
         rows.append(
             [
                 item.variant,

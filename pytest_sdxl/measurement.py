@@ -42,8 +42,9 @@ if TYPE_CHECKING:
 # A run's timed calls: the batch row had one sample per run before, and no statistic survives that.
 MIN_TIMED_CALLS = 10
 Group = tuple[list[str], list[int]]
-# A driver runs ``count`` rounds: plainly here, or through pytest-benchmark's pedantic mode in the plugin.
-Driver = Callable[[Callable[[], list[float]], int], object]
+# A driver runs ``count`` rounds, each after an untimed ``before`` (the side-by-side reference's
+# round): plainly here, or through pytest-benchmark's pedantic mode (``setup=before``) in the plugin.
+Driver = Callable[[Callable[[], list[float]], int, Callable[[], object]], object]
 Report = Callable[[str, str], None]
 
 
@@ -252,9 +253,24 @@ def own_peak_memory_gb(pipeline: VariantPipeline) -> float | None:
     return max(peak - pipeline.unused_device_bytes() / BYTES_PER_GB, 0.0)
 
 
-def plain_driver(one_round: Callable[[], list[float]], count: int) -> None:
+def plain_driver(one_round: Callable[[], list[float]], count: int, before: Callable[[], object]) -> None:
     for _ in range(count):
+        before()
         one_round()
+
+
+def side_by_side_reference(composition: Composition) -> Composition | None:
+    """What a variant's wall time is measured against, round by round in the same process.
+
+    A batch composition against the same composition one prompt per call (a slower batch path moves
+    that ratio and nothing else), any other variant against the baseline; the baseline against nothing.
+    Between two processes the machine moves more than within one, and the ratio cancels that.
+    """
+    from pytest_sdxl.variants import compose
+
+    if composition.is_batch:
+        return compose(name for name in composition.names if name != "batch")
+    return None if not composition.names else compose([])
 
 
 @dataclass
@@ -276,7 +292,8 @@ def measure_pipeline(
     runs: int = 1,
     rounds: int | None = None,
     driver: Driver = plain_driver,
-    reference: np.ndarray | None = None,
+    reference_images: np.ndarray | None = None,
+    side_by_side: VariantPipeline | None = None,
     trace_path: Path | None = None,
     calls_at_one: int = 0,
     report: Report | None = None,
@@ -285,9 +302,12 @@ def measure_pipeline(
 ) -> PipelineMeasurement:
     """Warm up, time ``runs`` x ``rounds`` rounds, split the stages, profile; one record per run.
 
-    ``rounds`` defaults to enough for ``MIN_TIMED_CALLS`` calls a run. The records hold NaN for
-    load, first generation and total: the caller that loaded the pipeline fills them in. The
-    ``power`` command, which measures one pipeline over and over, leaves out the stage split and FLOPs.
+    ``rounds`` defaults to enough for ``MIN_TIMED_CALLS`` calls a run. ``side_by_side`` (see
+    ``side_by_side_reference``) runs one untimed-by-the-variant round of the same prompts before
+    each timed round, timed by its own loop: each run then holds the reference's samples too. The
+    records hold NaN for load, first generation and total: the caller that loaded the pipeline
+    fills them in. The ``power`` command, which measures one pipeline over and over, leaves out the
+    stage split and FLOPs. Peak memory comes from the stage-split pass, where the variant runs alone.
     """
     from pytest_sdxl.device_signals import flops_per_image, kernel_signals, trace_one_generation
     from pytest_sdxl.devices import reset_peak_memory
@@ -305,11 +325,19 @@ def measure_pipeline(
     images, warmup_calls = warm_up(pipeline, groups, calls_at_one)
     warmup_s = clock.now() - started
     loop = TimedLoop(pipeline, groups)
+    reference_loop = None
+    if side_by_side is not None:
+        prompts = [prompt for group_prompts, _ in groups for prompt in group_prompts]
+        seeds = [seed for _, group_seeds in groups for seed in group_seeds]
+        reference_groups = call_groups(side_by_side.composition, prompts, seeds)
+        warm_up(side_by_side, reference_groups)
+        reference_loop = TimedLoop(side_by_side, reference_groups)
     say("timed", f"{runs * per_run} rounds of {len(groups)} call(s)")
-    driver(loop.round, runs * per_run)
-    peak = own_peak_memory_gb(pipeline)
+    driver(loop.round, runs * per_run, reference_loop.round if reference_loop is not None else nothing)
     say("stage split")
+    reset_peak_memory(pipeline.device)
     stages = stage_split(pipeline, groups) if split_stages else {}
+    peak = own_peak_memory_gb(pipeline)
     calls = call_functions(pipeline, groups)
     say("device signals")
     signals = [kernel_signals(pipeline.pipe, calls, pipeline.device) for _ in range(runs)]
@@ -318,14 +346,16 @@ def measure_pipeline(
         item.flops = flops
     if trace_path is not None:
         trace_one_generation(pipeline.pipe, calls[0], pipeline.device, trace_path)
-    psnr = image_psnr(reference, images)
+    psnr = image_psnr(reference_images, images)
     records = []
     timed_s_per_run = []
     calls_images = [len(prompts) for prompts, _ in groups]
     # pytest-benchmark may run fewer rounds than asked (--benchmark-disable runs one): split what ran.
     blocks = split_into_runs(loop.rounds, runs)
+    reference_blocks = split_into_runs(reference_loop.rounds, runs) if reference_loop is not None else []
     for number, block in enumerate(blocks, start=1):
         samples = [sample for one_round in block for sample in one_round]
+        reference_block = reference_blocks[number - 1] if number <= len(reference_blocks) else []
         timed_s_per_run.append(
             math.fsum(
                 sample * images for one_round in block for sample, images in zip(one_round, calls_images, strict=True)
@@ -345,6 +375,8 @@ def measure_pipeline(
                 psnr_db=psnr,
                 warmup_calls=warmup_calls,
                 device=signals[min(number, len(signals)) - 1],
+                reference=side_by_side.id if side_by_side is not None else "",
+                reference_gen_s=[sample for one_round in reference_block for sample in one_round],
             )
         )
     return PipelineMeasurement(
@@ -355,6 +387,10 @@ def measure_pipeline(
         note=variant_note(pipeline.composition),
         flops=flops,
     )
+
+
+def nothing() -> None:
+    """The ``before`` of a measurement without a side-by-side reference."""
 
 
 def split_into_runs(rounds: list[list[float]], runs: int) -> list[list[list[float]]]:

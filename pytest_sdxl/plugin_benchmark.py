@@ -46,7 +46,15 @@ class VariantBenchmark:
             fail_variant(error, self.pipeline.id, "being timed", self.pipeline.device)
 
     def measure(self, runs: int) -> np.ndarray:
-        from pytest_sdxl.measurement import images_in, measure_pipeline, rounds_per_run, seeds_for, timed_groups
+        from pytest_sdxl.assembly import VariantPipeline
+        from pytest_sdxl.measurement import (
+            images_in,
+            measure_pipeline,
+            rounds_per_run,
+            seeds_for,
+            side_by_side_reference,
+            timed_groups,
+        )
 
         settings, pipeline = self.state.settings, self.pipeline
         groups = timed_groups(pipeline.composition, settings.prompts, seeds_for(settings))
@@ -57,24 +65,40 @@ class VariantBenchmark:
                 f"{self.test_name}: {settings.model} {pipeline.size}px, {images_per_round} {noun}/round"
             )
 
-        def drive(one_round: Any, count: int) -> None:
+        def drive(one_round: Any, count: int, before: Any) -> None:
             if self.benchmark.disabled:  # --benchmark-disable: one round, as pytest-benchmark would run it
+                before()
                 one_round()
                 return
-            self.benchmark.pedantic(one_round, rounds=count, warmup_rounds=0, iterations=1)
+            def setup() -> None:  # pytest-benchmark would read a value returned here as the round's arguments
+                before()
 
-        measured = measure_pipeline(
-            pipeline,
-            groups,
-            runs=runs,
-            rounds=rounds_per_run(groups),
-            driver=drive,
-            reference=self.reference_images(),
-            trace_path=None if settings.trace is None else settings.trace / f"{pipeline.id}.json",
+            # pytest-benchmark times the round only; its setup runs the side-by-side reference's round.
+            self.benchmark.pedantic(one_round, setup=setup, rounds=count, warmup_rounds=0, iterations=1)
+
+        beside = side_by_side_reference(pipeline.composition)
+        reference = (
+            None if beside is None else VariantPipeline(pipeline.components, beside, pipeline.size, pipeline.steps)
         )
+        try:
+            measured = measure_pipeline(
+                pipeline,
+                groups,
+                runs=runs,
+                rounds=rounds_per_run(groups),
+                driver=drive,
+                reference_images=self.reference_images(),
+                side_by_side=reference,
+                trace_path=None if settings.trace is None else settings.trace / f"{pipeline.id}.json",
+            )
+        finally:
+            if reference is not None:
+                reference.close()
         self.fill_in_warm_up(measured)
         if pipeline.id == "baseline":
             self.state.reference_images = measured.images
+            for run in measured.runs:
+                run.psnr_db = math.inf  # the baseline is its own reference
         self.state.record_runs(pipeline.id, pipeline.composition.kind, measured.runs, measured.note)
         self.benchmark.extra_info.update(self.extra_info(measured, images_per_round))
         return measured.images
@@ -139,6 +163,8 @@ class VariantBenchmark:
             "avg_gen_s": statistics.fmean(samples),
             "median_gen_s": statistics.median(samples),
             "min_gen_s": min(samples),
+            "reference": runs[0].reference,
+            "wall_ratio_per_run": [run.wall_ratio for run in runs if run.reference_gen_s],
             "stages_ms_per_image": runs[0].stages,
             "device_signals": device_summary(runs).as_dict(),
             "peak_gpu_mem_gb": runs[0].peak_gpu_mem_gb,

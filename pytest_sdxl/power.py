@@ -29,7 +29,8 @@ from pytest_sdxl.results import ResultSet, VariantRecord
 from pytest_sdxl.variants import Composition
 
 KINDS = ("host", "device")
-DEFAULT_LEVELS = (0.02, 0.05, 0.10)
+DEFAULT_INJECTIONS = tuple((kind, level) for kind in KINDS for level in (0.02, 0.05, 0.10))
+POWER_SIGNALS = ("avg_gen_s", "wall_ratio", "kernel_ms", "kernels")
 
 
 @dataclass
@@ -111,12 +112,15 @@ def device_work(device: Any, milliseconds: float) -> Callable[[], None]:
 
 
 def measured_record(
-    pipeline: Any, groups: Sequence[Any], runs: int, slowdown: Callable[[], None] | None
+    pipeline: Any, reference: Any, groups: Sequence[Any], runs: int, slowdown: Callable[[], None] | None
 ) -> VariantRecord:
+    """One measurement through the core, the slowdown (if any) injected into the variant's path only."""
     from pytest_sdxl.measurement import measure_pipeline
 
     with injected(pipeline, slowdown):
-        measured = measure_pipeline(pipeline, groups, runs=runs, count_flops=False, split_stages=False)
+        measured = measure_pipeline(
+            pipeline, groups, runs=runs, side_by_side=reference, count_flops=False, split_stages=False
+        )
     return VariantRecord(pipeline.id, pipeline.composition.kind, runs=measured.runs)
 
 
@@ -130,25 +134,34 @@ def measure_power(
     settings: Any,
     composition: Composition,
     trials: int = 10,
-    levels: Sequence[float] = DEFAULT_LEVELS,
-    kinds: Sequence[str] = KINDS,
+    injections: Sequence[tuple[str, float]] = DEFAULT_INJECTIONS,
     rules: Rules | None = None,
     report: Callable[[str], None] | None = None,
 ) -> PowerResult:
-    """``trials`` trials of unchanged and injected measurements of one variant, judged by ``rules``."""
+    """``trials`` trials of unchanged and injected measurements of one variant, judged by ``rules``.
+
+    ``injections``: (kind, level) pairs, kind ``host`` or ``device``, level the share of one call.
+    """
     from pytest_sdxl.assembly import VariantPipeline
-    from pytest_sdxl.measurement import call_groups, seeds_for
+    from pytest_sdxl.measurement import call_groups, seeds_for, side_by_side_reference
     from pytest_sdxl.sources import components_for, image_size_for
 
-    chosen = rules or Rules(metrics=("avg_gen_s", "kernel_ms", "kernels"))
+    chosen = rules or Rules(metrics=POWER_SIGNALS, gate=POWER_SIGNALS)
     components = components_for(settings)
-    pipeline = VariantPipeline(components, composition, image_size_for(settings, components), settings.steps)
+    size = image_size_for(settings, components)
+    pipeline = VariantPipeline(components, composition, size, settings.steps)
+    beside = side_by_side_reference(composition)
+    reference = None if beside is None else VariantPipeline(components, beside, size, settings.steps)
     try:
         groups = call_groups(composition, list(settings.prompts[1:]), seeds_for(settings)[1:])
-        reference = measured_record(pipeline, groups, settings.runs, None)
+
+        def measure(slowdown: Callable[[], None] | None) -> VariantRecord:
+            return measured_record(pipeline, reference, groups, settings.runs, slowdown)
+
+        calibration = measure(None)
         images_per_call = sum(len(prompts) for prompts, _ in groups) / len(groups)
-        wall_call_s = statistics.median(sample for run in reference.runs for sample in run.gen_s) * images_per_call
-        kernel_values = [value for run in reference.runs if run.device for value in run.device.kernel_ms]
+        wall_call_s = statistics.median(sample for run in calibration.runs for sample in run.gen_s) * images_per_call
+        kernel_values = [value for run in calibration.runs if run.device for value in run.device.kernel_ms]
         kernel_call_ms = statistics.median(kernel_values) * images_per_call if kernel_values else wall_call_s * 1000
         result = PowerResult(
             composition.id,
@@ -159,32 +172,33 @@ def measure_power(
             calibration={"wall_ms_per_call": wall_call_s * 1000, "kernel_ms_per_call": kernel_call_ms},
         )
         slowdowns: dict[str, Callable[[], None]] = {}
-        for kind in kinds:
-            for level in levels:
-                if kind == "host":
-                    slowdowns[injection_name(kind, level)] = host_sleep(wall_call_s * level)
-                else:
-                    slowdowns[injection_name(kind, level)] = device_work(components.device, kernel_call_ms * level)
+        for kind, level in injections:
+            if kind == "host":
+                slowdowns[injection_name(kind, level)] = host_sleep(wall_call_s * level)
+            else:
+                slowdowns[injection_name(kind, level)] = device_work(components.device, kernel_call_ms * level)
         result.detections = {name: {} for name in slowdowns}
-        previous = reference
+        previous = calibration
         for trial in range(1, trials + 1):
             if report is not None:
                 report(f"trial {trial}/{trials}")
-            unchanged = measured_record(pipeline, groups, settings.runs, None)
+            unchanged = measure(None)
             result.unchanged_trials += 1
             for signal in flagged_signals(previous, unchanged, chosen):
                 result.false_alarms[signal] = result.false_alarms.get(signal, 0) + 1
             for name, slowdown in slowdowns.items():
-                slowed = measured_record(pipeline, groups, settings.runs, slowdown)
+                slowed = measure(slowdown)
                 for signal in flagged_signals(unchanged, slowed, chosen):
                     result.detections[name][signal] = result.detections[name].get(signal, 0) + 1
             previous = unchanged
         return result
     finally:
-        pipeline.close()
+        for built in (pipeline, reference):
+            if built is not None:
+                built.close()
 
 
-def power_report(result: PowerResult, signals: Sequence[str] = ("avg_gen_s", "kernel_ms", "kernels")) -> str:
+def power_report(result: PowerResult, signals: Sequence[str] = POWER_SIGNALS) -> str:
     """Detection and false-alarm rates per signal, as a markdown table."""
     calibration = result.calibration
     lines = [

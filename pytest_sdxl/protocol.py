@@ -26,7 +26,14 @@ import numpy as np
 
 from pytest_sdxl.errors import SettingsError, VariantUnavailable
 from pytest_sdxl.machine import resolved_precision
-from pytest_sdxl.measurement import failure_reason, measure_pipeline, seeds_for, timed_groups, variant_note
+from pytest_sdxl.measurement import (
+    failure_reason,
+    measure_pipeline,
+    seeds_for,
+    side_by_side_reference,
+    timed_groups,
+    variant_note,
+)
 from pytest_sdxl.progress import Progress, ProgressEvent
 from pytest_sdxl.results import ResultSet, RunRecord, VariantRecord, settings_as_dict
 from pytest_sdxl.variants import BASELINE, Composition, all_single_variants, compose
@@ -82,7 +89,7 @@ def measure_run(
     settings: Any,
     composition: Composition,
     run: int,
-    reference: np.ndarray | None,
+    reference_images: np.ndarray | None,
     progress: Progress | None = None,
     trace_path: Path | None = None,
 ) -> tuple[RunRecord, np.ndarray, int]:
@@ -103,7 +110,7 @@ def measure_run(
     prompts, seeds = list(settings.prompts), seeds_for(settings)
     forget_compiled_graphs()
     free_memory(device)
-    pipeline = None
+    pipeline = reference = None
     try:
         report("load")
         started = clock.now()
@@ -115,10 +122,14 @@ def measure_run(
         report("first generation")
         pipeline.generate(prompts[:1], seeds[:1])
         first_done = clock.now()
+        beside = side_by_side_reference(composition)
+        if beside is not None:  # built after the clock: the reference is the harness's, not the variant's load
+            reference = VariantPipeline(pipeline.components, beside, size, settings.steps)
         measured = measure_pipeline(
             pipeline,
             timed_groups(composition, prompts, seeds),
-            reference=reference,
+            reference_images=reference_images,
+            side_by_side=reference,
             trace_path=trace_path,
             calls_at_one=1,
             report=report,
@@ -130,9 +141,10 @@ def measure_run(
         record.total_s = record.load_s + record.init_gen_s + measured.warmup_s + measured.timed_s_per_run[0]
         return record, measured.images, size
     finally:
-        if pipeline is not None:
-            pipeline.close()
-        pipeline = None
+        for built in (pipeline, reference):
+            if built is not None:
+                built.close()
+        pipeline = reference = None
         free_memory(device)
 
 

@@ -80,6 +80,17 @@ class RunRecord:
     # Untimed calls made before the timed ones, so every shape they use was seen (and captured) first.
     warmup_calls: int = 0
     device: DeviceSignals | None = None
+    # The side-by-side reference (measurement.side_by_side_reference) and its per-image samples,
+    # timed in rounds alternating with this run's own: their ratio cancels what the machine does.
+    reference: str = ""
+    reference_gen_s: list[float] = field(default_factory=list)
+
+    @property
+    def wall_ratio(self) -> float:
+        """min(gen_s) / min(reference_gen_s): this run's wall time over its reference's; NaN without one."""
+        if not self.gen_s or not self.reference_gen_s:
+            return math.nan
+        return min(self.gen_s) / min(self.reference_gen_s)
 
     def metric(self, name: str) -> float:
         """A metric by its notes name (``total_s``, ``load_s``, ``init_gen_s``, ``avg_gen_s``, ...)."""
@@ -226,6 +237,8 @@ def run_from_dict(data: dict[str, Any]) -> RunRecord:
         psnr_db=None if data.get("psnr_db") is None else float(decode_float(data["psnr_db"])),
         warmup_calls=int(data.get("warmup_calls", 0)),
         device=device_from_dict(data.get("device")),
+        reference=str(data.get("reference", "")),
+        reference_gen_s=[float(sample) for sample in data.get("reference_gen_s", [])],
     )
 
 

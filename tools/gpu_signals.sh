@@ -70,9 +70,10 @@ fi
 
 if [[ ",$STEPS," == *",power,"* ]]; then
     echo "== power on $POWER_VARIANT, $TRIALS trials ($((SECONDS - started)) s)"
-    python3 -m pytest_sdxl power --model "$MODEL" --variant "$POWER_VARIANT" --trials "$TRIALS" \
-        --levels "${LEVELS:-2%,5%}" --output "$STEM-power-$POWER_VARIANT.md" --json "$STEM-power-$POWER_VARIANT.json" 2>&1 \
-        | grep -v "^\[transformers\]"
+    INJECT="${INJECT:-host:5%}"
+    name="$STEM-power-$POWER_VARIANT-${INJECT//[:%,]/-}"
+    python3 -m pytest_sdxl power --model "$MODEL" --variant "$POWER_VARIANT" --trials "$TRIALS" --inject "$INJECT" \
+        --output "$name.md" --json "$name.json" 2>&1 | grep -v "^\[transformers\]"
 fi
 
 if [[ ",$STEPS," == *",asv,"* ]]; then
