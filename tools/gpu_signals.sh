@@ -71,7 +71,7 @@ fi
 if [[ ",$STEPS," == *",power,"* ]]; then
     echo "== power on $POWER_VARIANT, $TRIALS trials ($((SECONDS - started)) s)"
     INJECT="${INJECT:-host:5%}"
-    name="$STEM-power-$POWER_VARIANT-${INJECT//[:%,]/-}"
+    name="$STEM-power-${POWER_VARIANT//+/_}-${INJECT//[:%,]/-}"
     python3 -m pytest_sdxl power --model "$MODEL" --variant "$POWER_VARIANT" --trials "$TRIALS" --inject "$INJECT" \
         --output "$name.md" --json "$name.json" 2>&1 | grep -v "^\[transformers\]"
 fi
