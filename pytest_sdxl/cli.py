@@ -259,8 +259,8 @@ def add_gate_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--kernel-threshold",
         type=threshold_argument,
-        default=0.02,
-        help="Smallest GPU kernel-time slowdown called a regression (default: 2%%)",
+        default=0.01,
+        help="Smallest GPU kernel-time slowdown called a regression (default: 1%%)",
     )
     parser.add_argument(
         "--wall-statistic",

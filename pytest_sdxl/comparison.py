@@ -5,7 +5,7 @@ Each signal has its own rule, and each verdict names the statistic it rests on:
 - ``kernels`` (kernel launches per image) is **exact**: the GPU launches the same kernels for the
   same work, so any increase is a regression and any decrease is reported as a change;
 - ``kernel_ms`` (the GPU's summed kernel time per image) is steady to well under 1 %: a regression
-  above its own threshold (2 % by default);
+  above its own threshold (1 % by default);
 - ``wall_ratio`` (wall time over the side-by-side reference, ``measurement.side_by_side_reference``,
   timed in alternating rounds in the same process: each run's ratio of minima) cancels what the
   machine does between two processes: threshold 5 %;
@@ -38,7 +38,10 @@ from pytest_sdxl.results import ResultSet, VariantRecord
 from pytest_sdxl.statistics import RUN_STATISTICS, compare_runs, holm
 
 DEFAULT_THRESHOLD = 0.05
-DEFAULT_KERNEL_THRESHOLD = 0.02
+# 1 %, not the 2 % first planned: a change exactly at the threshold is flagged half the time at best
+# (a 2 % device-side slowdown was caught in 2 of 10 trials at 2 %), and unchanged kernel time moved at
+# most 0.5 % between two processes over 12 variants on an H100 (docs/results/measurement).
+DEFAULT_KERNEL_THRESHOLD = 0.01
 DEFAULT_ALPHA = 0.05
 DEFAULT_WALL_STATISTIC = "min"
 

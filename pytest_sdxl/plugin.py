@@ -34,7 +34,7 @@ def destination(option: Option) -> str:
 
 
 # What a setting means under pytest where that differs from the command line's protocol.
-PYTEST_MEANING = {"runs": "under pytest: benchmark rounds on the one warmed pipeline"}
+PYTEST_MEANING = {"runs": "under pytest: blocks of at least ten timed calls on the one warmed pipeline"}
 
 
 def option_help(option: Option) -> str:

@@ -46,7 +46,11 @@ def test_benchmark_json_holds_the_figures_and_the_machine(pytester: pytest.Pytes
     for variant, bench in benchmarks.items():
         info = bench["extra_info"]
         assert info["variant"] == variant and info["model"] == "random:tiny"
-        assert info["images_per_round"] == 2 and bench["stats"]["rounds"] == 2
+        # --sdxl-runs runs, each of at least ten timed calls: one benchmark round is one pass over the prompts.
+        assert info["images_per_round"] == 2 and info["runs"] == 2 and info["timed_calls_per_run"] >= 10
+        calls_per_round = 1 if info["batch"] else 2
+        assert bench["stats"]["rounds"] == 2 * info["timed_calls_per_run"] // calls_per_round
+        assert "not_applicable" in info["device_signals"]  # no CUDA kernels on a CPU, and no zeros for them
         for key in ("load_s", "components_load_s", "build_s", "init_gen_s", "avg_gen_s", "median_gen_s"):
             assert info[key] > 0, key
         assert math.isclose(info["load_s"], info["components_load_s"] + info["build_s"])
@@ -58,7 +62,9 @@ def test_benchmark_json_holds_the_figures_and_the_machine(pytester: pytest.Pytes
     # The notes' tables in the terminal summary, one column per run, and the skip with its reason.
     result.stdout.fnmatch_lines(
         [
-            "*= sdxl: the notes' protocol tables =*",
+            "*= sdxl: summary and the notes' protocol tables =*",
+            "| variant *| kind *| avg gen ms (median) *",
+            "- upcast_vae skipped: upcast_vae only changes a half-precision pipeline*",
             "baseline (exact)",
             "| Metric        | Run 1                   | Run 2                   |",
             "|---------------|-------------------------|-------------------------|",
@@ -66,7 +72,6 @@ def test_benchmark_json_holds_the_figures_and_the_machine(pytester: pytest.Pytes
             "| Load Time     | *",
             "| Init Gen Time | *",
             "| Avg Gen Time  | *",
-            "upcast_vae (exact): skipped: upcast_vae only changes a half-precision pipeline*",
             "sdxl: wrote results.json, results.md, results.png to report",
         ]
     )
@@ -111,15 +116,16 @@ def test_compare_fail_catches_an_injected_slowdown_and_passes_a_rerun(
         "--benchmark-only",
         storage,
         "--sdxl-variants=tiny_vae",
+        "--sdxl-runs=2",
         f"--sdxl-prompts={prompt_file(pytester, 2)}",
     )
     # The sleep dominates every round, so the machine's noise cannot decide the outcome.
-    monkeypatch.setenv("SLEEP_IN_TINY_VAE", "0.5")
+    monkeypatch.setenv("SLEEP_IN_TINY_VAE", "0.1")
     saved = pytester.runpytest(*common, "--benchmark-save=reference")
     saved.assert_outcomes(passed=1)
     compare = ("--benchmark-compare=0001", "--benchmark-compare-fail=min:100%")
 
-    monkeypatch.setenv("SLEEP_IN_TINY_VAE", "3.0")
+    monkeypatch.setenv("SLEEP_IN_TINY_VAE", "0.6")
     slower = pytester.runpytest(*common, *compare)
     assert slower.ret != 0
     # pytest-benchmark writes its verdict to stderr.
@@ -132,7 +138,7 @@ def test_compare_fail_catches_an_injected_slowdown_and_passes_a_rerun(
     document = json.loads(reference.read_text())
     document["machine_info"]["gpu"] = "NVIDIA H100 80GB HBM3"
     reference.write_text(json.dumps(document))
-    monkeypatch.setenv("SLEEP_IN_TINY_VAE", "0.5")
+    monkeypatch.setenv("SLEEP_IN_TINY_VAE", "0.1")
     # pytest-benchmark issues it as a warning while configuring: on stderr from the command line.
     with pytest.warns(
         Warning, match=r"sdxl: the compared run comes from another card.*gpu 'NVIDIA H100 80GB HBM3' then"

@@ -22,9 +22,10 @@ SDXL-Turbo benchmarks (pytest-sdxl):
   --sdxl-size=PIXELS    Image side in pixels: auto (the model's default, 64 on random:tiny) (default: auto; ini sdxl_size, env PYTEST_SDXL_SIZE)
   --sdxl-steps=N        Inference steps per image (default: 1; ini sdxl_steps, env PYTEST_SDXL_STEPS)
   --sdxl-prompts=FILE   File of prompts, one a line (default: five built-in prompts) (ini sdxl_prompts, env PYTEST_SDXL_PROMPTS)
-  --sdxl-runs=N         Runs of the protocol, each from a fresh load; under pytest: benchmark rounds on the one warmed pipeline (default: 3; ini sdxl_runs, env PYTEST_SDXL_RUNS)
+  --sdxl-runs=N         Runs of the protocol, each from a fresh load; under pytest: blocks of at least ten timed calls on the one warmed pipeline (default: 3; ini sdxl_runs, env PYTEST_SDXL_RUNS)
   --sdxl-variants=LIST  Comma-separated variants to run, each a name or names joined with + (default: all) (ini sdxl_variants, env PYTEST_SDXL_VARIANTS)
   --sdxl-report=DIR     Folder to write results.json, results.md and results.png to (default: none; ini sdxl_report, env PYTEST_SDXL_REPORT)
+  --sdxl-trace=DIR      Folder to keep a Chrome trace of one generation per variant in (<variant>.json, opens in Perfetto) (default: none; ini sdxl_trace, env PYTEST_SDXL_TRACE)
   --sdxl-seed=N         Seed of the first prompt's generator; prompt i uses seed + i (default: 0; ini sdxl_seed, env PYTEST_SDXL_SEED)
   --sdxl-tiny-vae=SOURCE
                         Tiny autoencoder weights for tiny_vae: hub id, folder, or random (default: madebyollin/taesdxl; ini sdxl_tiny_vae, env PYTEST_SDXL_TINY_VAE)

@@ -122,7 +122,7 @@ def test_another_schema_version_is_refused(tmp_path: Path) -> None:
     document["schema_version"] = SCHEMA_VERSION + 1
     path = tmp_path / "results.json"
     path.write_text(json.dumps(document))
-    with pytest.raises(ResultsFileError, match=f"reads version {SCHEMA_VERSION}"):
+    with pytest.raises(ResultsFileError, match=f"reads versions 1, {SCHEMA_VERSION}"):
         load_results(path)
 
 
