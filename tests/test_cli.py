@@ -34,6 +34,7 @@ def measured(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     prompt_file.write_text("a red cube\na blue sphere\n")
     report = folder / "report"
     arguments = ["run", "--runs", "2", "--prompts", str(prompt_file), "--report", str(report), "--quiet"]
+    arguments += ["--trace", str(folder / "traces")]
     output = io.StringIO()
     with contextlib.redirect_stdout(output):
         status = main([*arguments, "--variants", "baseline,tiny_vae+batch,cpu_offload"])
@@ -51,6 +52,15 @@ def test_run_prints_the_tables_and_writes_the_files(measured: tuple[Path, str]) 
     assert [record.variant for record in result.variants] == ["baseline", "tiny_vae+batch", "cpu_offload"]
     assert [len(record.runs) for record in result.variants] == [2, 2, 0]
     assert result.settings["prompts"] == ["a red cube", "a blue sphere"]
+
+
+def test_run_keeps_a_chrome_trace_of_one_generation_per_variant(measured: tuple[Path, str]) -> None:
+    report, _ = measured
+    traces = report.parent / "traces"
+    assert sorted(path.name for path in traces.iterdir()) == ["baseline.json", "tiny_vae+batch.json"]
+    events = json.loads((traces / "tiny_vae+batch.json").read_text())["traceEvents"]
+    names = {event.get("name") for event in events if event.get("cat") == "user_annotation"}
+    assert {"sdxl:call#0", "sdxl:unet", "sdxl:vae_decode"} <= names and "sdxl:call#1" not in names
 
 
 def test_report_writes_markdown_and_chart_again(measured: tuple[Path, str], tmp_path: Path) -> None:
