@@ -202,7 +202,7 @@ def power_command(arguments: argparse.Namespace) -> int:
     """Detection and false-alarm rates per signal for injected slowdowns of one variant."""
     from pytest_sdxl.comparison import Rules
     from pytest_sdxl.power import POWER_SIGNALS, measure_power, power_report
-    from pytest_sdxl.results import write_atomically
+    from pytest_sdxl.results import encode_float, write_atomically
     from pytest_sdxl.variants import parse
 
     settings = settings_from(arguments)
@@ -227,7 +227,8 @@ def power_command(arguments: argparse.Namespace) -> int:
     if arguments.output:
         write_atomically(arguments.output, text + "\n")
     if arguments.json:
-        write_atomically(arguments.json, json.dumps(result.as_dict(), indent=2) + "\n")
+        # Strict JSON: a calibration that does not apply (no kernels on a CPU) is written as "nan".
+        write_atomically(arguments.json, json.dumps(encode_float(result.as_dict()), indent=2) + "\n")
     return 0
 
 

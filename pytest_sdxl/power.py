@@ -17,6 +17,7 @@ All measurements of a trial come from one process, so the process-to-process dri
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -162,7 +163,8 @@ def measure_power(
         images_per_call = sum(len(prompts) for prompts, _ in groups) / len(groups)
         wall_call_s = statistics.median(sample for run in calibration.runs for sample in run.gen_s) * images_per_call
         kernel_values = [value for run in calibration.runs if run.device for value in run.device.kernel_ms]
-        kernel_call_ms = statistics.median(kernel_values) * images_per_call if kernel_values else wall_call_s * 1000
+        # Without CUDA kernels (a CPU) the device injection is sized on wall time, and only wall time sees it.
+        kernel_call_ms = statistics.median(kernel_values) * images_per_call if kernel_values else math.nan
         result = PowerResult(
             composition.id,
             settings.model,
@@ -176,7 +178,8 @@ def measure_power(
             if kind == "host":
                 slowdowns[injection_name(kind, level)] = host_sleep(wall_call_s * level)
             else:
-                slowdowns[injection_name(kind, level)] = device_work(components.device, kernel_call_ms * level)
+                device_ms = wall_call_s * 1000 if math.isnan(kernel_call_ms) else kernel_call_ms
+                slowdowns[injection_name(kind, level)] = device_work(components.device, device_ms * level)
         result.detections = {name: {} for name in slowdowns}
         previous = calibration
         for trial in range(1, trials + 1):
@@ -201,17 +204,21 @@ def measure_power(
 def power_report(result: PowerResult, signals: Sequence[str] = POWER_SIGNALS) -> str:
     """Detection and false-alarm rates per signal, as a markdown table."""
     calibration = result.calibration
+    kernel_ms = calibration["kernel_ms_per_call"]
+    kernel_text = "no CUDA kernels" if math.isnan(kernel_ms) else f"{kernel_ms:.2f} ms kernel time"
     lines = [
         f"detection power: {result.variant} on {result.model} ({result.device}), {result.trials} trials, "
-        f"{result.runs} runs a measurement; one call: {calibration['wall_ms_per_call']:.2f} ms wall, "
-        f"{calibration['kernel_ms_per_call']:.2f} ms kernel time",
+        f"{result.runs} runs a measurement; one call: {calibration['wall_ms_per_call']:.2f} ms wall, {kernel_text}",
         "",
         "| injected slowdown | " + " | ".join(signals) + " |",
         "|---|" + "---|" * len(signals),
     ]
+    def cell(count: int, trials: int, signal: str) -> str:
+        return "n/a" if signal in ("kernel_ms", "kernels") and math.isnan(kernel_ms) else f"{count}/{trials}"
+
     for name, flagged in result.detections.items():
-        cells = [f"{flagged.get(signal, 0)}/{result.trials}" for signal in signals]
+        cells = [cell(flagged.get(signal, 0), result.trials, signal) for signal in signals]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    cells = [f"{result.false_alarms.get(signal, 0)}/{result.unchanged_trials}" for signal in signals]
+    cells = [cell(result.false_alarms.get(signal, 0), result.unchanged_trials, signal) for signal in signals]
     lines.append("| none (false alarms) | " + " | ".join(cells) + " |")
     return "\n".join(lines)
