@@ -22,7 +22,7 @@ import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from pytest_sdxl.comparison import DEFAULT_GATE, METRIC_NAMES
+from pytest_sdxl.comparison import DEFAULT_GATE, METRIC_NAMES, Rules
 from pytest_sdxl.errors import SdxlError
 from pytest_sdxl.results import ResultSet
 from pytest_sdxl.settings import OPTIONS, Settings, resolve
@@ -149,21 +149,28 @@ def alpha_argument(text: str) -> float:
     return value
 
 
-def compare_command(arguments: argparse.Namespace) -> int:
-    """Ratios new / base per variant and signal, each by its own rule; 1 when anything regressed."""
-    from pytest_sdxl.comparison import Rules, compare_results
-    from pytest_sdxl.comparison_report import comparison_table, kernel_diffs
-    from pytest_sdxl.results import load_results, write_atomically
+def rules_from(arguments: argparse.Namespace, metrics: tuple[str, ...], gate: tuple[str, ...]) -> Rules:
+    """The rules of a comparison from the options ``add_gate_options`` added."""
+    from pytest_sdxl.comparison import Rules
 
-    base, new = load_results(arguments.base), load_results(arguments.new)
-    rules = Rules(
+    return Rules(
         threshold=arguments.threshold,
         kernel_threshold=arguments.kernel_threshold,
         alpha=arguments.alpha,
         wall_statistic=arguments.wall_statistic,
-        metrics=arguments.metrics,
-        gate=arguments.gate,
+        metrics=metrics,
+        gate=gate,
     )
+
+
+def compare_command(arguments: argparse.Namespace) -> int:
+    """Ratios new / base per variant and signal, each by its own rule; 1 when anything regressed."""
+    from pytest_sdxl.comparison import compare_results
+    from pytest_sdxl.comparison_report import comparison_table, kernel_diffs
+    from pytest_sdxl.results import load_results, write_atomically
+
+    base, new = load_results(arguments.base), load_results(arguments.new)
+    rules = rules_from(arguments, arguments.metrics, arguments.gate)
     comparisons = compare_results(base, new, rules)
     text = comparison_table(comparisons)
     diffs = kernel_diffs(base, new, comparisons)
@@ -200,20 +207,12 @@ def overhead_command(arguments: argparse.Namespace) -> int:
 
 def power_command(arguments: argparse.Namespace) -> int:
     """Detection and false-alarm rates per signal for injected slowdowns of one variant."""
-    from pytest_sdxl.comparison import Rules
     from pytest_sdxl.power import POWER_SIGNALS, measure_power, power_report
     from pytest_sdxl.results import encode_float, write_atomically
     from pytest_sdxl.variants import parse
 
     settings = settings_from(arguments)
-    rules = Rules(
-        threshold=arguments.threshold,
-        kernel_threshold=arguments.kernel_threshold,
-        alpha=arguments.alpha,
-        wall_statistic=arguments.wall_statistic,
-        metrics=POWER_SIGNALS,
-        gate=POWER_SIGNALS,
-    )
+    rules = rules_from(arguments, POWER_SIGNALS, POWER_SIGNALS)
     result = measure_power(
         settings,
         parse(arguments.variant),
