@@ -10,7 +10,9 @@
 
 Options of ``run`` and ``overhead`` are the plugin's (settings.OPTIONS) without the ``sdxl-``
 prefix; each falls back to its ``PYTEST_SDXL_*`` environment variable, then its default.
-Exit status: 0 fine, 1 a regression (compare) or a failed variant (run), 2 a usage error.
+Exit status: 0 fine, 1 a regression (compare) or a failed variant (run), 2 a usage error, 3 nothing
+measured (run: every variant was skipped, e.g. no CUDA device for ``--device cuda:7`` or
+``--variants cpu_offload`` on a CPU), so a CI job never passes without numbers.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from pytest_sdxl.settings import OPTIONS, Settings, resolve
 
 # Options that mean nothing to the overhead command (it times one variant, in one process).
 NOT_FOR_OVERHEAD = ("runs", "variants", "report")
+# Exit statuses beyond 0 (fine): see the module docstring.
+REGRESSED_OR_FAILED, USAGE_ERROR, NOTHING_MEASURED = 1, 2, 3
 
 
 def variants_command(arguments: argparse.Namespace) -> int:
@@ -95,7 +99,13 @@ def run_command(arguments: argparse.Namespace) -> int:
     failed = [record.variant for record in result_set.variants if record.status == "failed"]
     if failed:
         print(f"\nfailed: {', '.join(failed)}", file=sys.stderr)
-    return 1 if failed else 0
+        return REGRESSED_OR_FAILED
+    if not any(record.runs for record in result_set.variants):
+        print("\npytest-sdxl: nothing was measured: every variant was skipped", file=sys.stderr)
+        for record in result_set.variants:
+            print(f"- {record.variant}: {record.reason}", file=sys.stderr)
+        return NOTHING_MEASURED
+    return 0
 
 
 def report_command(arguments: argparse.Namespace) -> int:
@@ -186,7 +196,7 @@ def compare_command(arguments: argparse.Namespace) -> int:
     )
     if regressed:
         print(f"\nregressed ({limits}): {', '.join(regressed)}")
-        return 1
+        return REGRESSED_OR_FAILED
     print(f"\nno regression ({limits})")
     return 0
 
@@ -354,7 +364,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         status: int = arguments.handler(arguments)
     except SdxlError as error:
         print(f"pytest-sdxl: error: {error}", file=sys.stderr)
-        return 2
+        return USAGE_ERROR
     return status
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Generator, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,6 +28,12 @@ VARIANTS_MARKER = (
 )
 # Fixtures whose use makes a test an sdxl test (for the lazily asked GPU name).
 SDXL_FIXTURES = ("sdxl_components", "sdxl_pipeline", "sdxl_generate", "sdxl_benchmark")
+# What an unset ini key answers: pytest 8 answers "" for an unset string key whose default is None,
+# which could not be told from an explicitly empty value (``sdxl_variants =``, a usage error).
+INI_UNSET = "<unset>"
+# The session's exit status when sdxl benchmarks ran but every one was skipped: pytest's own status
+# for a session that ran nothing, so a CI job never passes without numbers.
+NOTHING_MEASURED = pytest.ExitCode.NO_TESTS_COLLECTED
 
 
 def destination(option: Option) -> str:
@@ -52,13 +59,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         group.addoption(
             option.plugin_flag, dest=destination(option), default=None, metavar=option.metavar, help=option_help(option)
         )
-        parser.addini(option.ini_key, help=option.help, default=None)
+        parser.addini(option.ini_key, help=option.help, default=INI_UNSET)
 
 
 def ini_value(config: pytest.Config, key: str) -> str | None:
+    """The ini key's value as written (an empty one included), or None when the key is unset."""
     value = config.getini(key)
-    # pytest 8 answers "" for an unset key; an empty value means the default for every option.
-    return None if value in (None, "", []) else str(value)
+    return None if value in (None, INI_UNSET) else str(value)
 
 
 def resolve_settings(config: pytest.Config) -> Settings:
@@ -233,13 +240,27 @@ def cuda_missing_reason() -> str | None:
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
     report = yield
     state = item.config.stash.get(STATE_KEY, None)
+    if state is None or "sdxl_benchmark" not in getattr(item, "fixturenames", ()):
+        return report
     composition = variant_of(item)
-    uses_benchmark = "sdxl_benchmark" in getattr(item, "fixturenames", ())
-    # Failures of benchmarks only; skips are recorded where a variant turns out unable to run here
-    # (not for --benchmark-skip or -k, which say nothing about the variant).
-    if state is not None and composition is not None and uses_benchmark and report.failed:
+    # A variant's record takes its benchmarks' failures; its skips are recorded where the variant turns
+    # out unable to run here (not for --benchmark-skip or -k, which say nothing about the variant).
+    # Every skip is also kept apart, with its reason, for the verdict that nothing was measured.
+    if composition is not None and report.failed:
         state.record_outcome(composition.id, composition.kind, "failed", outcome_reason(call))
+    if report.skipped and not hasattr(report, "wasxfail"):
+        test = composition.id if composition is not None else item.name
+        state.benchmark_skips.setdefault(test, skip_reason(report))
+    elif report.when == "call" and report.passed:
+        state.benchmark_passed = True
     return report
+
+
+def skip_reason(report: pytest.TestReport) -> str:
+    """The reason pytest shows for a skip (its report keeps it as (path, line, 'Skipped: reason'))."""
+    if isinstance(report.longrepr, tuple):
+        return str(report.longrepr[2]).removeprefix("Skipped: ")
+    return str(report.longrepr)
 
 
 def outcome_reason(call: pytest.CallInfo[None]) -> str:
@@ -283,32 +304,51 @@ def pytest_benchmark_compare_machine_info(
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Write ``--sdxl-report`` files before the terminal summary, where a regression check may raise."""
+    """A session whose sdxl benchmarks were all skipped fails; the ``--sdxl-report`` files are written."""
     state = session.config.stash.get(STATE_KEY, None)
-    if state is None or not state.records or state.settings.report is None:
+    if state is None:
         return
+    if session.exitstatus == pytest.ExitCode.OK and not benchmarks_switched_off(session.config):
+        state.nothing_measured_line = state.nothing_measured() or ""
+        if state.nothing_measured_line:
+            session.exitstatus = NOTHING_MEASURED
+    if state.records and state.settings.report is not None:
+        write_report(state, state.settings.report)
+
+
+def benchmarks_switched_off(config: pytest.Config) -> bool:
+    """--benchmark-skip or --benchmark-disable: the session was not meant to measure (pytest-benchmark's rules)."""
+    skipped = config.getoption("benchmark_skip", False) and not config.getoption("benchmark_only", False)
+    disabled = config.getoption("benchmark_disable", False) and not config.getoption("benchmark_enable", False)
+    return bool(skipped or disabled)
+
+
+def write_report(state: SessionState, folder: Path) -> None:
+    """The --sdxl-report files, before the terminal summary, where a regression check may raise."""
     from pytest_sdxl.machine import machine_info
     from pytest_sdxl.reports import write_reports
 
-    folder = state.settings.report
     try:
         written = write_reports(state.result_set(machine_info(state.settings.device)), folder)
         state.report_line = f"sdxl: wrote {', '.join(path.name for path in written.values())} to {folder}"
     except OSError as error:  # the measurements are in the terminal and pytest-benchmark's files anyway
-        state.report_line = f"sdxl: could not write the report to {state.settings.report}: {error}"
+        state.report_line = f"sdxl: could not write the report to {folder}: {error}"
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     """The notes' tables, before pytest-benchmark's table and its regression verdict, which ends the output."""
     state = config.stash.get(STATE_KEY, None)
-    if state is None or not state.records:
+    if state is None:
         return
-    from pytest_sdxl.machine import machine_details
-    from pytest_sdxl.reports import session_summary_lines
+    if state.records:
+        from pytest_sdxl.machine import machine_details
+        from pytest_sdxl.reports import session_summary_lines
 
-    terminalreporter.write_sep("=", "sdxl: summary and the notes' protocol tables")
-    for line in session_summary_lines(state.result_set(state.machine_details or machine_details())):
-        terminalreporter.write_line(line)
-    if state.report_line:
-        terminalreporter.write_line(state.report_line)
+        terminalreporter.write_sep("=", "sdxl: summary and the notes' protocol tables")
+        for line in session_summary_lines(state.result_set(state.machine_details or machine_details())):
+            terminalreporter.write_line(line)
+        if state.report_line:
+            terminalreporter.write_line(state.report_line)
+    if state.nothing_measured_line:
+        terminalreporter.write_line(state.nothing_measured_line, red=True, bold=True)

@@ -1,9 +1,10 @@
 """What the pytest plugin remembers during one session, kept in ``config.stash``: state only.
 
 The resolved settings, how each variant's pipeline was built and warmed (load and first
-generation times), what each variant's benchmark measured and how each variant
-ended (ok, skipped, failed). At the end of the session this becomes a ``ResultSet``; the tables
-and files made of it belong to ``reports``. Standard library only at import time.
+generation times), what each variant's benchmark measured, how each variant ended (ok,
+skipped, failed) and why benchmark tests were skipped. At the end of the session this becomes
+a ``ResultSet``; the tables and files made of it belong to ``reports``. Standard library only
+at import time.
 """
 
 from __future__ import annotations
@@ -52,6 +53,11 @@ class SessionState:
     resolved: dict[str, str] = field(default_factory=dict)
     machine_details: dict[str, Any] | None = None
     report_line: str = ""
+    # Why each skipped sdxl benchmark test was skipped, by variant (by test name where it has none),
+    # and whether any passed: a session whose benchmarks were all skipped measured nothing.
+    benchmark_skips: dict[str, str] = field(default_factory=dict)
+    benchmark_passed: bool = False
+    nothing_measured_line: str = ""
 
     def record_for(self, variant: str, kind: str) -> VariantRecord:
         from pytest_sdxl.results import VariantRecord
@@ -75,6 +81,13 @@ class SessionState:
         if status == "skipped" and record.runs:
             return
         record.status, record.reason = status, reason
+
+    def nothing_measured(self) -> str | None:
+        """The line saying why nothing was measured when every sdxl benchmark that ran was skipped, else None."""
+        if not self.benchmark_skips or self.benchmark_passed or any(record.runs for record in self.records.values()):
+            return None
+        reasons = "; ".join(f"{test}: {reason}" for test, reason in self.benchmark_skips.items())
+        return f"sdxl: nothing was measured: every variant was skipped ({reasons})"
 
     def result_set(self, machine: dict[str, Any]) -> ResultSet:
         from pytest_sdxl.results import ResultSet, settings_as_dict

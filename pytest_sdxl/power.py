@@ -63,6 +63,7 @@ def injected(pipeline: Any, slowdown: Callable[[], None] | None) -> Iterator[Non
         yield
         return
     original = pipeline.call
+    had_own = "call" in vars(pipeline)
 
     def slower_call(*arguments: Any, **keywords: Any) -> Any:
         slowdown()
@@ -72,7 +73,10 @@ def injected(pipeline: Any, slowdown: Callable[[], None] | None) -> Iterator[Non
     try:
         yield
     finally:
-        del pipeline.call  # the class's own method shows through again
+        if had_own:  # an injection inside another gives the outer one back
+            pipeline.call = original
+        else:
+            del pipeline.call  # the class's own method shows through again
 
 
 def host_sleep(seconds: float) -> Callable[[], None]:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_sdxl.errors import SettingsError, VariantSpecError
-from pytest_sdxl.variants import Composition, parse_list
+from pytest_sdxl.variants import Composition, parse_list, valid_names
 
 DEFAULT_PROMPTS = (
     "A cinematic shot of a baby racoon wearing an intricate italian priest robe.",
@@ -58,8 +58,15 @@ def dtype_name(value: str, where: str) -> str:
 
 
 def variant_list(value: str, where: str) -> tuple[Composition, ...] | None:
-    if value in ("", "all"):
+    if value == "all":
         return None
+    if not value:
+        # An empty list is most likely a CI variable that was never filled in: running every
+        # variant instead would hide that, so it is refused (an unset option never gets here).
+        raise SettingsError(
+            f"{where}: empty list of variants; accepted: all, or a comma-separated list of names "
+            f"(compose with +) from: {', '.join(valid_names())}"
+        )
     try:
         return tuple(parse_list(value))
     except VariantSpecError as error:

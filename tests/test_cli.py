@@ -95,6 +95,8 @@ def test_an_environment_variable_sets_an_option(
         (["--variants", "tiny_vea"], {}, "Did you mean 'tiny_vae'?"),
         ([], {"PYTEST_SDXL_SIZE": "100"}, "environment variable PYTEST_SDXL_SIZE: 100 must be a multiple of 8"),
         (["--prompts", "/no/such/file"], {}, "prompt file '/no/such/file' does not exist"),
+        (["--variants", ""], {}, "command line --variants: empty list of variants; accepted: all, or a comma"),
+        ([], {"PYTEST_SDXL_VARIANTS": ""}, "environment variable PYTEST_SDXL_VARIANTS: empty list of variants"),
     ],
 )
 def test_bad_options_are_usage_errors_that_say_what_is_accepted(
@@ -108,6 +110,38 @@ def test_bad_options_are_usage_errors_that_say_what_is_accepted(
         monkeypatch.setenv(name, value)
     assert main(["run", "--quiet", *arguments]) == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.fixture
+def without_cuda() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA device: the variants would run")
+
+
+@pytest.mark.usefixtures("without_cuda")
+@pytest.mark.parametrize(
+    ("arguments", "reasons"),
+    [
+        (["--variants", "cpu_offload"], ["- cpu_offload: cpu_offload needs a CUDA GPU (device here: cpu)"]),
+        (
+            ["--device", "cuda:7", "--variants", "baseline,tiny_vae"],
+            [
+                f"- {variant}: device 'cuda:7' was asked for but no CUDA device is available here"
+                for variant in ("baseline", "tiny_vae")
+            ],
+        ),
+    ],
+    ids=["variant-needs-a-gpu", "no-such-device"],
+)
+def test_a_run_that_measured_nothing_exits_3_saying_why(
+    arguments: list[str], reasons: list[str], prompts: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["run", "--quiet", "--runs", "1", "--prompts", str(prompts), *arguments]) == 3
+    errors = capsys.readouterr().err.splitlines()
+    assert "pytest-sdxl: nothing was measured: every variant was skipped" in errors
+    assert errors[-len(reasons) :] == reasons
 
 
 def test_run_options_are_the_plugins_without_the_prefix() -> None:

@@ -143,6 +143,42 @@ def test_a_bad_environment_value_is_a_usage_error_saying_where(
     result.stderr.fnmatch_lines([message])
 
 
+EMPTY_VARIANTS = "*: empty list of variants; accepted: all, or a comma-separated list of names * from: baseline, *"
+
+
+@pytest.mark.parametrize(
+    ("arguments", "environment", "ini", "where"),
+    [
+        (["--sdxl-variants="], {}, "", "command line --sdxl-variants"),
+        ([], {"PYTEST_SDXL_VARIANTS": ""}, "", "environment variable PYTEST_SDXL_VARIANTS"),
+        ([], {}, "[pytest]\nsdxl_variants =\n", "tox.ini key sdxl_variants"),
+    ],
+    ids=["command-line", "environment", "ini"],
+)
+def test_an_empty_variant_list_is_a_usage_error_saying_what_is_accepted(
+    pytester: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
+    arguments: list[str],
+    environment: dict[str, str],
+    ini: str,
+    where: str,
+) -> None:
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    if ini:
+        pytester.makeini(ini)
+    pytester.makepyfile("def test_nothing(): pass")
+    result = pytester.runpytest(*SMALL, *arguments)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*pytest-sdxl: {where}{EMPTY_VARIANTS}"])
+
+
+def test_unset_variants_and_all_mean_every_variant(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nsdxl_steps = 2\n")
+    assert " variants=all" in header_for(pytester)[0]
+    assert " variants=all" in header_for(pytester, "--sdxl-variants=all")[0]
+
+
 def test_a_bad_ini_value_names_the_ini_file(pytester: pytest.Pytester) -> None:
     pytester.makeini("[pytest]\nsdxl_runs = 0\n")
     pytester.makepyfile("def test_nothing(): pass")

@@ -1,0 +1,130 @@
+"""The ``power`` command on the CPU: injected slowdowns, detection counts, false alarms and bad input."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from pytest_sdxl.cli import main
+from pytest_sdxl.power import POWER_SIGNALS, host_sleep, injected
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def refuse_non_finite(constant: str) -> Any:
+    raise ValueError(f"not strict JSON: {constant}")
+
+
+@pytest.fixture(scope="module")
+def power_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, str, dict[str, Any]]:
+    """``power`` on batch: 2 trials of an unchanged and a 30 % host-slowed measurement, 2 runs each."""
+    folder = tmp_path_factory.mktemp("power")
+    prompts = folder / "prompts.txt"
+    prompts.write_text("a red cube\na blue sphere\na green cone\n")
+    out = folder / "power.json"
+    arguments = ["power", "--variant", "batch", "--trials", "2", "--inject", "host:30%", "--runs", "2"]
+    printed, progress = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(progress):
+        status = main([*arguments, "--prompts", str(prompts), "--json", str(out)])
+    assert "trial 2/2" in progress.getvalue()
+    return status, printed.getvalue(), json.loads(out.read_text(), parse_constant=refuse_non_finite)
+
+
+def test_power_writes_detections_and_false_alarms_per_signal(power_run: tuple[int, str, dict[str, Any]]) -> None:
+    status, _, counts = power_run
+    assert status == 0
+    assert (counts["variant"], counts["trials"], counts["runs"], counts["unchanged_trials"]) == ("batch", 2, 2, 2)
+    assert list(counts["detections"]) == ["host 30%"]
+    for flagged in [counts["detections"]["host 30%"], counts["false_alarms"]]:
+        assert set(flagged) <= set(POWER_SIGNALS)
+        assert all(isinstance(count, int) and 0 <= count <= 2 for count in flagged.values())
+    assert counts["calibration"]["wall_ms_per_call"] > 0
+    assert counts["calibration"]["kernel_ms_per_call"] == "nan"  # no CUDA kernels on a CPU, written strictly
+
+
+def test_a_thirty_percent_host_slowdown_is_caught_by_wall_time(power_run: tuple[int, str, dict[str, Any]]) -> None:
+    detected = power_run[2]["detections"]["host 30%"]
+    assert max(detected.get("wall_ratio", 0), detected.get("avg_gen_s", 0)) >= 1, detected
+
+
+def test_power_prints_kernel_columns_as_not_applicable_on_a_cpu(power_run: tuple[int, str, dict[str, Any]]) -> None:
+    table = power_run[1]
+    assert "detection power: batch on random:tiny (cpu), 2 trials, 2 runs a measurement" in table
+    assert "no CUDA kernels" in table
+    for row in ("| host 30% |", "| none (false alarms) |"):
+        line = next(line for line in table.splitlines() if line.startswith(row))
+        assert line.endswith("| n/a | n/a |"), line
+
+
+class FakePipeline:
+    """A pipeline whose call takes no time and says which pipeline made it."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def call(self, prompts: list[str], generators: list[Any]) -> str:
+        return self.name
+
+
+def seconds_of(call: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    call()
+    return time.perf_counter() - started
+
+
+def test_an_injection_slows_only_the_variants_pipeline_and_is_removed_afterwards() -> None:
+    variant, reference = FakePipeline("variant"), FakePipeline("reference")
+    with injected(variant, host_sleep(0.05)):
+        assert seconds_of(lambda: variant.call(["a"], [])) >= 0.05
+        assert seconds_of(lambda: reference.call(["a"], [])) < 0.05
+        assert variant.call(["a"], []) == "variant"  # the original call still runs, after the slowdown
+    assert "call" not in vars(variant) and variant.call.__func__ is FakePipeline.call  # type: ignore[attr-defined]
+    assert seconds_of(lambda: variant.call(["a"], [])) < 0.05
+
+
+def test_an_injection_is_removed_when_the_measurement_fails() -> None:
+    variant, slowdowns = FakePipeline("variant"), []
+    with pytest.raises(RuntimeError), injected(variant, lambda: slowdowns.append("slept")):
+        variant.call(["a"], [])
+        raise RuntimeError("out of memory")
+    variant.call(["a"], [])
+    assert slowdowns == ["slept"] and "call" not in vars(variant)
+
+
+def test_no_injection_leaves_the_pipeline_alone() -> None:
+    variant = FakePipeline("variant")
+    with injected(variant, None):
+        assert "call" not in vars(variant)
+
+
+def test_a_nested_injection_gives_the_outer_one_back() -> None:
+    variant, slowdowns = FakePipeline("variant"), []
+    with injected(variant, lambda: slowdowns.append("outer")):
+        with injected(variant, lambda: slowdowns.append("inner")):
+            variant.call(["a"], [])
+        variant.call(["a"], [])
+    assert slowdowns == ["inner", "outer", "outer"]
+
+
+@pytest.mark.parametrize(
+    ("inject", "message"),
+    [
+        ("gpu:5%", "injection 'gpu:5%' not accepted; give kind:level, kind host or device, e.g. host:5%,device:2%"),
+        ("host", "injection 'host' not accepted; give kind:level, kind host or device"),
+        ("host:lots", "threshold 'lots' is not accepted; give a percentage like 5% or a fraction like 0.05"),
+        (",", "no injection in ','; e.g. host:5%,device:2%"),
+    ],
+)
+def test_a_bad_injection_is_a_usage_error_saying_what_is_accepted(
+    inject: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["power", "--inject", inject])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
