@@ -24,7 +24,7 @@ import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from pytest_sdxl.comparison import DEFAULT_GATE, METRIC_NAMES, Rules
+from pytest_sdxl.comparison import DEFAULT_GATE, DEFAULT_KERNEL_THRESHOLD, DEFAULT_THRESHOLD, METRIC_NAMES, Rules
 from pytest_sdxl.errors import SdxlError
 from pytest_sdxl.results import ResultSet
 from pytest_sdxl.settings import OPTIONS, Settings, resolve
@@ -192,7 +192,8 @@ def compare_command(arguments: argparse.Namespace) -> int:
     regressed = sorted({f"{item.variant} {item.metric}" for item in comparisons if item.regressed})
     limits = (
         f"gate {','.join(rules.gate)}: wall {rules.threshold * 100:g}% (per-run {rules.wall_statistic}), kernel time "
-        f"{rules.kernel_threshold * 100:g}%, kernel launches exact; Holm-adjusted p < {rules.alpha}"
+        f"{rules.kernel_threshold * 100:g}%, kernel launches exact; flagged past half a threshold at Holm-adjusted "
+        f"p < {rules.alpha}"
     )
     if regressed:
         print(f"\nregressed ({limits}): {', '.join(regressed)}")
@@ -263,14 +264,15 @@ def add_gate_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--threshold",
         type=threshold_argument,
-        default=0.05,
-        help="Smallest wall-time (and load, memory) slowdown called a regression, e.g. 5%% or 0.05 (default: 5%%)",
+        default=DEFAULT_THRESHOLD,
+        help="Smallest wall-time (and load, memory) slowdown the gate must catch, e.g. 5%% or 0.05; a significant "
+        "change past half of it is flagged (default: 5%%)",
     )
     parser.add_argument(
         "--kernel-threshold",
         type=threshold_argument,
-        default=0.01,
-        help="Smallest GPU kernel-time slowdown called a regression (default: 1%%)",
+        default=DEFAULT_KERNEL_THRESHOLD,
+        help="Smallest GPU kernel-time slowdown the gate must catch; flagged past half of it (default: 2%%)",
     )
     parser.add_argument(
         "--wall-statistic",

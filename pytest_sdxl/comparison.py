@@ -4,8 +4,8 @@ Each signal has its own rule, and each verdict names the statistic it rests on:
 
 - ``kernels`` (kernel launches per image) is **exact**: the GPU launches the same kernels for the
   same work, so any increase is a regression and any decrease is reported as a change;
-- ``kernel_ms`` (the GPU's summed kernel time per image) is steady to well under 1 %: a regression
-  above its own threshold (1 % by default);
+- ``kernel_ms`` (the GPU's summed kernel time per image) is steady to well under 1 %: its own
+  threshold, 2 % by default;
 - ``wall_ratio`` (wall time over the side-by-side reference, ``measurement.side_by_side_reference``,
   timed in alternating rounds in the same process: each run's ratio of minima) cancels what the
   machine does between two processes: threshold 5 %;
@@ -21,11 +21,14 @@ H100 the absolute wall minima of unchanged variants moved up to 8 % between two 
 Samples within a run are not independent, so a run is the unit: each run is reduced to its
 statistic, then Welch's t test on the logarithms of the per-run statistics (``statistics.compare_runs``)
 gives the ratio of geometric means, its 95 % interval (never below zero) and the p-value. The
-p-values of every comparison in the report are Holm-adjusted together, since many variants and
-signals are tested at once. A change is a regression only when it is larger than its threshold and
-significant at ``alpha`` after the adjustment. With fewer than two runs on a side the verdict is
-``insufficient data`` (one load time per plugin session can never reach alpha). A variant that
-ran before and fails now is a regression; one that is skipped now is not.
+p-values of every gated comparison in the report are Holm-adjusted together, since many variants and
+signals are tested at once (the informing ones form a family of their own). A change is a
+regression only when it is large enough and significant at ``alpha`` after the adjustment. A
+threshold names the smallest change the gate must catch, so the estimate must pass ``FLAG_SHARE``
+(half) of it: a 5 % wall threshold flags a significant change above 2.5 %, and a 5 % slowdown is not
+left to a coin toss at the bound. With fewer than two runs on a side the verdict is ``insufficient
+data`` (one load time per plugin session can never reach alpha). A variant that ran before and fails
+now is a regression; one that is skipped now is not.
 """
 
 from __future__ import annotations
@@ -38,10 +41,13 @@ from pytest_sdxl.results import ResultSet, VariantRecord
 from pytest_sdxl.statistics import RUN_STATISTICS, compare_runs, holm
 
 DEFAULT_THRESHOLD = 0.05
-# 1 %, not the 2 % first planned: a change exactly at the threshold is flagged half the time at best
-# (a 2 % device-side slowdown was caught in 2 of 10 trials at 2 %), and unchanged kernel time moved at
-# most 0.5 % between two processes over 12 variants on an H100 (docs/results/measurement).
-DEFAULT_KERNEL_THRESHOLD = 0.01
+# Unchanged kernel time moved at most 0.5 % between two processes over 12 variants on an H100
+# (docs/results/measurement): a 2 % slowdown, flagged past 1 %, stands clear of that.
+DEFAULT_KERNEL_THRESHOLD = 0.02
+# A threshold is the smallest change the gate is sized to catch, so a change is flagged once its
+# estimate passes this share of it: a bound *at* the threshold flags a change of exactly that size
+# half the time at best (a 2 % device-side slowdown was caught in 2 of 10 trials with the bound at 2 %).
+FLAG_SHARE = 0.5
 DEFAULT_ALPHA = 0.05
 DEFAULT_WALL_STATISTIC = "min"
 
@@ -185,21 +191,31 @@ def compare_variant(base: VariantRecord, new: VariantRecord | None, rules: Rules
 
 
 def decide(comparisons: list[MetricComparison], rules: Rules) -> list[MetricComparison]:
-    """Holm-adjust the p-values of every pending comparison together, then give each its verdict."""
-    pending = [index for index, item in enumerate(comparisons) if item.verdict == "pending"]
-    adjusted = holm([comparisons[index].p_value for index in pending])
+    """Holm-adjust the p-values of each family of pending comparisons, then give each its verdict.
+
+    The gated comparisons (those that can fail the run) are one family, the informing ones another:
+    what is only shown should not dilute what decides.
+    """
     decided = list(comparisons)
-    for index, p_value in zip(pending, adjusted, strict=True):
-        item = comparisons[index]
-        significant = not math.isnan(p_value) and p_value < rules.alpha
-        if significant and item.ratio > 1 + item.threshold:
-            verdict = "regressed"
-        elif significant and item.ratio < 1 - item.threshold:
-            verdict = "improved"
-        else:
-            verdict = "unchanged"
-        decided[index] = replace(item, verdict=verdict, p_value=p_value, test=f"{item.test}, Holm-adjusted")
+    for gated in (True, False):
+        pending = [index for index, item in enumerate(comparisons) if item.verdict == "pending" and item.gated == gated]
+        adjusted = holm([comparisons[index].p_value for index in pending])
+        for index, p_value in zip(pending, adjusted, strict=True):
+            decided[index] = verdict_of(comparisons[index], p_value, rules)
     return decided
+
+
+def verdict_of(item: MetricComparison, p_value: float, rules: Rules) -> MetricComparison:
+    """The verdict of one comparison at its Holm-adjusted p-value."""
+    significant = not math.isnan(p_value) and p_value < rules.alpha
+    bound = item.threshold * FLAG_SHARE
+    if significant and item.ratio > 1 + bound:
+        verdict = "regressed"
+    elif significant and item.ratio < 1 - bound:
+        verdict = "improved"
+    else:
+        verdict = "unchanged"
+    return replace(item, verdict=verdict, p_value=p_value, test=f"{item.test}, Holm-adjusted")
 
 
 def compare_results(base: ResultSet, new: ResultSet, rules: Rules | None = None) -> list[MetricComparison]:

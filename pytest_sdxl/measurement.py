@@ -41,6 +41,11 @@ if TYPE_CHECKING:
 
 # A run's timed calls: the batch row had one sample per run before, and no statistic survives that.
 MIN_TIMED_CALLS = 10
+# Samples per side and run when a side-by-side reference is timed: each run's wall ratio is a ratio of
+# minima, and a minimum needs enough tries to reach the floor. With 10-12 calls a side, per-run ratios
+# of unchanged variants on a shared H100 swung by up to 40 % (whole runs on one side's slow mode);
+# 40 alternating rounds held the batch-over-loop ratio within 1.3 % across processes (REFERENCE.md).
+MIN_RATIO_SAMPLES = 30
 Group = tuple[list[str], list[int]]
 # A driver runs ``count`` rounds, each after an untimed ``before`` (the side-by-side reference's
 # round): plainly here, or through pytest-benchmark's pedantic mode (``setup=before``) in the plugin.
@@ -66,9 +71,12 @@ def timed_groups(composition: Composition, prompts: Sequence[str], seeds: Sequen
     return call_groups(composition, prompts[1:], seeds[1:])
 
 
-def rounds_per_run(groups: Sequence[Group]) -> int:
-    """Rounds a run needs for at least ``MIN_TIMED_CALLS`` timed calls."""
-    return max(1, math.ceil(MIN_TIMED_CALLS / max(len(groups), 1)))
+def rounds_per_run(groups: Sequence[Group], reference_groups: Sequence[Group] = ()) -> int:
+    """Rounds a run needs: ``MIN_TIMED_CALLS`` timed calls, and ``MIN_RATIO_SAMPLES`` a side beside a reference."""
+    needed = math.ceil(MIN_TIMED_CALLS / max(len(groups), 1))
+    if reference_groups:
+        needed = max(needed, math.ceil(MIN_RATIO_SAMPLES / max(min(len(groups), len(reference_groups)), 1)))
+    return max(1, needed)
 
 
 def images_in(groups: Sequence[Group]) -> int:
@@ -150,7 +158,7 @@ class TimedLoop:
 def alternating_rounds(
     first: Callable[[], float],
     second: Callable[[], float],
-    min_rounds: int = 15,
+    min_rounds: int = MIN_RATIO_SAMPLES,
     min_seconds: float = 5.0,
     max_rounds: int = 61,
 ) -> tuple[list[float], list[float]]:
@@ -302,7 +310,7 @@ def measure_pipeline(
 ) -> PipelineMeasurement:
     """Warm up, time ``runs`` x ``rounds`` rounds, split the stages, profile; one record per run.
 
-    ``rounds`` defaults to enough for ``MIN_TIMED_CALLS`` calls a run. ``side_by_side`` (see
+    ``rounds`` defaults to ``rounds_per_run`` (with the reference's calls). ``side_by_side`` (see
     ``side_by_side_reference``) runs one untimed-by-the-variant round of the same prompts before
     each timed round, timed by its own loop: each run then holds the reference's samples too. The
     records hold NaN for load, first generation and total: the caller that loaded the pipeline
@@ -317,7 +325,12 @@ def measure_pipeline(
         if report is not None:
             report(step, detail)
 
-    per_run = rounds or rounds_per_run(groups)
+    reference_groups: list[Group] = []
+    if side_by_side is not None:
+        prompts = [prompt for group_prompts, _ in groups for prompt in group_prompts]
+        seeds = [seed for _, group_seeds in groups for seed in group_seeds]
+        reference_groups = call_groups(side_by_side.composition, prompts, seeds)
+    per_run = rounds or rounds_per_run(groups, reference_groups)
     clock = SyncClock(pipeline.device)
     reset_peak_memory(pipeline.device)
     say("warm-up")
@@ -327,9 +340,6 @@ def measure_pipeline(
     loop = TimedLoop(pipeline, groups)
     reference_loop = None
     if side_by_side is not None:
-        prompts = [prompt for group_prompts, _ in groups for prompt in group_prompts]
-        seeds = [seed for _, group_seeds in groups for seed in group_seeds]
-        reference_groups = call_groups(side_by_side.composition, prompts, seeds)
         warm_up(side_by_side, reference_groups)
         reference_loop = TimedLoop(side_by_side, reference_groups)
     say("timed", f"{runs * per_run} rounds of {len(groups)} call(s)")

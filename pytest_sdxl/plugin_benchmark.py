@@ -50,7 +50,6 @@ class VariantBenchmark:
         from pytest_sdxl.measurement import (
             images_in,
             measure_pipeline,
-            rounds_per_run,
             seeds_for,
             side_by_side_reference,
             timed_groups,
@@ -85,7 +84,6 @@ class VariantBenchmark:
                 pipeline,
                 groups,
                 runs=runs,
-                rounds=rounds_per_run(groups),
                 driver=drive,
                 reference_images=self.reference_images(),
                 side_by_side=reference,

@@ -205,6 +205,49 @@ def measure_power(
                 built.close()
 
 
+def power_from_dict(data: dict[str, Any]) -> PowerResult:
+    """A ``PowerResult`` read back from ``power --json`` (a calibration that did not apply reads "nan")."""
+    known = {name: data[name] for name in PowerResult.__dataclass_fields__ if name in data}
+    known["calibration"] = {key: float(value) for key, value in known.get("calibration", {}).items()}
+    return PowerResult(**known)
+
+
+def combined(results: Sequence[PowerResult]) -> PowerResult:
+    """Trials of one variant measured in several processes (one per GPU, say), counted as one result.
+
+    Only results of the same variant, model and injections add up: anything else would mix rates
+    of different experiments.
+    """
+    if not results:
+        raise ValueError("no power results to combine")
+    first = results[0]
+    for other in results[1:]:
+        if (other.variant, other.model, other.runs) != (first.variant, first.model, first.runs) or set(
+            other.detections
+        ) != set(first.detections):
+            raise ValueError(
+                f"power results of different experiments cannot be combined: {first.variant} on {first.model} "
+                f"({', '.join(first.detections)}) and {other.variant} on {other.model} ({', '.join(other.detections)})"
+            )
+    total = PowerResult(
+        first.variant,
+        first.model,
+        ", ".join(dict.fromkeys(result.device for result in results)),
+        sum(result.trials for result in results),
+        first.runs,
+        calibration=dict(first.calibration),
+        detections={name: {} for name in first.detections},
+    )
+    for result in results:
+        total.unchanged_trials += result.unchanged_trials
+        for signal, count in result.false_alarms.items():
+            total.false_alarms[signal] = total.false_alarms.get(signal, 0) + count
+        for name, flagged in result.detections.items():
+            for signal, count in flagged.items():
+                total.detections[name][signal] = total.detections[name].get(signal, 0) + count
+    return total
+
+
 def power_report(result: PowerResult, signals: Sequence[str] = POWER_SIGNALS) -> str:
     """Detection and false-alarm rates per signal, as a markdown table."""
     calibration = result.calibration

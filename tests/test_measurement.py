@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from pytest_sdxl import measurement, overhead, power, protocol
 from pytest_sdxl.assembly import VariantPipeline
 from pytest_sdxl.measurement import (
+    MIN_RATIO_SAMPLES,
     MIN_TIMED_CALLS,
     TimedLoop,
     alternating_rounds,
@@ -151,6 +152,22 @@ def test_a_run_has_at_least_ten_timed_calls_and_no_round_more_than_needed(calls:
 def test_a_batch_run_is_ten_rounds_of_one_call() -> None:
     assert rounds_per_run(call_groups(compose(["batch"]), ["a", "b", "c", "d"], [0, 1, 2, 3])) == MIN_TIMED_CALLS
     assert rounds_per_run(call_groups(compose([]), ["a", "b", "c", "d"], [0, 1, 2, 3])) == 3
+
+
+@given(calls=st.integers(1, 8), reference_calls=st.integers(1, 8))
+def test_beside_a_reference_each_side_has_enough_samples_for_its_minimum(calls: int, reference_calls: int) -> None:
+    rounds = rounds_per_run(groups_of([1] * calls), groups_of([1] * reference_calls))
+    assert rounds * min(calls, reference_calls) >= MIN_RATIO_SAMPLES and rounds * calls >= MIN_TIMED_CALLS
+    needed = max(MIN_TIMED_CALLS / calls, MIN_RATIO_SAMPLES / min(calls, reference_calls))
+    assert rounds - 1 < needed  # no round more than needed
+
+
+def test_a_batch_run_beside_its_one_by_one_reference_is_thirty_rounds() -> None:
+    prompts, seeds = ["a", "b", "c", "d"], [0, 1, 2, 3]
+    batch = call_groups(compose(["batch"]), prompts, seeds)
+    assert rounds_per_run(batch, call_groups(compose([]), prompts, seeds)) == MIN_RATIO_SAMPLES
+    four_calls = call_groups(compose([]), prompts, seeds)
+    assert rounds_per_run(four_calls, four_calls) == 8  # 32 calls a side
 
 
 @given(rounds=st.lists(st.lists(st.floats(0.01, 1.0), min_size=1, max_size=3), max_size=40), runs=st.integers(1, 8))
@@ -319,10 +336,11 @@ def test_the_plugin_times_through_the_core(
     state.warm_ups["batch"] = WarmUp("batch", components_load_s=0.5, build_s=0.1, init_gen_s=0.2)
     benchmark = FakeBenchmark()
     VariantBenchmark(benchmark, pipelines["batch"], state, "test_generation").measure(1)
-    assert benchmark.pedantic_calls == [{"rounds": MIN_TIMED_CALLS, "warmup_rounds": 0, "iterations": 1}]
+    # Beside its one-by-one reference, a batch run needs MIN_RATIO_SAMPLES rounds, not only MIN_TIMED_CALLS.
+    assert benchmark.pedantic_calls == [{"rounds": MIN_RATIO_SAMPLES, "warmup_rounds": 0, "iterations": 1}]
     # pytest-benchmark's setup runs the one-by-one reference's round right before each batch round.
-    assert timed_rounds == ["baseline", "batch"] * MIN_TIMED_CALLS
-    assert benchmark.extra_info["timed_calls_per_run"] == MIN_TIMED_CALLS
+    assert timed_rounds == ["baseline", "batch"] * MIN_RATIO_SAMPLES
+    assert benchmark.extra_info["timed_calls_per_run"] == MIN_RATIO_SAMPLES
     assert state.records["batch"].runs[0].reference == "baseline"
 
 
@@ -360,7 +378,7 @@ def test_the_power_command_times_through_the_core(
     batch = pipelines["batch"]
     groups = call_groups(batch.composition, TIMED_PROMPTS, TIMED_SEEDS)
     record = power.measured_record(batch, pipelines["baseline"], groups, runs=1, slowdown=None)
-    assert timed_rounds == ["baseline", "batch"] * MIN_TIMED_CALLS and record.runs[0].reference == "baseline"
+    assert timed_rounds == ["baseline", "batch"] * MIN_RATIO_SAMPLES and record.runs[0].reference == "baseline"
 
 
 CLOCK_READINGS = {"perf_counter", "perf_counter_ns", "monotonic", "monotonic_ns"}

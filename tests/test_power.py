@@ -128,3 +128,24 @@ def test_a_bad_injection_is_a_usage_error_saying_what_is_accepted(
         main(["power", "--inject", inject])
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_results_of_one_experiment_from_several_gpus_add_up(power_run: tuple[int, str, dict[str, Any]]) -> None:
+    from pytest_sdxl.power import combined, power_from_dict
+
+    document = power_run[2]
+    one = power_from_dict(document)
+    total = combined([one, power_from_dict(document)])
+    assert (total.trials, total.unchanged_trials) == (2 * one.trials, 2 * one.unchanged_trials)
+    for signal, count in one.detections["host 30%"].items():
+        assert total.detections["host 30%"][signal] == 2 * count
+    assert total.false_alarms == {signal: 2 * count for signal, count in one.false_alarms.items()}
+    assert one.trials == 2 and one.calibration["kernel_ms_per_call"] != one.calibration["kernel_ms_per_call"]  # nan
+
+
+def test_results_of_different_experiments_do_not_add_up(power_run: tuple[int, str, dict[str, Any]]) -> None:
+    from pytest_sdxl.power import combined, power_from_dict
+
+    other = dict(power_run[2], variant="tiny_vae+batch")
+    with pytest.raises(ValueError, match="different experiments cannot be combined: batch on random:tiny"):
+        combined([power_from_dict(power_run[2]), power_from_dict(other)])

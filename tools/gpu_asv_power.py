@@ -8,8 +8,8 @@ the side-by-side ratio ``BatchOverOneByOne('baseline', 4)`` with ``asv run --pyt
 of the three commits, each benchmark in a fresh process as asv runs it, then judges
 ``asv compare --factor FACTOR main <commit>`` as ``asv continuous`` does: a ``+`` row is a regression.
 ``asv continuous`` itself would also build a virtualenv per commit; ``--python=same`` with the
-scratch checkout first on PYTHONPATH runs each commit's own code without the runner's CUDA torch
-being reinstalled. Writes STEM.md and STEM.json.
+scratch checkout first on ASV_PYTHONPATH (asv's PYTHONPATH for benchmark processes) runs each
+commit's own code without the runner's CUDA torch being reinstalled. Writes STEM.md and STEM.json.
 """
 
 from __future__ import annotations
@@ -46,7 +46,10 @@ def main() -> int:
     parser.add_argument("--slowdown", type=float, default=0.05)
     parser.add_argument("--factor", default="1.03")
     parser.add_argument("--out", required=True)
+    parser.add_argument("--merge", nargs="+", metavar="FILE", help="Add up the JSON files of earlier runs instead")
     arguments = parser.parse_args()
+    if arguments.merge:
+        return merge(arguments.merge, arguments.out)
 
     scratch = make_scratch(Path(tempfile.mkdtemp(prefix="asv-power-")), slowdown=arguments.slowdown)
     environment = dict(scratch.environment)
@@ -54,8 +57,11 @@ def main() -> int:
         PYTEST_SDXL_MODEL=os.environ.get("MODEL", "random:sdxl-turbo"),
         PYTEST_SDXL_DEVICE="auto",
         PYTEST_SDXL_VARIANTS="batch",
-        # The scratch checkout's own code first: each commit runs its own pytest_sdxl.
-        PYTHONPATH=f"{scratch.root}:{os.environ.get('PYTHONPATH', '')}",
+    )
+    # The scratch checkout's own code first: each commit runs its own pytest_sdxl. asv drops
+    # PYTHONPATH from the benchmark processes' environment and puts ASV_PYTHONPATH in its place.
+    environment["ASV_PYTHONPATH"] = os.pathsep.join(
+        part for part in (str(scratch.root), os.environ.get("PYTHONPATH", "")) if part
     )
     asv(scratch.root, environment, "machine", "--yes", "--machine", "gpu")
     hashes = {name: scratch.git("rev-parse", name) for name in ("main", "unchanged", "slower-batch")}
@@ -82,20 +88,43 @@ def main() -> int:
             slower = bool(changed_benchmarks(compared, marks=("+",)))
             flagged[name] += slower
             print(f"trial {trial}: main -> {name}: {'FLAGGED' if slower else 'clean'}", flush=True)
+    write_report(arguments.out, flagged, values, arguments.trials, arguments.slowdown, arguments.factor)
+    return 0
+
+
+def write_report(
+    out: str, flagged: dict[str, int], values: dict[str, list[float]], trials: int, slowdown: float, factor: str
+) -> None:
     lines = [
-        f"asv on a GPU: BatchOverOneByOne('baseline', 4), batch path {arguments.slowdown:.0%} slower, "
-        f"asv compare --factor {arguments.factor}, {arguments.trials} trials (each commit in a fresh process)",
+        f"asv on a GPU: BatchOverOneByOne('baseline', 4), batch path {slowdown:.0%} slower, "
+        f"asv compare --factor {factor}, {trials} trials (each commit in a fresh process)",
         "",
         "| commit against main | flagged | ratio values (main, then this commit, per trial) |",
         "|---|---|---|",
     ]
     for name in flagged:
         pairs = ", ".join(f"{base:.4f} -> {new:.4f}" for base, new in zip(values["main"], values[name], strict=False))
-        lines.append(f"| {name} | {flagged[name]}/{arguments.trials} | {pairs} |")
+        lines.append(f"| {name} | {flagged[name]}/{trials} | {pairs} |")
     text = "\n".join(lines)
     print(text)
-    write_atomically(arguments.out + ".md", text + "\n")
-    write_atomically(arguments.out + ".json", json.dumps({"flagged": flagged, "values": values}, indent=1) + "\n")
+    document = {"flagged": flagged, "values": values, "trials": trials, "slowdown": slowdown, "factor": factor}
+    write_atomically(out + ".md", text + "\n")
+    write_atomically(out + ".json", json.dumps(document, indent=1) + "\n")
+
+
+def merge(files: list[str], out: str) -> int:
+    """Trials run in several processes (one per GPU) added up, each trial's values kept in order."""
+    documents = [json.loads(Path(name).read_text()) for name in files]
+    settings = {(document["slowdown"], document["factor"]) for document in documents}
+    if len(settings) != 1:
+        raise SystemExit(f"asv power files of different experiments (slowdown, factor): {sorted(settings)}")
+    flagged = {name: sum(document["flagged"][name] for document in documents) for name in documents[0]["flagged"]}
+    values = {
+        name: [value for document in documents for value in document["values"][name]]
+        for name in documents[0]["values"]
+    }
+    slowdown, factor = settings.pop()
+    write_report(out, flagged, values, sum(document["trials"] for document in documents), slowdown, factor)
     return 0
 
 

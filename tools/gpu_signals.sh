@@ -12,6 +12,7 @@
 #   asv     asv on a scratch repository: a commit whose batch path is 5 % slower and an unchanged
 #           one, each compared with main by asv's own rule (tools/gpu_asv_power.py)
 # Everything lands in $OUT (the device tool's output folder) as <card>-<date>-<step>.* files.
+# STEPS=none only installs. GPU=i pins the run to that GPU (CUDA_VISIBLE_DEVICES).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,15 +23,19 @@ VARIANTS="${VARIANTS:-baseline,batch,upcast_vae,fp16_vae,tiny_vae,vae_slicing,ca
 POWER_VARIANT="${POWER_VARIANT:-batch}"
 TRIALS="${TRIALS:-10}"
 mkdir -p "$OUT"
+if [ -n "${GPU:-}" ]; then export CUDA_VISIBLE_DEVICES="$GPU"; fi
 
-if [ -d .whl ]; then
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-        || exit 1
-    export PYTHONPATH="/tmp/site:$PWD${PYTHONPATH:+:$PYTHONPATH}"
+# One install per machine: tools/gpu_parallel.sh runs several of these at once, one per GPU.
+if [ ! -e /tmp/site-project/.installed ]; then
+    if [ -d .whl ]; then
+        python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
+            .whl/*.whl || exit 1
+    fi
+    # The project itself, so that its pytest11 entry point registers the plugin (the code runs from $PWD).
+    python3 -m pip install -q --no-deps --no-build-isolation --no-index --target /tmp/site-project . || exit 1
+    touch /tmp/site-project/.installed
 fi
-# The project itself, so that its pytest11 entry point registers the plugin (the code runs from $PWD).
-python3 -m pip install -q --no-deps --no-build-isolation --no-index --target /tmp/site-project . \
-    && export PYTHONPATH="$PWD:/tmp/site-project:$PYTHONPATH"
+export PYTHONPATH="$PWD:/tmp/site-project:/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONUNBUFFERED=1 PYTHONWARNINGS=ignore
 CARD=$(python3 -c "
 import torch
@@ -41,6 +46,7 @@ python3 -c "import json; from pytest_sdxl.machine import machine_info; print(jso
     > "$STEM-machine.json"
 cat "$STEM-machine.json"
 started=$SECONDS
+[ "$STEPS" = none ] && exit 0
 
 if [[ ",$STEPS," == *",smoke,"* ]]; then
     echo "== smoke ($((SECONDS - started)) s)"

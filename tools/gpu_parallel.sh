@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Several tools/gpu_signals.sh runs at once, one per GPU, on a machine with several GPUs.
+#
+# Each lane is an environment variable LANE_<i> holding the settings of one gpu_signals.sh run on
+# GPU i, for example (on a four-GPU machine):
+#   LANE_0="STEPS=power TRIALS=5 INJECT=host:5%,device:2% POWER_VARIANT=batch"
+#   LANE_1="STEPS=power TRIALS=5 INJECT=host:5%,device:2% POWER_VARIANT=batch"
+#   LANE_2="STEPS=reruns VARIANTS=baseline,batch"  LANE_3="STEPS=asv ASV_TRIALS=3"
+# Each lane writes to $OUT/gpu<i>/ and its log to $OUT/gpu<i>.log. Afterwards the power results of
+# all lanes are added up per experiment (tools/merge_power.py) and so are the asv trials
+# (tools/gpu_asv_power.py --merge). The lanes share the host's CPUs: they run on a busy machine,
+# which is what a shared GPU runner is; the figures say so.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT="${OUT:-$PWD/gpu-out}"
+mkdir -p "$OUT"
+STEPS=none OUT="$OUT" bash tools/gpu_signals.sh > "$OUT/install.log" 2>&1 || { cat "$OUT/install.log"; exit 1; }
+pids=()
+for index in 0 1 2 3 4 5 6 7; do
+    variable="LANE_$index"
+    [ -n "${!variable:-}" ] || continue
+    echo "== lane $index: ${!variable}"
+    # shellcheck disable=SC2086  # the lane's settings are words on purpose
+    env ${!variable} GPU="$index" OUT="$OUT/gpu$index" bash tools/gpu_signals.sh > "$OUT/gpu$index.log" 2>&1 &
+    pids+=("$!")
+done
+for pid in "${pids[@]}"; do wait "$pid"; done
+for log in "$OUT"/gpu*.log; do echo "== $log"; tail -n 40 "$log"; done
+
+export PYTHONPATH="$PWD:/tmp/site-project:/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
+shopt -s nullglob
+for first in "$OUT"/gpu*/*-power-*.json; do
+    name=$(basename "$first")
+    [ -e "$OUT/$name" ] && continue
+    python3 tools/merge_power.py "$OUT/${name%.json}" "$OUT"/gpu*/"$name"
+done
+asv_files=("$OUT"/gpu*/*-asv-power.json)
+if [ "${#asv_files[@]}" -gt 0 ]; then
+    python3 tools/gpu_asv_power.py --merge "${asv_files[@]}" --out "$OUT/$(basename "${asv_files[0]%.json}")"
+fi
