@@ -231,6 +231,7 @@ def power_command(arguments: argparse.Namespace) -> int:
         injections=arguments.inject,
         rules=rules,
         report=lambda line: print(line, file=sys.stderr, flush=True),
+        rounds=arguments.rounds,
     )
     text = power_report(result)
     print(text)
@@ -336,6 +337,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_settings_options(power, leave_out=("variants", "report", "trace"))
     power.add_argument("--variant", default="batch", help="The variant whose path is slowed (default: %(default)s)")
     power.add_argument("--trials", type=positive_count, default=10, help="Trials per injection (default: %(default)s)")
+    power.add_argument(
+        "--rounds",
+        type=positive_count,
+        default=None,
+        help="Timed rounds a run (default: enough for 10 calls, and 30 samples a side beside a reference)",
+    )
     power.add_argument(
         "--inject",
         type=injections_argument,

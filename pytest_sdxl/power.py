@@ -47,6 +47,10 @@ class PowerResult:
     detections: dict[str, dict[str, int]] = field(default_factory=dict)
     false_alarms: dict[str, int] = field(default_factory=dict)
     unchanged_trials: int = 0
+    # Per trial and comparison ("none" or an injection): per signal, [ratio new/base, Holm-adjusted p],
+    # so a rate can be read with the estimates behind it (how far from the bound a miss was).
+    estimates: list[dict[str, dict[str, list[float]]]] = field(default_factory=list)
+    rounds: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -117,22 +121,35 @@ def device_work(device: Any, milliseconds: float) -> Callable[[], None]:
 
 
 def measured_record(
-    pipeline: Any, reference: Any, groups: Sequence[Any], runs: int, slowdown: Callable[[], None] | None
+    pipeline: Any,
+    reference: Any,
+    groups: Sequence[Any],
+    runs: int,
+    slowdown: Callable[[], None] | None,
+    rounds: int | None = None,
 ) -> VariantRecord:
     """One measurement through the core, the slowdown (if any) injected into the variant's path only."""
     from pytest_sdxl.measurement import measure_pipeline
 
     with injected(pipeline, slowdown):
         measured = measure_pipeline(
-            pipeline, groups, runs=runs, side_by_side=reference, count_flops=False, split_stages=False
+            pipeline,
+            groups,
+            runs=runs,
+            rounds=rounds,
+            side_by_side=reference,
+            count_flops=False,
+            split_stages=False,
         )
     return VariantRecord(pipeline.id, pipeline.composition.kind, runs=measured.runs)
 
 
-def flagged_signals(base: VariantRecord, new: VariantRecord, rules: Rules) -> set[str]:
-    """The signals on which ``compare`` calls the new measurement a regression."""
+def judged(base: VariantRecord, new: VariantRecord, rules: Rules) -> tuple[set[str], dict[str, list[float]]]:
+    """The signals on which ``compare`` calls the new measurement a regression, and each signal's estimate."""
     comparisons = compare_results(ResultSet(variants=[base]), ResultSet(variants=[new]), rules)
-    return {item.metric for item in comparisons if item.regressed}
+    flagged = {item.metric for item in comparisons if item.regressed}
+    estimates = {item.metric: [item.ratio, item.p_value] for item in comparisons if item.metric in rules.metrics}
+    return flagged, estimates
 
 
 def measure_power(
@@ -142,10 +159,12 @@ def measure_power(
     injections: Sequence[tuple[str, float]] = DEFAULT_INJECTIONS,
     rules: Rules | None = None,
     report: Callable[[str], None] | None = None,
+    rounds: int | None = None,
 ) -> PowerResult:
     """``trials`` trials of unchanged and injected measurements of one variant, judged by ``rules``.
 
     ``injections``: (kind, level) pairs, kind ``host`` or ``device``, level the share of one call.
+    ``rounds``: rounds a run (default: the core's ``rounds_per_run``).
     """
     from pytest_sdxl.assembly import VariantPipeline
     from pytest_sdxl.measurement import call_groups, seeds_for, side_by_side_reference
@@ -161,7 +180,7 @@ def measure_power(
         groups = call_groups(composition, list(settings.prompts[1:]), seeds_for(settings)[1:])
 
         def measure(slowdown: Callable[[], None] | None) -> VariantRecord:
-            return measured_record(pipeline, reference, groups, settings.runs, slowdown)
+            return measured_record(pipeline, reference, groups, settings.runs, slowdown, rounds)
 
         calibration = measure(None)
         images_per_call = sum(len(prompts) for prompts, _ in groups) / len(groups)
@@ -176,6 +195,7 @@ def measure_power(
             trials,
             settings.runs,
             calibration={"wall_ms_per_call": wall_call_s * 1000, "kernel_ms_per_call": kernel_call_ms},
+            rounds=rounds,
         )
         slowdowns: dict[str, Callable[[], None]] = {}
         for kind, level in injections:
@@ -191,12 +211,16 @@ def measure_power(
                 report(f"trial {trial}/{trials}")
             unchanged = measure(None)
             result.unchanged_trials += 1
-            for signal in flagged_signals(previous, unchanged, chosen):
+            flagged, estimates = judged(previous, unchanged, chosen)
+            trial_estimates = {"none": estimates}
+            for signal in flagged:
                 result.false_alarms[signal] = result.false_alarms.get(signal, 0) + 1
             for name, slowdown in slowdowns.items():
                 slowed = measure(slowdown)
-                for signal in flagged_signals(unchanged, slowed, chosen):
+                flagged, trial_estimates[name] = judged(unchanged, slowed, chosen)
+                for signal in flagged:
                     result.detections[name][signal] = result.detections[name].get(signal, 0) + 1
+            result.estimates.append(trial_estimates)
             previous = unchanged
         return result
     finally:
@@ -209,6 +233,13 @@ def power_from_dict(data: dict[str, Any]) -> PowerResult:
     """A ``PowerResult`` read back from ``power --json`` (a calibration that did not apply reads "nan")."""
     known = {name: data[name] for name in PowerResult.__dataclass_fields__ if name in data}
     known["calibration"] = {key: float(value) for key, value in known.get("calibration", {}).items()}
+    known["estimates"] = [
+        {
+            comparison: {signal: [float(number) for number in pair] for signal, pair in signals.items()}
+            for comparison, signals in trial.items()
+        }
+        for trial in known.get("estimates", [])
+    ]
     return PowerResult(**known)
 
 
@@ -238,8 +269,10 @@ def combined(results: Sequence[PowerResult]) -> PowerResult:
         calibration=dict(first.calibration),
         detections={name: {} for name in first.detections},
     )
+    total.rounds = first.rounds
     for result in results:
         total.unchanged_trials += result.unchanged_trials
+        total.estimates += result.estimates
         for signal, count in result.false_alarms.items():
             total.false_alarms[signal] = total.false_alarms.get(signal, 0) + count
         for name, flagged in result.detections.items():
@@ -248,24 +281,40 @@ def combined(results: Sequence[PowerResult]) -> PowerResult:
     return total
 
 
+def median_ratio(result: PowerResult, comparison: str, signal: str) -> float:
+    """The median over trials of one comparison's ratio new/base on one signal (NaN when none was kept)."""
+    ratios = [
+        trial[comparison][signal][0]
+        for trial in result.estimates
+        if signal in trial.get(comparison, {}) and math.isfinite(trial[comparison][signal][0])
+    ]
+    return statistics.median(ratios) if ratios else math.nan
+
+
 def power_report(result: PowerResult, signals: Sequence[str] = POWER_SIGNALS) -> str:
-    """Detection and false-alarm rates per signal, as a markdown table."""
+    """Detection and false-alarm rates per signal, each with the median ratio new/base over the trials."""
     calibration = result.calibration
     kernel_ms = calibration["kernel_ms_per_call"]
     kernel_text = "no CUDA kernels" if math.isnan(kernel_ms) else f"{kernel_ms:.2f} ms kernel time"
+    rounds = "the core's default rounds" if result.rounds is None else f"{result.rounds} rounds"
     lines = [
         f"detection power: {result.variant} on {result.model} ({result.device}), {result.trials} trials, "
-        f"{result.runs} runs a measurement; one call: {calibration['wall_ms_per_call']:.2f} ms wall, {kernel_text}",
+        f"{result.runs} runs a measurement of {rounds}; one call: {calibration['wall_ms_per_call']:.2f} ms wall, "
+        f"{kernel_text}; each cell: trials flagged (median ratio new/base)",
         "",
         "| injected slowdown | " + " | ".join(signals) + " |",
         "|---|" + "---|" * len(signals),
     ]
-    def cell(count: int, trials: int, signal: str) -> str:
-        return "n/a" if signal in ("kernel_ms", "kernels") and math.isnan(kernel_ms) else f"{count}/{trials}"
+
+    def cell(count: int, trials: int, signal: str, comparison: str) -> str:
+        if signal in ("kernel_ms", "kernels") and math.isnan(kernel_ms):
+            return "n/a"
+        ratio = median_ratio(result, comparison, signal)
+        return f"{count}/{trials}" + ("" if math.isnan(ratio) else f" ({ratio:.3f})")
 
     for name, flagged in result.detections.items():
-        cells = [cell(flagged.get(signal, 0), result.trials, signal) for signal in signals]
+        cells = [cell(flagged.get(signal, 0), result.trials, signal, name) for signal in signals]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    cells = [cell(result.false_alarms.get(signal, 0), result.unchanged_trials, signal) for signal in signals]
+    cells = [cell(result.false_alarms.get(signal, 0), result.unchanged_trials, signal, "none") for signal in signals]
     lines.append("| none (false alarms) | " + " | ".join(cells) + " |")
     return "\n".join(lines)

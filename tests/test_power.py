@@ -149,3 +149,14 @@ def test_results_of_different_experiments_do_not_add_up(power_run: tuple[int, st
     other = dict(power_run[2], variant="tiny_vae+batch")
     with pytest.raises(ValueError, match="different experiments cannot be combined: batch on random:tiny"):
         combined([power_from_dict(power_run[2]), power_from_dict(other)])
+
+
+def test_power_keeps_each_trials_estimates_and_shows_their_median(power_run: tuple[int, str, dict[str, Any]]) -> None:
+    from pytest_sdxl.power import median_ratio, power_from_dict
+
+    document = power_run[2]
+    assert len(document["estimates"]) == 2 and set(document["estimates"][0]) == {"none", "host 30%"}
+    result = power_from_dict(document)
+    slowed = median_ratio(result, "host 30%", "avg_gen_s")
+    assert slowed > median_ratio(result, "none", "avg_gen_s")  # the injected sleep shows in the estimate
+    assert f"({median_ratio(result, 'host 30%', 'wall_ratio'):.3f})" in power_run[1]

@@ -38,3 +38,5 @@ asv_files=("$OUT"/gpu*/*-asv-power.json)
 if [ "${#asv_files[@]}" -gt 0 ]; then
     python3 tools/gpu_asv_power.py --merge "${asv_files[@]}" --out "$OUT/$(basename "${asv_files[0]%.json}")"
 fi
+# The device tool brings back a limited number of files: everything below the lanes goes in one archive.
+tar -czf "$OUT/lanes.tar.gz" -C "$OUT" $(cd "$OUT" && ls -d gpu*/) && rm -rf "$OUT"/gpu*/
