@@ -12,6 +12,7 @@ the GPU memory in use belongs to shared components the pipeline does not use.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import itertools
 import logging
@@ -23,8 +24,8 @@ import numpy as np
 from pytest_sdxl.devices import free_memory, synchronize
 from pytest_sdxl.errors import VariantUnavailable
 from pytest_sdxl.images import check_images
-from pytest_sdxl.optimizations import APPLY, Context
 from pytest_sdxl.sources import Components
+from pytest_sdxl.variant_definition import Context
 from pytest_sdxl.variants import Composition
 
 if TYPE_CHECKING:
@@ -92,16 +93,24 @@ class VariantPipeline:
             arguments["pooled_prompt_embeds"] = torch.cat([pair[1] for pair in embeddings])
         else:
             arguments["prompt"] = prompts
-        with torch.inference_mode():
+        with torch.inference_mode(), self.call_contexts():
             images: np.ndarray = self.pipe(generator=generators, **arguments).images
         return images
+
+    def call_contexts(self) -> contextlib.ExitStack:
+        """Every part's call_context entered (sdpa_* pin the attention backend around each call)."""
+        stack = contextlib.ExitStack()
+        for variant in self.composition.variants:
+            if variant.call_context is not None:
+                stack.enter_context(variant.call_context())
+        return stack
 
     def prompt_embeddings(self, prompt: str) -> tuple[Any, Any]:
         """The prompt's embeddings from the pipeline's own encoders, computed once and kept."""
         import torch
 
         if prompt not in self.embedding_cache:
-            with torch.inference_mode():
+            with torch.inference_mode(), self.call_contexts():
                 embeds, _, pooled, _ = self.pipe.encode_prompt(
                     prompt=prompt,
                     device=self.pipe._execution_device,
@@ -192,7 +201,7 @@ def build_pipeline(components: Components, composition: Composition, size: int) 
                 if component not in private:
                     setattr(pipe, component, copy_to(getattr(pipe, component), copies_device))
                     private.add(component)
-            APPLY[variant.name](pipe, context)
+            variant.apply(pipe, context)
     except BaseException:
         del pipe
         free_memory(components.device)

@@ -43,6 +43,31 @@ def variants_command(arguments: argparse.Namespace) -> int:
     return 0
 
 
+def add_plugin_options(parser: argparse.ArgumentParser) -> None:
+    """Where variants from the pytest_sdxl_variants hook come from (installed pytest11 plugins are always loaded)."""
+    parser.add_argument(
+        "--conftest",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="A conftest.py (or its folder) whose pytest_sdxl_variants hook adds variants; repeatable",
+    )
+    parser.add_argument(
+        "-p",
+        dest="plugins",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="A plugin module whose pytest_sdxl_variants hook adds variants, as pytest's -p; repeatable",
+    )
+
+
+def load_plugin_variants(arguments: argparse.Namespace) -> None:
+    from pytest_sdxl.plugin_variants import load_for_command_line
+
+    load_for_command_line(conftests=arguments.conftest, modules=arguments.plugins)
+
+
 def add_settings_options(parser: argparse.ArgumentParser, leave_out: Iterable[str] = ()) -> None:
     """The plugin's options as ``--name`` flags; unset ones are left to the environment and defaults."""
     for option in OPTIONS:
@@ -300,11 +325,13 @@ def build_parser() -> argparse.ArgumentParser:
     listing = commands.add_parser("variants", help="List every variant and whether it can run on this machine")
     listing.add_argument("--device", default="auto", help="Device to check against (default: %(default)s)")
     listing.add_argument("--dtype", default="auto", help="Precision to check against (default: %(default)s)")
+    add_plugin_options(listing)
     listing.set_defaults(handler=variants_command)
 
     run = commands.add_parser("run", help="Run the notes' protocol over the chosen variants and report")
     add_settings_options(run)
     run.add_argument("--quiet", action="store_true", help="No progress display")
+    add_plugin_options(run)
     run.set_defaults(handler=run_command)
 
     report = commands.add_parser("report", help="Write the markdown and the chart of a results.json again")
@@ -353,6 +380,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_gate_options(power)
     power.add_argument("--output", metavar="FILE", help="Also write the table to this markdown file")
     power.add_argument("--json", metavar="FILE", help="Also write the counts to this JSON file")
+    add_plugin_options(power)
     power.set_defaults(handler=power_command)
 
     overhead = commands.add_parser("overhead", help="Measure what the harness adds to a raw loop of pipeline calls")
@@ -362,6 +390,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--rounds", type=positive_count, default=10, help="Rounds of each timing mode (default: %(default)s)"
     )
     overhead.add_argument("--json", metavar="FILE", help="Also write the samples and ratios to this JSON file")
+    add_plugin_options(overhead)
     overhead.set_defaults(handler=overhead_command)
     return parser
 
@@ -370,6 +399,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     arguments = parser.parse_args(argv)
     try:
+        if hasattr(arguments, "plugins"):
+            # Before any variant name is parsed: --variants may name a plugin's variant.
+            load_plugin_variants(arguments)
         status: int = arguments.handler(arguments)
     except SdxlError as error:
         print(f"pytest-sdxl: error: {error}", file=sys.stderr)

@@ -1,31 +1,22 @@
-"""How each variant changes a pipeline, written against the component APIs of diffusers 0.42.
+"""How the built-in variants change a pipeline, written against the component APIs of diffusers 0.42.
 
 Each function takes the pipeline (whose mutated components are already private copies) and
 the context it may need. Runner-level variants (batch, cached_embeds) change how the pipeline is
-called, not the pipeline: they live in assembly.py.
+called, not the pipeline: they live in assembly.py. torch is imported inside each function, so
+that the variant objects pointing here can be built at plugin start-up without it.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass
+from contextlib import AbstractContextManager
 from typing import Any
 
-import torch
-
-from pytest_sdxl.devices import cast
 from pytest_sdxl.errors import VariantUnavailable
-from pytest_sdxl.sources import Components
-from pytest_sdxl.unet_wrappers import GraphedUNet, TracedUNet
+from pytest_sdxl.variant_definition import Context, changes_only_the_call
 
-
-@dataclass(frozen=True)
-class Context:
-    """What a variant may need besides the pipeline."""
-
-    components: Components
-    size: int
+__all__ = ["Context", "changes_only_the_call"]
 
 
 def use_fp16_fix_vae(pipe: Any, context: Context) -> None:
@@ -36,15 +27,31 @@ def use_tiny_vae(pipe: Any, context: Context) -> None:
     pipe.vae = context.components.tiny_vae()
 
 
-def decode_in_vae_precision(vae: Any, latents: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
+def decode_in_vae_precision(vae: Any, latents: Any, *args: Any, **kwargs: Any) -> Any:
     # The pipeline casts latents to the VAE's precision only on its own per-call upcast path.
     return type(vae).decode(vae, latents.to(vae.dtype), *args, **kwargs)
 
 
 def keep_vae_in_float32(pipe: Any, context: Context) -> None:
+    import torch
+
+    from pytest_sdxl.devices import cast
+
     vae = cast(pipe.vae, torch.float32)
     vae.decode = functools.partial(decode_in_vae_precision, vae)
     pipe.vae = vae
+
+
+def use_bfloat16(pipe: Any, context: Context) -> None:
+    import torch
+
+    from pytest_sdxl.devices import cast
+
+    # The components are private copies (bf16 mutates all four), so the shared ones keep their precision.
+    for name in ("text_encoder", "text_encoder_2", "unet", "vae"):
+        module = getattr(pipe, name)
+        if module is not None:
+            setattr(pipe, name, cast(module, torch.bfloat16))
 
 
 def slice_vae(pipe: Any, context: Context) -> None:
@@ -68,6 +75,8 @@ def fuse_qkv(pipe: Any, context: Context) -> None:
 
 
 def use_channels_last(pipe: Any, context: Context) -> None:
+    import torch
+
     pipe.unet.to(memory_format=torch.channels_last)
 
 
@@ -84,6 +93,42 @@ def use_xformers(pipe: Any, context: Context) -> None:
         ) from error
 
 
+def sdpa_kernel_for(backend: str) -> AbstractContextManager[Any]:
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    return sdpa_kernel(getattr(SDPBackend, backend))
+
+
+def pinned_attention(backend: str) -> Callable[[], AbstractContextManager[Any]]:
+    """A factory of the context that pins scaled_dot_product_attention to one backend."""
+    return functools.partial(sdpa_kernel_for, backend)
+
+
+def check_sdpa_backend(backend: str) -> Callable[[Any, Context], None]:
+    """An apply function that fails early, with the reason, when the backend cannot run these shapes here."""
+
+    def apply(pipe: Any, context: Context) -> None:
+        import torch
+
+        unet = pipe.unet
+        parameter = next(unet.parameters())
+        # One attention call of the UNet's head size and precision: torch refuses unsupported ones by raising.
+        head_dim = 64
+        query = torch.zeros(1, 2, 16, head_dim, device=parameter.device, dtype=parameter.dtype)
+        try:
+            with sdpa_kernel_for(backend), torch.no_grad():
+                torch.nn.functional.scaled_dot_product_attention(query, query, query)
+        except RuntimeError as error:
+            first_line = str(error).strip().splitlines()[0]
+            raise VariantUnavailable(
+                f"attention backend {backend} cannot run on {parameter.device.type} in "
+                f"{str(parameter.dtype).removeprefix('torch.')} here ({first_line})"
+            ) from error
+
+    apply.__name__ = apply.__qualname__ = f"check_sdpa_{backend.lower()}"
+    return apply
+
+
 def merge_tokens(pipe: Any, context: Context) -> None:
     import tomesd
 
@@ -92,41 +137,17 @@ def merge_tokens(pipe: Any, context: Context) -> None:
 
 
 def trace_unet(pipe: Any, context: Context) -> None:
+    from pytest_sdxl.unet_wrappers import TracedUNet
+
     pipe.unet = TracedUNet(pipe.unet)
 
 
 def graph_unet(pipe: Any, context: Context) -> None:
+    from pytest_sdxl.unet_wrappers import GraphedUNet
+
     pipe.unet = GraphedUNet(pipe.unet)
-
-
-def compile_unet(pipe: Any, context: Context) -> None:
-    pipe.unet = torch.compile(pipe.unet, mode="reduce-overhead", fullgraph=True)
 
 
 def offload_to_cpu(pipe: Any, context: Context) -> None:
     device = context.components.device
     pipe.enable_model_cpu_offload(gpu_id=device.index or 0, device=device.type)
-
-
-def changes_only_the_call(pipe: Any, context: Context) -> None:
-    """batch, cached_embeds and baseline change how the pipeline is called, not the pipeline."""
-
-
-APPLY: dict[str, Callable[[Any, Context], None]] = {
-    "baseline": changes_only_the_call,
-    "fp16_vae": use_fp16_fix_vae,
-    "tiny_vae": use_tiny_vae,
-    "upcast_vae": keep_vae_in_float32,
-    "vae_slicing": slice_vae,
-    "vae_tiling": tile_vae,
-    "fused_qkv": fuse_qkv,
-    "channels_last": use_channels_last,
-    "xformers": use_xformers,
-    "tome": merge_tokens,
-    "trace_unet": trace_unet,
-    "cuda_graph": graph_unet,
-    "compile_unet": compile_unet,
-    "cpu_offload": offload_to_cpu,
-    "cached_embeds": changes_only_the_call,
-    "batch": changes_only_the_call,
-}

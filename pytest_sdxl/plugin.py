@@ -53,6 +53,15 @@ def option_help(option: Option) -> str:
     return f"{option.help}{meaning} ({where})"
 
 
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    """The pytest_sdxl_variants hook, and the plugin that registers the variants its implementations return."""
+    from pytest_sdxl import hookspecs, plugin_variants
+
+    pluginmanager.add_hookspecs(hookspecs)
+    if not pluginmanager.is_registered(plugin_variants):
+        pluginmanager.register(plugin_variants, "sdxl-plugin-variants")
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup(GROUP, "SDXL-Turbo benchmarks (pytest-sdxl)")
     for option in OPTIONS:

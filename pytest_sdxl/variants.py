@@ -1,176 +1,85 @@
-"""The variant registry: names, kinds, requirements, conflicts and composition with ``+``.
+"""The variant registry: which variants exist, composition with ``+`` and parsing of what users type.
 
-A variant is one optimization of the notes (or beyond). A composition is a set of variants
-written with ``+`` in any order; its canonical form lists them in registry order, which is also
-the order they are applied in. This module imports no torch: the plugin parses variant options
-with it at start-up.
+A variant is one object (``variant_definition.Variant``) carrying its apply function, needs,
+conflicts and kind. The registry holds the built-in ones (``builtin_variants``) and those added by
+the ``pytest_sdxl_variants`` hook (``register``). A composition is a set of variants written with
+``+`` in any order; its canonical form lists them in registry order, which is also the order they
+are applied in. This module imports no torch: the plugin parses variant options with it at start-up.
 """
 
 from __future__ import annotations
 
 import contextlib
 import difflib
-import importlib.util
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal
 
+from pytest_sdxl.builtin_variants import BUILTIN
 from pytest_sdxl.errors import VariantSpecError
+from pytest_sdxl.variant_definition import HALF_PRECISIONS, Context, Kind, Variant, problems
 
-Kind = Literal["exact", "lossy"]
-HALF_PRECISIONS = ("float16", "bfloat16")
+__all__ = [
+    "BASELINE",
+    "HALF_PRECISIONS",
+    "REGISTRY",
+    "Composition",
+    "Context",
+    "Kind",
+    "Variant",
+    "all_single_variants",
+    "compose",
+    "parse",
+    "parse_list",
+    "register",
+    "unregister",
+    "valid_names",
+]
+
+REGISTRY: dict[str, Variant] = {variant.name: variant for variant in BUILTIN}
+# Where each variant added by register() came from (a plugin's name), for the error on a duplicate name.
+ADDED_BY: dict[str, str] = {}
 
 
-@dataclass(frozen=True)
-class Variant:
-    """One optimization: what it does, what it needs and what it cannot be combined with."""
+def register(offered: Iterable[object], source: str) -> list[str]:
+    """Add variants returned by a plugin; all or none of them. Returns the names added.
 
-    name: str
-    kind: Kind
-    summary: str
-    needs_cuda: bool = False
-    needs_packages: tuple[str, ...] = ()
-    needs_half_precision: bool = False
-    conflicts: tuple[str, ...] = ()
-    # Components the variant changes: the assembly gives it its own copy of each.
-    mutates: tuple[str, ...] = ()
-    origin: Literal["notes", "notes-tried", "notes-could-not-try", "beyond"] = "notes"
-    # Pipeline calls at one input shape after which no more tracing, compiling or graph capture
-    # happens: a timed call before then would time the capture, not the variant.
-    warmup_calls: int = 1
-    # Variants this one needs beside it to change anything, and why: alone it runs the same kernels
-    # as the baseline, so any speed-up measured for it is noise.
-    idle_without: tuple[str, ...] = ()
-    idle_because: str = ""
-
-    def unmet_requirements(self, device_type: str, dtype_name: str) -> list[str]:
-        """Why this variant cannot run on this device, precision and installation (empty: it can)."""
-        reasons = []
-        if self.needs_cuda and device_type != "cuda":
-            reasons.append(f"{self.name} needs a CUDA GPU (device here: {device_type})")
-        for package in self.needs_packages:
-            if importlib.util.find_spec(package) is None:
-                reasons.append(f"{self.name} needs the package {package!r} (pip install {package})")
-        if self.needs_half_precision and dtype_name not in HALF_PRECISIONS:
-            reasons.append(
-                f"{self.name} only changes a half-precision pipeline; in {dtype_name} the VAE already "
-                "decodes in full precision (use --sdxl-dtype float16)"
+    Raises VariantSpecError naming the plugin for an object that is not a valid Variant, a name
+    that is already registered, or a conflict or partner that names no registered variant.
+    """
+    new: dict[str, Variant] = {}
+    for variant in offered:
+        found = problems(variant)
+        if found:
+            raise VariantSpecError(f"{source} returned a bad variant: " + "; ".join(found))
+        assert isinstance(variant, Variant)
+        if variant.name in REGISTRY or variant.name in new:
+            builtin = "pytest-sdxl's built-in variants"
+            where = ADDED_BY.get(variant.name, builtin) if variant.name in REGISTRY else source
+            raise VariantSpecError(
+                f"{source} returned a variant named {variant.name!r}, but {where} already defines one; "
+                "give it another name"
             )
-        return reasons
+        new[variant.name] = variant
+    known = set(REGISTRY) | set(new)
+    for variant in new.values():
+        unknown = [name for name in (*variant.conflicts, *variant.idle_without) if name not in known]
+        if unknown:
+            raise VariantSpecError(
+                f"{source}: variant {variant.name!r} names unknown variants {unknown} in its conflicts or partners. "
+                f"Valid variants: {', '.join(sorted(known))}"
+            )
+    REGISTRY.update(new)
+    ADDED_BY.update(dict.fromkeys(new, source))
+    return list(new)
 
 
-REGISTRY: dict[str, Variant] = {
-    variant.name: variant
-    for variant in (
-        Variant("baseline", "exact", "the pipeline as loaded: fp16 UNet, VAE upcast to fp32 for each decode"),
-        Variant(
-            "fp16_vae",
-            "lossy",
-            "the fp16-fix VAE, decoding in half precision with no upcast",
-            conflicts=("tiny_vae", "upcast_vae"),
-        ),
-        Variant("tiny_vae", "lossy", "the tiny autoencoder (taesdxl) replaces the VAE", conflicts=("upcast_vae",)),
-        Variant(
-            "upcast_vae",
-            "exact",
-            "the VAE kept in float32 for good instead of cast up and down around every decode",
-            needs_half_precision=True,
-            mutates=("vae",),
-        ),
-        Variant(
-            "vae_slicing",
-            "exact",
-            "the VAE decodes a batch one image at a time",
-            mutates=("vae",),
-            idle_without=("batch",),
-            idle_because="at batch 1: diffusers slices only batches of more than one image",
-        ),
-        Variant(
-            "vae_tiling",
-            "lossy",
-            "the VAE decodes overlapping tiles of half the image size, blended at the seams",
-            mutates=("vae",),
-            origin="beyond",
-        ),
-        Variant(
-            "fused_qkv",
-            "exact",
-            "the UNet's query, key and value projections fused into one matrix product",
-            conflicts=("xformers",),
-            mutates=("unet",),
-            origin="beyond",
-        ),
-        Variant(
-            "channels_last",
-            "exact",
-            "the UNet's weights in channels-last memory format",
-            mutates=("unet",),
-            origin="beyond",
-        ),
-        Variant(
-            "xformers",
-            "exact",
-            "xformers memory-efficient attention in the UNet and VAE",
-            needs_cuda=True,
-            needs_packages=("xformers",),
-            mutates=("unet", "vae"),
-            origin="notes-tried",
-        ),
-        Variant(
-            "tome",
-            "lossy",
-            "token merging (tomesd, ratio 0.5, max_downsample 2 so SDXL's attention blocks are reached)",
-            needs_packages=("tomesd",),
-            mutates=("unet",),
-            origin="notes-tried",
-        ),
-        Variant(
-            "trace_unet",
-            "exact",
-            "the UNet traced with torch.jit.trace for the first call's shapes",
-            conflicts=("compile_unet", "cuda_graph", "cpu_offload"),
-            origin="notes-could-not-try",
-            # Call 1 traces and runs the profiling plan; TorchScript's profiling executor builds
-            # the optimized plan on call 2 (one profiled run by default) and reuses it afterwards.
-            warmup_calls=2,
-        ),
-        Variant(
-            "cuda_graph",
-            "exact",
-            "the UNet step captured in a CUDA graph and replayed (no torch.compile)",
-            needs_cuda=True,
-            conflicts=("compile_unet", "cpu_offload"),
-            origin="beyond",
-            # GraphedUNet captures inside the first call at a shape (eager runs on a side stream,
-            # capture, first replay): from call 2 on it only replays.
-            warmup_calls=1,
-        ),
-        Variant(
-            "compile_unet",
-            "exact",
-            "torch.compile(unet, mode='reduce-overhead', fullgraph=True)",
-            conflicts=("cpu_offload",),
-            # Call 1 compiles and runs eagerly to warm up; CUDA graph trees record on call 2 and
-            # replay from call 3.
-            warmup_calls=2,
-        ),
-        Variant(
-            "cpu_offload",
-            "exact",
-            "model CPU offload: each model moved to the GPU only while it runs",
-            needs_cuda=True,
-            needs_packages=("accelerate",),
-            mutates=("unet", "vae", "text_encoder", "text_encoder_2"),
-        ),
-        Variant(
-            "cached_embeds",
-            "exact",
-            "prompt embeddings computed once per prompt and reused; text encoders skipped afterwards",
-            origin="notes-could-not-try",
-        ),
-        Variant("batch", "exact", "all prompts in one pipeline call, one generator per prompt"),
-    )
-}
+def unregister(names: Iterable[str]) -> None:
+    """Remove variants added by register() (built-in ones stay)."""
+    for name in names:
+        if name in ADDED_BY:
+            del ADDED_BY[name]
+            REGISTRY.pop(name, None)
+
 
 BASELINE = "baseline"
 

@@ -124,7 +124,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from pytest_sdxl import assembly, devices, optimizations
+import dataclasses
+
+from pytest_sdxl import assembly, devices, variants
 
 FREED = []
 
@@ -146,7 +148,8 @@ def failing_variants():
 
     original_free = devices.free_memory
     with pytest.MonkeyPatch.context() as patch:
-        patch.setitem(optimizations.APPLY, "tiny_vae", out_of_memory)
+        failing = dataclasses.replace(variants.REGISTRY["tiny_vae"], apply=out_of_memory)
+        patch.setitem(variants.REGISTRY, "tiny_vae", failing)
         patch.setattr(assembly.VariantPipeline, "call", second_call_fails)
         patch.setattr(devices, "free_memory", lambda device=None: FREED.append(str(device)) or original_free(device))
         yield

@@ -13,17 +13,31 @@ NOTES_EIGHT = ["baseline", "batch", "upcast_vae", "fp16_vae", "tiny_vae", "compi
 NOTES_TRIED = ["xformers", "tome"]
 NOTES_COULD_NOT_TRY = ["cached_embeds", "trace_unet"]
 BEYOND = ["channels_last", "fused_qkv", "cuda_graph", "vae_tiling"]
+# Issue 9: today's state of the art.
+STATE_OF_THE_ART = [
+    "sdpa_math",
+    "sdpa_flash",
+    "sdpa_efficient",
+    "sdpa_cudnn",
+    "bf16",
+    "compile_pipeline",
+    "compile_max_autotune",
+    "quant_int8",
+    "quant_fp8",
+    "graph_pipeline",
+]
 OPTIMIZATIONS = [name for name in REGISTRY if name != "baseline"]
 
 
 def test_every_variant_of_the_design_is_registered() -> None:
-    assert set(REGISTRY) == set(NOTES_EIGHT + NOTES_TRIED + NOTES_COULD_NOT_TRY + BEYOND)
+    assert set(REGISTRY) == set(NOTES_EIGHT + NOTES_TRIED + NOTES_COULD_NOT_TRY + BEYOND + STATE_OF_THE_ART)
 
 
 def test_lossy_variants_are_those_that_change_the_picture() -> None:
     lossy = {name for name, variant in REGISTRY.items() if variant.kind == "lossy"}
     # vae_tiling blends overlapping tiles at the seams, so its pixels differ from an untiled decode.
-    assert lossy == {"tiny_vae", "fp16_vae", "tome", "vae_tiling"}
+    # bf16 and quantization compute in another precision than the baseline.
+    assert lossy == {"tiny_vae", "fp16_vae", "tome", "vae_tiling", "bf16", "quant_int8", "quant_fp8"}
 
 
 def test_conflicts_name_registered_variants_only() -> None:
@@ -117,7 +131,7 @@ def test_any_string_parses_or_raises_the_usage_error(text: str) -> None:
 def test_warm_up_calls_cover_every_later_capture() -> None:
     later = {name: variant.warmup_calls for name, variant in REGISTRY.items() if variant.warmup_calls != 1}
     # cuda_graph captures inside its first call at a shape, so one warm-up call is enough for it.
-    assert later == {"compile_unet": 2, "trace_unet": 2}
+    assert later == {"compile_unet": 2, "trace_unet": 2, "compile_max_autotune": 2, "compile_pipeline": 2}
     assert parse("baseline").warmup_calls == 1
     assert parse("tiny_vae+batch").warmup_calls == 1
     assert parse("tiny_vae+compile_unet+cached_embeds").warmup_calls == 2

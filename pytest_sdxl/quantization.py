@@ -1,0 +1,53 @@
+"""torchao dynamic quantization of the UNet's linear layers: int8 and float8.
+
+torchao is optional (the variants need it and are skipped without it). Without compilation its
+dynamic quantization adds separate quantize kernels and runs at about half fp16's speed on an
+H100 (REFERENCE.md, "The UNet step alone"): measure these composed with compile_unet.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from pytest_sdxl.errors import VariantUnavailable
+from pytest_sdxl.variant_definition import Context
+
+
+def is_linear(module: Any, fully_qualified_name: str) -> bool:
+    import torch
+
+    return isinstance(module, torch.nn.Linear)
+
+
+def quantize_unet(pipe: Any, config_names: tuple[str, str], label: str) -> None:
+    """quantize_ the UNet's linear layers with the first config torchao has (new class, then old function)."""
+    try:
+        # Imported by name: torchao is optional and has no type information for mypy.
+        quantization = importlib.import_module("torchao.quantization")
+    except Exception as error:  # an installed torchao built for another torch fails on import
+        raise VariantUnavailable(f"{label}: torchao does not import here ({type(error).__name__}: {error})") from error
+    class_name, function_name = config_names
+    if hasattr(quantization, class_name):
+        config = getattr(quantization, class_name)()
+    elif hasattr(quantization, function_name):
+        config = getattr(quantization, function_name)()
+    else:
+        version = getattr(importlib.import_module("torchao"), "__version__", "unknown")
+        raise VariantUnavailable(f"{label}: torchao {version} has neither {class_name} nor {function_name}")
+    try:
+        quantization.quantize_(pipe.unet, config, filter_fn=is_linear)
+    except (RuntimeError, NotImplementedError, ImportError) as error:
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        reason = f"{label}: torchao cannot quantize here ({type(error).__name__}: {first_line})"
+        raise VariantUnavailable(reason) from error
+
+
+def quantize_int8(pipe: Any, context: Context) -> None:
+    quantize_unet(pipe, ("Int8DynamicActivationInt8WeightConfig", "int8_dynamic_activation_int8_weight"), "quant_int8")
+
+
+def quantize_fp8(pipe: Any, context: Context) -> None:
+    quantize_unet(
+        pipe, ("Float8DynamicActivationFloat8WeightConfig", "float8_dynamic_activation_float8_weight"), "quant_fp8"
+    )
