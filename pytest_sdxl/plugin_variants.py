@@ -103,6 +103,8 @@ def import_conftest(path: Path) -> object:
     if folder not in sys.path:
         sys.path.insert(0, folder)
     module_name = f"pytest_sdxl_conftest_{abs(hash(str(file.resolve())))}"
+    if module_name in sys.modules:
+        return sys.modules[module_name]
     spec = importlib.util.spec_from_file_location(module_name, file)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

@@ -52,6 +52,8 @@ def register(offered: Iterable[object], source: str) -> list[str]:
         if found:
             raise VariantSpecError(f"{source} returned a bad variant: " + "; ".join(found))
         assert isinstance(variant, Variant)
+        if REGISTRY.get(variant.name) == variant and variant.name in ADDED_BY:
+            continue  # the same definition again (a command line loading one conftest twice in a process)
         if variant.name in REGISTRY or variant.name in new:
             builtin = "pytest-sdxl's built-in variants"
             where = ADDED_BY.get(variant.name, builtin) if variant.name in REGISTRY else source
