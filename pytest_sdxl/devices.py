@@ -33,12 +33,23 @@ def resolve_device(name: str) -> torch.device:
 
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if "," in name:
+        raise SettingsError(
+            f"device {name!r} is a list of devices, one for each pytest-xdist worker (pytest -n 2); "
+            "without workers give one device, e.g. cuda:0"
+        )
     try:
         device = torch.device(name)
     except (RuntimeError, ValueError) as error:
         raise SettingsError(f"device {name!r} is not a device: {error}; use auto, cpu, cuda or cuda:N") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise VariantUnavailable(f"device {name!r} was asked for but no CUDA device is available here")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        count = torch.cuda.device_count()
+        raise VariantUnavailable(
+            f"device {name!r} was asked for but this machine has {count} CUDA "
+            f"{'device' if count == 1 else 'devices'} (cuda:0 to cuda:{count - 1})"
+        )
     return device
 
 

@@ -36,9 +36,15 @@ def sdxl_settings(pytestconfig: pytest.Config) -> Settings:
 @pytest.fixture(scope="session")
 def sdxl_components(sdxl_settings: Settings) -> Components:
     """The model's components, loaded once per (source, device, dtype) and shared by every variant."""
-    from pytest_sdxl.errors import VariantUnavailable
+    from pytest_sdxl.compile_cache import activate
+    from pytest_sdxl.errors import SettingsError, VariantUnavailable
     from pytest_sdxl.sources import components_for
 
+    try:
+        # Before any variant is built, so that every compile of the session reads and fills the folder.
+        activate(sdxl_settings.compile_cache)
+    except SettingsError as error:
+        raise pytest.UsageError(f"pytest-sdxl: {error}") from None
     try:
         return components_for(sdxl_settings)
     except VariantUnavailable as error:
@@ -85,7 +91,9 @@ def sdxl_benchmark(
     from pytest_sdxl.plugin_benchmark import VariantBenchmark
 
     name = getattr(request.node, "originalname", request.node.name)
-    return VariantBenchmark(benchmark, sdxl_pipeline, state_of(request.config), name)
+    config = request.config
+    disabled = bool(config.getoption("benchmark_disable", False) and not config.getoption("benchmark_enable", False))
+    return VariantBenchmark(benchmark, sdxl_pipeline, state_of(config), name, disabled_by_user=disabled)
 
 
 def warm_pipeline(state: SessionState, components: Components, composition: Composition) -> VariantPipeline:
@@ -95,6 +103,7 @@ def warm_pipeline(state: SessionState, components: Components, composition: Comp
     bad image) fails with a one-line reason after its memory is freed.
     """
     from pytest_sdxl.assembly import VariantPipeline
+    from pytest_sdxl.compile_cache import CacheProbe
     from pytest_sdxl.errors import VariantUnavailable
     from pytest_sdxl.measurement import seeds_for
     from pytest_sdxl.sources import image_size_for
@@ -110,10 +119,12 @@ def warm_pipeline(state: SessionState, components: Components, composition: Comp
     state.resolved = {"resolved_device": str(device), "resolved_dtype": str(components.dtype).removeprefix("torch.")}
     clock = SyncClock(device)
     pipeline = None
+    probe = CacheProbe()
     try:
         started = clock.now()
         pipeline = VariantPipeline(components, composition, size, settings.steps)
         built = clock.now()
+        probe.start()
         pipeline.generate(settings.prompts[:1], seeds_for(settings)[:1])
         warmed = clock.now()
     except Exception as error:
@@ -128,6 +139,7 @@ def warm_pipeline(state: SessionState, components: Components, composition: Comp
         components_load_s=components.load_seconds,
         build_s=built - started,
         init_gen_s=warmed - built,
+        compile_cache=probe.stop().describe(),
     )
     return pipeline
 

@@ -98,9 +98,10 @@ def pytest_configure(config: pytest.Config) -> None:
             return  # --help must work even with a wrong setting in the environment
         raise pytest.UsageError(f"pytest-sdxl: {error}") from None
     config.stash[STATE_KEY] = SessionState(settings=settings)
-    from pytest_sdxl import fixtures
+    from pytest_sdxl import fixtures, workers
 
     config.pluginmanager.register(fixtures, "sdxl-fixtures")
+    workers.configure(config)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -115,6 +116,8 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     ]
     if chosen:
         lines.append("sdxl settings: " + ", ".join(chosen))
+    cache = state.settings.compile_cache
+    lines.append(f"sdxl compile cache: {cache if cache is not None else 'off (torch defaults)'}")
     lines.append(header_gpu_line())
     return lines
 
@@ -315,8 +318,8 @@ def pytest_benchmark_compare_machine_info(
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """A session whose sdxl benchmarks were all skipped fails; the ``--sdxl-report`` files are written."""
     state = session.config.stash.get(STATE_KEY, None)
-    if state is None:
-        return
+    if state is None or hasattr(session.config, "workerinput"):
+        return  # an xdist worker's records go to the controller (workers.py), which reports them all
     if session.exitstatus == pytest.ExitCode.OK and not benchmarks_switched_off(session.config):
         state.nothing_measured_line = state.nothing_measured() or ""
         if state.nothing_measured_line:
@@ -357,6 +360,11 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         terminalreporter.write_sep("=", "sdxl: summary and the notes' protocol tables")
         for line in session_summary_lines(state.result_set(state.machine_details or machine_details())):
             terminalreporter.write_line(line)
+        from pytest_sdxl.compile_cache import summary_line
+
+        uses = {variant: record.compile_cache for variant, record in state.records.items() if record.compile_cache}
+        if uses:
+            terminalreporter.write_line(summary_line(state.settings.compile_cache, uses))
         if state.report_line:
             terminalreporter.write_line(state.report_line)
     if state.nothing_measured_line:

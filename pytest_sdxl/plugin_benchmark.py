@@ -31,11 +31,20 @@ def json_number(value: float | None) -> float | str | None:
 class VariantBenchmark:
     """Times a warmed variant pipeline with pytest-benchmark and records the notes' figures."""
 
-    def __init__(self, benchmark: Any, pipeline: VariantPipeline, state: SessionState, test_name: str) -> None:
+    def __init__(
+        self,
+        benchmark: Any,
+        pipeline: VariantPipeline,
+        state: SessionState,
+        test_name: str,
+        disabled_by_user: bool = True,
+    ) -> None:
         self.benchmark = benchmark
         self.pipeline = pipeline
         self.state = state
         self.test_name = test_name
+        # --benchmark-disable (one round); pytest-benchmark also disables itself under xdist, where we still time.
+        self.disabled_by_user = disabled_by_user
 
     def __call__(self, runs: int | None = None) -> np.ndarray:
         from pytest_sdxl.outcomes import fail_variant
@@ -65,9 +74,14 @@ class VariantBenchmark:
             )
 
         def drive(one_round: Any, count: int, before: Any) -> None:
-            if self.benchmark.disabled:  # --benchmark-disable: one round, as pytest-benchmark would run it
+            if self.benchmark.disabled and self.disabled_by_user:  # one round, as pytest-benchmark would run it
                 before()
                 one_round()
+                return
+            if self.benchmark.disabled:  # pytest-benchmark switches itself off under xdist; our timings stay on
+                for _ in range(count):
+                    before()
+                    one_round()
                 return
             def setup() -> None:  # pytest-benchmark would read a value returned here as the round's arguments
                 before()

@@ -32,6 +32,8 @@ class WarmUp:
     components_load_s: float
     build_s: float
     init_gen_s: float
+    # What the first generation found in the persistent compile cache ("" when it compiled nothing).
+    compile_cache: str = ""
 
     @property
     def load_s(self) -> float:
@@ -72,6 +74,8 @@ class SessionState:
         if not record.runs:
             record.runs = list(runs)
             record.note = note
+            warm_up = self.warm_ups.get(variant)
+            record.compile_cache = warm_up.compile_cache if warm_up is not None else ""
 
     def record_outcome(self, variant: str, kind: str, status: str, reason: str) -> None:
         """A skip or failure of a test of this variant; the first failure's reason is kept."""

@@ -111,6 +111,9 @@ class VariantRecord:
     runs: list[RunRecord] = field(default_factory=list)
     # What a reader must know to read the figures (no effect at batch 1, cache hits on repeated prompts).
     note: str = ""
+    # For a compiled variant, what its first generation found in the persistent compile cache
+    # (compile_cache.CacheUse.describe: cold, warm or partly warm); "" where nothing compiled.
+    compile_cache: str = ""
 
     @property
     def ok(self) -> bool:
@@ -183,6 +186,7 @@ def settings_as_dict(settings: Any) -> dict[str, Any]:
         "seed": settings.seed,
         "tiny_vae": settings.tiny_vae,
         "fp16_vae": settings.fp16_vae,
+        "compile_cache": None if settings.compile_cache is None else str(settings.compile_cache),
     }
 
 
@@ -261,6 +265,7 @@ def from_dict(data: dict[str, Any]) -> ResultSet:
                 reason=str(item.get("reason", "")),
                 runs=[run_from_dict(run) for run in item.get("runs", [])],
                 note=str(item.get("note", "")),
+                compile_cache=str(item.get("compile_cache", "")),
             )
             for item in data["variants"]
         ]

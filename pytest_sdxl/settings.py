@@ -7,6 +7,7 @@ The option table here is the single description of every setting: the pytest plu
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -44,9 +45,16 @@ def image_size(value: str, where: str) -> int | None:
 
 
 def device_name(value: str, where: str) -> str:
-    if value == "auto" or value == "cpu" or value == "cuda" or value.startswith("cuda:"):
+    if "," not in value and (value in ("auto", "cpu", "cuda") or value.startswith("cuda:")):
         return value
-    raise SettingsError(f"{where}: {value!r} is not a device; accepted: auto, cpu, cuda, cuda:N")
+    # A list gives each pytest-xdist worker its own device (worker gwK takes entry K).
+    devices = [part.strip() for part in value.split(",")]
+    if len(devices) > 1 and all(re.fullmatch(r"cuda:\d+", device) for device in devices):
+        return ",".join(devices)
+    raise SettingsError(
+        f"{where}: {value!r} is not a device; accepted: auto, cpu, cuda, cuda:N, "
+        "or a list such as cuda:0,cuda:1 for pytest-xdist workers"
+    )
 
 
 def dtype_name(value: str, where: str) -> str:
@@ -95,6 +103,12 @@ def model_source(value: str, where: str) -> str:
     return value.strip()
 
 
+def compile_cache_folder(value: str, where: str) -> Path | None:
+    from pytest_sdxl.compile_cache import folder_from_setting
+
+    return folder_from_setting(value, where)
+
+
 def seed_value(value: str, where: str) -> int:
     try:
         return int(value)
@@ -137,7 +151,13 @@ OPTIONS = (
         "Model source: random:tiny, random:sdxl-turbo, a hub id or a local folder",
         "SOURCE",
     ),
-    Option("device", device_name, "auto", "Device: auto (cuda when present, else cpu), cpu, cuda or cuda:N", "DEVICE"),
+    Option(
+        "device",
+        device_name,
+        "auto",
+        "Device: auto (cuda when present, else cpu), cpu, cuda, cuda:N, or one per xdist worker (cuda:0,cuda:1)",
+        "DEVICE",
+    ),
     Option(
         "dtype",
         dtype_name,
@@ -179,6 +199,14 @@ OPTIONS = (
         "fp16-fix VAE weights for fp16_vae: hub id, folder, or random",
         "SOURCE",
     ),
+    Option(
+        "compile_cache",
+        compile_cache_folder,
+        "auto",
+        "Folder keeping torch's compiled kernels between sessions: auto (pytest-sdxl/compile in "
+        "$XDG_CACHE_HOME or ~/.cache), a folder, or off",
+        "DIR",
+    ),
 )
 OPTIONS_BY_NAME = {option.name: option for option in OPTIONS}
 
@@ -200,6 +228,8 @@ class Settings:
     seed: int = 0
     tiny_vae: str = "madebyollin/taesdxl"
     fp16_vae: str = "madebyollin/sdxl-vae-fp16-fix"
+    # None: off, torch's own cache folders are left alone.
+    compile_cache: Path | None = None
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     def with_changes(self, **changes: Any) -> Settings:

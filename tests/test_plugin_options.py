@@ -17,7 +17,7 @@ SMALL = ("-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-p", "no:anyio"
 HELP_BLOCK = """\
 SDXL-Turbo benchmarks (pytest-sdxl):
   --sdxl-model=SOURCE   Model source: random:tiny, random:sdxl-turbo, a hub id or a local folder (default: random:tiny; ini sdxl_model, env PYTEST_SDXL_MODEL)
-  --sdxl-device=DEVICE  Device: auto (cuda when present, else cpu), cpu, cuda or cuda:N (default: auto; ini sdxl_device, env PYTEST_SDXL_DEVICE)
+  --sdxl-device=DEVICE  Device: auto (cuda when present, else cpu), cpu, cuda, cuda:N, or one per xdist worker (cuda:0,cuda:1) (default: auto; ini sdxl_device, env PYTEST_SDXL_DEVICE)
   --sdxl-dtype=DTYPE    Precision: auto (float16 on cuda, float32 on cpu), float16, bfloat16 or float32 (default: auto; ini sdxl_dtype, env PYTEST_SDXL_DTYPE)
   --sdxl-size=PIXELS    Image side in pixels: auto (the model's default, 64 on random:tiny) (default: auto; ini sdxl_size, env PYTEST_SDXL_SIZE)
   --sdxl-steps=N        Inference steps per image (default: 1; ini sdxl_steps, env PYTEST_SDXL_STEPS)
@@ -31,6 +31,9 @@ SDXL-Turbo benchmarks (pytest-sdxl):
                         Tiny autoencoder weights for tiny_vae: hub id, folder, or random (default: madebyollin/taesdxl; ini sdxl_tiny_vae, env PYTEST_SDXL_TINY_VAE)
   --sdxl-fp16-vae=SOURCE
                         fp16-fix VAE weights for fp16_vae: hub id, folder, or random (default: madebyollin/sdxl-vae-fp16-fix; ini sdxl_fp16_vae, env PYTEST_SDXL_FP16_VAE)
+  --sdxl-compile-cache=DIR
+                        Folder keeping torch's compiled kernels between sessions: auto (pytest-sdxl/compile in $XDG_CACHE_HOME or ~/.cache), a folder, or off (default: auto; ini sdxl_compile_cache,
+                        env PYTEST_SDXL_COMPILE_CACHE)
 """  # noqa: E501
 
 

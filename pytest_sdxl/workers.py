@@ -1,0 +1,214 @@
+"""pytest-xdist workers: one GPU each, every variant on one worker, every worker's results merged in the controller.
+
+With ``pytest -n N`` worker ``gwK`` takes device K of ``--sdxl-device`` (a list such as
+``cuda:0,cuda:1``, or every CUDA device torch sees for ``auto`` and ``cuda``). Two workers on one GPU
+would time each other's kernels, so more workers than GPUs is a usage error; on a CPU the workers
+share the cores, and the summary says so. xdist's default ``--dist load`` becomes ``loadgroup`` with
+one group per variant, so each variant's pipeline is built and measured on one worker only.
+
+Each worker sends its variant records to the controller in ``workeroutput``; the controller merges
+them before its own ``pytest_sessionfinish`` writes ``--sdxl-report`` and the summary table.
+This module's hooks are registered only when pytest-xdist is installed; xdist itself is never imported.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from pytest_sdxl.plugin_state import STATE_KEY, SessionState
+from pytest_sdxl.variants import BASELINE, Composition
+
+OUTPUT_KEY = "sdxl_results"
+
+
+@dataclass
+class Merged:
+    """What the controller learnt from its workers: each worker's device and the variants it measured."""
+
+    devices: dict[str, str] = field(default_factory=dict)
+    variants: dict[str, list[str]] = field(default_factory=dict)
+    duplicates: list[str] = field(default_factory=list)
+
+
+MERGED_KEY = pytest.StashKey[Merged]()
+
+
+def worker_place(config: pytest.Config) -> tuple[str, int, int] | None:
+    """(worker id, index, worker count) in an xdist worker, None elsewhere."""
+    given = getattr(config, "workerinput", None)
+    if not given:
+        return None
+    worker = str(given["workerid"])
+    match = re.fullmatch(r"gw(\d+)", worker)
+    return worker, int(match.group(1)) if match else 0, int(given.get("workercount", 1))
+
+
+def is_controller(config: pytest.Config) -> bool:
+    return worker_place(config) is None and config.getoption("dist", "no") != "no"
+
+
+def configure(config: pytest.Config) -> None:
+    """Called by the plugin's pytest_configure: check the device setting, register the xdist hooks."""
+    state = config.stash.get(STATE_KEY, None)
+    if state is None:
+        return
+    under_xdist = worker_place(config) is not None or config.getoption("dist", "no") != "no"
+    if "," in state.settings.device and not under_xdist:
+        raise pytest.UsageError(
+            f"pytest-sdxl: --sdxl-device {state.settings.device} lists one device per pytest-xdist worker; "
+            f"run with pytest -n {len(state.settings.device.split(','))}, or give one device"
+        )
+    if not config.pluginmanager.hasplugin("xdist"):
+        return
+    if is_controller(config):
+        config.stash[MERGED_KEY] = Merged()
+        if config.getoption("dist") == "load":
+            # -n's default spreads a variant's tests over workers, each building its pipeline again.
+            config.option.dist = "loadgroup"
+    config.pluginmanager.register(XdistHooks(), "sdxl-xdist")
+
+
+def variant_of(item: pytest.Item) -> Composition | None:
+    callspec = getattr(item, "callspec", None)
+    composition = callspec.params.get("sdxl_variant") if callspec is not None else None
+    return composition if isinstance(composition, Composition) else None
+
+
+def worker_devices(device: str) -> list[str] | None:
+    """The devices workers take in turn; None on a CPU (workers then share it). Imports torch."""
+    if "," in device:
+        return device.split(",")
+    if device == "cpu":
+        return None
+    if device.startswith("cuda:"):
+        return [device]
+    import torch
+
+    count = torch.cuda.device_count()
+    if count == 0:
+        return None  # auto falls back to the CPU; a missing cuda is reported when the variants build
+    return [f"cuda:{index}" for index in range(count)]
+
+
+def pin_worker(state: SessionState, worker: str, index: int, count: int) -> None:
+    """This worker's device in its settings; a usage error when workers would share a GPU."""
+    devices = worker_devices(state.settings.device)
+    if devices is None:
+        return
+    if count > len(devices):
+        gpus = f"{len(devices)} GPU" + ("" if len(devices) == 1 else "s")
+        raise pytest.UsageError(
+            f"pytest-sdxl: {count} xdist workers but {gpus} for them ({', '.join(devices)}): two workers on one GPU "
+            f"would time each other's kernels. Use -n {len(devices)} or fewer, or run without -n"
+        )
+    state.settings = state.settings.with_changes(device=devices[index % len(devices)])
+
+
+def payload(state: SessionState) -> str:
+    """A worker's records and verdict inputs as JSON (strict: infinite PSNR as a string)."""
+    from pytest_sdxl.results import ResultSet, to_dict
+
+    return json.dumps(
+        {
+            "variants": to_dict(ResultSet(variants=list(state.records.values())))["variants"],
+            "benchmark_skips": state.benchmark_skips,
+            "benchmark_passed": state.benchmark_passed,
+            "resolved": state.resolved,
+            "image_size": state.image_size,
+            "device": state.settings.device,
+        },
+        allow_nan=False,
+    )
+
+
+def merge(state: SessionState, merged: Merged, worker: str, text: str) -> None:
+    """Add one worker's records to the controller's; a variant measured twice keeps its first record with runs."""
+    from pytest_sdxl.results import SCHEMA_VERSION, from_dict
+
+    data = json.loads(text)
+    records = from_dict({"schema_version": SCHEMA_VERSION, "variants": data["variants"]}).variants
+    merged.devices[worker] = str(data["resolved"].get("resolved_device") or data["device"])
+    merged.variants[worker] = [record.variant for record in records]
+    for record in records:
+        known = state.records.get(record.variant)
+        if known is not None and (known.runs or not record.runs):
+            merged.duplicates.append(f"{record.variant} ({worker})")
+            continue
+        state.records[record.variant] = record
+    for test, reason in data["benchmark_skips"].items():
+        state.benchmark_skips.setdefault(test, reason)
+    state.benchmark_passed = state.benchmark_passed or bool(data["benchmark_passed"])
+    if data["image_size"] is not None:
+        state.image_size = int(data["image_size"])
+    state.resolved.update({key: str(value) for key, value in data["resolved"].items()})
+    state.resolved["resolved_device"] = ",".join(sorted(set(merged.devices.values())))
+    state.resolved["xdist_workers"] = workers_line(merged)
+    # Baseline first, then worker by worker: the same table whichever worker finished first.
+    order = {
+        variant: (variant != BASELINE, worker)
+        for worker in sorted(merged.variants)
+        for variant in merged.variants[worker]
+    }
+    state.records = dict(sorted(state.records.items(), key=lambda pair: order.get(pair[0], (True, "~"))))
+
+
+def workers_line(merged: Merged) -> str:
+    parts = [
+        f"{worker} on {merged.devices[worker]}: {', '.join(merged.variants.get(worker, [])) or 'no variant'}"
+        for worker in sorted(merged.devices)
+    ]
+    line = "; ".join(parts)
+    if len(merged.devices) > 1 and any(device == "cpu" for device in merged.devices.values()):
+        line += " (the workers shared the CPU: each one's timings include the others' load)"
+    return line
+
+
+class XdistHooks:
+    """The hooks that run only under pytest-xdist (a plugin object, so that nothing registers them without it)."""
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
+        """In a worker: pin its device and give each variant's tests one xdist group (before xdist reads groups)."""
+        place = worker_place(config)
+        state = config.stash.get(STATE_KEY, None)
+        if place is None or state is None:
+            return
+        sdxl_items = [(item, composition) for item in items if (composition := variant_of(item)) is not None]
+        if not sdxl_items:
+            return
+        for item, composition in sdxl_items:
+            item.add_marker(pytest.mark.xdist_group(f"sdxl-{composition.id}"))
+        pin_worker(state, *place)
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        """In a worker: hand its records to the controller (xdist sends workeroutput after this hook)."""
+        state = session.config.stash.get(STATE_KEY, None)
+        if state is None or worker_place(session.config) is None:
+            return
+        session.config.workeroutput[OUTPUT_KEY] = payload(state)  # type: ignore[attr-defined]
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: object) -> None:
+        """In the controller: merge a finished worker's records (a crashed worker sends none)."""
+        config = node.config
+        state = config.stash.get(STATE_KEY, None)
+        text = getattr(node, "workeroutput", {}).get(OUTPUT_KEY)
+        if state is None or text is None:
+            return
+        merge(state, config.stash.setdefault(MERGED_KEY, Merged()), str(node.gateway.id), text)
+
+    def pytest_terminal_summary(self, terminalreporter: Any, config: pytest.Config) -> None:
+        merged = config.stash.get(MERGED_KEY, None)
+        if merged is None or not merged.devices:
+            return
+        count = len(merged.devices)
+        terminalreporter.write_line(f"sdxl: results merged from {count} xdist workers: {workers_line(merged)}")
+        if merged.duplicates:
+            terminalreporter.write_line(
+                "sdxl: measured on more than one worker, first record kept: " + ", ".join(merged.duplicates)
+            )

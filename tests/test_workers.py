@@ -1,0 +1,159 @@
+"""pytest-xdist workers: device pinning, the refusal of workers sharing a GPU, and the merge of every worker's results.
+
+The end-to-end test starts real xdist workers (``-p xdist -n 2``) on the CPU with random:tiny:
+each worker is its own process, so it finds pytest_sdxl through PYTHONPATH.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pytest_sdxl import workers
+from pytest_sdxl.plugin_state import SessionState
+from pytest_sdxl.results import ResultSet, RunRecord, VariantRecord, to_dict
+from pytest_sdxl.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = ("-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-p", "no:anyio", "-W", "ignore::DeprecationWarning")
+VARIANTS = ("baseline", "vae_slicing", "tiny_vae")
+BENCHMARK_TESTS = """
+def test_generation(sdxl_benchmark):
+    sdxl_benchmark()
+
+
+def test_images(sdxl_generate):
+    assert sdxl_generate().shape[0] == len(sdxl_generate.prompts)
+"""
+
+
+def run(variant: str, gen_s: float = 0.01) -> RunRecord:
+    return RunRecord(
+        run=1, load_s=1.0, init_gen_s=0.5, gen_s=[gen_s] * 3, avg_gen_s=gen_s, median_gen_s=gen_s, total_s=2
+    )
+
+
+def worker_text(records: list[VariantRecord], device: str = "cpu", passed: bool = True) -> str:
+    state = SessionState(settings=Settings(device=device))
+    state.records = {record.variant: record for record in records}
+    state.benchmark_passed = passed
+    state.resolved = {"resolved_device": device, "resolved_dtype": "float32"}
+    return workers.payload(state)
+
+
+@pytest.mark.slow
+def test_two_workers_results_are_merged_once_each(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # two workers on two cores
+    pytester.makepyfile(test_suite=BENCHMARK_TESTS)
+    report = pytester.path / "report"
+    result = pytester.runpytest_subprocess(
+        *SMALL,
+        "-p",
+        "xdist",
+        "-n",
+        "2",
+        f"--sdxl-variants={','.join(VARIANTS)}",
+        "--sdxl-runs=1",
+        f"--sdxl-report={report}",
+        "--sdxl-compile-cache=off",
+        timeout=600,
+    )
+    assert result.ret == 0, result.stdout.str()
+    result.assert_outcomes(passed=2 * len(VARIANTS))
+    output = result.stdout.str()
+    for variant in VARIANTS:
+        kind = "lossy" if variant == "tiny_vae" else "exact"
+        assert output.count(f"\n{variant} ({kind})\n") == 1, f"{variant}'s table should appear once:\n{output}"
+    merged = next(line for line in output.splitlines() if line.startswith("sdxl: results merged from 2 xdist workers"))
+    assert "gw0 on cpu" in merged and "gw1 on cpu" in merged and "shared the CPU" in merged
+    measured = json.loads((report / "results.json").read_text(encoding="utf-8"))
+    names = [variant["variant"] for variant in measured["variants"]]
+    assert sorted(names) == sorted(VARIANTS), "every worker's variants, none twice"
+    assert names[0] == "baseline"
+    assert all(variant["runs"] and variant["status"] == "ok" for variant in measured["variants"])
+    by_worker = measured["settings"]["xdist_workers"]
+    assert all(by_worker.count(variant) == 1 for variant in ("vae_slicing", "tiny_vae")), by_worker
+    # Each variant's tests ran on one worker: its pipeline was built once.
+    assert "measured on more than one worker" not in output
+
+
+def test_merge_keeps_a_variant_once_and_puts_the_baseline_first() -> None:
+    state = SessionState(settings=Settings())
+    merged = workers.Merged()
+    first = [
+        VariantRecord("tiny_vae", "lossy", runs=[run("tiny_vae")]),
+        VariantRecord("batch", "exact", runs=[run("b")]),
+    ]
+    second = [VariantRecord("baseline", "exact", runs=[run("baseline")]), VariantRecord("batch", "exact", runs=[])]
+    workers.merge(state, merged, "gw0", worker_text(first))
+    workers.merge(state, merged, "gw1", worker_text(second, passed=False))
+    assert list(state.records) == ["baseline", "tiny_vae", "batch"]
+    assert state.records["batch"].runs, "the record with runs is kept"
+    assert merged.duplicates == ["batch (gw1)"]
+    assert state.benchmark_passed
+    assert state.resolved["xdist_workers"].startswith("gw0 on cpu: tiny_vae, batch; gw1 on cpu: baseline, batch")
+
+
+def test_merge_replaces_a_skipped_record_with_a_measured_one() -> None:
+    state = SessionState(settings=Settings())
+    merged = workers.Merged()
+    workers.merge(state, merged, "gw0", worker_text([VariantRecord("batch", "exact", status="skipped", reason="x")]))
+    workers.merge(state, merged, "gw1", worker_text([VariantRecord("batch", "exact", runs=[run("batch")])]))
+    assert state.records["batch"].runs and not merged.duplicates
+
+
+def test_payload_is_strict_json_with_infinite_psnr() -> None:
+    record = VariantRecord("baseline", "exact", runs=[run("baseline")])
+    record.runs[0].psnr_db = float("inf")
+    text = worker_text([record])
+    assert json.loads(text)["variants"][0]["runs"][0]["psnr_db"] == "inf"
+    state = SessionState(settings=Settings())
+    workers.merge(state, workers.Merged(), "gw0", text)
+    assert state.records["baseline"].runs[0].psnr_db == float("inf")
+    assert to_dict(ResultSet(variants=list(state.records.values())))["variants"][0]["variant"] == "baseline"
+
+
+def test_workers_take_the_listed_devices_in_turn() -> None:
+    state = SessionState(settings=Settings(device="cuda:0,cuda:1"))
+    workers.pin_worker(state, "gw1", 1, 2)
+    assert state.settings.device == "cuda:1"
+
+
+def test_more_workers_than_gpus_is_a_usage_error() -> None:
+    state = SessionState(settings=Settings(device="cuda:0"))
+    with pytest.raises(pytest.UsageError, match=r"2 xdist workers but 1 GPU for them \(cuda:0\).*Use -n 1 or fewer"):
+        workers.pin_worker(state, "gw0", 0, 2)
+
+
+def test_cpu_workers_are_not_pinned() -> None:
+    state = SessionState(settings=Settings(device="cpu"))
+    workers.pin_worker(state, "gw1", 1, 4)
+    assert state.settings.device == "cpu"
+
+
+def test_a_device_list_without_workers_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_suite="def test_plain():\n    pass\n")
+    result = pytester.runpytest(*SMALL, "--sdxl-device=cuda:0,cuda:1")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--sdxl-device cuda:0,cuda:1 lists one device per pytest-xdist worker*-n 2*"])
+
+
+def test_a_bad_device_list_names_what_is_accepted(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest(*SMALL, "--sdxl-device=cuda:0,gpu1")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*'cuda:0,gpu1' is not a device; accepted:*cuda:0,cuda:1 for pytest-xdist workers"])
+
+
+def test_a_missing_gpu_index_names_how_many_there_are(monkeypatch: pytest.MonkeyPatch) -> None:
+    torch = pytest.importorskip("torch")
+    from pytest_sdxl.devices import resolve_device
+    from pytest_sdxl.errors import VariantUnavailable
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    with pytest.raises(VariantUnavailable, match=r"'cuda:7' was asked for but this machine has 2 CUDA devices"):
+        resolve_device("cuda:7")
+    assert str(resolve_device("cuda:1")) == "cuda:1"
