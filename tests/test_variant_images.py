@@ -52,7 +52,8 @@ EXACT_COMPOSITIONS = [
 
 def exact_params() -> Iterator[Any]:
     for name in EXACT_ON_CPU + EXACT_COMPOSITIONS:
-        marks = [pytest.mark.slow] if "compile_unet" in name else []
+        # compile_unet, compile_pipeline, compile_max_autotune: compiling takes minutes on a small CPU.
+        marks = [pytest.mark.slow] if "compile" in name else []
         yield pytest.param(name, marks=marks, id=name)
 
 

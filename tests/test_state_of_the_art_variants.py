@@ -1,0 +1,185 @@
+"""Issue 9's variants on random:tiny (CPU) where they can run there, and their reasons where they cannot.
+
+sdpa_math, bf16 and graph_pipeline's generation (run uncaptured) are checked against the baseline;
+flash/cuDNN/efficient attention, the CUDA graph itself, fp8 and torchao need a GPU or a package.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from pytest_sdxl import compilation, pipeline_graph, variant_definition
+from pytest_sdxl.assembly import VariantPipeline
+from pytest_sdxl.errors import VariantUnavailable
+from pytest_sdxl.images import max_abs_difference
+from pytest_sdxl.sources import Components, load_components
+from pytest_sdxl.variants import REGISTRY, parse
+
+SIZE = 64
+PROMPTS = ["a lighthouse at dusk", "an astronaut riding a horse"]
+SEEDS = [21, 22]
+EXACT_TOLERANCE = 1e-3
+CPU_FLASH = "aten::_scaled_dot_product_flash_attention_for_cpu"
+MATH = "aten::_scaled_dot_product_attention_math"
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture(scope="module")
+def components() -> Components:
+    return load_components("random:tiny", torch.device("cpu"), torch.float32)
+
+
+@pytest.fixture(scope="module")
+def baseline_images(components: Components) -> np.ndarray:
+    return VariantPipeline(components, parse("baseline"), SIZE).generate(PROMPTS, SEEDS)
+
+
+def attention_operators(pipeline: VariantPipeline) -> set[str]:
+    """The aten attention operators one generation runs, from torch's profiler."""
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profile:
+        pipeline.generate(PROMPTS[:1], SEEDS[:1])
+    return {event.name for event in profile.events() if "attention" in event.name}
+
+
+def test_sdpa_math_pins_the_attention_backend_and_keeps_the_images(
+    components: Components, baseline_images: np.ndarray
+) -> None:
+    baseline_operators = attention_operators(VariantPipeline(components, parse("baseline"), SIZE))
+    pinned = VariantPipeline(components, parse("sdpa_math"), SIZE)
+    pinned_operators = attention_operators(pinned)
+    # Without the pin the CPU runs its flash kernel; pinned, the math implementation.
+    assert CPU_FLASH in baseline_operators
+    assert CPU_FLASH not in pinned_operators and MATH in pinned_operators
+    assert max_abs_difference(baseline_images, pinned.generate(PROMPTS, SEEDS)) <= EXACT_TOLERANCE
+
+
+@pytest.mark.parametrize("name", ["sdpa_flash", "sdpa_cudnn", "sdpa_efficient", "graph_pipeline", "quant_fp8"])
+def test_gpu_only_variants_say_so_on_a_cpu(name: str) -> None:
+    assert f"{name} needs a CUDA GPU (device here: cpu)" in REGISTRY[name].unmet_requirements("cpu", "float32")
+
+
+def test_sdpa_variants_exclude_each_other_and_xformers() -> None:
+    for name in ("sdpa_math", "sdpa_flash", "sdpa_cudnn", "sdpa_efficient"):
+        assert {"xformers"} | ({"sdpa_math", "sdpa_flash", "sdpa_cudnn", "sdpa_efficient"} - {name}) == set(
+            REGISTRY[name].conflicts
+        )
+
+
+def test_an_attention_backend_that_cannot_run_is_skipped_with_its_reason(components: Components) -> None:
+    with pytest.raises(VariantUnavailable, match="attention backend EFFICIENT_ATTENTION cannot run on cpu in float32"):
+        # Forced past the CUDA requirement: the backend check itself must refuse on a CPU.
+        REGISTRY["sdpa_efficient"].apply(VariantPipeline(components, parse("baseline"), SIZE).pipe, None)  # type: ignore[arg-type]
+
+
+def test_bf16_casts_every_model_and_gives_finite_images(components: Components, baseline_images: np.ndarray) -> None:
+    pipeline = VariantPipeline(components, parse("bf16"), SIZE)
+    for name in ("unet", "vae", "text_encoder", "text_encoder_2"):
+        assert next(getattr(pipeline.pipe, name).parameters()).dtype == torch.bfloat16, name
+        # The shared components keep their precision for the other variants.
+        assert next(components.modules[name].parameters()).dtype == torch.float32, name
+    images = pipeline.generate(PROMPTS, SEEDS)
+    assert images.shape == baseline_images.shape and np.isfinite(images).all()
+    assert 0 < max_abs_difference(baseline_images, images) < 0.5
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torchao") is not None, reason="torchao is installed here")
+@pytest.mark.parametrize("name", ["quant_int8", "quant_fp8"])
+def test_quantization_without_torchao_is_skipped_with_the_package_named(name: str) -> None:
+    reasons = REGISTRY[name].unmet_requirements("cuda", "float16")
+    assert f"{name} needs the package 'torchao' (pip install torchao)" in reasons
+
+
+def test_fp8_needs_compute_capability_8_9(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(variant_definition, "cuda_capability", lambda: (8, 0))
+    assert "quant_fp8 needs CUDA compute capability 8.9 or more (this GPU: 8.0)" in REGISTRY[
+        "quant_fp8"
+    ].unmet_requirements("cuda", "float16")
+    monkeypatch.setattr(variant_definition, "cuda_capability", lambda: (9, 0))
+    assert not any("capability" in reason for reason in REGISTRY["quant_fp8"].unmet_requirements("cuda", "float16"))
+
+
+def test_int8_cannot_be_captured_in_a_cuda_graph() -> None:
+    for spec in ("quant_int8+cuda_graph", "quant_int8+graph_pipeline", "quant_int8+quant_fp8"):
+        with pytest.raises(Exception, match="impossible combination"):
+            parse(spec)
+    assert parse("quant_int8+compile_unet").id == "quant_int8+compile_unet"
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("", 300.0), ("90", 90.0), ("90s", 90.0), ("10m", 600.0)])
+def test_compile_budget_comes_from_the_environment(text: str, seconds: float) -> None:
+    assert compilation.budget_seconds({compilation.BUDGET_VARIABLE: text}) == seconds
+
+
+@pytest.mark.parametrize("text", ["-5", "soon", "0"])
+def test_a_bad_compile_budget_is_refused(text: str) -> None:
+    with pytest.raises(VariantUnavailable, match=r"PYTEST_SDXL_COMPILE_BUDGET=.* is not accepted"):
+        compilation.budget_seconds({compilation.BUDGET_VARIABLE: text})
+
+
+def test_a_compile_past_its_budget_is_interrupted_and_skipped() -> None:
+    calls = []
+
+    def slow_compile(sample: torch.Tensor) -> torch.Tensor:
+        calls.append(sample.shape)
+        if len(calls) == 1:
+            time.sleep(0.2)
+        return sample
+
+    budgeted = compilation.BudgetedCompile(slow_compile, budget_s=5.0)
+    assert budgeted(torch.ones(1)) is not None  # within the budget
+    assert budgeted(torch.ones(1)) is not None  # a seen shape runs without a deadline
+    tight = compilation.BudgetedCompile(lambda sample: time.sleep(5), budget_s=0.05)
+    started = time.perf_counter()
+    with pytest.raises(VariantUnavailable, match=r"compiling took more than its budget of 0\.05 s"):
+        tight(torch.ones(2))
+    assert time.perf_counter() - started < 2, "the timer should have interrupted the compile"
+
+
+def graphed_uncaptured(components: Components, spec: str) -> tuple[VariantPipeline, Any]:
+    pipeline = VariantPipeline(components, parse(spec), SIZE)
+    graphs = pipeline_graph.replace_call(pipeline.pipe, capture=False)
+    return pipeline, graphs
+
+
+@pytest.mark.parametrize("spec", ["baseline", "batch"])
+def test_graph_pipeline_generation_matches_the_pipeline(
+    spec: str, components: Components, baseline_images: np.ndarray
+) -> None:
+    """The tensor work graph_pipeline captures, run uncaptured on a CPU, gives the pipeline's images."""
+    pipeline, graphs = graphed_uncaptured(components, spec)
+    images = pipeline.generate(PROMPTS, SEEDS)
+    assert graphs.replays == (1 if spec == "batch" else len(PROMPTS))
+    assert set(graphs.graphs) == ({(2, SIZE, SIZE)} if spec == "batch" else {(1, SIZE, SIZE)})
+    assert max_abs_difference(baseline_images, images) <= EXACT_TOLERANCE
+    # A second call replays the same static generation with new inputs.
+    assert max_abs_difference(baseline_images, pipeline.generate(PROMPTS, SEEDS)) <= EXACT_TOLERANCE
+
+
+def test_graph_pipeline_refuses_what_it_does_not_capture(components: Components) -> None:
+    pipeline, _ = graphed_uncaptured(components, "baseline")
+    pipeline.steps = 2
+    with pytest.raises(VariantUnavailable, match="exactly one denoising step; 2 steps"):
+        pipeline.generate(PROMPTS[:1], SEEDS[:1])
+
+
+@pytest.mark.slow
+def test_compile_pipeline_compiles_every_model_and_keeps_the_images(
+    components: Components, baseline_images: np.ndarray
+) -> None:
+    pipeline = VariantPipeline(components, parse("compile_pipeline"), SIZE)
+    for module in (
+        pipeline.pipe.text_encoder,
+        pipeline.pipe.text_encoder_2,
+        pipeline.pipe.unet,
+        pipeline.pipe.vae.decoder,
+    ):
+        assert isinstance(module, torch._dynamo.eval_frame.OptimizedModule)
+    assert not isinstance(components.modules["vae"].decoder, torch._dynamo.eval_frame.OptimizedModule)
+    assert max_abs_difference(baseline_images, pipeline.generate(PROMPTS, SEEDS)) <= EXACT_TOLERANCE
