@@ -51,7 +51,7 @@ def test_a_file_is_refused_naming_where_it_came_from(tmp_path: Path) -> None:
     afile = tmp_path / "cache"
     afile.write_text("")
     with pytest.raises(
-        SettingsError, match=r"environment variable PYTEST_SDXL_COMPILE_CACHE: compile cache .* is a file"
+        SettingsError, match=r"variable PYTEST_SDXL_COMPILE_CACHE: compile cache .* is a file"
     ):
         resolve({}, {"PYTEST_SDXL_COMPILE_CACHE": str(afile)}, {})
 
@@ -71,7 +71,7 @@ def test_activate_creates_the_folder_and_points_torch_at_it(tmp_path: Path) -> N
 def test_a_folder_that_cannot_be_made_is_a_clear_error(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("")
-    with pytest.raises(SettingsError, match="compile cache folder .* cannot be created"):
+    with pytest.raises(SettingsError, match=r"compile cache folder .* cannot be created"):
         compile_cache.activate(blocker / "compile", {})
 
 
