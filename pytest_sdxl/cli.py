@@ -99,6 +99,7 @@ def print_tables(result_set: ResultSet) -> None:
 
 def run_command(arguments: argparse.Namespace) -> int:
     """The notes' protocol over the chosen variants; tables printed, files written to --report."""
+    from pytest_sdxl.compile_cache import activate
     from pytest_sdxl.progress import ProgressDisplay
     from pytest_sdxl.protocol import run_protocol
     from pytest_sdxl.reports import write_reports
@@ -106,6 +107,8 @@ def run_command(arguments: argparse.Namespace) -> int:
     from pytest_sdxl.variants import all_single_variants
 
     settings = settings_from(arguments)
+    # Before the first compile; a SettingsError (the folder cannot be made) is a usage error in main.
+    activate(settings.compile_cache)
     compositions = list(settings.variants or all_single_variants())
     display = None if arguments.quiet else ProgressDisplay(len(compositions))
     report = settings.report

@@ -156,3 +156,20 @@ def test_compile_unet_reports_cold_then_warm_in_the_summary_and_results(
     assert states[0].startswith("cold"), states
     assert states[1].startswith("warm"), states
     assert compile_cache.entries(folder) > 0
+
+
+def test_the_command_line_run_takes_the_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pytest_sdxl.cli import main
+
+    for variable in (compile_cache.INDUCTOR_VARIABLE, compile_cache.TRITON_VARIABLE):
+        monkeypatch.delenv(variable, raising=False)  # run sets them for its process: undone after the test
+    afile = tmp_path / "a-file"
+    afile.write_text("")
+    assert main(["run", "--quiet", "--compile-cache", str(afile)]) == 2
+    assert "command line --compile-cache: compile cache" in capsys.readouterr().err
+    folder = tmp_path / "compile"
+    assert main(["run", "--quiet", "--runs", "1", "--variants", "baseline", "--compile-cache", str(folder)]) == 0
+    assert (folder / "inductor").is_dir()
+    assert __import__("os").environ[compile_cache.INDUCTOR_VARIABLE] == str(folder / "inductor")
