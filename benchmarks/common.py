@@ -15,6 +15,7 @@ import functools
 import math
 import os
 import statistics
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -113,10 +114,41 @@ def configure_threads() -> None:
 @functools.cache
 def components() -> Components:
     """The model's components, loaded once per benchmark process and shared by its pipelines."""
+    from pytest_sdxl.compile_cache import activate
     from pytest_sdxl.sources import components_for
 
     configure_threads()
+    # Every benchmark process compiles compile_unet again: from the persistent cache (PYTEST_SDXL_COMPILE_CACHE)
+    # all but the first compile of a graph are reads, in this run and the next.
+    activate(settings().compile_cache)
     return components_for(settings())
+
+
+def preload_in_fork_server(arguments: Sequence[str]) -> None:
+    """Import torch, diffusers and transformers once in asv's fork server, not in each benchmark process.
+
+    asv imports the suite in one server process and forks every benchmark process from it; those
+    imports took about 4 s of each process on a 2-core CPU, more than the tiny model's benchmark
+    itself. Only imports: no tensor and no CUDA call happens before the fork (CUDA does not survive
+    one). Discovery and ``import benchmarks`` stay cheap: they are not the server.
+    """
+    if arguments[1:2] != ["run_server"]:
+        return
+    import diffusers
+    import torch._dynamo  # compile_unet's first call would import it
+    import transformers
+
+    # Attribute access imports diffusers' and transformers' lazy submodules.
+    for name in ("StableDiffusionXLPipeline", "UNet2DConditionModel", "AutoencoderKL", "AutoencoderTiny"):
+        getattr(diffusers, name)
+    for name in ("CLIPTextModel", "CLIPTextModelWithProjection", "CLIPTokenizer"):
+        getattr(transformers, name)
+    from pytest_sdxl import assembly, measurement, protocol, reports, sources  # noqa: F401
+
+    del torch
+
+
+preload_in_fork_server(sys.argv)
 
 
 def pipeline(variant: str, warm_prompts: int = 1) -> VariantPipeline:
