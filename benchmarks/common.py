@@ -42,11 +42,31 @@ def settings() -> Settings:
 
 
 def suite_variants() -> list[str]:
-    """Variant ids to benchmark: ``PYTEST_SDXL_VARIANTS`` if set, else every variant and the notes' combinations."""
+    """Variant ids to benchmark: ``PYTEST_SDXL_VARIANTS`` if set, else every variant and the notes' combinations.
+
+    On a CPU the default leaves out the variants that cannot run there (a GPU, a package, half
+    precision): each would only be skipped, at the cost of a benchmark process per benchmark.
+    """
     chosen = settings().variants
     if chosen is not None:
         return [composition.id for composition in chosen]
-    return [composition.id for composition in all_single_variants()] + list(COMBINATIONS)
+    every = [composition.id for composition in all_single_variants()] + list(COMBINATIONS)
+    if device_type_without_torch() != "cpu":
+        return every
+    dtype = "float32" if settings().dtype == "auto" else settings().dtype
+    return [variant for variant in every if not parse(variant).unmet_requirements("cpu", dtype)]
+
+
+def device_type_without_torch() -> str:
+    """``cpu`` or ``cuda`` for the settings' device, told without torch: asv imports the suite to discover it."""
+    import shutil
+
+    from pytest_sdxl.machine import gpus_from_driver
+
+    chosen = settings().device
+    if chosen != "auto":
+        return "cpu" if chosen == "cpu" else "cuda"
+    return "cpu" if gpus_from_driver() is None and shutil.which("nvidia-smi") is None else "cuda"
 
 
 def batch_variants() -> list[str]:

@@ -148,11 +148,19 @@ def test_asv_check_passes(tmp_path: Path) -> None:
 
 
 def test_default_variants_are_every_variant_and_the_notes_combinations(suite_environment: Callable[..., None]) -> None:
-    suite_environment()
+    suite_environment(PYTEST_SDXL_DEVICE="cuda")
     variants = common.suite_variants()
     assert set(REGISTRY) <= set(variants)
     assert {"tiny_vae+batch", "tiny_vae+cached_embeds"} <= set(variants)
     assert common.batch_bases() == ["baseline", "tiny_vae"]
+
+
+def test_on_a_cpu_the_default_leaves_out_what_cannot_run_there(suite_environment: Callable[..., None]) -> None:
+    suite_environment(PYTEST_SDXL_DEVICE="cpu")
+    variants = common.suite_variants()
+    assert {"baseline", "compile_unet", "tiny_vae+batch", "tiny_vae+cached_embeds"} <= set(variants)
+    assert not {name for name, variant in REGISTRY.items() if variant.needs_cuda} & set(variants)
+    assert len(variants) < len(REGISTRY)
 
 
 def test_variants_and_model_follow_the_environment(suite_environment: Callable[..., None]) -> None:
