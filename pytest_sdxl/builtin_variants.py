@@ -29,7 +29,8 @@ def sdpa_variant(name: str) -> Variant:
     return Variant(
         name,
         "exact",
-        f"attention pinned to {label} (torch.nn.attention.sdpa_kernel({backend}) around every call)",
+        f"attention on {label} first (torch.nn.attention.sdpa_kernel, {backend} first, around every call; "
+        "calls it cannot run, such as the VAE's 512-wide head, fall back to the efficient kernel, then math)",
         apply=optimizations.check_sdpa_backend(backend),
         needs_cuda=needs_cuda,
         # xformers replaces the attention processors: no scaled_dot_product_attention call is left to pin.

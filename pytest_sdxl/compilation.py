@@ -37,10 +37,19 @@ def compile_pipeline(pipe: Any, context: Context) -> None:
         encoder = getattr(pipe, name)
         if encoder is not None:
             # Not fullgraph: the encoders return a ModelOutput with every hidden state, which may break the graph.
-            setattr(pipe, name, torch.compile(encoder, mode="reduce-overhead"))
+            # Their outputs are cloned: the pipeline holds the first encoder's hidden states while the second
+            # runs, and CUDA graph trees overwrite a graph's outputs then (seen on an H100, 2026-11-26).
+            compiled = torch.compile(encoder, mode="reduce-overhead")
+            setattr(pipe, name, outputs_cloned(encoder, compiled))
     pipe.unet = torch.compile(pipe.unet, mode="reduce-overhead", fullgraph=True)
     # The pipeline calls vae.decode, not forward; decode's heavy part is the decoder module (also in the tiny VAE).
     pipe.vae.decoder = torch.compile(pipe.vae.decoder, mode="reduce-overhead")
+
+
+def outputs_cloned(module: Any, compiled: Any) -> Any:
+    from pytest_sdxl.unet_wrappers import CallReplacedUNet, clone_tensors
+
+    return CallReplacedUNet(module, lambda *arguments, **keywords: clone_tensors(compiled(*arguments, **keywords)))
 
 
 def budget_seconds(environment: Any = os.environ) -> float:
@@ -66,13 +75,18 @@ class CompileBudgetExceeded(Exception):
 
 
 @contextmanager
-def deadline(seconds: float) -> Iterator[None]:
-    """Interrupt the block after seconds (main thread only: elsewhere the block runs and is checked after)."""
+def deadline(seconds: float, expired: list[bool]) -> Iterator[None]:
+    """Interrupt the block after seconds (main thread only: elsewhere the block runs and is checked after).
+
+    ``expired`` is set as well: inductor wraps exceptions raised inside it (BackendCompilerFailed), so the
+    caller cannot rely on catching CompileBudgetExceeded itself.
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def expire(signum: int, frame: Any) -> None:
+        expired.append(True)
         raise CompileBudgetExceeded
 
     previous = signal.signal(signal.SIGALRM, expire)
@@ -99,19 +113,22 @@ class BudgetedCompile:
             return self.compiled(*arguments, **keywords)
         left = self.budget_s - self.spent_s
         started = time.perf_counter()
+        expired: list[bool] = []
         try:
-            with deadline(max(left, 1e-3)):
+            with deadline(max(left, 1e-3), expired):
                 result = self.compiled(*arguments, **keywords)
-        except CompileBudgetExceeded:
+        except Exception as error:
+            if not expired:
+                raise
             self.spent_s += time.perf_counter() - started
-            self.give_up()
+            self.give_up(error)
         self.spent_s += time.perf_counter() - started
         if self.spent_s > self.budget_s:
             self.give_up()
         self.seen.add(key)
         return result
 
-    def give_up(self) -> None:
+    def give_up(self, error: BaseException | None = None) -> None:
         import torch
 
         # An interrupted compile leaves dynamo's caches half-filled: start the next variant from a clean state.
@@ -119,7 +136,7 @@ class BudgetedCompile:
         raise VariantUnavailable(
             f"compile_max_autotune: compiling took more than its budget of {self.budget_s:g} s "
             f"({self.spent_s:.1f} s spent); set {BUDGET_VARIABLE} higher (e.g. 20m) or use compile_unet"
-        )
+        ) from error
 
 
 def shape_key(arguments: tuple[Any, ...], keywords: dict[str, Any]) -> tuple[Any, ...]:

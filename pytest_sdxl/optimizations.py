@@ -93,15 +93,34 @@ def use_xformers(pipe: Any, context: Context) -> None:
         ) from error
 
 
+# After the chosen backend: the memory-efficient kernel (it runs any head size), then math. Flash is left out:
+# on a CPU it would take every call from math (the CPU picks flash whenever it is enabled).
+FALLBACK_ORDER = ("EFFICIENT_ATTENTION", "MATH")
+
+
 def sdpa_kernel_for(backend: str) -> AbstractContextManager[Any]:
+    """Only this backend: a call it cannot run raises."""
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
     return sdpa_kernel(getattr(SDPBackend, backend))
 
 
+def sdpa_kernel_first(backend: str) -> AbstractContextManager[Any]:
+    """This backend first wherever it supports the call, then the memory-efficient kernel, then math.
+
+    Strictly pinned, a generation fails on an H100: the VAE's attention has one 512-wide head, beyond
+    flash's and cuDNN's head sizes (seen 2026-11-26), so the VAE keeps the backend it has by default.
+    """
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    # Math runs every call: after it nothing is ever tried.
+    order = [backend] if backend == "MATH" else [backend, *(name for name in FALLBACK_ORDER if name != backend)]
+    return sdpa_kernel([getattr(SDPBackend, name) for name in order], set_priority=True)
+
+
 def pinned_attention(backend: str) -> Callable[[], AbstractContextManager[Any]]:
-    """A factory of the context that pins scaled_dot_product_attention to one backend."""
-    return functools.partial(sdpa_kernel_for, backend)
+    """A factory of the context that makes scaled_dot_product_attention use one backend first."""
+    return functools.partial(sdpa_kernel_first, backend)
 
 
 def check_sdpa_backend(backend: str) -> Callable[[Any, Context], None]:
@@ -112,7 +131,8 @@ def check_sdpa_backend(backend: str) -> Callable[[Any, Context], None]:
 
         unet = pipe.unet
         parameter = next(unet.parameters())
-        # One attention call of the UNet's head size and precision: torch refuses unsupported ones by raising.
+        # One attention call of the UNet's head size and precision, strictly pinned: torch refuses by raising
+        # when the backend cannot run the UNet's attention at all (then the variant would change nothing).
         head_dim = 64
         query = torch.zeros(1, 2, 16, head_dim, device=parameter.device, dtype=parameter.dtype)
         try:

@@ -1,4 +1,4 @@
-"""Stand-ins for the UNet that run a faster callable: a torch.jit trace or a replayed CUDA graph.
+"""Stand-ins for the UNet (or another model) that run a faster callable: a trace, a CUDA graph, a compile.
 
 A stand-in looks like the UNet to the pipeline (config, dtype, add_embedding and the rest come
 from the wrapped UNet) and builds its fast path lazily, on the first call with each set of input
@@ -185,3 +185,16 @@ class CallReplacedUNet(torch.nn.Module):
 
     def forward(self, *arguments: Any, **keywords: Any) -> Any:
         return self.replacement(*arguments, **keywords)
+
+
+def clone_tensors(value: Any) -> Any:
+    """The value with every tensor in it cloned (tensors, tuples, lists and ModelOutput-like dictionaries)."""
+    if isinstance(value, torch.Tensor):
+        return value.clone()
+    if isinstance(value, (tuple, list)):
+        return type(value)(clone_tensors(item) for item in value)
+    if isinstance(value, dict):
+        # transformers' ModelOutput keeps items and attributes in step through __setitem__.
+        for key in list(value.keys()):
+            value[key] = clone_tensors(value[key])
+    return value

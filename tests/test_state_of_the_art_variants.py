@@ -19,6 +19,7 @@ from pytest_sdxl.assembly import VariantPipeline
 from pytest_sdxl.errors import VariantUnavailable
 from pytest_sdxl.images import max_abs_difference
 from pytest_sdxl.sources import Components, load_components
+from pytest_sdxl.unet_wrappers import CallReplacedUNet, clone_tensors
 from pytest_sdxl.variants import REGISTRY, parse
 
 SIZE = 64
@@ -174,12 +175,24 @@ def test_compile_pipeline_compiles_every_model_and_keeps_the_images(
     components: Components, baseline_images: np.ndarray
 ) -> None:
     pipeline = VariantPipeline(components, parse("compile_pipeline"), SIZE)
-    for module in (
-        pipeline.pipe.text_encoder,
-        pipeline.pipe.text_encoder_2,
-        pipeline.pipe.unet,
-        pipeline.pipe.vae.decoder,
-    ):
+    for module in (pipeline.pipe.unet, pipeline.pipe.vae.decoder):
         assert isinstance(module, torch._dynamo.eval_frame.OptimizedModule)
+    for name in ("text_encoder", "text_encoder_2"):
+        wrapper = getattr(pipeline.pipe, name)
+        # The compiled encoder behind a wrapper that clones its outputs (CUDA graph trees reuse them).
+        assert isinstance(wrapper, CallReplacedUNet) and wrapper.unet is components.modules[name]
+        captured = [cell.cell_contents for cell in wrapper.replacement.__closure__]
+        assert any(isinstance(item, torch._dynamo.eval_frame.OptimizedModule) for item in captured)
     assert not isinstance(components.modules["vae"].decoder, torch._dynamo.eval_frame.OptimizedModule)
     assert max_abs_difference(baseline_images, pipeline.generate(PROMPTS, SEEDS)) <= EXACT_TOLERANCE
+
+
+def test_encoder_outputs_are_cloned_item_and_attribute_alike() -> None:
+    from transformers.modeling_outputs import BaseModelOutputWithPooling
+
+    hidden = (torch.ones(1, 3), torch.zeros(1, 3))
+    output = BaseModelOutputWithPooling(last_hidden_state=torch.ones(1, 3), hidden_states=hidden)
+    cloned = clone_tensors(output)
+    assert cloned.hidden_states[-2].data_ptr() != hidden[0].data_ptr()
+    assert torch.equal(cloned.hidden_states[-2], hidden[0])
+    assert cloned[0].data_ptr() == cloned.last_hidden_state.data_ptr()
