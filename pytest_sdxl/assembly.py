@@ -93,9 +93,24 @@ class VariantPipeline:
             arguments["pooled_prompt_embeds"] = torch.cat([pair[1] for pair in embeddings])
         else:
             arguments["prompt"] = prompts
-        with torch.inference_mode(), self.call_contexts():
-            images: np.ndarray = self.pipe(generator=generators, **arguments).images
+        try:
+            with torch.inference_mode(), self.call_contexts():
+                images: np.ndarray = self.pipe(generator=generators, **arguments).images
+        except BaseException:
+            self.restore_shared_vae_precision()
+            raise
         return images
+
+    def restore_shared_vae_precision(self) -> None:
+        """Cast the shared VAE back when a call failed between diffusers' upcast and its cast back.
+
+        diffusers casts a float16 VAE to float32 around each decode; a failure inside the decode (seen
+        with a strictly pinned attention backend on an H100) left the shared VAE in float32, and every
+        later variant then failed on mixed precisions.
+        """
+        shared = self.components.modules.get("vae")
+        if self.pipe is not None and self.pipe.vae is shared and shared.dtype != self.components.dtype:
+            shared.to(self.components.dtype)
 
     def call_contexts(self) -> contextlib.ExitStack:
         """Every part's call_context entered (sdpa_* pin the attention backend around each call)."""

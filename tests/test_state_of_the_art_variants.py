@@ -196,3 +196,21 @@ def test_encoder_outputs_are_cloned_item_and_attribute_alike() -> None:
     assert cloned.hidden_states[-2].data_ptr() != hidden[0].data_ptr()
     assert torch.equal(cloned.hidden_states[-2], hidden[0])
     assert cloned[0].data_ptr() == cloned.last_hidden_state.data_ptr()
+
+
+def test_a_failed_decode_leaves_the_shared_vae_in_its_precision(components: Components) -> None:
+    pipeline = VariantPipeline(components, parse("baseline"), SIZE)
+    shared = components.modules["vae"]
+    assert pipeline.pipe.vae is shared
+
+    def upcast_then_fail(*arguments: Any, **keywords: Any) -> Any:
+        shared.to(torch.float64)  # as diffusers' per-call upcast does, before the failure
+        raise RuntimeError("No available kernel. Aborting execution.")
+
+    shared.decode = upcast_then_fail
+    try:
+        with pytest.raises(RuntimeError, match="No available kernel"):
+            pipeline.generate(PROMPTS[:1], SEEDS[:1])
+    finally:
+        del shared.decode
+    assert shared.dtype == torch.float32
