@@ -33,6 +33,8 @@ class Merged:
     devices: dict[str, str] = field(default_factory=dict)
     variants: dict[str, list[str]] = field(default_factory=dict)
     duplicates: list[str] = field(default_factory=list)
+    # Why a worker refused to measure (workers sharing a GPU): the session ends with a usage error.
+    refusal: str = ""
 
 
 MERGED_KEY = pytest.StashKey[Merged]()
@@ -95,21 +97,30 @@ def worker_devices(device: str) -> list[str] | None:
     return [f"cuda:{index}" for index in range(count)]
 
 
-def pin_worker(state: SessionState, worker: str, index: int, count: int) -> None:
-    """This worker's device in its settings; a usage error when workers would share a GPU."""
+def pin_worker(state: SessionState, worker: str, index: int, count: int) -> str:
+    """Pin this worker's device in its settings; returns why it must not measure ("" when it may).
+
+    Workers sharing a GPU would time each other's kernels: refused. The worker cannot stop the
+    session itself (xdist reports an exception in a worker's collection as an internal error), so
+    it skips its sdxl tests with the reason and the controller ends the session with a usage error.
+    """
     devices = worker_devices(state.settings.device)
     if devices is None:
-        return
+        return ""
     if count > len(devices):
         gpus = f"{len(devices)} GPU" + ("" if len(devices) == 1 else "s")
-        raise pytest.UsageError(
+        return (
             f"pytest-sdxl: {count} xdist workers but {gpus} for them ({', '.join(devices)}): two workers on one GPU "
             f"would time each other's kernels. Use -n {len(devices)} or fewer, or run without -n"
         )
     state.settings = state.settings.with_changes(device=devices[index % len(devices)])
+    return ""
 
 
-def payload(state: SessionState) -> str:
+REFUSAL_KEY = pytest.StashKey[str]()
+
+
+def payload(state: SessionState, refusal: str = "") -> str:
     """A worker's records and verdict inputs as JSON (strict: infinite PSNR as a string)."""
     from pytest_sdxl.results import ResultSet, to_dict
 
@@ -121,6 +132,7 @@ def payload(state: SessionState) -> str:
             "resolved": state.resolved,
             "image_size": state.image_size,
             "device": state.settings.device,
+            "refusal": refusal,
         },
         allow_nan=False,
     )
@@ -131,6 +143,7 @@ def merge(state: SessionState, merged: Merged, worker: str, text: str) -> None:
     from pytest_sdxl.results import SCHEMA_VERSION, from_dict
 
     data = json.loads(text)
+    merged.refusal = merged.refusal or str(data.get("refusal", ""))
     records = from_dict({"schema_version": SCHEMA_VERSION, "variants": data["variants"]}).variants
     merged.devices[worker] = str(data["resolved"].get("resolved_device") or data["device"])
     merged.variants[worker] = [record.variant for record in records]
@@ -183,14 +196,27 @@ class XdistHooks:
             return
         for item, composition in sdxl_items:
             item.add_marker(pytest.mark.xdist_group(f"sdxl-{composition.id}"))
-        pin_worker(state, *place)
+        refusal = pin_worker(state, *place)
+        if refusal:
+            config.stash[REFUSAL_KEY] = refusal
+            for item, _ in sdxl_items:
+                item.add_marker(pytest.mark.skip(reason=refusal))
 
+    @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        """In a worker: hand its records to the controller (xdist sends workeroutput after this hook)."""
-        state = session.config.stash.get(STATE_KEY, None)
-        if state is None or worker_place(session.config) is None:
+        """A worker hands its records to the controller (xdist sends workeroutput after this hook).
+
+        In the controller, after the plugin's verdict: workers that refused to share a GPU make the
+        session a usage error.
+        """
+        config = session.config
+        state = config.stash.get(STATE_KEY, None)
+        if state is not None and worker_place(config) is not None:
+            config.workeroutput[OUTPUT_KEY] = payload(state, config.stash.get(REFUSAL_KEY, ""))  # type: ignore[attr-defined]
             return
-        session.config.workeroutput[OUTPUT_KEY] = payload(state)  # type: ignore[attr-defined]
+        merged = config.stash.get(MERGED_KEY, None)
+        if merged is not None and merged.refusal:
+            session.exitstatus = pytest.ExitCode.USAGE_ERROR
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: Any, error: object) -> None:
@@ -205,6 +231,9 @@ class XdistHooks:
     def pytest_terminal_summary(self, terminalreporter: Any, config: pytest.Config) -> None:
         merged = config.stash.get(MERGED_KEY, None)
         if merged is None or not merged.devices:
+            return
+        if merged.refusal:
+            terminalreporter.write_line(merged.refusal, red=True, bold=True)
             return
         count = len(merged.devices)
         terminalreporter.write_line(f"sdxl: results merged from {count} xdist workers: {workers_line(merged)}")

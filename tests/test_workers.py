@@ -118,20 +118,34 @@ def test_payload_is_strict_json_with_infinite_psnr() -> None:
 
 def test_workers_take_the_listed_devices_in_turn() -> None:
     state = SessionState(settings=Settings(device="cuda:0,cuda:1"))
-    workers.pin_worker(state, "gw1", 1, 2)
+    assert workers.pin_worker(state, "gw1", 1, 2) == ""
     assert state.settings.device == "cuda:1"
 
 
-def test_more_workers_than_gpus_is_a_usage_error() -> None:
+def test_more_workers_than_gpus_is_refused() -> None:
     state = SessionState(settings=Settings(device="cuda:0"))
-    with pytest.raises(pytest.UsageError, match=r"2 xdist workers but 1 GPU for them \(cuda:0\).*Use -n 1 or fewer"):
-        workers.pin_worker(state, "gw0", 0, 2)
+    refusal = workers.pin_worker(state, "gw0", 0, 2)
+    assert "2 xdist workers but 1 GPU for them (cuda:0)" in refusal and "Use -n 1 or fewer" in refusal
+    assert state.settings.device == "cuda:0"
 
 
 def test_cpu_workers_are_not_pinned() -> None:
     state = SessionState(settings=Settings(device="cpu"))
-    workers.pin_worker(state, "gw1", 1, 4)
+    assert workers.pin_worker(state, "gw1", 1, 4) == ""
     assert state.settings.device == "cpu"
+
+
+def test_two_workers_on_one_gpu_end_with_a_usage_error(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    pytester.makepyfile(test_suite=BENCHMARK_TESTS)
+    result = pytester.runpytest_subprocess(
+        *SMALL, "-p", "xdist", "-n", "2", "--sdxl-device=cuda:0", "--sdxl-variants=baseline,tiny_vae", timeout=300
+    )
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stdout.fnmatch_lines(["pytest-sdxl: 2 xdist workers but 1 GPU for them (cuda:0): two workers on one GPU*"])
+    assert "INTERNALERROR" not in result.stdout.str()
 
 
 def test_a_device_list_without_workers_is_a_usage_error(pytester: pytest.Pytester) -> None:
