@@ -37,15 +37,12 @@ class SdxlUNetAdapter(torch.nn.Module):
         return output
 
 
-class UNetStandIn(torch.nn.Module):
-    """Base class: forwards attribute look-ups to the wrapped UNet and dispatches calls by shape."""
+class ForwardingModule(torch.nn.Module):
+    """Wraps a module (``self.unet``) whose attributes, dtype and device the pipeline keeps reading."""
 
     def __init__(self, unet: torch.nn.Module) -> None:
         super().__init__()
         self.unet = unet
-        self.adapter = SdxlUNetAdapter(unet)
-        self.fast_paths: dict[ShapeKey, Any] = {}
-        self.fast_calls = 0
 
     def __getattr__(self, name: str) -> Any:
         try:
@@ -60,6 +57,16 @@ class UNetStandIn(torch.nn.Module):
     @property
     def device(self) -> torch.device:
         return next(self.unet.parameters()).device
+
+
+class UNetStandIn(ForwardingModule):
+    """Base class: forwards attribute look-ups to the wrapped UNet and dispatches calls by shape."""
+
+    def __init__(self, unet: torch.nn.Module) -> None:
+        super().__init__(unet)
+        self.adapter = SdxlUNetAdapter(unet)
+        self.fast_paths: dict[ShapeKey, Any] = {}
+        self.fast_calls = 0
 
     def forward(
         self,
@@ -161,27 +168,12 @@ class GraphedUNet(UNetStandIn):
         return graph.replay(inputs)
 
 
-class CallReplacedUNet(torch.nn.Module):
+class CallReplacedUNet(ForwardingModule):
     """The UNet with its call replaced by another callable (a budgeted compile); every attribute stays the UNet's."""
 
     def __init__(self, unet: torch.nn.Module, call: Any) -> None:
-        super().__init__()
-        self.unet = unet
+        super().__init__(unet)
         self.replacement = call
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return super().__getattr__(name)
-        except AttributeError:
-            return getattr(self._modules["unet"], name)
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return next(self.unet.parameters()).dtype
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.unet.parameters()).device
 
     def forward(self, *arguments: Any, **keywords: Any) -> Any:
         return self.replacement(*arguments, **keywords)
