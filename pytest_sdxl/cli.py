@@ -246,12 +246,12 @@ def overhead_command(arguments: argparse.Namespace) -> int:
 
 def power_command(arguments: argparse.Namespace) -> int:
     """Detection and false-alarm rates per signal for injected slowdowns of one variant."""
-    from pytest_sdxl.power import POWER_SIGNALS, measure_power, power_report
+    from pytest_sdxl.power import POWER_GATE, POWER_SIGNALS, measure_power, power_report
     from pytest_sdxl.results import encode_float, write_atomically
     from pytest_sdxl.variants import parse
 
     settings = settings_from(arguments)
-    rules = rules_from(arguments, POWER_SIGNALS, POWER_SIGNALS)
+    rules = rules_from(arguments, POWER_SIGNALS, POWER_GATE)
     result = measure_power(
         settings,
         parse(arguments.variant),

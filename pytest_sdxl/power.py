@@ -25,13 +25,16 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from pytest_sdxl.comparison import Rules, compare_results
+from pytest_sdxl.comparison import DEFAULT_GATE, Rules, compare_results
 from pytest_sdxl.results import ResultSet, VariantRecord
 from pytest_sdxl.variants import Composition
 
 KINDS = ("host", "device")
 DEFAULT_INJECTIONS = tuple((kind, level) for kind in KINDS for level in (0.02, 0.05, 0.10))
 POWER_SIGNALS = ("avg_gen_s", "wall_ratio", "kernel_ms", "kernels")
+# Judged as `compare` judges by default: the gated signals form the Holm family that decides, and
+# absolute wall time is shown beside them without diluting it.
+POWER_GATE = tuple(signal for signal in POWER_SIGNALS if signal in DEFAULT_GATE)
 
 
 @dataclass
@@ -170,7 +173,7 @@ def measure_power(
     from pytest_sdxl.measurement import call_groups, seeds_for, side_by_side_reference
     from pytest_sdxl.sources import components_for, image_size_for
 
-    chosen = rules or Rules(metrics=POWER_SIGNALS, gate=POWER_SIGNALS)
+    chosen = rules or Rules(metrics=POWER_SIGNALS, gate=POWER_GATE)
     components = components_for(settings)
     size = image_size_for(settings, components)
     pipeline = VariantPipeline(components, composition, size, settings.steps)
@@ -302,7 +305,9 @@ def power_report(result: PowerResult, signals: Sequence[str] = POWER_SIGNALS) ->
         f"{result.runs} runs a measurement of {rounds}; one call: {calibration['wall_ms_per_call']:.2f} ms wall, "
         f"{kernel_text}; each cell: trials flagged (median ratio new/base)",
         "",
-        "| injected slowdown | " + " | ".join(signals) + " |",
+        "| injected slowdown | "
+        + " | ".join(signal if signal in POWER_GATE else f"{signal} (shown, not gated)" for signal in signals)
+        + " |",
         "|---|" + "---|" * len(signals),
     ]
 

@@ -53,6 +53,10 @@ def main() -> int:
 
     scratch = make_scratch(Path(tempfile.mkdtemp(prefix="asv-power-")), slowdown=arguments.slowdown)
     environment = dict(scratch.environment)
+    # The runner's own HOME: on the GPU image a fresh HOME broke every benchmark process's imports
+    # (`No module named 'lazy_importer'`, 2026-11-26); asv's machine file lands in that HOME.
+    if "HOME" in os.environ:
+        environment["HOME"] = os.environ["HOME"]
     environment.update(
         PYTEST_SDXL_MODEL=os.environ.get("MODEL", "random:sdxl-turbo"),
         PYTEST_SDXL_DEVICE="auto",

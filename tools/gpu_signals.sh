@@ -85,6 +85,10 @@ fi
 
 if [[ ",$STEPS," == *",asv,"* ]]; then
     echo "== asv: slower batch path against unchanged ($((SECONDS - started)) s)"
+    # Where a fresh HOME's import failure came from (`No module named 'lazy_importer'`, 2026-11-26).
+    HOME=$(mktemp -d) python3 -c "import diffusers, pytest_sdxl; print('imports with a fresh HOME: fine')" 2>&1 | tail -n 2
+    find / -xdev -name 'lazy_importer*' 2>/dev/null | head -n 5
+    python3 -c "import site, sys; print('user site', site.ENABLE_USER_SITE, site.getusersitepackages())"
     python3 tools/gpu_asv_power.py --trials "${ASV_TRIALS:-3}" --out "$STEM-asv-power" 2>&1 | grep -v "^\[transformers\]"
 fi
 echo "done in $((SECONDS - started)) s"
