@@ -17,7 +17,15 @@ SDPA_BACKENDS = {
     "sdpa_cudnn": ("CUDNN_ATTENTION", "cuDNN's fused attention", True),
 }
 # Whatever replaces the UNet's or the whole call's kernels with a capture cannot be stacked on another capture.
-CAPTURES = ("trace_unet", "cuda_graph", "compile_unet", "compile_max_autotune", "compile_pipeline", "graph_pipeline")
+CAPTURES = (
+    "trace_unet",
+    "cuda_graph",
+    "compile_unet",
+    "compile_regions",
+    "compile_max_autotune",
+    "compile_pipeline",
+    "graph_pipeline",
+)
 
 
 def others(group: tuple[str, ...] | list[str], name: str) -> tuple[str, ...]:
@@ -190,6 +198,19 @@ BUILTIN: tuple[Variant, ...] = (
         # replay from call 3.
         warmup_calls=2,
         origin="notes",
+    ),
+    Variant(
+        "compile_regions",
+        "exact",
+        "regional compilation: the UNet's repeated transformer blocks each torch.compile'd (fullgraph), "
+        "the rest eager; a fraction of compile_unet's compile time, no CUDA graph",
+        apply=compilation.compile_regions,
+        conflicts=(*others(CAPTURES, "compile_regions"), "cpu_offload"),
+        # Compiling marks the blocks themselves: the shared UNet stays untouched for other variants.
+        mutates=("unet",),
+        origin="beyond",
+        # Call 1 compiles; no CUDA graph is recorded, so call 2 runs as every later call does.
+        warmup_calls=1,
     ),
     Variant(
         "compile_max_autotune",

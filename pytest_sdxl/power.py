@@ -54,6 +54,10 @@ class PowerResult:
     # so a rate can be read with the estimates behind it (how far from the bound a miss was).
     estimates: list[dict[str, dict[str, list[float]]]] = field(default_factory=list)
     rounds: int | None = None
+    # Every measurement's raw wall samples, in order (the calibration first, then per trial the
+    # unchanged one and each injection's): {"trial", "comparison", "runs": [[gen_s], [reference_gen_s]] per run},
+    # so another estimator of the wall ratio can be judged on the same measurements afterwards.
+    samples: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -185,7 +189,14 @@ def measure_power(
         def measure(slowdown: Callable[[], None] | None) -> VariantRecord:
             return measured_record(pipeline, reference, groups, settings.runs, slowdown, rounds)
 
-        calibration = measure(None)
+        recorded: list[dict[str, Any]] = []
+
+        def kept(record: VariantRecord, trial: int, comparison: str) -> VariantRecord:
+            runs = [[list(run.gen_s), list(run.reference_gen_s)] for run in record.runs]
+            recorded.append({"trial": trial, "comparison": comparison, "runs": runs})
+            return record
+
+        calibration = kept(measure(None), 0, "calibration")
         images_per_call = sum(len(prompts) for prompts, _ in groups) / len(groups)
         wall_call_s = statistics.median(sample for run in calibration.runs for sample in run.gen_s) * images_per_call
         kernel_values = [value for run in calibration.runs if run.device for value in run.device.kernel_ms]
@@ -199,6 +210,7 @@ def measure_power(
             settings.runs,
             calibration={"wall_ms_per_call": wall_call_s * 1000, "kernel_ms_per_call": kernel_call_ms},
             rounds=rounds,
+            samples=recorded,
         )
         slowdowns: dict[str, Callable[[], None]] = {}
         for kind, level in injections:
@@ -212,14 +224,14 @@ def measure_power(
         for trial in range(1, trials + 1):
             if report is not None:
                 report(f"trial {trial}/{trials}")
-            unchanged = measure(None)
+            unchanged = kept(measure(None), trial, "none")
             result.unchanged_trials += 1
             flagged, estimates = judged(previous, unchanged, chosen)
             trial_estimates = {"none": estimates}
             for signal in flagged:
                 result.false_alarms[signal] = result.false_alarms.get(signal, 0) + 1
             for name, slowdown in slowdowns.items():
-                slowed = measure(slowdown)
+                slowed = kept(measure(slowdown), trial, name)
                 flagged, trial_estimates[name] = judged(unchanged, slowed, chosen)
                 for signal in flagged:
                     result.detections[name][signal] = result.detections[name].get(signal, 0) + 1
@@ -276,6 +288,7 @@ def combined(results: Sequence[PowerResult]) -> PowerResult:
     for result in results:
         total.unchanged_trials += result.unchanged_trials
         total.estimates += result.estimates
+        total.samples += result.samples
         for signal, count in result.false_alarms.items():
             total.false_alarms[signal] = total.false_alarms.get(signal, 0) + count
         for name, flagged in result.detections.items():

@@ -160,3 +160,25 @@ def test_power_keeps_each_trials_estimates_and_shows_their_median(power_run: tup
     slowed = median_ratio(result, "host 30%", "avg_gen_s")
     assert slowed > median_ratio(result, "none", "avg_gen_s")  # the injected sleep shows in the estimate
     assert f"({median_ratio(result, 'host 30%', 'wall_ratio'):.3f})" in power_run[1]
+
+
+def test_power_keeps_every_measurements_raw_samples_beside_its_reference(
+    power_run: tuple[int, str, dict[str, Any]],
+) -> None:
+    samples = power_run[2]["samples"]
+    # The calibration, then per trial the unchanged measurement and the one injection.
+    assert [(item["trial"], item["comparison"]) for item in samples] == [
+        (0, "calibration"),
+        (1, "none"),
+        (1, "host 30%"),
+        (2, "none"),
+        (2, "host 30%"),
+    ]
+    for item in samples:
+        assert len(item["runs"]) == 2  # --runs 2
+        for own, reference in item["runs"]:
+            # Each round times the variant's calls and, alternating, its reference's (one prompt a call).
+            assert len(own) >= 2 and len(reference) % len(own) == 0 and min(own + reference) > 0
+    slowed = [min(run[0]) / min(run[1]) for item in samples if item["comparison"] == "host 30%" for run in item["runs"]]
+    unchanged = [min(run[0]) / min(run[1]) for item in samples if item["comparison"] == "none" for run in item["runs"]]
+    assert min(slowed) > max(unchanged)  # a 30 % sleep shows in the raw ratios too

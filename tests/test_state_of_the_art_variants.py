@@ -214,3 +214,34 @@ def test_a_failed_decode_leaves_the_shared_vae_in_its_precision(components: Comp
     finally:
         del shared.decode
     assert shared.dtype == torch.float32
+
+
+def compiled_blocks(unet: Any) -> list[str]:
+    """Names of the UNet's sub-modules that carry a compiled forward (Module.compile marks the module itself)."""
+    return [name for name, module in unet.named_modules() if getattr(module, "_compiled_call_impl", None) is not None]
+
+
+def test_compile_regions_compiles_each_transformer_block_of_a_private_unet(components: Components) -> None:
+    pipeline = VariantPipeline(components, parse("compile_regions"), SIZE)
+    compiled = compiled_blocks(pipeline.pipe.unet)
+    blocks = [
+        name for name, module in pipeline.pipe.unet.named_modules() if type(module).__name__ == "BasicTransformerBlock"
+    ]
+    assert blocks and compiled == blocks  # every repeated block, nothing else
+    assert pipeline.pipe.unet is not components.modules["unet"]
+    assert compiled_blocks(components.modules["unet"]) == []  # the shared UNet stays eager for other variants
+
+
+def test_compile_regions_says_when_a_unet_names_no_repeated_blocks() -> None:
+    class PlainUNet:
+        _repeated_blocks = ()
+
+    pipe = type("Pipe", (), {"unet": PlainUNet()})()
+    with pytest.raises(VariantUnavailable, match=r"PlainUNet names no repeated blocks to compile.*use compile_unet"):
+        compilation.compile_regions(pipe, variant_definition.Context(components=None, size=SIZE))
+
+
+@pytest.mark.slow
+def test_compile_regions_keeps_the_images(components: Components, baseline_images: np.ndarray) -> None:
+    pipeline = VariantPipeline(components, parse("compile_regions"), SIZE)
+    assert max_abs_difference(baseline_images, pipeline.generate(PROMPTS, SEEDS)) <= EXACT_TOLERANCE

@@ -9,6 +9,7 @@
 #           kernel-time CV and busy fraction per variant are in each session's summary
 #   power   `python -m pytest_sdxl power` on POWER_VARIANT: host-side 5 % and device-side 2 %
 #           slowdowns over TRIALS trials, with the false alarms of unchanged reruns (ROUNDS: rounds a run)
+#   cache   CACHE_VARIANTS in three fresh plugin sessions over one compile-cache folder: cold, then warm
 #   asv     asv on a scratch repository: a commit whose batch path is 5 % slower and an unchanged
 #           one, each compared with main by asv's own rule (tools/gpu_asv_power.py)
 # Everything lands in $OUT (the device tool's output folder) as <card>-<date>-<step>.* files.
@@ -72,6 +73,23 @@ if [[ ",$STEPS," == *",reruns,"* ]]; then
     python3 -m pytest_sdxl compare "$OUT/session1/results.json" "$OUT/session2/results.json" \
         --output "$STEM-reruns-compare.md"
     echo "compare exit status $? (0: no regression)"
+fi
+
+if [[ ",$STEPS," == *",cache,"* ]]; then
+    # The persistent compile cache: CACHE_VARIANTS in three fresh plugin sessions sharing one empty
+    # cache folder; the first compiles cold, the next two read the cache (summary: cold/warm, init gen).
+    export PYTEST_SDXL_COMPILE_CACHE=/tmp/sdxl-compile-cache
+    rm -rf "$PYTEST_SDXL_COMPILE_CACHE"
+    for session in 1 2 3; do
+        echo "== compile cache session $session over ${CACHE_VARIANTS:=tiny_vae+compile_unet} ($((SECONDS - started)) s)"
+        python3 -m pytest tests/benchmarks --benchmark-only -p no:cacheprovider -q -rs \
+            --sdxl-model "$MODEL" --sdxl-variants "$CACHE_VARIANTS" --sdxl-report "$OUT/cache$session" \
+            > "$OUT/cache$session.txt" 2>&1
+        echo "pytest exit status $?"
+        grep -E "compile cache|init_gen|init gen" "$OUT/cache$session.txt" | head -n 12
+        cp "$OUT/cache$session/results.json" "$STEM-compile-cache-$session.json"
+    done
+    unset PYTEST_SDXL_COMPILE_CACHE
 fi
 
 if [[ ",$STEPS," == *",power,"* ]]; then
