@@ -86,7 +86,8 @@ if [[ ",$STEPS," == *",cache,"* ]]; then
             --sdxl-model "$MODEL" --sdxl-variants "$CACHE_VARIANTS" --sdxl-report "$OUT/cache$session" \
             > "$OUT/cache$session.txt" 2>&1
         echo "pytest exit status $?"
-        grep -E "compile cache|init_gen|init gen" "$OUT/cache$session.txt" | head -n 12
+        grep "compile cache" "$OUT/cache$session.txt" | head -n 4
+        grep -A 12 "sdxl: summary" "$OUT/cache$session.txt" | head -n 12
         cp "$OUT/cache$session/results.json" "$STEM-compile-cache-$session.json"
     done
     unset PYTEST_SDXL_COMPILE_CACHE
