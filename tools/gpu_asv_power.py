@@ -78,6 +78,8 @@ def main() -> int:
                 scratch.root,
                 environment,
                 "run", "--python=same", "--set-commit-hash", commit, "--machine", "gpu", "--bench", BENCHMARK,
+                # Spawned: a child forked from asv's forkserver cannot use CUDA once the server has.
+                "--launch-method", "spawn",
                 "--show-stderr",
             )
             print(f"trial {trial} {name}: {output.strip().splitlines()[-1] if output.strip() else ''}", flush=True)
