@@ -6,18 +6,25 @@ loaded on first use and kept for the life of one benchmark process.
 
 Every setting comes from the ``PYTEST_SDXL_*`` environment variables the pytest plugin reads too:
 ``PYTEST_SDXL_MODEL`` picks the model source (default ``random:tiny``), ``PYTEST_SDXL_VARIANTS``
-narrows the variants benchmarked, ``PYTEST_SDXL_RUNS`` sets the protocol's runs.
+picks the variants benchmarked (``all``: every one that can run here), ``PYTEST_SDXL_RUNS`` sets
+the protocol's runs.
+
+On a CPU the defaults are sized for a hosted runner's ``asv continuous`` (two commits, each in a
+few minutes on 2 cores): a representative variant set (``CPU_VARIANTS``) and, on the tiny model,
+shorter side-by-side ratios (``TINY_CPU_RATIO_ROUNDS``) and one protocol run. On a GPU every
+default stays as it was; each CPU default gives way to the variable that names it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import os
 import statistics
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from pytest_sdxl.settings import Settings, resolve
 from pytest_sdxl.variants import Composition, all_single_variants, compose, parse
@@ -28,6 +35,33 @@ if TYPE_CHECKING:
 
 # Combinations from the notes worth a history of their own beside every single variant.
 COMBINATIONS = ("tiny_vae+batch", "tiny_vae+cached_embeds")
+# The default on a CPU: one variant per path the gate watches, not every variant that could run.
+# The plain pipeline (every ratio's denominator), the batch path (the notes' surprise) alone and
+# on a swapped component, a component swap (tiny_vae) and a pipeline-level cache (cached_embeds).
+# Left out, and why: the compiled and traced UNets (compile_unet, compile_max_autotune,
+# compile_pipeline, trace_unet) compile again in every benchmark process and in every protocol run,
+# minutes of inductor's C++ builds on 2 cores, and time C++ kernels that say nothing of the GPU's
+# (tests/test_variant_images.py checks they match the baseline); half precisions a CPU runs slowly
+# or not at all (bf16, fp16_vae); and variants whose point is GPU memory or GPU kernels (vae_slicing,
+# vae_tiling, fused_qkv, channels_last, sdpa_math, tome), which on the tiny model time like the
+# baseline plus their overhead. PYTEST_SDXL_VARIANTS=all brings back every variant that can run.
+CPU_VARIANTS = ("baseline", "tiny_vae", "cached_embeds", "batch", "tiny_vae+batch")
+TINY_MODEL = "random:tiny"
+# Side-by-side ratios on the tiny model on a CPU: rounds a side and seconds of per-image time in all.
+# On a GPU the measurement core's 30 rounds and 5 s stand (detection power where a regression is a
+# few percent); a tiny CPU generation takes about 60 ms, so those defaults made each ratio 15 to 20 s.
+# On a shared 2-core CPU the host's load, not the round count, sets the spread: tiny_vae+batch over
+# baseline moved 17 % over six processes with 12 rounds and 14 % over eight with 30, tiny_vae over
+# baseline read 0.694 from 30 rounds and 0.706 from 10 in one process. With 12 rounds
+# test_asv_continuous.py's slower batch path (a doubling, flagged beyond 25 %) is still caught in
+# both batch ratios and an unchanged commit flags nothing.
+TINY_CPU_RATIO_ROUNDS = 12
+TINY_CPU_RATIO_SECONDS = 1.0
+# The protocol's runs on the tiny model on a CPU unless PYTEST_SDXL_RUNS says otherwise (the default
+# is 3). Each run is a fresh load timed beside its side-by-side reference (30 rounds for a batch):
+# one run of the five CPU_VARIANTS took 47 s on 2 cores, so three would take most of the 3 minutes a
+# quick run has there; on the tiny model these figures are a history of seconds, the ratios the gate.
+TINY_CPU_PROTOCOL_RUNS = 1
 BATCH_SIZES = (2, 4)
 # Images per side of a ratio: enough for a batch to differ from a loop, few enough to repeat often.
 RATIO_IMAGES = 4
@@ -44,8 +78,9 @@ def settings() -> Settings:
 def suite_variants() -> list[str]:
     """Variant ids to benchmark: ``PYTEST_SDXL_VARIANTS`` if set, else every variant and the notes' combinations.
 
-    On a CPU the default leaves out the variants that cannot run there (a GPU, a package, half
-    precision): each would only be skipped, at the cost of a benchmark process per benchmark.
+    On a CPU the default is ``CPU_VARIANTS``; ``PYTEST_SDXL_VARIANTS=all`` there is every variant
+    that can run on a CPU (those that need a GPU, a package or half precision would only be skipped,
+    at the cost of a benchmark process per benchmark).
     """
     chosen = settings().variants
     if chosen is not None:
@@ -53,8 +88,15 @@ def suite_variants() -> list[str]:
     every = [composition.id for composition in all_single_variants()] + list(COMBINATIONS)
     if device_type_without_torch() != "cpu":
         return every
+    if settings().sources["variants"] == "default":
+        return list(CPU_VARIANTS)
     dtype = "float32" if settings().dtype == "auto" else settings().dtype
     return [variant for variant in every if not parse(variant).unmet_requirements("cpu", dtype)]
+
+
+def tiny_on_cpu() -> bool:
+    """Whether the suite runs the tiny model on a CPU, where its shorter ratios and protocol apply."""
+    return settings().model == TINY_MODEL and device_type_without_torch() == "cpu"
 
 
 def device_type_without_torch() -> str:
@@ -212,8 +254,30 @@ def paired_ratio(
         loop = TimedLoop(pipeline, call_groups(pipeline.composition, prompts, seeds))
         return lambda: statistics.fmean(loop.round())
 
-    tops, bottoms = alternating_rounds(side(numerator), side(denominator))
+    tops, bottoms = alternating_rounds(side(numerator), side(denominator), **ratio_round_limits())
     return ratio_of_minima(tops, bottoms)
+
+
+class RoundLimits(TypedDict, total=False):
+    """``measurement.alternating_rounds``' limits the suite overrides; those left out keep its defaults."""
+
+    min_rounds: int
+    min_seconds: float
+
+
+def ratio_round_limits() -> RoundLimits:
+    """The tiny CPU's shorter side-by-side ratios; elsewhere (a GPU, a full-size model) the core's defaults."""
+    if tiny_on_cpu():
+        return {"min_rounds": TINY_CPU_RATIO_ROUNDS, "min_seconds": TINY_CPU_RATIO_SECONDS}
+    return {}
+
+
+def protocol_settings() -> Settings:
+    """The settings the protocol runs with: ``TINY_CPU_PROTOCOL_RUNS`` on the tiny model on a CPU, unless set."""
+    chosen = settings()
+    if tiny_on_cpu() and chosen.sources["runs"] == "default":
+        return dataclasses.replace(chosen, runs=TINY_CPU_PROTOCOL_RUNS)
+    return chosen
 
 
 def protocol_summaries(variants: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -228,6 +292,7 @@ def protocol_summaries(variants: Sequence[str]) -> dict[str, dict[str, Any]]:
     from pytest_sdxl.reports import device_summary
 
     configure_threads()
+    chosen = protocol_settings()
     summaries: dict[str, dict[str, Any]] = {}
     for variant in variants:
         try:
@@ -235,7 +300,7 @@ def protocol_summaries(variants: Sequence[str]) -> dict[str, dict[str, Any]]:
         except NotImplementedError as reason:
             summaries[variant] = {"status": "skipped", "reason": str(reason)}
             continue
-        record = run_variant(settings(), composition)
+        record = run_variant(chosen, composition)
         summary: dict[str, Any] = {"status": record.status, "reason": record.reason}
         if record.status == "ok" and record.runs:
             for metric in PROTOCOL_METRICS:

@@ -14,13 +14,14 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from pytest_sdxl.errors import SettingsError
-from pytest_sdxl.variants import REGISTRY
+from pytest_sdxl.variants import REGISTRY, parse
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -155,12 +156,96 @@ def test_default_variants_are_every_variant_and_the_notes_combinations(suite_env
     assert common.batch_bases() == ["baseline", "tiny_vae"]
 
 
-def test_on_a_cpu_the_default_leaves_out_what_cannot_run_there(suite_environment: Callable[..., None]) -> None:
-    suite_environment(PYTEST_SDXL_DEVICE="cpu")
+def test_on_a_cpu_all_is_every_variant_that_can_run_there(suite_environment: Callable[..., None]) -> None:
+    suite_environment(PYTEST_SDXL_DEVICE="cpu", PYTEST_SDXL_VARIANTS="all")
     variants = common.suite_variants()
     assert {"baseline", "compile_unet", "tiny_vae+batch", "tiny_vae+cached_embeds"} <= set(variants)
     assert not {name for name, variant in REGISTRY.items() if variant.needs_cuda} & set(variants)
     assert len(variants) < len(REGISTRY)
+
+
+def test_on_a_cpu_the_default_is_a_small_set_that_compiles_nothing(suite_environment: Callable[..., None]) -> None:
+    """What keeps the quick run on the tiny model within minutes on 2 cores: no compiled or traced UNet.
+
+    A compiled or traced variant (``warmup_calls`` above one) compiles again in every benchmark
+    process and every protocol run; the default set still walks every path the ratios watch.
+    """
+    suite_environment(PYTEST_SDXL_DEVICE="cpu")
+    variants = common.suite_variants()
+    assert variants == list(common.CPU_VARIANTS)
+    assert all(parse(variant).warmup_calls == 1 for variant in variants)
+    assert not {variant for variant in variants if parse(variant).unmet_requirements("cpu", "float32")}
+    assert {"baseline", "batch", "tiny_vae", "cached_embeds"} <= set(variants)
+    assert common.batch_bases() == ["baseline", "tiny_vae"]
+
+
+@dataclass
+class ImportedSuite:
+    """The suite's classes and shared state as asv sees them when it imports the suite."""
+
+    common: Any
+    classes: list[type]
+
+
+def suite_under(monkeypatch: pytest.MonkeyPatch, **variables: str) -> ImportedSuite:
+    """A fresh import of the suite under these variables: asv reads ``params`` when it imports a class."""
+    for key in [key for key in os.environ if key.startswith("PYTEST_SDXL_")]:
+        monkeypatch.delenv(key)
+    for key, value in variables.items():
+        monkeypatch.setenv(key, value)
+    name = "asv_suite_fresh"
+    try:
+        load_suite(name)
+        modules = [importlib.import_module(f"{name}.{module}") for module in ("bench_generation", "bench_ratios")]
+        classes = [
+            member
+            for module in modules
+            for _, member in inspect.getmembers(module, inspect.isclass)
+            if member.__module__ == module.__name__ and benchmark_methods(member)
+        ]
+        return ImportedSuite(common=sys.modules[f"{name}.common"], classes=classes)
+    finally:
+        for module in [module for module in sys.modules if module == name or module.startswith(f"{name}.")]:
+            del sys.modules[module]
+
+
+def pipeline_processes(suite: ImportedSuite) -> int:
+    """Benchmark processes of a quick run that build pipelines: one per parameter combination and method.
+
+    ProtocolMetrics builds its pipelines once, in ``setup_cache``; its ``track_*`` methods only read.
+    """
+    total = 0
+    for cls in suite.classes:
+        params: list[list[Any]] = vars(cls)["params"]
+        total += len(benchmark_methods(cls)) * math.prod(len(values) for values in params)
+    return total
+
+
+def test_a_quick_cpu_run_on_the_tiny_model_builds_few_pipelines(monkeypatch: pytest.MonkeyPatch) -> None:
+    cpu = suite_under(monkeypatch, PYTEST_SDXL_DEVICE="cpu")
+    # 5 generations, 4 batch calls, 4 batch ratios and 4 variant ratios, and one protocol run a variant
+    # in setup_cache; with every variant a CPU can run (PYTEST_SDXL_VARIANTS=all) 43, compiles included.
+    assert pipeline_processes(cpu) == 17
+    assert len(cpu.common.suite_variants()) * cpu.common.protocol_settings().runs == 5
+    everything = suite_under(monkeypatch, PYTEST_SDXL_DEVICE="cpu", PYTEST_SDXL_VARIANTS="all")
+    assert pipeline_processes(everything) > 2 * pipeline_processes(cpu)
+    gpu = suite_under(monkeypatch, PYTEST_SDXL_DEVICE="cuda")
+    assert set(REGISTRY) <= set(gpu.common.suite_variants())
+
+
+def test_shorter_ratios_and_one_protocol_run_only_for_the_tiny_model_on_a_cpu(
+    suite_environment: Callable[..., None],
+) -> None:
+    suite_environment(PYTEST_SDXL_DEVICE="cpu", PYTEST_SDXL_MODEL="random:tiny")
+    assert common.ratio_round_limits() == {"min_rounds": common.TINY_CPU_RATIO_ROUNDS, "min_seconds": 1.0}
+    assert common.protocol_settings().runs == common.TINY_CPU_PROTOCOL_RUNS == 1
+    suite_environment(PYTEST_SDXL_DEVICE="cpu", PYTEST_SDXL_MODEL="random:tiny", PYTEST_SDXL_RUNS="3")
+    assert common.protocol_settings().runs == 3
+    # On a GPU, and for a full-size model anywhere, the measurement core's 30 rounds and 5 s stand.
+    for device, model in (("cuda", "random:tiny"), ("cuda", "random:sdxl-turbo"), ("cpu", "random:sdxl-turbo")):
+        suite_environment(PYTEST_SDXL_DEVICE=device, PYTEST_SDXL_MODEL=model)
+        assert common.ratio_round_limits() == {}
+        assert common.protocol_settings().runs == 3
 
 
 def test_variants_and_model_follow_the_environment(suite_environment: Callable[..., None]) -> None:
