@@ -8,7 +8,8 @@
 #           `python -m pytest_sdxl compare` of the two: every variant should come out clean;
 #           kernel-time CV and busy fraction per variant are in each session's summary
 #   power   `python -m pytest_sdxl power` on POWER_VARIANT: host-side 5 % and device-side 2 %
-#           slowdowns over TRIALS trials, with the false alarms of unchanged reruns (ROUNDS: rounds a run)
+#           slowdowns over TRIALS trials, with the false alarms of unchanged reruns (ROUNDS: rounds a run,
+#           RUNS: runs a measurement)
 #   cache   CACHE_VARIANTS in three fresh plugin sessions over one compile-cache folder: cold, then warm
 #   asv     asv on a scratch repository: a commit whose batch path is 5 % slower and an unchanged
 #           one, each compared with main by asv's own rule (tools/gpu_asv_power.py)
@@ -98,7 +99,7 @@ if [[ ",$STEPS," == *",power,"* ]]; then
     INJECT="${INJECT:-host:5%}"
     name="$STEM-power-${POWER_VARIANT//+/_}-${INJECT//[:%,]/-}"
     python3 -m pytest_sdxl power --model "$MODEL" --variant "$POWER_VARIANT" --trials "$TRIALS" --inject "$INJECT" \
-        ${ROUNDS:+--rounds "$ROUNDS"} \
+        ${ROUNDS:+--rounds "$ROUNDS"} ${RUNS:+--runs "$RUNS"} \
         --output "$name.md" --json "$name.json" 2>&1 | grep -v "^\[transformers\]"
 fi
 
