@@ -1,0 +1,298 @@
+"""The tune search: its rules on a fake measuring function, its parsers, and the command end to end on random:tiny."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from pytest_sdxl.cli import main
+from pytest_sdxl.errors import VariantSpecError
+from pytest_sdxl.tune import (
+    FAILED,
+    OK,
+    RANDOM_WEIGHTS_NOTE,
+    REJECTED,
+    SKIPPED,
+    THROUGHPUT,
+    Measurement,
+    TuneOptions,
+    parse_batch_sizes,
+    parse_budget,
+    parse_candidates,
+    parse_min_psnr,
+    search,
+)
+from pytest_sdxl.tune_report import ranked_table, tune_markdown
+from pytest_sdxl.variants import REGISTRY, Composition, parse
+
+BASELINE_MS = 100.0
+# ms per image of a composition: the baseline's times each part's factor (fake, deterministic).
+FACTORS = {
+    "cached_embeds": 0.8,
+    "tiny_vae": 0.7,
+    "fp16_vae": 0.9,
+    "upcast_vae": 1.1,
+    "bf16": 0.85,
+    "channels_last": 0.99,
+    "vae_slicing": 1.05,
+    "batch": 1.0,
+}
+
+
+class FakeMeasure:
+    """Measures by formula and logs every (composition, batch size) it was asked for."""
+
+    def __init__(self, psnr: dict[str, float] | None = None, failing: tuple[str, ...] = ()) -> None:
+        self.log: list[tuple[str, int]] = []
+        self.psnr = psnr or {}
+        self.failing = failing
+
+    def expected_ms(self, composition: Composition, batch_size: int = 1) -> float:
+        ms = BASELINE_MS * math.prod(FACTORS[name] for name in composition.names)
+        # A bigger batch amortizes the per-call overhead.
+        return ms * (0.5 + 0.5 / batch_size) if composition.is_batch else ms
+
+    def __call__(self, composition: Composition, batch_size: int) -> Measurement:
+        self.log.append((composition.id, batch_size))
+        if composition.id in self.failing:
+            raise RuntimeError("CUDA error: an illegal memory access was encountered")
+        ms = self.expected_ms(composition, batch_size)
+        psnr = self.psnr.get(composition.id, math.inf if composition.kind == "exact" else 25.0)
+        return Measurement((ms * 1.02, ms, ms * 1.05), kernel_ms=ms / 2, psnr_db=psnr)
+
+
+def options(**changes: object) -> TuneOptions:
+    chosen: dict[str, object] = {"budget_s": 3600.0, "batch_sizes": (1, 2, 4), "random_weights": True}
+    chosen.update(changes)
+    return TuneOptions(**chosen)  # type: ignore[arg-type]
+
+
+def conflicting(names: list[str]) -> list[tuple[str, str]]:
+    return [
+        (first, second)
+        for first, second in itertools.combinations(names, 2)
+        if second in REGISTRY[first].conflicts or first in REGISTRY[second].conflicts
+    ]
+
+
+def test_the_search_never_measures_a_conflicting_pair() -> None:
+    measure = FakeMeasure()
+    names = ["tiny_vae", "fp16_vae", "upcast_vae", "bf16", "cached_embeds"]
+    result = search(names, measure, options(beam=4))
+    measured = [composition.split("+") for composition, _ in measure.log]
+    assert all(not conflicting(parts) for parts in measured), measured
+    # The search did reach conflicting pairs, and left them unbuilt.
+    assert "fp16_vae+tiny_vae" in result.conflicts_avoided
+    assert len(measure.log) == len(set(measure.log)), "a composition was measured twice"
+
+
+def test_a_zero_budget_stops_after_the_baseline_and_says_cut_short() -> None:
+    measure = FakeMeasure()
+    result = search(["cached_embeds", "tiny_vae", "batch"], measure, options(budget_s=0.0))
+    assert measure.log == [("baseline", 1)]
+    assert result.cut_short
+    assert "budget ran out with 2 planned measurement(s) not made" in result.stop_reason
+    assert "search CUT SHORT" in tune_markdown(result)
+    assert result.fastest() is not None and result.fastest().composition == "baseline"  # type: ignore[union-attr]
+
+
+def test_the_budget_is_checked_before_each_measurement() -> None:
+    ticks = itertools.count(step=10.0)
+    measure = FakeMeasure()
+    result = search(
+        ["cached_embeds", "tiny_vae", "fp16_vae"], measure, options(budget_s=25.0), clock=lambda: next(ticks)
+    )
+    # Clock readings 0 (start), 10, 20 allow two candidates after the baseline; 30 is past the budget.
+    assert [composition for composition, _ in measure.log] == ["baseline", "cached_embeds", "tiny_vae"]
+    assert result.cut_short
+
+
+def test_the_chosen_compositions_are_the_measured_fastest() -> None:
+    measure = FakeMeasure()
+    names = ["cached_embeds", "tiny_vae", "fp16_vae", "channels_last", "batch", "vae_slicing"]
+    result = search(names, measure, options())
+    at_one = {composition: measure.expected_ms(parse(composition)) for composition, size in measure.log if size == 1}
+    fastest = result.fastest()
+    assert fastest is not None
+    assert fastest.composition == min(at_one, key=at_one.__getitem__)
+    # Step 1 keeps tiny_vae (70) and cached_embeds (80); step 2 finds both together (56); step 3 measures
+    # channels_last on top (55.4): the fastest measured, though within the margin, so the search stops there.
+    assert fastest.composition == "tiny_vae+channels_last+cached_embeds"
+    assert "step 3: no composition beat its parent" in result.stop_reason
+    throughput = result.best_throughput()
+    assert throughput is not None and throughput.phase == THROUGHPUT and throughput.batch_size == 4
+    assert all(throughput.images_per_s >= item.images_per_s for item in result.candidates if item.ok)
+    # batch and vae_slicing change nothing at batch 1: only the throughput step measures them.
+    assert all(size > 1 for composition, size in measure.log if "batch" in composition.split("+"))
+    assert not any("vae_slicing" in composition and size == 1 for composition, size in measure.log)
+
+
+def test_the_ranked_table_is_sorted_fastest_first() -> None:
+    measure = FakeMeasure(psnr={"cached_embeds": 10.0}, failing=("fp16_vae",))
+    result = search(
+        ["channels_last", "cached_embeds", "tiny_vae", "fp16_vae", "cpu_offload"],
+        measure,
+        options(),
+        unmet=lambda composition: ["needs a GPU"] if composition.has("cpu_offload") else [],
+    )
+    statuses = [item.status for item in result.ranked()]
+    assert statuses == sorted(statuses, key=[OK, REJECTED, FAILED, SKIPPED].index)
+    measured = [item.ms_per_image for item in result.ranked() if item.status == OK]
+    assert measured == sorted(measured) and len(measured) >= 3
+    rows = [line.split("|") for line in ranked_table(result).splitlines()[2:]]
+    ranked_ms = [float(row[4]) for row in rows if row[1].strip() != "-"]
+    assert ranked_ms == sorted(ranked_ms) and len(ranked_ms) == len(measured)
+
+
+def test_a_failed_candidate_is_reported_and_the_search_goes_on() -> None:
+    measure = FakeMeasure(failing=("fp16_vae",))
+    result = search(["fp16_vae", "tiny_vae"], measure, options())
+    failed = [item for item in result.candidates if item.status == FAILED]
+    assert [item.composition for item in failed] == ["fp16_vae"]
+    assert failed[0].reason.startswith("RuntimeError: CUDA error")
+    assert result.fastest() is not None and result.fastest().composition == "tiny_vae"  # type: ignore[union-attr]
+
+
+def test_a_variant_that_cannot_run_here_is_skipped_with_its_reason_and_never_measured() -> None:
+    measure = FakeMeasure()
+    result = search(
+        ["cpu_offload", "tiny_vae"],
+        measure,
+        options(),
+        unmet=lambda composition: ["cpu_offload needs a CUDA GPU"] if composition.has("cpu_offload") else [],
+    )
+    assert not any("cpu_offload" in composition for composition, _ in measure.log)
+    skipped = [item for item in result.candidates if item.status == SKIPPED]
+    assert [(item.composition, item.reason) for item in skipped] == [("cpu_offload", "cpu_offload needs a CUDA GPU")]
+
+
+def test_the_psnr_floor_rejects_an_exact_candidate_with_a_bad_psnr() -> None:
+    measure = FakeMeasure(psnr={"cached_embeds": 12.0})
+    result = search(["cached_embeds", "channels_last"], measure, options(min_psnr_db=30.0))
+    cached = next(item for item in result.candidates if item.composition == "cached_embeds")
+    assert cached.status == REJECTED
+    assert "12.0 dB against the baseline, below the 30 dB floor" in cached.reason
+    # The fastest measured, but rejected: neither chosen nor built upon.
+    assert result.fastest() is not None and result.fastest().composition != "cached_embeds"  # type: ignore[union-attr]
+    assert ("cached_embeds+channels_last", 1) not in measure.log and (
+        "channels_last+cached_embeds",
+        1,
+    ) not in measure.log
+
+
+@pytest.mark.parametrize(("random_weights", "status"), [(True, OK), (False, REJECTED)])
+def test_a_lossy_candidate_is_held_to_the_floor_only_on_real_weights(random_weights: bool, status: str) -> None:
+    measure = FakeMeasure(psnr={"tiny_vae": 15.0})
+    result = search(["tiny_vae"], measure, options(random_weights=random_weights))
+    tiny = next(item for item in result.candidates if item.composition == "tiny_vae")
+    assert tiny.status == status
+    if random_weights:
+        assert tiny.quality == RANDOM_WEIGHTS_NOTE
+        assert RANDOM_WEIGHTS_NOTE in ranked_table(result)
+    else:
+        assert "below the 30 dB floor" in tiny.reason
+
+
+def test_the_search_stops_when_nothing_beats_its_parent_by_the_margin() -> None:
+    measure = FakeMeasure()
+    result = search(["channels_last", "batch"], measure, options(margin=0.03, batch_sizes=(1,)))
+    # channels_last is 1 % faster: within the 3 % margin, so no second step and no cut.
+    assert [composition for composition, _ in measure.log] == ["baseline", "channels_last"]
+    assert "no composition beat its parent by more than the 3% margin" in result.stop_reason
+    assert not result.cut_short
+    assert result.throughput_note == "only batch size 1 was asked for"
+
+
+@pytest.mark.parametrize(
+    ("parse", "text", "expected"),
+    [
+        (parse_budget, "90", 90.0),
+        (parse_budget, "45s", 45.0),
+        (parse_budget, "10m", 600.0),
+        (parse_budget, "1.5h", 5400.0),
+        (parse_batch_sizes, "8,1,2,2", (1, 2, 8)),
+        (parse_min_psnr, "28.5", 28.5),
+    ],
+)
+def test_the_parsers_accept(parse: Callable[[str], object], text: str, expected: object) -> None:
+    assert parse(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("parse", "text", "message"),
+    [
+        (parse_budget, "soon", "give seconds (90 or 90s), minutes (10m) or hours (1h)"),
+        (parse_budget, "10 days", "budget '10 days' is not accepted"),
+        (parse_batch_sizes, "0,2", "give whole numbers of at least 1, comma-separated"),
+        (parse_batch_sizes, "", "batch sizes '' are not accepted"),
+        (parse_min_psnr, "high", "min-psnr 'high' is not a number; give decibels"),
+    ],
+)
+def test_the_parsers_refuse_saying_what_is_accepted(parse: Callable[[str], object], text: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        parse(text)
+
+
+def test_candidates_are_single_registered_variants() -> None:
+    assert parse_candidates("Tiny-VAE, batch,baseline") == ("tiny_vae", "batch")
+    assert "baseline" not in parse_candidates("all") and "tiny_vae" in parse_candidates("all")
+    with pytest.raises(VariantSpecError, match="Did you mean 'tiny_vae'"):
+        parse_candidates("tiny_vea")
+    with pytest.raises(VariantSpecError, match="give single variants, the search composes them"):
+        parse_candidates("tiny_vae+batch")
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--budget", "soon"], "argument --budget: budget 'soon' is not accepted"),
+        (["--batch-sizes", "1,x"], "argument --batch-sizes: batch sizes '1,x' are not accepted"),
+        (["--min-psnr", "high"], "argument --min-psnr: min-psnr 'high' is not a number"),
+    ],
+)
+def test_bad_tune_options_are_usage_errors(
+    arguments: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["tune", *arguments])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_an_unknown_candidate_is_a_usage_error_naming_the_valid_ones(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["tune", "--variants", "cached_embeds,tiny_vea"]) == 2
+    error = capsys.readouterr().err
+    assert "unknown variant 'tiny_vea'. Did you mean 'tiny_vae'? Valid variants: baseline," in error
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_tune_end_to_end_on_random_tiny(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("a red cube\na blue sphere\n")
+    out = tmp_path / "tune"
+    arguments = ["tune", "--model", "random:tiny", "--budget", "60s", "--prompts", str(prompts), "--device", "cpu"]
+    arguments += ["--variants", "cached_embeds,batch,tiny_vae,cpu_offload", "--runs", "2", "--rounds", "1"]
+    arguments += ["--batch-sizes", "1,2", "--out", str(out)]
+    assert main(arguments) == 0
+    captured = capsys.readouterr()
+    assert "fastest at batch 1: " in captured.out and "highest throughput: " in captured.out
+    assert "tune: baseline at batch 1: " in captured.err
+    document = json.loads((out / "tune.json").read_text())
+    rows = {(row["composition"], row["batch_size"]): row for row in document["candidates"]}
+    assert rows[("cpu_offload", 1)]["status"] == "skipped"
+    assert "needs a CUDA GPU" in rows[("cpu_offload", 1)]["reason"]
+    # Exact on a CPU in float32: cached embeddings give the baseline's images.
+    assert rows[("cached_embeds", 1)]["psnr_db"] == "inf"
+    assert rows[("tiny_vae", 1)]["quality"] == RANDOM_WEIGHTS_NOTE
+    measured = [row for row in document["candidates"] if row["status"] == "ok" and row["phase"] == "search"]
+    assert document["fastest"]["composition"] == min(measured, key=lambda row: row["ms_per_image"])["composition"]
+    assert all(len(row["run_minima_ms"]) == 2 for row in measured)
+    if not document["cut_short"]:
+        assert any(row["phase"] == "throughput" and row["batch_size"] == 2 for row in document["candidates"])
+    assert (out / "tune.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "## Batch 1, ranked" in (out / "tune.md").read_text()
