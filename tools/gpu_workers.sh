@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The plugin's matrix on one GPU against N GPUs, on a machine with N GPUs (pytest-xdist).
+#
+# Both sessions run through xdist (`-n 1`, then `-n N`), so both take the same path: each worker
+# pinned to its own GPU, pytest-benchmark switched off, the plugin's own timings merged by the
+# controller. What differs is only how many GPUs share the variants. Installs the carried wheels
+# as tools/gpu_signals.sh does. Writes <card>-<date>-workers-<n>.{json,md,txt} to $OUT and prints
+# each session's wall time.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT="${OUT:-$PWD/gpu-out}"
+MODEL="${MODEL:-random:sdxl-turbo}"
+VARIANTS="${VARIANTS:-baseline,batch,fp16_vae,tiny_vae,cached_embeds,tiny_vae+batch}"
+mkdir -p "$OUT"
+STEPS=none OUT="$OUT/install" bash tools/gpu_signals.sh > /dev/null 2>&1 || { echo "install failed"; exit 1; }
+export PYTHONPATH="$PWD:/tmp/site-project:/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
+export PYTHONUNBUFFERED=1 PYTHONWARNINGS=ignore
+GPUS=$(python3 -c "import torch; print(torch.cuda.device_count())")
+CARD=$(python3 -c "import torch; from pytest_sdxl.machine import card_slug; print(card_slug(torch.cuda.get_device_name(0)))")
+STEM="$OUT/$CARD-$(date -u +%Y-%m-%d)-workers"
+for workers in 1 "$GPUS"; do
+    started=$SECONDS
+    python3 -m pytest -p xdist -n "$workers" tests/benchmarks -p no:cacheprovider -q -rs \
+        --sdxl-model "$MODEL" --sdxl-variants "$VARIANTS" --sdxl-report "$OUT/n$workers" > "$STEM-$workers.txt" 2>&1
+    status=$?
+    echo "== $workers worker(s) on $GPUS GPU(s): exit status $status, wall $((SECONDS - started)) s"
+    grep -A 12 "sdxl: summary" "$STEM-$workers.txt" | head -n 12
+    cp "$OUT/n$workers/results.json" "$STEM-$workers.json" && cp "$OUT/n$workers/results.md" "$STEM-$workers.md"
+done
+rm -rf "$OUT/install" "$OUT"/n*/
