@@ -50,6 +50,11 @@ def resolve_device(name: str) -> torch.device:
             f"device {name!r} was asked for but this machine has {count} CUDA "
             f"{'device' if count == 1 else 'devices'} (cuda:0 to cuda:{count - 1})"
         )
+    if device.type == "cuda" and device.index is not None:
+        # The process measures on this GPU alone: make it the current one, which CUDA events, graph
+        # capture and cuDNN handles use when no device is named (an xdist worker pinned to cuda:1
+        # recorded its timing events on cuda:0 and could not read them, seen on two H100s).
+        torch.cuda.set_device(device)
     return device
 
 

@@ -49,7 +49,8 @@ class Mark:
             import torch
 
             self.event = torch.cuda.Event(enable_timing=True)
-            self.event.record()
+            # On the measured device's stream, whichever GPU is current.
+            self.event.record(torch.cuda.current_stream(device))
         else:
             self.seconds = time.perf_counter()
 

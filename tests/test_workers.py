@@ -168,6 +168,29 @@ def test_a_missing_gpu_index_names_how_many_there_are(monkeypatch: pytest.Monkey
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    current: list[str] = []
+    monkeypatch.setattr(torch.cuda, "set_device", lambda device: current.append(str(device)))
     with pytest.raises(VariantUnavailable, match=r"'cuda:7' was asked for but this machine has 2 CUDA devices"):
         resolve_device("cuda:7")
     assert str(resolve_device("cuda:1")) == "cuda:1"
+    # A worker pinned to cuda:1 makes it the current GPU: events and graph captures follow the current one.
+    assert current == ["cuda:1"]
+
+
+def test_timing_events_are_recorded_on_the_measured_gpus_stream(monkeypatch: pytest.MonkeyPatch) -> None:
+    torch = pytest.importorskip("torch")
+    from pytest_sdxl.timing import Mark
+
+    recorded: list[object] = []
+
+    class FakeEvent:
+        def __init__(self, enable_timing: bool) -> None:
+            assert enable_timing
+
+        def record(self, stream: object = None) -> None:
+            recorded.append(stream)
+
+    monkeypatch.setattr(torch.cuda, "Event", FakeEvent)
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda device: f"stream of {device}")
+    Mark(torch.device("cuda:1"))
+    assert recorded == ["stream of cuda:1"]
