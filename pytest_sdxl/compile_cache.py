@@ -134,4 +134,3 @@ def summary_line(folder: Path | None, uses: Mapping[str, str]) -> str:
         return ""
     where = "off (torch's own default folders)" if folder is None else str(folder)
     return f"sdxl compile cache {where}: " + "; ".join(f"{variant} {use}" for variant, use in uses.items())
-

@@ -83,6 +83,7 @@ class VariantBenchmark:
                     before()
                     one_round()
                 return
+
             def setup() -> None:  # pytest-benchmark would read a value returned here as the round's arguments
                 before()
 

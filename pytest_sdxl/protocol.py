@@ -57,21 +57,11 @@ def check_prompt_count(settings: Any) -> None:
         )
 
 
-
-
 def forget_compiled_graphs() -> None:
     """Drop torch.compile's in-process caches so each run compiles afresh, like the notes' new process."""
     dynamo = sys.modules.get("torch._dynamo")
     if dynamo is not None:
         dynamo.reset()
-
-
-
-
-
-
-
-
 
 
 def import_libraries() -> None:

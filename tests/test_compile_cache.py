@@ -50,9 +50,7 @@ def test_command_line_then_environment_then_ini_then_default(
 def test_a_file_is_refused_naming_where_it_came_from(tmp_path: Path) -> None:
     afile = tmp_path / "cache"
     afile.write_text("")
-    with pytest.raises(
-        SettingsError, match=r"variable PYTEST_SDXL_COMPILE_CACHE: compile cache .* is a file"
-    ):
+    with pytest.raises(SettingsError, match=r"variable PYTEST_SDXL_COMPILE_CACHE: compile cache .* is a file"):
         resolve({}, {"PYTEST_SDXL_COMPILE_CACHE": str(afile)}, {})
 
 
