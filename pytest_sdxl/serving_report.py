@@ -51,6 +51,11 @@ def number(value: float | None, digits: int = 1, scale: float = 1.0) -> str:
     return "n/a" if value is None or math.isnan(value) else f"{value * scale:.{digits}f}"
 
 
+def rate(tflops: float | None) -> str:
+    """TFLOP/s to three significant figures: a tiny CPU model's rates are thousandths, an H100's hundreds."""
+    return "n/a" if tflops is None or math.isnan(tflops) else f"{tflops:.3g}"
+
+
 def percent(value: float | None) -> str:
     return "n/a" if value is None or math.isnan(value) else f"{value * 100:.1f} %"
 
@@ -79,13 +84,15 @@ def serving_table(result_set: ResultSet) -> list[str]:
         )
     if not rows:
         return ["no variant was measured"]
-    return [*markdown_table(SERVING_HEADER, rows), *reasons_below(energy_reasons, "J/image")]
+    reasons = reasons_below(energy_reasons, "J/image")
+    return [*markdown_table(SERVING_HEADER, rows), *(["", *reasons] if reasons else [])]
 
 
 def roofline_table(result_set: ResultSet) -> list[str]:
     """A row per measured variant and stage: FLOPs, times, achieved TFLOP/s and shares of the peak; then the reasons."""
     rows: list[list[str]] = []
     peak_reasons: dict[str, list[str]] = {}
+    kernel_reasons: dict[str, list[str]] = {}
     peaks: set[float] = set()
     for record in measured(result_set):
         found = roofline(record.runs)
@@ -93,6 +100,9 @@ def roofline_table(result_set: ResultSet) -> list[str]:
             peak_reasons.setdefault(found.peak_not_applicable, []).append(record.variant)
         else:
             peaks.add(found.peak_tflops)
+        no_kernels = next((item.not_applicable for item in record.device_signals() if item.not_applicable), "")
+        if no_kernels:
+            kernel_reasons.setdefault(no_kernels, []).append(record.variant)
         for stage in found.stages:
             rows.append(
                 [
@@ -100,18 +110,18 @@ def roofline_table(result_set: ResultSet) -> list[str]:
                     stage.stage,
                     number(stage.flops_per_image, 2, 1e-9),
                     number(stage.kernel_ms, 2),
-                    number(stage.kernel_tflops, 2),
+                    rate(stage.kernel_tflops),
                     percent(stage.kernel_share),
                     number(stage.stage_ms, 2),
-                    number(stage.stage_tflops, 2),
+                    rate(stage.stage_tflops),
                     percent(stage.stage_share),
                 ]
             )
     if not rows:
         return ["no variant was measured"]
-    lines = markdown_table(ROOFLINE_HEADER, rows)
-    lines += [f"- measured matrix peak: {peak:.1f} TFLOP/s" for peak in sorted(peaks)]
-    return lines + reasons_below(peak_reasons, "peak share")
+    notes = [f"- measured matrix peak: {peak:.1f} TFLOP/s" for peak in sorted(peaks)]
+    notes += reasons_below(kernel_reasons, "kernel time") + reasons_below(peak_reasons, "peak share")
+    return [*markdown_table(ROOFLINE_HEADER, rows), *(["", *notes] if notes else [])]
 
 
 def measured(result_set: ResultSet) -> list[VariantRecord]:

@@ -203,7 +203,13 @@ def test_report_shows_percentiles_energy_and_roofline_rows() -> None:
     assert "| 30.0 " in baseline_row and "| 33.33 " in baseline_row  # p50 ms, images/s
     assert "| 2.00 " in baseline_row  # median J/image of 1.5, 2.5, 2.0
     unet_row = next(line for line in report.splitlines() if "| unet " in line)
-    assert "| 2000.00 " in unet_row and "| 50.0 % " in unet_row and "| 25.0 % " in unet_row
+    assert (
+        "| 2000.00 " in unet_row
+        and "| 200 " in unet_row
+        and "| 100 " in unet_row
+        and "| 50.0 % " in unet_row
+        and "| 25.0 % " in unet_row
+    )
     assert "measured matrix peak: 400.0 TFLOP/s" in report
     assert any("p99 ms" in line for line in session_summary_lines(result_set))
 
@@ -212,8 +218,9 @@ def test_a_missing_peak_is_na_with_its_reason() -> None:
     record = VariantRecord("baseline", "exact", runs=[measured_run(1, None, matrix_peak.ON_CPU)])
     report = markdown_report(ResultSet(variants=[record]))
     unet_row = next(line for line in report.splitlines() if "| unet " in line)
-    assert "| 200.00 " in unet_row and "| n/a " in unet_row  # achieved is known, the share is not
+    assert "| 200 " in unet_row and "| n/a " in unet_row  # achieved is known, the share is not
     assert "peak share n/a for baseline: the matrix peak is measured on CUDA GPUs only" in report
+    assert "kernel time n/a" not in report  # this run has kernels
 
 
 def test_cached_peak_is_written_once_and_reused(tmp_path: Path) -> None:
@@ -317,6 +324,7 @@ def test_an_old_results_file_without_the_new_fields_loads_and_reports(tmp_path: 
     report = markdown_report(ResultSet(variants=[record]))
     assert "n/a (needs 10 samples, has 3)" in report  # p90 and p99
     assert ENERGY_NOT_RECORDED.removeprefix("n/a: ") in report
+    assert "kernel time n/a for baseline: cpu: no CUDA kernels" in report
     summary = serving_summary(record)
     assert summary["latency"]["p50_s"] == pytest.approx(0.25) and summary["energy_j_per_image"] is None
     json.dumps(summary, allow_nan=False)  # pytest-benchmark's and results.json's JSON stays strict
