@@ -5,8 +5,9 @@ newer). The timed loop reads it before the first and after the last call of each
 outside every per-call clock reading and with the device synchronized, so a run's energy is the sum
 of its rounds' deltas: a side-by-side reference's rounds in between are not counted. The counter is
 the whole board's: another process on the same GPU adds to it, as it adds to the wall time. The
-driver updates the counter every few tens of milliseconds; a run sums many rounds, so that step is
-a small share of its figure.
+counter moves in steps at the driver's pace (not documented per card), so one round's delta can be
+off by a step; a run sums its rounds, and back-to-back rounds' errors cancel. Under pytest-benchmark
+the two reads fall inside its round time (a driver query each), never inside ``gen_s``.
 
 Without a figure the reason is kept instead of a zero: on a CPU, without ``pynvml`` (the optional
 ``gpu`` extra, ``nvidia-ml-py``), when NVML cannot start, finds no device for torch's, or the card
