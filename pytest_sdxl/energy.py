@@ -104,7 +104,10 @@ def torch_uuid(index: int) -> str | None:
     """The card's UUID as torch knows it (torch 2.1 and later), or None."""
     import torch
 
-    uuid = getattr(torch.cuda.get_device_properties(index), "uuid", None)
+    try:
+        uuid = getattr(torch.cuda.get_device_properties(index), "uuid", None)
+    except Exception:  # without the UUID, CUDA_VISIBLE_DEVICES or the index still name the card
+        return None
     return None if uuid is None else str(uuid)
 
 
