@@ -94,8 +94,10 @@ def settings_from(arguments: argparse.Namespace) -> Settings:
 
 def print_tables(result_set: ResultSet) -> None:
     from pytest_sdxl.reports import notes_table, summary_table
+    from pytest_sdxl.serving_report import serving_table
 
     print(summary_table(result_set))
+    print("\n" + "\n".join(serving_table(result_set)))
     for record in result_set.variants:
         if record.runs:
             print(f"\n{record.variant} ({record.kind})\n{notes_table(record)}")

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from pytest_sdxl.kernels import OTHER_STAGE
 from pytest_sdxl.results import DeviceSignals
 
 # Profiled calls per run: enough for a median and a spread of the kernel time, few enough to stay cheap.
@@ -75,11 +76,37 @@ def eager_unet(pipe: Any) -> Iterator[None]:
 
 def flops_per_image(pipe: Any, call: Callable[[], int]) -> float | None:
     """Matrix FLOPs of one image, counted on one call with the eager modules; None where counting fails."""
+    return flops_by_stage(pipe, call)[0]
+
+
+def flops_by_stage(pipe: Any, call: Callable[[], int]) -> tuple[float | None, dict[str, float]]:
+    """Matrix FLOPs of one image in all and by stage, counted on one call; (None, {}) where counting fails.
+
+    The stage hooks read the counter's running total as each stage starts and ends; what falls
+    outside every stage is ``other``. The hooks go on the eager UNet, the one the counter sees.
+    """
     from torch.utils.flop_counter import FlopCounterMode
 
+    from pytest_sdxl.timing import StageHooks
+
+    by_stage: dict[str, float] = {}
+    started: dict[str, list[float]] = {}
     try:
         with eager_unet(pipe), FlopCounterMode(display=False) as counter:
-            images = call()
+
+            def enter(stage: str) -> None:
+                started.setdefault(stage, []).append(float(counter.get_total_flops()))
+
+            def leave(stage: str) -> None:
+                begun = started[stage].pop()
+                by_stage[stage] = by_stage.get(stage, 0.0) + float(counter.get_total_flops()) - begun
+
+            with StageHooks(pipe, enter, leave):
+                images = call()
     except Exception:  # a variant the counter cannot follow (offload hooks, an exotic kernel) has no FLOPs figure
-        return None
-    return float(counter.get_total_flops()) / max(images, 1)
+        return None, {}
+    count = max(images, 1)
+    total = float(counter.get_total_flops())
+    stages = {stage: flops / count for stage, flops in by_stage.items()}
+    stages[OTHER_STAGE] = max(total - sum(by_stage.values()), 0.0) / count
+    return total / count, stages

@@ -14,7 +14,11 @@ the method:
    least ``MIN_TIMED_CALLS`` calls per run, so a batch run (one call a round) has samples enough;
 3. **stage split**: a warm pass with the stage timer attached (its marks are not free);
 4. **device signals**: an untimed profiled pass per run (kernel time and launches per image, per
-   stage) and FLOPs once, because the profiler slows the host and must never share a timed pass.
+   stage) and FLOPs once (in all and per stage), because the profiler slows the host and must never
+   share a timed pass; with them the card's matrix peak (measured once per card and cached).
+
+The GPU's energy counter (energy.py) is read around each timed round, outside every per-call clock
+reading: a run's joules per image count the variant's own calls only.
 
 Peak GPU memory is the variant's own: the peak is reset after the pipeline is built, and shared
 components the variant leaves unused are not counted.
@@ -28,7 +32,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -37,6 +41,7 @@ from pytest_sdxl.results import RunRecord
 
 if TYPE_CHECKING:
     from pytest_sdxl.assembly import VariantPipeline
+    from pytest_sdxl.energy import EnergyCounter
     from pytest_sdxl.variants import Composition
 
 # A run's timed calls: the batch row had one sample per run before, and no statistic survives that.
@@ -51,6 +56,8 @@ Group = tuple[list[str], list[int]]
 # round): plainly here, or through pytest-benchmark's pedantic mode (``setup=before``) in the plugin.
 Driver = Callable[[Callable[[], list[float]], int, Callable[[], object]], object]
 Report = Callable[[str, str], None]
+# One timed round as split into runs: its samples, or its joules.
+Round = TypeVar("Round")
 
 
 def seeds_for(settings: Any) -> list[int]:
@@ -134,23 +141,34 @@ def warm_up(pipeline: VariantPipeline, groups: Sequence[Group], calls_at_one: in
 
 
 class TimedLoop:
-    """The one timed loop: each pipeline call between two synchronized clock readings, nothing else inside."""
+    """The one timed loop: each pipeline call between two synchronized clock readings, nothing else inside.
 
-    def __init__(self, pipeline: VariantPipeline, groups: Sequence[Group]) -> None:
+    With an energy counter, the counter is read before the round's first clock reading and after its
+    last (the device is synchronized there): ``round_joules`` holds each round's joules, None where a
+    read failed.
+    """
+
+    def __init__(self, pipeline: VariantPipeline, groups: Sequence[Group], energy: EnergyCounter | None = None) -> None:
         from pytest_sdxl.timing import SyncClock
 
         self.pipeline = pipeline
         self.groups = list(groups)
         self.clock = SyncClock(pipeline.device)
         self.rounds: list[list[float]] = []
+        self.energy = energy
+        self.round_joules: list[float | None] = []
 
     def round(self) -> list[float]:
         """One pass over the round's calls; seconds per image of each call."""
+        before = self.energy.joules() if self.energy is not None else None
         samples = []
         for prompts, seeds in self.groups:
             started = self.clock.now()
             self.pipeline.generate(prompts, seeds, check=False)
             samples.append((self.clock.now() - started) / len(prompts))
+        if self.energy is not None:
+            after = self.energy.joules()
+            self.round_joules.append(None if before is None or after is None else after - before)
         self.rounds.append(samples)
         return samples
 
@@ -317,8 +335,10 @@ def measure_pipeline(
     fills them in. The ``power`` command, which measures one pipeline over and over, leaves out the
     stage split and FLOPs. Peak memory comes from the stage-split pass, where the variant runs alone.
     """
-    from pytest_sdxl.device_signals import flops_per_image, kernel_signals, trace_one_generation
+    from pytest_sdxl.device_signals import flops_by_stage, kernel_signals, trace_one_generation
     from pytest_sdxl.devices import reset_peak_memory
+    from pytest_sdxl.energy import joules_per_image, open_counter
+    from pytest_sdxl.matrix_peak import matrix_peak
     from pytest_sdxl.timing import SyncClock
 
     def say(step: str, detail: str = "") -> None:
@@ -337,7 +357,8 @@ def measure_pipeline(
     started = clock.now()
     images, warmup_calls = warm_up(pipeline, groups, calls_at_one)
     warmup_s = clock.now() - started
-    loop = TimedLoop(pipeline, groups)
+    energy_counter, energy_reason = open_counter(pipeline.device)
+    loop = TimedLoop(pipeline, groups, energy_counter)
     reference_loop = None
     if side_by_side is not None:
         warm_up(side_by_side, reference_groups)
@@ -347,13 +368,16 @@ def measure_pipeline(
     say("stage split")
     reset_peak_memory(pipeline.device)
     stages = stage_split(pipeline, groups) if split_stages else {}
-    peak = own_peak_memory_gb(pipeline)
+    peak_memory = own_peak_memory_gb(pipeline)
     calls = call_functions(pipeline, groups)
     say("device signals")
     signals = [kernel_signals(pipeline.pipe, calls, pipeline.device) for _ in range(runs)]
-    flops = flops_per_image(pipeline.pipe, calls[0]) if count_flops else None
+    flops, stage_flops = flops_by_stage(pipeline.pipe, calls[0]) if count_flops else (None, {})
+    peak, peak_reason = matrix_peak(pipeline.device, pipeline.components.dtype) if count_flops else (None, "")
     for item in signals:
         item.flops = flops
+        item.stage_flops = dict(stage_flops)
+        item.matrix_peak_tflops, item.matrix_peak_not_applicable = peak, peak_reason
     if trace_path is not None:
         trace_one_generation(pipeline.pipe, calls[0], pipeline.device, trace_path)
     psnr = image_psnr(reference_images, images)
@@ -362,6 +386,7 @@ def measure_pipeline(
     calls_images = [len(prompts) for prompts, _ in groups]
     # pytest-benchmark may run fewer rounds than asked (--benchmark-disable runs one): split what ran.
     blocks = split_into_runs(loop.rounds, runs)
+    energy_blocks = split_into_runs(loop.round_joules, runs) if energy_counter is not None else []
     reference_blocks = split_into_runs(reference_loop.rounds, runs) if reference_loop is not None else []
     for number, block in enumerate(blocks, start=1):
         samples = [sample for one_round in block for sample in one_round]
@@ -371,6 +396,9 @@ def measure_pipeline(
                 sample * images for one_round in block for sample, images in zip(one_round, calls_images, strict=True)
             )
         )
+        energy_block = energy_blocks[number - 1] if number <= len(energy_blocks) else []
+        reason = energy_counter.not_applicable if energy_counter is not None else energy_reason
+        energy_j, energy_note = joules_per_image(list(energy_block), len(block) * images_in(groups), reason)
         records.append(
             RunRecord(
                 run=number,
@@ -381,12 +409,14 @@ def measure_pipeline(
                 median_gen_s=statistics.median(samples),
                 total_s=math.nan,
                 stages=dict(stages),
-                peak_gpu_mem_gb=peak,
+                peak_gpu_mem_gb=peak_memory,
                 psnr_db=psnr,
                 warmup_calls=warmup_calls,
                 device=signals[min(number, len(signals)) - 1],
                 reference=side_by_side.id if side_by_side is not None else "",
                 reference_gen_s=[sample for one_round in reference_block for sample in one_round],
+                energy_j_per_image=energy_j,
+                energy_not_applicable=energy_note,
             )
         )
     return PipelineMeasurement(
@@ -403,7 +433,7 @@ def nothing() -> None:
     """The ``before`` of a measurement without a side-by-side reference."""
 
 
-def split_into_runs(rounds: list[list[float]], runs: int) -> list[list[list[float]]]:
+def split_into_runs(rounds: list[Round], runs: int) -> list[list[Round]]:
     """Consecutive blocks of rounds, one per run (fewer blocks when fewer rounds ran)."""
     if not rounds:
         return []

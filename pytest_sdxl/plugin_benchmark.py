@@ -28,6 +28,17 @@ def json_number(value: float | None) -> float | str | None:
     return value
 
 
+def json_numbers(value: Any) -> Any:
+    """Every non-finite float inside ``value`` as its string (see ``json_number``)."""
+    if isinstance(value, float):
+        return json_number(value)
+    if isinstance(value, dict):
+        return {key: json_numbers(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [json_numbers(item) for item in value]
+    return value
+
+
 class VariantBenchmark:
     """Times a warmed variant pipeline with pytest-benchmark and records the notes' figures."""
 
@@ -150,7 +161,8 @@ class VariantBenchmark:
 
     def extra_info(self, measured: PipelineMeasurement, images_per_round: int) -> dict[str, Any]:
         from pytest_sdxl.reports import device_summary
-        from pytest_sdxl.results import settings_as_dict
+        from pytest_sdxl.results import VariantRecord, settings_as_dict
+        from pytest_sdxl.serving_metrics import serving_summary
 
         settings, pipeline, warm_up = self.state.settings, self.pipeline, self.warm_up
         runs = measured.runs
@@ -180,6 +192,8 @@ class VariantBenchmark:
             "wall_ratio_per_run": [run.wall_ratio for run in runs if run.reference_gen_s],
             "stages_ms_per_image": runs[0].stages,
             "device_signals": device_summary(runs).as_dict(),
+            # Latency percentiles, images/s, J/image and the roofline per stage; None where n/a, with the reason.
+            "serving": json_numbers(serving_summary(VariantRecord(pipeline.id, pipeline.composition.kind, runs=runs))),
             "peak_gpu_mem_gb": runs[0].peak_gpu_mem_gb,
             "psnr_db": json_number(runs[0].psnr_db),
             "settings": {key: value for key, value in settings_as_dict(settings).items() if key != "prompts"},

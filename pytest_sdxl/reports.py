@@ -3,7 +3,8 @@
 ``notes_table`` reproduces the notes' tables exactly (``| Metric | Run 1 | Run 2 | Run 3 |`` with
 rows Total Time, Load Time, Init Gen Time, Avg Gen Time, seconds at full precision, the notes'
 column widths). ``summary_table`` puts every variant side by side with its statistics, speed-up
-against the baseline, stage split and PSNR. ``write_reports`` writes results.json, results.md and
+against the baseline, stage split and PSNR; serving_report adds latency percentiles, energy and the
+roofline. ``write_reports`` writes results.json, results.md and
 results.png, each atomically.
 """
 
@@ -15,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from pytest_sdxl.results import STAGE_KEYS, ResultSet, RunRecord, VariantRecord, save_results, write_atomically
+from pytest_sdxl.serving_report import serving_section, serving_table
 from pytest_sdxl.statistics import CI_METHOD, summarize
 
 # The notes' rows, in the notes' order, with the metric each one shows.
@@ -252,6 +254,8 @@ def markdown_report(result_set: ResultSet) -> str:
         "## Summary",
         "",
         summary_table(result_set),
+        "",
+        *serving_section(result_set),
     ]
     for record in result_set.variants:
         lines += ["", f"## {record.variant} ({record.kind})", ""]
@@ -287,6 +291,9 @@ def session_summary_lines(result_set: ResultSet) -> list[str]:
         "is loaded and warmed once), each run is a block of benchmark rounds",
         "",
         *summary_table(result_set).splitlines(),
+        "",
+        "latency per image and energy (p99 needs 100 timed calls)",
+        *serving_table(result_set),
     ]
     for record in result_set.variants:
         if record.runs:

@@ -3,7 +3,11 @@
 A ``ResultSet`` holds the settings, the machine and every raw sample of every run of every
 variant (``VariantRecord`` -> ``RunRecord`` -> ``DeviceSignals``). The record classes live here,
 beside the schema that stores them; the measurement core fills them. Version 1 files (before
-device signals) are still read: their runs have no device signals.
+device signals) are still read: their runs have no device signals. Fields added since within a
+version are optional: a file without them reads with their defaults (no energy, no FLOPs per stage,
+no matrix peak), and the reports say "n/a" with the reason. Each variant's ``serving`` block
+(serving_metrics.serving_summary) is derived when written, for readers without this package, and
+ignored when read: the figures are computed again from the samples.
 Non-finite floats (PSNR of identical images is infinite) are stored as the strings
 ``"inf"``/``"-inf"``/``"nan"`` so the file stays strict JSON.
 """
@@ -51,6 +55,11 @@ class DeviceSignals:
     flops: float | None = None
     kernel_table: dict[str, list[float]] = field(default_factory=dict)
     not_applicable: str = ""
+    # Matrix FLOPs of one image by stage (text_encode, unet, vae_decode; other when any falls outside).
+    stage_flops: dict[str, float] = field(default_factory=dict)
+    # The card's measured matrix peak (matrix_peak.py) in the run's dtype, or why there is none.
+    matrix_peak_tflops: float | None = None
+    matrix_peak_not_applicable: str = ""
 
     @property
     def has_kernels(self) -> bool:
@@ -84,6 +93,9 @@ class RunRecord:
     # timed in rounds alternating with this run's own: their ratio cancels what the machine does.
     reference: str = ""
     reference_gen_s: list[float] = field(default_factory=list)
+    # Joules the GPU drew per image over this run's own timed calls (energy.py), or why there is no figure.
+    energy_j_per_image: float | None = None
+    energy_not_applicable: str = ""
 
     @property
     def wall_ratio(self) -> float:
@@ -208,7 +220,11 @@ def decode_float(value: Any) -> Any:
 
 def to_dict(result_set: ResultSet) -> dict[str, Any]:
     """The JSON document of a result set (schema name and version first)."""
+    from pytest_sdxl.serving_metrics import serving_summary
+
     document = {"schema": SCHEMA_NAME, **asdict(result_set)}
+    for item, record in zip(document["variants"], result_set.variants, strict=True):
+        item["serving"] = serving_summary(record)
     encoded: dict[str, Any] = encode_float(document)
     return encoded
 
@@ -224,7 +240,14 @@ def device_from_dict(data: dict[str, Any] | None) -> DeviceSignals | None:
         flops=None if flops is None else float(flops),
         kernel_table={key: [float(value) for value in pair] for key, pair in data.get("kernel_table", {}).items()},
         not_applicable=str(data.get("not_applicable", "")),
+        stage_flops={key: float(decode_float(value)) for key, value in data.get("stage_flops", {}).items()},
+        matrix_peak_tflops=optional_float(data.get("matrix_peak_tflops")),
+        matrix_peak_not_applicable=str(data.get("matrix_peak_not_applicable", "")),
     )
+
+
+def optional_float(value: Any) -> float | None:
+    return None if value is None else float(decode_float(value))
 
 
 def run_from_dict(data: dict[str, Any]) -> RunRecord:
@@ -243,6 +266,8 @@ def run_from_dict(data: dict[str, Any]) -> RunRecord:
         device=device_from_dict(data.get("device")),
         reference=str(data.get("reference", "")),
         reference_gen_s=[float(sample) for sample in data.get("reference_gen_s", [])],
+        energy_j_per_image=optional_float(data.get("energy_j_per_image")),
+        energy_not_applicable=str(data.get("energy_not_applicable", "")),
     )
 
 

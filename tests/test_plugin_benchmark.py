@@ -56,6 +56,9 @@ def test_benchmark_json_holds_the_figures_and_the_machine(pytester: pytest.Pytes
         assert math.isclose(info["load_s"], info["components_load_s"] + info["build_s"])
         assert {"text_encode_ms", "unet_ms", "vae_decode_ms", "other_ms"} <= set(info["stages_ms_per_image"])
         assert "peak_gpu_mem_gb" in info and info["settings"]["runs"] == 2
+        serving = info["serving"]  # percentiles from the timed calls; energy n/a with its reason on a CPU
+        assert serving["latency"]["p50_s"] > 0 and serving["latency"]["p99_s"] is None
+        assert serving["energy_j_per_image"] is None and serving["energy_not_applicable"].startswith("n/a: cpu")
     assert benchmarks["baseline"]["extra_info"]["psnr_db"] == "inf"
     assert benchmarks["batch"]["extra_info"]["psnr_db"] == "inf" or benchmarks["batch"]["extra_info"]["psnr_db"] > 40
     assert isinstance(benchmarks["tiny_vae"]["extra_info"]["psnr_db"], float)

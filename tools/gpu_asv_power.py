@@ -77,9 +77,17 @@ def main() -> int:
             output = asv(
                 scratch.root,
                 environment,
-                "run", "--python=same", "--set-commit-hash", commit, "--machine", "gpu", "--bench", BENCHMARK,
+                "run",
+                "--python=same",
+                "--set-commit-hash",
+                commit,
+                "--machine",
+                "gpu",
+                "--bench",
+                BENCHMARK,
                 # Spawned: a child forked from asv's forkserver cannot use CUDA once the server has.
-                "--launch-method", "spawn",
+                "--launch-method",
+                "spawn",
                 "--show-stderr",
             )
             print(f"trial {trial} {name}: {output.strip().splitlines()[-1] if output.strip() else ''}", flush=True)
@@ -88,8 +96,15 @@ def main() -> int:
                 values[name].append(value)
         for name in flagged:
             compared = asv(
-                scratch.root, environment, "compare", "--factor", arguments.factor, "--machine", "gpu",
-                hashes["main"], hashes[name],
+                scratch.root,
+                environment,
+                "compare",
+                "--factor",
+                arguments.factor,
+                "--machine",
+                "gpu",
+                hashes["main"],
+                hashes[name],
             )
             slower = bool(changed_benchmarks(compared, marks=("+",)))
             flagged[name] += slower
@@ -126,8 +141,7 @@ def merge(files: list[str], out: str) -> int:
         raise SystemExit(f"asv power files of different experiments (slowdown, factor): {sorted(settings)}")
     flagged = {name: sum(document["flagged"][name] for document in documents) for name in documents[0]["flagged"]}
     values = {
-        name: [value for document in documents for value in document["values"][name]]
-        for name in documents[0]["values"]
+        name: [value for document in documents for value in document["values"][name]] for name in documents[0]["values"]
     }
     slowdown, factor = settings.pop()
     write_report(out, flagged, values, sum(document["trials"] for document in documents), slowdown, factor)
