@@ -281,6 +281,19 @@ def test_measure_pipeline_gives_one_full_record_per_run(pipelines: dict[str, Var
         assert math.isnan(record.load_s) and math.isnan(record.init_gen_s)  # the caller's to fill in
 
 
+def test_only_the_first_runs_are_profiled_so_many_short_runs_stay_affordable(
+    pipelines: dict[str, VariantPipeline],
+) -> None:
+    baseline = pipelines["baseline"]
+    groups = call_groups(baseline.composition, TIMED_PROMPTS[:1], TIMED_SEEDS[:1])
+    runs = measurement.MAX_PROFILED_RUNS + 2
+    measured = measure_pipeline(baseline, groups, runs=runs, rounds=1, split_stages=False, count_flops=False)
+    assert [record.run for record in measured.runs] == list(range(1, runs + 1))
+    assert all(record.device is not None for record in measured.runs[: measurement.MAX_PROFILED_RUNS])
+    assert all(record.device is None for record in measured.runs[measurement.MAX_PROFILED_RUNS :])
+    assert all(len(record.gen_s) == 1 for record in measured.runs)  # every run still timed
+
+
 @pytest.fixture
 def timed_rounds(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The id of the pipeline of every ``TimedLoop.round`` from now on, in order."""
