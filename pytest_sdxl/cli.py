@@ -330,8 +330,9 @@ def tune_command(arguments: argparse.Namespace) -> int:
     """The beam search over compositions; the ranked table printed, tune.json/.md/.png written to --out."""
     from pytest_sdxl.compile_cache import activate
     from pytest_sdxl.results import settings_as_dict
-    from pytest_sdxl.tune import Candidate, TuneOptions, parse_candidates
+    from pytest_sdxl.tune import Candidate, TuneOptions
     from pytest_sdxl.tune_measurement import tune_settings
+    from pytest_sdxl.tune_options import parse_candidates
     from pytest_sdxl.tune_report import tune_markdown, write_tune_reports
 
     settings = settings_from(arguments)
@@ -392,10 +393,8 @@ def add_tune_command(commands: Any) -> None:
         DEFAULT_BUDGET,
         DEFAULT_MARGIN,
         DEFAULT_MIN_PSNR_DB,
-        parse_batch_sizes,
-        parse_budget,
-        parse_min_psnr,
     )
+    from pytest_sdxl.tune_options import parse_batch_sizes, parse_budget, parse_min_psnr
 
     tune = commands.add_parser(
         "tune", help="Search compositions of variants for the fastest per image and the most images per second"

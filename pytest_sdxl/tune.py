@@ -24,7 +24,6 @@ pass a fake). It imports no torch.
 from __future__ import annotations
 
 import math
-import re
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -32,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pytest_sdxl.errors import VariantSpecError, VariantUnavailable
-from pytest_sdxl.variants import BASELINE, REGISTRY, Composition, compose, unknown_name_message
+from pytest_sdxl.variants import BASELINE, REGISTRY, Composition, compose
 
 DEFAULT_BEAM = 2
 DEFAULT_MARGIN = 0.03
@@ -43,58 +42,6 @@ ESTIMATOR = "median over runs of each run's fastest call (wall ms per image)"
 RANDOM_WEIGHTS_NOTE = "lossy (random weights: PSNR not meaningful)"
 OK, REJECTED, SKIPPED, FAILED = "ok", "rejected", "skipped", "failed"
 SEARCH, THROUGHPUT = "search", "throughput"
-UNIT_SECONDS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0}
-BUDGET_PATTERN = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*([smh]?)")
-
-
-def parse_budget(text: str) -> float:
-    """'90', '90s', '10m', '1.5h' -> seconds; the error says what is accepted."""
-    match = BUDGET_PATTERN.fullmatch(text.strip().lower())
-    if match is None:
-        raise ValueError(f"budget {text!r} is not accepted; give seconds (90 or 90s), minutes (10m) or hours (1h)")
-    return float(match[1]) * UNIT_SECONDS[match[2]]
-
-
-def parse_batch_sizes(text: str) -> tuple[int, ...]:
-    """'1,2,4' -> (1, 2, 4), sorted, duplicates removed; the error says what is accepted."""
-    parts = [part.strip() for part in text.split(",") if part.strip()]
-    if not parts or not all(part.isdigit() and int(part) >= 1 for part in parts):
-        raise ValueError(
-            f"batch sizes {text!r} are not accepted; give whole numbers of at least 1, comma-separated, e.g. 1,2,4,8,16"
-        )
-    return tuple(sorted({int(part) for part in parts}))
-
-
-def parse_min_psnr(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if math.isnan(value):
-        raise ValueError(f"min-psnr {text!r} is not a number; give decibels, e.g. 30")
-    return value
-
-
-def parse_candidates(text: str) -> tuple[str, ...]:
-    """'all' or comma-separated single variant names -> the names the search may add (never baseline).
-
-    Raises VariantSpecError naming the valid variants. Called after plugin variants are registered.
-    """
-    if text.strip().lower() == "all":
-        return tuple(name for name in REGISTRY if name != BASELINE)
-    names = [part.strip().lower().replace("-", "_") for part in text.split(",") if part.strip()]
-    for name in names:
-        if "+" in name:
-            raise VariantSpecError(
-                f"{name!r} is a composition; give single variants, the search composes them. "
-                f"Valid variants: {', '.join(REGISTRY)}"
-            )
-        if name not in REGISTRY:
-            raise VariantSpecError(unknown_name_message(name))
-    chosen = tuple(dict.fromkeys(name for name in names if name != BASELINE))
-    if not chosen:
-        raise VariantSpecError(f"no variant to try in {text!r}. Valid variants: {', '.join(REGISTRY)}")
-    return chosen
 
 
 def needs_a_batch(name: str) -> bool:
@@ -195,9 +142,26 @@ class TuneResult:
         rows = [item for item in self.candidates if item.phase == SEARCH]
         return sorted(rows, key=lambda item: (order[item.status], nan_last(item.ms_per_image)))
 
-    def fastest(self) -> Candidate | None:
+    def measured_fastest(self) -> Candidate | None:
+        """The batch-1 composition with the lowest measured ms per image, however small its lead."""
         measured = [item for item in self.candidates if item.phase == SEARCH and item.ok]
         return min(measured, key=lambda item: item.ms_per_image, default=None)
+
+    def fastest(self) -> Candidate | None:
+        """The chosen batch-1 composition: the one with the fewest variants within the margin of the measured fastest.
+
+        A lead smaller than the noise margin is not a finding, and every variant added is one more
+        thing to maintain and to go wrong: among compositions that tie within the margin the simplest wins.
+        """
+        best = self.measured_fastest()
+        if best is None:
+            return None
+        tied = [
+            item
+            for item in self.candidates
+            if item.phase == SEARCH and item.ok and item.ms_per_image <= best.ms_per_image * (1 + self.options.margin)
+        ]
+        return min(tied, key=lambda item: (len(compose_id_names(item.composition)), item.ms_per_image))
 
     def best_throughput(self) -> Candidate | None:
         """Most images per second over every measured batch size (batch 1 is the search's)."""

@@ -93,6 +93,12 @@ def choices(result: TuneResult) -> str:
         lines.append("fastest at batch 1: nothing measured")
     else:
         lines.append(f"fastest at batch 1: {fastest.composition} ({fastest.ms_per_image:.2f} ms/image)")
+        best = result.measured_fastest()
+        if best is not None and best is not fastest:
+            lines.append(
+                f"  ({best.composition} measured {best.ms_per_image:.2f} ms/image, within the "
+                f"{result.options.margin:.0%} noise margin: the simpler composition is chosen)"
+            )
     if throughput is not None:
         lines.append(
             f"highest throughput: {throughput.composition} at batch size {throughput.batch_size} "
