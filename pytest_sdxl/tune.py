@@ -170,7 +170,7 @@ class TuneResult:
 
     def as_dict(self) -> dict[str, Any]:
         options = self.options
-        fastest, throughput = self.fastest(), self.best_throughput()
+        fastest, throughput, measured_fastest = self.fastest(), self.best_throughput(), self.measured_fastest()
         return {
             "schema": "pytest-sdxl-tune",
             "version": 1,
@@ -188,6 +188,7 @@ class TuneResult:
             "stop_reason": self.stop_reason,
             "throughput_note": self.throughput_note,
             "fastest": None if fastest is None else fastest.as_dict(),
+            "measured_fastest": None if measured_fastest is None else measured_fastest.as_dict(),
             "best_throughput": None if throughput is None else throughput.as_dict(),
             "candidates": [item.as_dict() for item in self.candidates],
             "conflicts_avoided": list(self.conflicts_avoided),
