@@ -105,7 +105,7 @@ def print_tables(result_set: ResultSet) -> None:
 
 def run_command(arguments: argparse.Namespace) -> int:
     """The notes' protocol over the chosen variants; tables printed, files written to --report."""
-    from pytest_sdxl.compile_cache import activate
+    from pytest_sdxl.compile_cache import activate, summary_line
     from pytest_sdxl.progress import ProgressDisplay
     from pytest_sdxl.protocol import run_protocol
     from pytest_sdxl.reports import write_reports
@@ -127,6 +127,9 @@ def run_command(arguments: argparse.Namespace) -> int:
     print(f"pytest-sdxl run: {settings.describe()}", file=sys.stderr)
     result_set = run_protocol(settings, compositions, display, on_variant=keep_what_was_measured)
     print_tables(result_set)
+    uses = {record.variant: record.compile_cache for record in result_set.variants if record.compile_cache}
+    if uses:
+        print("\n" + summary_line(settings.compile_cache, uses))
     if report is not None:
         written = write_reports(result_set, report)
         print("\nwritten: " + ", ".join(str(path) for path in written.values()))

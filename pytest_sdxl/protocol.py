@@ -85,6 +85,7 @@ def measure_run(
 ) -> tuple[RunRecord, np.ndarray, int]:
     """One run from a fresh load; returns its record, the timed prompts' images and the image size."""
     from pytest_sdxl.assembly import VariantPipeline
+    from pytest_sdxl.compile_cache import CacheProbe
     from pytest_sdxl.devices import free_memory, resolve_device, resolve_dtype
     from pytest_sdxl.sources import image_size_for, load_components
     from pytest_sdxl.timing import SyncClock
@@ -110,8 +111,11 @@ def measure_run(
         del components  # the pipeline holds what it needs; nothing else may keep GPU memory alive
         loaded = clock.now()
         report("first generation")
+        probe = CacheProbe()
+        probe.start()
         pipeline.generate(prompts[:1], seeds[:1])
         first_done = clock.now()
+        cache_use = probe.stop().describe()
         beside = side_by_side_reference(composition)
         if beside is not None:  # built after the clock: the reference is the harness's, not the variant's load
             reference = VariantPipeline(pipeline.components, beside, size, settings.steps)
@@ -129,6 +133,7 @@ def measure_run(
         record.load_s = loaded - started
         record.init_gen_s = first_done - loaded
         record.total_s = record.load_s + record.init_gen_s + measured.warmup_s + measured.timed_s_per_run[0]
+        record.compile_cache = cache_use
         return record, measured.images, size
     finally:
         for built in (pipeline, reference):
@@ -167,6 +172,8 @@ def measure_variant(
                 reference = images
                 run_record.psnr_db = math.inf
         record.runs.append(run_record)
+    uses = [f"run {item.run} {item.compile_cache}" for item in record.runs if item.compile_cache]
+    record.compile_cache = "; ".join(uses)
     if record.status == "failed":
         from pytest_sdxl.devices import free_memory
 

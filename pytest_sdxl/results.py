@@ -96,6 +96,9 @@ class RunRecord:
     # Joules the GPU drew per image over this run's own timed calls (energy.py), or why there is no figure.
     energy_j_per_image: float | None = None
     energy_not_applicable: str = ""
+    # What this run's first generation found in the compile cache (compile_cache.CacheUse.describe): the
+    # protocol compiles afresh in every run, so its runs can go from cold to warm; "" where nothing compiled.
+    compile_cache: str = ""
 
     @property
     def wall_ratio(self) -> float:
@@ -268,6 +271,7 @@ def run_from_dict(data: dict[str, Any]) -> RunRecord:
         reference_gen_s=[float(sample) for sample in data.get("reference_gen_s", [])],
         energy_j_per_image=optional_float(data.get("energy_j_per_image")),
         energy_not_applicable=str(data.get("energy_not_applicable", "")),
+        compile_cache=str(data.get("compile_cache", "")),
     )
 
 

@@ -171,3 +171,28 @@ def test_the_command_line_run_takes_the_folder(
     assert main(["run", "--quiet", "--runs", "1", "--variants", "baseline", "--compile-cache", str(folder)]) == 0
     assert (folder / "inductor").is_dir()
     assert __import__("os").environ[compile_cache.INDUCTOR_VARIABLE] == str(folder / "inductor")
+
+
+@pytest.mark.slow
+def test_the_protocol_reports_each_runs_cache_state_cold_then_warm(tmp_path: Path) -> None:
+    """The protocol compiles afresh in every run: run 1 fills an empty cache, run 2 reads it back."""
+    folder, report = tmp_path / "compile", tmp_path / "report"
+    arguments = ["--model", "random:tiny", "--variants", "compile_regions,baseline", "--runs", "2", "--quiet"]
+    arguments += ["--compile-cache", str(folder), "--report", str(report)]
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest_sdxl", "run", *arguments],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**__import__("os").environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"},
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    line = next(line for line in done.stdout.splitlines() if line.startswith("sdxl compile cache"))
+    assert line.startswith(f"sdxl compile cache {folder}: compile_regions run 1 cold (0 of "), line
+    assert "; run 2 warm (" in line and "baseline" not in line  # the baseline compiles nothing
+    records = {item["variant"]: item for item in json.loads((report / "results.json").read_text())["variants"]}
+    runs = records["compile_regions"]["runs"]
+    assert [run["compile_cache"].split(" ")[0] for run in runs] == ["cold", "warm"]
+    assert "compile_regions " + records["compile_regions"]["compile_cache"] == line.split(": ", 1)[1]
+    assert records["baseline"]["compile_cache"] == ""
+    assert all(run["compile_cache"] == "" for run in records["baseline"]["runs"])
