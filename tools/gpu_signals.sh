@@ -10,6 +10,8 @@
 #   power   `python -m pytest_sdxl power` on POWER_VARIANT: host-side 5 % and device-side 2 %
 #           slowdowns over TRIALS trials, with the false alarms of unchanged reruns (ROUNDS: rounds a run,
 #           RUNS: runs a measurement)
+#   tune    python -m pytest_sdxl tune within TUNE_BUDGET (default 8m)
+#   serving `run` of SERVING_VARIANTS with SERVING_RUNS runs: percentiles, images/s, J/image, roofline
 #   cache   CACHE_VARIANTS in three fresh plugin sessions over one compile-cache folder: cold, then warm
 #   asv     asv on a scratch repository: a commit whose batch path is 5 % slower and an unchanged
 #           one, each compared with main by asv's own rule (tools/gpu_asv_power.py)
@@ -92,6 +94,21 @@ if [[ ",$STEPS," == *",cache,"* ]]; then
         cp "$OUT/cache$session/results.json" "$STEM-compile-cache-$session.json"
     done
     unset PYTEST_SDXL_COMPILE_CACHE
+fi
+
+if [[ ",$STEPS," == *",tune,"* ]]; then
+    # Issue 9: the search for the fastest composition at batch 1 and in images/s, within TUNE_BUDGET.
+    echo "== tune, budget ${TUNE_BUDGET:=8m} ($((SECONDS - started)) s)"
+    python3 -m pytest_sdxl tune --model "$MODEL" --budget "$TUNE_BUDGET" --out "$OUT/tune" 2>&1 | grep -v "^\[transformers\]"
+    for file in tune.json tune.md tune.png; do cp "$OUT/tune/$file" "$STEM-$file"; done
+fi
+
+if [[ ",$STEPS," == *",serving,"* ]]; then
+    # Issue 9: percentiles, images/s, joules per image (NVML) and the roofline rows of SERVING_VARIANTS.
+    echo "== serving figures over ${SERVING_VARIANTS:=baseline,tiny_vae+graph_pipeline+batch} ($((SECONDS - started)) s)"
+    python3 -m pytest_sdxl run --model "$MODEL" --variants "$SERVING_VARIANTS" --runs "${SERVING_RUNS:-4}" --quiet \
+        --report "$OUT/serving" 2>&1 | grep -v "^\[transformers\]" | tail -n 60
+    cp "$OUT/serving/results.json" "$STEM-serving.json" && cp "$OUT/serving/results.md" "$STEM-serving.md"
 fi
 
 if [[ ",$STEPS," == *",power,"* ]]; then
