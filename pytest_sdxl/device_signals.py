@@ -74,11 +74,6 @@ def eager_unet(pipe: Any) -> Iterator[None]:
         pipe.unet = unet
 
 
-def flops_per_image(pipe: Any, call: Callable[[], int]) -> float | None:
-    """Matrix FLOPs of one image, counted on one call with the eager modules; None where counting fails."""
-    return flops_by_stage(pipe, call)[0]
-
-
 def flops_by_stage(pipe: Any, call: Callable[[], int]) -> tuple[float | None, dict[str, float]]:
     """Matrix FLOPs of one image in all and by stage, counted on one call; (None, {}) where counting fails.
 

@@ -44,13 +44,13 @@ def resolve_device(name: str) -> torch.device:
         raise SettingsError(f"device {name!r} is not a device: {error}; use auto, cpu, cuda or cuda:N") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise VariantUnavailable(f"device {name!r} was asked for but no CUDA device is available here")
-    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        count = torch.cuda.device_count()
-        raise VariantUnavailable(
-            f"device {name!r} was asked for but this machine has {count} CUDA "
-            f"{'device' if count == 1 else 'devices'} (cuda:0 to cuda:{count - 1})"
-        )
     if device.type == "cuda" and device.index is not None:
+        count = torch.cuda.device_count()
+        if device.index >= count:
+            raise VariantUnavailable(
+                f"device {name!r} was asked for but this machine has {count} CUDA "
+                f"{'device' if count == 1 else 'devices'} (cuda:0 to cuda:{count - 1})"
+            )
         # The process measures on this GPU alone: make it the current one, which CUDA events, graph
         # capture and cuDNN handles use when no device is named (an xdist worker pinned to cuda:1
         # recorded its timing events on cuda:0 and could not read them, seen on two H100s).

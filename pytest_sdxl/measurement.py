@@ -393,6 +393,7 @@ def measure_pipeline(
     blocks = split_into_runs(loop.rounds, runs)
     energy_blocks = split_into_runs(loop.round_joules, runs) if energy_counter is not None else []
     reference_blocks = split_into_runs(reference_loop.rounds, runs) if reference_loop is not None else []
+    energy_reason = energy_counter.not_applicable if energy_counter is not None else energy_reason
     for number, block in enumerate(blocks, start=1):
         samples = [sample for one_round in block for sample in one_round]
         reference_block = reference_blocks[number - 1] if number <= len(reference_blocks) else []
@@ -402,8 +403,7 @@ def measure_pipeline(
             )
         )
         energy_block = energy_blocks[number - 1] if number <= len(energy_blocks) else []
-        reason = energy_counter.not_applicable if energy_counter is not None else energy_reason
-        energy_j, energy_note = joules_per_image(list(energy_block), len(block) * images_in(groups), reason)
+        energy_j, energy_note = joules_per_image(list(energy_block), len(block) * images_in(groups), energy_reason)
         records.append(
             RunRecord(
                 run=number,

@@ -186,17 +186,16 @@ def measure_power(
     try:
         groups = call_groups(composition, list(settings.prompts[1:]), seeds_for(settings)[1:])
 
-        def measure(slowdown: Callable[[], None] | None) -> VariantRecord:
-            return measured_record(pipeline, reference, groups, settings.runs, slowdown, rounds)
-
         recorded: list[dict[str, Any]] = []
 
-        def kept(record: VariantRecord, trial: int, comparison: str) -> VariantRecord:
+        def measure(slowdown: Callable[[], None] | None, trial: int, comparison: str) -> VariantRecord:
+            """One measurement, its raw wall samples kept in ``recorded``."""
+            record = measured_record(pipeline, reference, groups, settings.runs, slowdown, rounds)
             runs = [[list(run.gen_s), list(run.reference_gen_s)] for run in record.runs]
             recorded.append({"trial": trial, "comparison": comparison, "runs": runs})
             return record
 
-        calibration = kept(measure(None), 0, "calibration")
+        calibration = measure(None, 0, "calibration")
         images_per_call = sum(len(prompts) for prompts, _ in groups) / len(groups)
         wall_call_s = statistics.median(sample for run in calibration.runs for sample in run.gen_s) * images_per_call
         kernel_values = [value for run in calibration.runs if run.device for value in run.device.kernel_ms]
@@ -224,14 +223,14 @@ def measure_power(
         for trial in range(1, trials + 1):
             if report is not None:
                 report(f"trial {trial}/{trials}")
-            unchanged = kept(measure(None), trial, "none")
+            unchanged = measure(None, trial, "none")
             result.unchanged_trials += 1
             flagged, estimates = judged(previous, unchanged, chosen)
             trial_estimates = {"none": estimates}
             for signal in flagged:
                 result.false_alarms[signal] = result.false_alarms.get(signal, 0) + 1
             for name, slowdown in slowdowns.items():
-                slowed = kept(measure(slowdown), trial, name)
+                slowed = measure(slowdown, trial, name)
                 flagged, trial_estimates[name] = judged(unchanged, slowed, chosen)
                 for signal in flagged:
                     result.detections[name][signal] = result.detections[name].get(signal, 0) + 1

@@ -20,8 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pytest_sdxl.comparison import DEFAULT_ALPHA, DEFAULT_THRESHOLD, FLAG_SHARE
-from pytest_sdxl.statistics import compare_runs
+from pytest_sdxl.comparison import SIGNALS_BY_NAME, Rules, compare_signal, verdict_of
 
 GATED_P_VALUES = 2  # wall_ratio and kernel_ms (kernel launches are exact and carry no p-value)
 
@@ -38,10 +37,13 @@ def block_ratios(measurement: dict, size: int) -> list[list[float]]:
     return blocks
 
 
-def flagged(base: dict, new: dict, size: int) -> tuple[bool, float]:
-    result = compare_runs(block_ratios(base, size), block_ratios(new, size), statistic="min")
-    p_value = min(1.0, result.p_value * GATED_P_VALUES)
-    return p_value < DEFAULT_ALPHA and result.ratio > 1 + DEFAULT_THRESHOLD * FLAG_SHARE, result.ratio
+def flagged(base: dict, new: dict, size: int) -> bool:
+    """compare's verdict on the blocks' wall ratios, the p-value doubled for the Holm family it shares."""
+    rules = Rules()
+    pending = compare_signal(
+        "", SIGNALS_BY_NAME["wall_ratio"], block_ratios(base, size), block_ratios(new, size), rules
+    )
+    return verdict_of(pending, min(1.0, pending.p_value * GATED_P_VALUES), rules).regressed
 
 
 def main() -> int:
@@ -59,8 +61,8 @@ def main() -> int:
         for trial in trials:
             unchanged = next(item for item in samples if item["trial"] == trial and item["comparison"] == "none")
             slowed = next(item for item in samples if item["trial"] == trial and item["comparison"] != "none")
-            false_alarms += flagged(previous, unchanged, size)[0]
-            detections += flagged(unchanged, slowed, size)[0]
+            false_alarms += flagged(previous, unchanged, size)
+            detections += flagged(unchanged, slowed, size)
             previous = unchanged
         runs = len(block_ratios(previous, size))
         print(f"| {size} | {runs} | {detections}/{len(trials)} | {false_alarms}/{len(trials)} |")
