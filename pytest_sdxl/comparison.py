@@ -6,9 +6,10 @@ Each signal has its own rule, and each verdict names the statistic it rests on:
   same work, so any increase is a regression and any decrease is reported as a change;
 - ``kernel_ms`` (the GPU's summed kernel time per image) is steady to well under 1 %: its own
   threshold, 2 % by default;
-- ``wall_ratio`` (wall time over the side-by-side reference, ``measurement.side_by_side_reference``,
-  timed in alternating rounds in the same process: each run's ratio of minima) cancels what the
-  machine does between two processes: threshold 5 %;
+- ``wall_ratio`` (the variant's wall time beside its side-by-side reference,
+  ``measurement.side_by_side_reference``, timed in alternating rounds in the same process) is judged on
+  blocks of rounds by the host-adjusted test (``host_adjusted``): the ratio new / base of the variant's
+  minimum at equal reference speed, which cancels what the machine does: threshold 5 %;
 - ``avg_gen_s`` (wall time per image) follows the host: compared on each run's **minimum** by
   default (host jitter only adds time), threshold 5 %;
 - ``init_gen_s``, ``load_s``, ``total_s`` and ``peak_gpu_mem_gb``: one value per run.
@@ -20,7 +21,9 @@ H100 the absolute wall minima of unchanged variants moved up to 8 % between two 
 
 Samples within a run are not independent, so a run is the unit: each run is reduced to its
 statistic, then Welch's t test on the logarithms of the per-run statistics (``statistics.compare_runs``)
-gives the ratio of geometric means, its 95 % interval (never below zero) and the p-value. The
+gives the ratio of geometric means, its 95 % interval (never below zero) and the p-value. The wall
+ratio's units are blocks of rounds instead, since its fit takes the host's speed out of each block
+(``host_adjusted``; its false-alarm rate on a GPU is measured in docs/results/2026-11-27b). The
 p-values of every gated comparison in the report are Holm-adjusted together, since many variants and
 signals are tested at once (the informing ones form a family of their own). A change is a
 regression only when it is large enough and significant at ``alpha`` after the adjustment. A
@@ -37,6 +40,7 @@ import math
 import statistics
 from dataclasses import dataclass, replace
 
+from pytest_sdxl.host_adjusted import compare_host_adjusted
 from pytest_sdxl.results import ResultSet, VariantRecord
 from pytest_sdxl.statistics import RUN_STATISTICS, compare_runs, holm
 
@@ -58,12 +62,12 @@ class Signal:
 
     name: str
     samples: str  # the key of ``VariantRecord.run_samples``
-    rule: str  # "exact" or "threshold"
+    rule: str  # "exact", "threshold" or "host-adjusted"
     description: str
 
 
 SIGNALS = (
-    Signal("wall_ratio", "wall_ratio", "threshold", "wall time over the side-by-side reference"),
+    Signal("wall_ratio", "wall_pair", "host-adjusted", "wall time at equal side-by-side reference speed"),
     Signal("avg_gen_s", "gen_s", "threshold", "wall s per image"),
     Signal("kernel_ms", "kernel_ms", "threshold", "GPU kernel ms per image"),
     Signal("kernels", "kernels", "exact", "kernel launches per image"),
@@ -148,8 +152,10 @@ def compare_signal(
         return compare_exact(variant, base, new)
     if min(value for run in base + new for value in run) <= 0:
         return MetricComparison(variant, signal.name, "unchanged", note="non-positive samples: not compared")
-    statistic = rules.statistic_of(signal.name)
-    result = compare_runs(base, new, statistic=statistic)
+    if signal.rule == "host-adjusted":
+        result = compare_host_adjusted(base, new)
+    else:
+        result = compare_runs(base, new, statistic=rules.statistic_of(signal.name))
     return MetricComparison(
         variant,
         signal.name,

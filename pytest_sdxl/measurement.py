@@ -46,11 +46,14 @@ if TYPE_CHECKING:
 
 # A run's timed calls: the batch row had one sample per run before, and no statistic survives that.
 MIN_TIMED_CALLS = 10
-# Samples per side and run when a side-by-side reference is timed: each run's wall ratio is a ratio of
-# minima, and a minimum needs enough tries to reach the floor. With 10-12 calls a side, per-run ratios
-# of unchanged variants on a shared H100 swung by up to 40 % (whole runs on one side's slow mode);
-# 40 alternating rounds held the batch-over-loop ratio within 1.3 % across processes (REFERENCE.md).
-MIN_RATIO_SAMPLES = 30
+# Samples per side and run when a side-by-side reference is timed. Each run's rounds are cut into
+# blocks of ``WALL_BLOCK_SAMPLES`` of the variant's samples, and each block's variant and reference minima
+# are one point of the host-adjusted wall test (host_adjusted.py). On an H100, blocks of 12 batch calls,
+# ten a side, caught a 5 % host-side slowdown of the batch path in 9 of 10 trials with no false alarm in
+# 10, where three blocks of 30 caught 1 in 10 (docs/results/2026-11-27b). Four blocks a run, so the
+# notes' three runs give twelve a side.
+WALL_BLOCK_SAMPLES = 12
+MIN_RATIO_SAMPLES = 4 * WALL_BLOCK_SAMPLES
 # Profiled passes a measurement makes at most, one per run from the first: kernel time moves well
 # under 1 % from pass to pass, so five a side judge it, while each pass costs a profiler session
 # (seconds on an H100). Many short runs, which the wall ratio needs on a noisy host
@@ -330,6 +333,7 @@ def measure_pipeline(
     report: Report | None = None,
     split_stages: bool = True,
     count_flops: bool = True,
+    profiled_runs: int = MAX_PROFILED_RUNS,
 ) -> PipelineMeasurement:
     """Warm up, time ``runs`` x ``rounds`` rounds, split the stages, profile; one record per run.
 
@@ -338,7 +342,8 @@ def measure_pipeline(
     each timed round, timed by its own loop: each run then holds the reference's samples too. The
     records hold NaN for load, first generation and total: the caller that loaded the pipeline
     fills them in. The ``power`` command, which measures one pipeline over and over, leaves out the
-    stage split and FLOPs. Peak memory comes from the stage-split pass, where the variant runs alone.
+    stage split and FLOPs and profiles fewer runs (``profiled_runs``, at most ``MAX_PROFILED_RUNS``).
+    Peak memory comes from the stage-split pass, where the variant runs alone.
     """
     from pytest_sdxl.device_signals import flops_by_stage, kernel_signals, trace_one_generation
     from pytest_sdxl.devices import reset_peak_memory
@@ -376,7 +381,10 @@ def measure_pipeline(
     peak_memory = own_peak_memory_gb(pipeline)
     calls = call_functions(pipeline, groups)
     say("device signals")
-    signals = [kernel_signals(pipeline.pipe, calls, pipeline.device) for _ in range(min(runs, MAX_PROFILED_RUNS))]
+    signals = [
+        kernel_signals(pipeline.pipe, calls, pipeline.device)
+        for _ in range(min(runs, profiled_runs, MAX_PROFILED_RUNS))
+    ]
     flops, stage_flops = flops_by_stage(pipeline.pipe, calls[0]) if count_flops else (None, {})
     peak, peak_reason = matrix_peak(pipeline.device, pipeline.components.dtype) if count_flops else (None, "")
     for item in signals:
@@ -420,6 +428,7 @@ def measure_pipeline(
                 device=signals[number - 1] if number <= len(signals) else None,
                 reference=side_by_side.id if side_by_side is not None else "",
                 reference_gen_s=[sample for one_round in reference_block for sample in one_round],
+                wall_blocks=wall_blocks(block, reference_block),
                 energy_j_per_image=energy_j,
                 energy_not_applicable=energy_note,
             )
@@ -432,6 +441,26 @@ def measure_pipeline(
         note=variant_note(pipeline.composition),
         flops=flops,
     )
+
+
+def wall_blocks(own: Sequence[Sequence[float]], reference: Sequence[Sequence[float]]) -> list[list[float]]:
+    """[min own, min reference] of each block of consecutive rounds holding ``WALL_BLOCK_SAMPLES`` of the
+    variant's samples; a shorter rest joins the last block."""
+    count = min(len(own), len(reference))
+    if count == 0:
+        return []
+    size = max(1, math.ceil(WALL_BLOCK_SAMPLES / max(len(own[0]), 1)))
+    starts = list(range(0, count, size))
+    if len(starts) > 1 and count - starts[-1] < size:
+        starts.pop()
+    ends = [*starts[1:], count]
+    return [
+        [
+            min(sample for one_round in own[start:end] for sample in one_round),
+            min(sample for one_round in reference[start:end] for sample in one_round),
+        ]
+        for start, end in zip(starts, ends, strict=True)
+    ]
 
 
 def nothing() -> None:

@@ -93,6 +93,9 @@ class RunRecord:
     # timed in rounds alternating with this run's own: their ratio cancels what the machine does.
     reference: str = ""
     reference_gen_s: list[float] = field(default_factory=list)
+    # [variant minimum, reference minimum] of each block of consecutive rounds in this run
+    # (measurement.WALL_BLOCK_SAMPLES): the units of the host-adjusted wall comparison.
+    wall_blocks: list[list[float]] = field(default_factory=list)
     # Joules the GPU drew per image over this run's own timed calls (energy.py), or why there is no figure.
     energy_j_per_image: float | None = None
     energy_not_applicable: str = ""
@@ -146,7 +149,13 @@ class VariantRecord:
 
         ``gen_s`` gives each run's timed generations; ``kernel_ms`` and ``kernels`` each run's profiled
         calls; any other metric one value per run. Runs without the metric are left out.
+
+        ``wall_pair`` is the exception: one [variant minimum, reference minimum] per block of rounds
+        (``RunRecord.wall_blocks``; a whole run where a file predates them), since the host-adjusted
+        wall comparison takes blocks, not runs, as its units (``host_adjusted``).
         """
+        if metric == "wall_pair":
+            return [list(pair) for run in self.runs for pair in run_wall_blocks(run)]
         runs: list[list[float]] = []
         for run in self.runs:
             if metric == "gen_s":
@@ -249,6 +258,13 @@ def device_from_dict(data: dict[str, Any] | None) -> DeviceSignals | None:
     )
 
 
+def run_wall_blocks(run: RunRecord) -> list[list[float]]:
+    """The run's wall blocks; a file written before blocks existed gives its whole run as one."""
+    if run.wall_blocks:
+        return run.wall_blocks
+    return [[min(run.gen_s), min(run.reference_gen_s)]] if run.gen_s and run.reference_gen_s else []
+
+
 def optional_float(value: Any) -> float | None:
     return None if value is None else float(decode_float(value))
 
@@ -269,6 +285,7 @@ def run_from_dict(data: dict[str, Any]) -> RunRecord:
         device=device_from_dict(data.get("device")),
         reference=str(data.get("reference", "")),
         reference_gen_s=[float(sample) for sample in data.get("reference_gen_s", [])],
+        wall_blocks=[[float(value) for value in pair] for pair in data.get("wall_blocks", [])],
         energy_j_per_image=optional_float(data.get("energy_j_per_image")),
         energy_not_applicable=str(data.get("energy_not_applicable", "")),
         compile_cache=str(data.get("compile_cache", "")),

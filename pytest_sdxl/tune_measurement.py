@@ -2,7 +2,7 @@
 
 Components are built or loaded once; each candidate gets its own ``VariantPipeline`` (sharing what it
 does not change), measured by ``measurement.measure_pipeline`` (warm-up, ``runs`` runs of timed
-rounds, the stage split for peak memory, the profiled pass for kernel time), then closed so the
+rounds, the stage split for peak memory, one profiled pass for kernel time), then closed so the
 next candidate starts with its GPU memory back.
 
 Batch size: at batch 1 a round is one call per prompt. At batch size B a batch composition makes one
@@ -21,6 +21,11 @@ import numpy as np
 from pytest_sdxl.measurement import Group, call_groups, image_psnr, measure_pipeline, seeds_for
 from pytest_sdxl.tune import Candidate, Measurement, TuneOptions, TuneResult, search
 from pytest_sdxl.variants import Composition
+
+# Profiled passes a candidate: one. Kernel time moves well under 1 % from pass to pass, enough to rank
+# candidates, and each pass costs seconds on an H100: with three, a 4-minute search on one measured only
+# single variants (docs/results/2026-11-27b).
+TUNE_PROFILED_RUNS = 1
 
 
 def filled_batch(prompts: Sequence[str], first_seed: int, batch_size: int) -> tuple[list[str], list[int]]:
@@ -64,7 +69,13 @@ class CoreMeasurer:
         try:
             pipeline = VariantPipeline(self.components, composition, self.size, self.settings.steps)
             measured = measure_pipeline(
-                pipeline, groups, runs=self.runs, rounds=self.rounds, report=self.report, count_flops=False
+                pipeline,
+                groups,
+                runs=self.runs,
+                rounds=self.rounds,
+                report=self.report,
+                count_flops=False,
+                profiled_runs=TUNE_PROFILED_RUNS,
             )
         except Exception as error:
             if pipeline is not None:

@@ -33,6 +33,7 @@ from pytest_sdxl.measurement import (
     rounds_per_run,
     side_by_side_reference,
     split_into_runs,
+    wall_blocks,
     warm_up,
 )
 from pytest_sdxl.plugin_benchmark import VariantBenchmark
@@ -162,12 +163,27 @@ def test_beside_a_reference_each_side_has_enough_samples_for_its_minimum(calls: 
     assert rounds - 1 < needed  # no round more than needed
 
 
-def test_a_batch_run_beside_its_one_by_one_reference_is_thirty_rounds() -> None:
+def test_a_batch_run_beside_its_one_by_one_reference_is_four_wall_blocks() -> None:
     prompts, seeds = ["a", "b", "c", "d"], [0, 1, 2, 3]
     batch = call_groups(compose(["batch"]), prompts, seeds)
-    assert rounds_per_run(batch, call_groups(compose([]), prompts, seeds)) == MIN_RATIO_SAMPLES
+    assert rounds_per_run(batch, call_groups(compose([]), prompts, seeds)) == MIN_RATIO_SAMPLES == 48
     four_calls = call_groups(compose([]), prompts, seeds)
-    assert rounds_per_run(four_calls, four_calls) == 8  # 32 calls a side
+    assert rounds_per_run(four_calls, four_calls) == 12  # 48 calls a side
+
+
+@pytest.mark.parametrize(
+    ("calls_a_round", "rounds", "expected_blocks"),
+    [(1, 48, [12, 12, 12, 12]), (1, 30, [12, 18]), (1, 5, [5]), (4, 12, [3, 3, 3, 3]), (4, 7, [3, 4]), (1, 0, [])],
+)
+def test_wall_blocks_cut_a_run_into_twelve_calls_of_the_variant_a_short_rest_joining_the_last(
+    calls_a_round: int, rounds: int, expected_blocks: list[int]
+) -> None:
+    # Round r takes r + 1 ms a call, its reference 10 * (r + 1): each block's minima are its first round's.
+    own = [[0.001 * (index + 1)] * calls_a_round for index in range(rounds)]
+    reference = [[0.01 * (index + 1)] * 4 for index in range(rounds)]
+    blocks = wall_blocks(own, reference)
+    starts = [sum(expected_blocks[:index]) for index in range(len(expected_blocks))]
+    assert blocks == [[pytest.approx(0.001 * (start + 1)), pytest.approx(0.01 * (start + 1))] for start in starts]
 
 
 @given(rounds=st.lists(st.lists(st.floats(0.01, 1.0), min_size=1, max_size=3), max_size=40), runs=st.integers(1, 8))
@@ -272,6 +288,10 @@ def test_measure_pipeline_gives_one_full_record_per_run(pipelines: dict[str, Var
         # The reference ran its own round before each of the variant's: two one-prompt calls a round.
         assert record.reference == "baseline" and len(record.reference_gen_s) == 2 * len(record.gen_s)
         assert math.isfinite(record.wall_ratio) and record.wall_ratio > 0
+        # Four blocks of twelve batch calls, the reference's minimum beside each; the run's minima among them.
+        assert len(record.wall_blocks) == MIN_RATIO_SAMPLES // 12 == 4
+        assert min(own for own, _ in record.wall_blocks) == min(record.gen_s)
+        assert min(reference for _, reference in record.wall_blocks) == min(record.reference_gen_s)
         assert record.warmup_calls >= 1
         assert record.device is not None and "cpu" in record.device.not_applicable
         assert (record.device.kernel_ms, record.device.kernels, record.device.kernel_table) == ([], [], {})

@@ -302,3 +302,23 @@ def test_tune_end_to_end_on_random_tiny(tmp_path: Path, capsys: pytest.CaptureFi
         assert any(row["phase"] == "throughput" and row["batch_size"] == 2 for row in document["candidates"])
     assert (out / "tune.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "## Batch 1, ranked" in (out / "tune.md").read_text()
+
+
+def test_each_candidate_gets_one_profiled_pass_however_many_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Profiled passes cost seconds each on a GPU; kernel time ranks candidates from one.
+    from pytest_sdxl import tune_measurement
+    from pytest_sdxl.settings import Settings
+    from pytest_sdxl.variants import compose
+
+    asked: list[dict[str, object]] = []
+
+    def refuse(*arguments: object, **keywords: object) -> None:
+        asked.append(keywords)
+        raise RuntimeError("not measured in this test")
+
+    monkeypatch.setattr(tune_measurement, "measure_pipeline", refuse)
+    settings = Settings(model="random:tiny", device="cpu", prompts=("a", "b"))
+    measurer = tune_measurement.CoreMeasurer(settings, runs=5, rounds=None, report=None)
+    with pytest.raises(RuntimeError, match="not measured"):
+        measurer(compose(["cached_embeds"]), 1)
+    assert asked[0]["runs"] == 5 and asked[0]["profiled_runs"] == tune_measurement.TUNE_PROFILED_RUNS == 1

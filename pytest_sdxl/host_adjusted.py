@@ -1,0 +1,113 @@
+"""The wall gate's test: a variant's wall time, new over base, at the same speed of the host.
+
+Each run times the variant beside its side-by-side reference (``measurement.side_by_side_reference``)
+and keeps both minima. The plain ratio of minima assumes the two sides slow down in proportion when
+the host does. They do not: the sides differ in how much of their wall time is the CPU launching
+kernels. On an H100 the batch path (11 ms per image) rose about 0.75 % for each 1 % its one-by-one
+reference (27 ms per image) rose, so a host that was 10 % slower for half a minute moved the ratio of
+minima about 2.5 %, and unchanged measurements in one process spread 5 % (docs/results/2026-11-27b).
+
+So the comparison fits, over the runs of both sides, the analysis of covariance
+
+    log(variant minimum) = a + b * log(reference minimum) + d * [run is new]
+
+with one slope ``b`` within both sides (the host's grip on the variant relative to the reference),
+and tests ``d``: ``exp(d)`` is the variant's wall time, new over base, at equal reference speed.
+With ``b = 1`` this is the ratio of minima again. The t test has n - 3 degrees of freedom, and its
+standard error grows when the two sides ran at different host speeds, where the slope matters.
+Where the references did not vary within either side, the slope cannot be estimated: the test then
+falls back to ``b = 1`` and says so.
+
+Pure Python, like ``statistics``; the tests check it against a least-squares fit.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from pytest_sdxl.distributions import t_cdf, t_quantile
+from pytest_sdxl.statistics import CONFIDENCE, RunComparison, count_runs
+
+# (variant minimum, reference minimum) of one run, in seconds per image.
+RunPair = tuple[float, float]
+
+
+def log_pairs(runs: Sequence[Sequence[float]], side: str) -> list[tuple[float, float]]:
+    """Each run's [variant minimum, reference minimum] as logarithms; the error names the bad run."""
+    pairs = []
+    for index, run in enumerate(runs, start=1):
+        if len(run) != 2 or min(run) <= 0:
+            raise ValueError(
+                f"the host-adjusted wall comparison needs each run as [variant minimum, reference minimum], "
+                f"both positive: run {index} on the {side} side is {list(run)!r}"
+            )
+        pairs.append((math.log(run[1]), math.log(run[0])))
+    return pairs
+
+
+def centred(points: Sequence[tuple[float, float]]) -> tuple[float, float, list[tuple[float, float]]]:
+    """The side's mean reference and variant logarithms, and each run's deviations from them."""
+    mean_x = math.fsum(x for x, _ in points) / len(points)
+    mean_y = math.fsum(y for _, y in points) / len(points)
+    return mean_x, mean_y, [(x - mean_x, y - mean_y) for x, y in points]
+
+
+def insufficient(base_runs: int, new_runs: int, why: str) -> RunComparison:
+    return RunComparison(math.nan, math.nan, math.nan, math.nan, "host-adjusted", base_runs, new_runs, why)
+
+
+def compare_host_adjusted(
+    base: Sequence[Sequence[float]], new: Sequence[Sequence[float]], confidence: float = CONFIDENCE
+) -> RunComparison:
+    """New over base for the variant's wall time at equal reference speed; runs as [own min, reference min]."""
+    base_points, new_points = log_pairs(base, "base"), log_pairs(new, "new")
+    short = [
+        f"{count_runs(len(points))} on the {side} side"
+        for side, points in (("base", base_points), ("new", new_points))
+        if len(points) < 2
+    ]
+    if short:
+        return insufficient(
+            len(base_points),
+            len(new_points),
+            f"{' and '.join(short)}: at least 2 runs a side are needed to estimate run-to-run noise",
+        )
+    base_x, base_y, base_dev = centred(base_points)
+    new_x, new_y, new_dev = centred(new_points)
+    deviations = base_dev + new_dev
+    spread_x = math.fsum(dx * dx for dx, _ in deviations)
+    count = len(deviations)
+    # Below this spread of the references' logarithms (0.1 % between runs) a slope is noise.
+    if spread_x > 1e-6 * count and count > 3:
+        slope = math.fsum(dx * dy for dx, dy in deviations) / spread_x
+        freedom = count - 3
+        slope_note = f"slope {slope:.2f} fitted"
+        spread_term = (new_x - base_x) ** 2 / spread_x
+    else:
+        slope, freedom, spread_term = 1.0, count - 2, 0.0
+        slope_note = "slope 1 (the references did not vary: plain ratio of minima)"
+    difference = (new_y - base_y) - slope * (new_x - base_x)
+    residual = math.fsum((dy - slope * dx) ** 2 for dx, dy in deviations)
+    test = (
+        f"host-adjusted: log variant min on log reference min, {slope_note}, "
+        f"{len(base_points)} vs {len(new_points)} runs"
+    )
+    variance = residual / freedom * (1 / len(base_points) + 1 / len(new_points) + spread_term)
+    if variance == 0.0:
+        p_value = 1.0 if difference == 0.0 else 0.0
+        ratio = math.exp(difference)
+        return RunComparison(ratio, ratio, ratio, p_value, test, len(base_points), len(new_points), "")
+    error = math.sqrt(variance)
+    critical = t_quantile(0.5 + confidence / 2, freedom)
+    p_value = 2 * (1 - t_cdf(abs(difference) / error, freedom))
+    return RunComparison(
+        ratio=math.exp(difference),
+        low=math.exp(difference - critical * error),
+        high=math.exp(difference + critical * error),
+        p_value=min(1.0, max(0.0, p_value)),
+        test=test,
+        base_runs=len(base_points),
+        new_runs=len(new_points),
+        insufficient="",
+    )
