@@ -255,12 +255,21 @@ def overhead_command(arguments: argparse.Namespace) -> int:
 
 def power_command(arguments: argparse.Namespace) -> int:
     """Detection and false-alarm rates per signal for injected slowdowns of one variant."""
-    from pytest_sdxl.power import POWER_GATE, POWER_SIGNALS, measure_power, power_report
+    from pytest_sdxl.power import POWER_GATE, POWER_SIGNALS, PowerResult, measure_power, power_report
     from pytest_sdxl.results import encode_float, write_atomically
     from pytest_sdxl.variants import parse
 
     settings = settings_from(arguments)
     rules = rules_from(arguments, POWER_SIGNALS, POWER_GATE)
+
+    def save(result: PowerResult) -> None:
+        """The files as they stand, rewritten after every trial: a run stopped midway keeps its finished trials."""
+        if arguments.output:
+            write_atomically(arguments.output, power_report(result) + "\n")
+        if arguments.json:
+            # Strict JSON: a calibration that does not apply (no kernels on a CPU) is written as "nan".
+            write_atomically(arguments.json, json.dumps(encode_float(result.as_dict()), indent=2) + "\n")
+
     result = measure_power(
         settings,
         parse(arguments.variant),
@@ -269,14 +278,10 @@ def power_command(arguments: argparse.Namespace) -> int:
         rules=rules,
         report=lambda line: print(line, file=sys.stderr, flush=True),
         rounds=arguments.rounds,
+        on_trial=save,
     )
-    text = power_report(result)
-    print(text)
-    if arguments.output:
-        write_atomically(arguments.output, text + "\n")
-    if arguments.json:
-        # Strict JSON: a calibration that does not apply (no kernels on a CPU) is written as "nan".
-        write_atomically(arguments.json, json.dumps(encode_float(result.as_dict()), indent=2) + "\n")
+    print(power_report(result))
+    save(result)
     return 0
 
 

@@ -172,11 +172,14 @@ def measure_power(
     rules: Rules | None = None,
     report: Callable[[str], None] | None = None,
     rounds: int | None = None,
+    on_trial: Callable[[PowerResult], None] | None = None,
 ) -> PowerResult:
     """``trials`` trials of unchanged and injected measurements of one variant, judged by ``rules``.
 
     ``injections``: (kind, level) pairs, kind ``host`` or ``device``, level the share of one call.
-    ``rounds``: rounds a run (default: the core's ``rounds_per_run``).
+    ``rounds``: rounds a run (default: the core's ``rounds_per_run``). ``on_trial`` gets the result so
+    far after each finished trial (its ``trials`` counts the finished ones), so that a run stopped
+    midway keeps them.
     """
     from pytest_sdxl.assembly import VariantPipeline
     from pytest_sdxl.measurement import call_groups, seeds_for, side_by_side_reference
@@ -210,7 +213,7 @@ def measure_power(
             composition.id,
             settings.model,
             str(components.device),
-            trials,
+            0,
             settings.runs,
             calibration={"wall_ms_per_call": wall_call_s * 1000, "kernel_ms_per_call": kernel_call_ms},
             rounds=rounds,
@@ -240,6 +243,9 @@ def measure_power(
                 for signal in flagged:
                     result.detections[name][signal] = result.detections[name].get(signal, 0) + 1
             result.estimates.append(trial_estimates)
+            result.trials = trial
+            if on_trial is not None:
+                on_trial(result)
             previous = unchanged
         return result
     finally:
@@ -272,12 +278,17 @@ def combined(results: Sequence[PowerResult]) -> PowerResult:
         raise ValueError("no power results to combine")
     first = results[0]
     for other in results[1:]:
-        if (other.variant, other.model, other.runs) != (first.variant, first.model, first.runs) or set(
-            other.detections
-        ) != set(first.detections):
+        if (other.variant, other.model, other.runs, other.rounds) != (
+            first.variant,
+            first.model,
+            first.runs,
+            first.rounds,
+        ) or set(other.detections) != set(first.detections):
             raise ValueError(
-                f"power results of different experiments cannot be combined: {first.variant} on {first.model} "
-                f"({', '.join(first.detections)}) and {other.variant} on {other.model} ({', '.join(other.detections)})"
+                "power results of different experiments cannot be combined: "
+                f"{first.variant} on {first.model}, {first.runs} runs of {first.rounds} rounds "
+                f"({', '.join(first.detections)}) and {other.variant} on {other.model}, {other.runs} runs of "
+                f"{other.rounds} rounds ({', '.join(other.detections)})"
             )
     total = PowerResult(
         first.variant,

@@ -7,6 +7,7 @@ import io
 import json
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,7 +29,20 @@ def power_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, str, dict[
     prompts = folder / "prompts.txt"
     prompts.write_text("a red cube\na blue sphere\na green cone\n")
     out = folder / "power.json"
-    arguments = ["power", "--variant", "batch", "--trials", "2", "--inject", "host:30%", "--runs", "2"]
+    # Two blocks of twelve calls a run (measurement.WALL_BLOCK_SAMPLES): enough for a 30 % slowdown.
+    arguments = [
+        "power",
+        "--variant",
+        "batch",
+        "--trials",
+        "2",
+        "--inject",
+        "host:30%",
+        "--runs",
+        "2",
+        "--rounds",
+        "24",
+    ]
     printed, progress = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(progress):
         status = main([*arguments, "--prompts", str(prompts), "--json", str(out)])
@@ -149,6 +163,41 @@ def test_results_of_different_experiments_do_not_add_up(power_run: tuple[int, st
     other = dict(power_run[2], variant="tiny_vae+batch")
     with pytest.raises(ValueError, match="different experiments cannot be combined: batch on random:tiny"):
         combined([power_from_dict(power_run[2]), power_from_dict(other)])
+    shorter_runs = dict(power_run[2], rounds=12)
+    with pytest.raises(ValueError, match=r"2 runs of 24 rounds .* 2 runs of 12 rounds"):
+        combined([power_from_dict(power_run[2]), power_from_dict(shorter_runs)])
+
+
+def test_a_power_run_stopped_midway_keeps_its_finished_trials(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pytest_sdxl import power
+    from pytest_sdxl.results import RunRecord, VariantRecord
+
+    made: list[str] = []
+
+    def fake_measurement(pipeline: Any, *arguments: Any, **keywords: Any) -> VariantRecord:
+        made.append("measured")
+        if len(made) == 4:  # calibration, trial 1 unchanged and slowed, then trial 2 is stopped
+            raise KeyboardInterrupt
+        runs = [
+            RunRecord(
+                run, 0.0, 0.0, [0.01 + 0.001 * run] * 12, 0.011, 0.011, 0.0, reference_gen_s=[0.02 + 0.001 * run] * 12
+            )
+            for run in (1, 2)
+        ]
+        return VariantRecord(pipeline.id, pipeline.composition.kind, runs=runs)
+
+    monkeypatch.setattr(power, "measured_record", fake_measurement)
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("a red cube\na blue sphere\n")
+    out, table = tmp_path / "power.json", tmp_path / "power.md"
+    arguments = ["power", "--variant", "batch", "--trials", "3", "--inject", "host:5%", "--prompts", str(prompts)]
+    with pytest.raises(KeyboardInterrupt):
+        main([*arguments, "--json", str(out), "--output", str(table)])
+    kept = json.loads(out.read_text())
+    assert (kept["trials"], kept["unchanged_trials"], len(kept["estimates"])) == (1, 1, 1)
+    assert "(cpu), 1 trials, " in table.read_text()
 
 
 def test_power_keeps_each_trials_estimates_and_shows_their_median(power_run: tuple[int, str, dict[str, Any]]) -> None:
