@@ -1,18 +1,20 @@
 """The wall gate's test: a variant's wall time, new over base, at the same speed of the host.
 
 Each run times the variant beside its side-by-side reference (``measurement.side_by_side_reference``)
-and keeps both minima. The plain ratio of minima assumes the two sides slow down in proportion when
-the host does. They do not: the sides differ in how much of their wall time is the CPU launching
-kernels. On an H100 the batch path (11 ms per image) rose about 0.75 % for each 1 % its one-by-one
-reference (27 ms per image) rose, so a host that was 10 % slower for half a minute moved the ratio of
-minima about 2.5 %, and unchanged measurements in one process spread 5 % (docs/results/2026-11-27b).
+in alternating rounds, and each block of those rounds keeps both sides' minima. The plain ratio of
+minima assumes the two sides slow down in proportion when the host does. They do not: the sides
+differ in how much of their wall time is the CPU launching kernels. On an H100 the batch path (11 ms
+per image) rose about 0.75 % for each 1 % its one-by-one reference (27 ms per image) rose, so a host
+that was 10 % slower for half a minute moved the ratio of minima about 2.5 %, and unchanged
+measurements in one process spread 5 % (docs/results/2026-11-27b).
 
-So the comparison fits, over the runs of both sides, the analysis of covariance
+So the comparison fits the analysis of covariance
 
-    log(variant minimum) = a + b * log(reference minimum) + d * [run is new]
+    log(variant minimum) = a + b * log(reference minimum) + d * [block is new]
 
-with one slope ``b`` within both sides (the host's grip on the variant relative to the reference),
-and tests ``d``: ``exp(d)`` is the variant's wall time, new over base, at equal reference speed.
+over the blocks of both sides, with one slope ``b`` (the host's grip on the variant relative to the
+reference), and tests ``d``: ``exp(d)`` is the variant's wall time, new over base, at equal
+reference speed.
 With ``b = 1`` this is the ratio of minima again. The t test has n - 3 degrees of freedom, and its
 standard error grows when the two sides ran at different host speeds, where the slope matters.
 Where the references did not vary within either side, the slope cannot be estimated: the test then
@@ -27,22 +29,22 @@ import math
 from collections.abc import Sequence
 
 from pytest_sdxl.distributions import t_cdf, t_quantile
-from pytest_sdxl.statistics import CONFIDENCE, RunComparison, count_runs
+from pytest_sdxl.statistics import CONFIDENCE, RunComparison
 
 # (variant minimum, reference minimum) of one run, in seconds per image.
 RunPair = tuple[float, float]
 
 
-def log_pairs(runs: Sequence[Sequence[float]], side: str) -> list[tuple[float, float]]:
-    """Each run's [variant minimum, reference minimum] as logarithms; the error names the bad run."""
+def log_pairs(blocks: Sequence[Sequence[float]], side: str) -> list[tuple[float, float]]:
+    """Each block's [variant minimum, reference minimum] as logarithms; the error names the bad block."""
     pairs = []
-    for index, run in enumerate(runs, start=1):
-        if len(run) != 2 or min(run) <= 0:
+    for index, block in enumerate(blocks, start=1):
+        if len(block) != 2 or min(block) <= 0:
             raise ValueError(
-                f"the host-adjusted wall comparison needs each run as [variant minimum, reference minimum], "
-                f"both positive: run {index} on the {side} side is {list(run)!r}"
+                f"the host-adjusted wall comparison needs each block as [variant minimum, reference minimum], "
+                f"both positive: block {index} on the {side} side is {list(block)!r}"
             )
-        pairs.append((math.log(run[1]), math.log(run[0])))
+        pairs.append((math.log(block[1]), math.log(block[0])))
     return pairs
 
 
@@ -60,10 +62,14 @@ def insufficient(base_runs: int, new_runs: int, why: str) -> RunComparison:
 def compare_host_adjusted(
     base: Sequence[Sequence[float]], new: Sequence[Sequence[float]], confidence: float = CONFIDENCE
 ) -> RunComparison:
-    """New over base for the variant's wall time at equal reference speed; runs as [own min, reference min]."""
+    """New over base for the variant's wall time at equal reference speed; blocks as [own min, reference min].
+
+    A block is a stretch of consecutive rounds (``measurement.wall_blocks``), or a whole run in a results
+    file written before blocks were kept.
+    """
     base_points, new_points = log_pairs(base, "base"), log_pairs(new, "new")
     short = [
-        f"{count_runs(len(points))} on the {side} side"
+        f"{len(points)} block{'' if len(points) == 1 else 's'} on the {side} side"
         for side, points in (("base", base_points), ("new", new_points))
         if len(points) < 2
     ]
@@ -71,14 +77,14 @@ def compare_host_adjusted(
         return insufficient(
             len(base_points),
             len(new_points),
-            f"{' and '.join(short)}: at least 2 runs a side are needed to estimate run-to-run noise",
+            f"{' and '.join(short)}: at least 2 blocks of rounds a side are needed to estimate their noise",
         )
     base_x, base_y, base_dev = centred(base_points)
     new_x, new_y, new_dev = centred(new_points)
     deviations = base_dev + new_dev
     spread_x = math.fsum(dx * dx for dx, _ in deviations)
     count = len(deviations)
-    # Below this spread of the references' logarithms (0.1 % between runs) a slope is noise.
+    # Below this spread of the references' logarithms (0.1 % between blocks) a slope is noise.
     if spread_x > 1e-6 * count and count > 3:
         slope = math.fsum(dx * dy for dx, dy in deviations) / spread_x
         freedom = count - 3
@@ -91,7 +97,7 @@ def compare_host_adjusted(
     residual = math.fsum((dy - slope * dx) ** 2 for dx, dy in deviations)
     test = (
         f"host-adjusted: log variant min on log reference min, {slope_note}, "
-        f"{len(base_points)} vs {len(new_points)} runs"
+        f"{len(base_points)} vs {len(new_points)} blocks"
     )
     variance = residual / freedom * (1 / len(base_points) + 1 / len(new_points) + spread_term)
     if variance == 0.0:

@@ -174,6 +174,9 @@ def test_compare_exits_one_on_a_twenty_percent_slowdown(tmp_path: Path, capsys: 
     output = capsys.readouterr().out
     assert "REGRESSED" in output and "regressed (gate wall_ratio," in output and "batch wall_ratio" in output
     assert "| batch   | wall_ratio" in (tmp_path / "c.md").read_text()
+    # The wall ratio's verdict names its statistic: the host-adjusted fit over the runs (no blocks in these files).
+    wall_row = next(line for line in output.splitlines() if "| wall_ratio" in line)
+    assert "host-adjusted: log variant min on log reference min" in wall_row and "3 vs 3 blocks" in wall_row
 
 
 def test_compare_passes_an_identical_rerun_through_the_console_entry(tmp_path: Path) -> None:

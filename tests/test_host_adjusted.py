@@ -113,8 +113,8 @@ def test_references_that_never_moved_fall_back_to_the_plain_ratio_and_say_so() -
 
 def test_one_run_a_side_is_insufficient_and_a_malformed_run_is_named() -> None:
     result = compare_host_adjusted([[0.011, 0.027]], [[0.012, 0.027], [0.012, 0.028]])
-    assert math.isnan(result.p_value) and "1 run on the base side" in result.insufficient
-    with pytest.raises(ValueError, match=r"run 2 on the new side is \[0\.012\]"):
+    assert math.isnan(result.p_value) and "1 block on the base side" in result.insufficient
+    with pytest.raises(ValueError, match=r"block 2 on the new side is \[0\.012\]"):
         compare_host_adjusted([[0.011, 0.027], [0.011, 0.028]], [[0.012, 0.027], [0.012]])
 
 
