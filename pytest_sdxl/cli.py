@@ -337,11 +337,13 @@ def positive_count(text: str) -> int:
 def tune_command(arguments: argparse.Namespace) -> int:
     """The beam search over compositions; the ranked table printed, tune.json/.md/.png written to --out."""
     from pytest_sdxl.compile_cache import activate
+    from pytest_sdxl.machine import machine_info, resolved_precision
     from pytest_sdxl.results import settings_as_dict
-    from pytest_sdxl.tune import Candidate, TuneOptions
+    from pytest_sdxl.tune import Candidate, TuneOptions, TuneResult
     from pytest_sdxl.tune_measurement import tune_settings
     from pytest_sdxl.tune_options import parse_candidates
     from pytest_sdxl.tune_report import tune_markdown, write_tune_reports
+    from pytest_sdxl.tune_resume import conditions, read_known
 
     settings = settings_from(arguments)
     names = parse_candidates(arguments.candidates)
@@ -353,28 +355,43 @@ def tune_command(arguments: argparse.Namespace) -> int:
         margin=arguments.margin,
         batch_sizes=arguments.batch_sizes,
     )
-
-    def say(candidate: Candidate) -> None:
-        if not arguments.quiet:
-            figure = f"{candidate.ms_per_image:.2f} ms/image" if candidate.measurement is not None else ""
-            print(
-                f"tune: {candidate.composition} at batch {candidate.batch_size}: {figure} {candidate.status} "
-                f"{candidate.reason}".rstrip(),
-                file=sys.stderr,
-                flush=True,
-            )
-
+    settings_record = settings_as_dict(settings)
+    context = {
+        "conditions": conditions(settings_record, arguments.runs, arguments.rounds),
+        "machine": {**machine_info(), **resolved_precision(settings)},
+    }
+    known = read_known(arguments.resume, context["conditions"], context["machine"]) if arguments.resume else {}
     size = "auto" if settings.size is None else str(settings.size)
     header = (
         f"pytest-sdxl tune: model={settings.model} device={settings.device} dtype={settings.dtype} size={size} "
         f"steps={settings.steps} prompts={len(settings.prompts)} runs={arguments.runs} "
         f"rounds={arguments.rounds or 'auto'} candidates={','.join(names)}"
     )
+    if arguments.resume:
+        header += f" resumed={arguments.resume} ({len(known)} measurements to reuse)"
+    seen: list[Candidate] = []
+
+    def say(candidate: Candidate) -> None:
+        seen.append(candidate)
+        if not arguments.quiet:
+            figure = f"{candidate.ms_per_image:.2f} ms/image" if candidate.measurement is not None else ""
+            source = " (from --resume)" if candidate.resumed else ""
+            print(
+                f"tune: {candidate.composition} at batch {candidate.batch_size}: {figure}{source} {candidate.status} "
+                f"{candidate.reason}".rstrip(),
+                file=sys.stderr,
+                flush=True,
+            )
+        if settings.report is not None:
+            # Rewritten after every candidate, so that a search stopped midway can be resumed from it.
+            partial = TuneResult(options, candidates=list(seen), stop_reason="in progress (or stopped midway)")
+            write_tune_reports(partial, settings.report, settings_record, header, chart=False, context=context)
+
     print(header, file=sys.stderr)
-    result = tune_settings(settings, names, options, arguments.runs, arguments.rounds, on_candidate=say)
+    result = tune_settings(settings, names, options, arguments.runs, arguments.rounds, on_candidate=say, known=known)
     print(tune_markdown(result, header))
     if settings.report is not None:
-        written = write_tune_reports(result, settings.report, settings_as_dict(settings), header)
+        written = write_tune_reports(result, settings.report, settings_record, header, context=context)
         print("written: " + ", ".join(str(path) for path in written))
     if result.fastest() is None:
         print(f"\npytest-sdxl: nothing was measured: {result.stop_reason}", file=sys.stderr)
@@ -464,6 +481,13 @@ def add_tune_command(commands: Any) -> None:
         default=None,
         metavar="DIR",
         help="Folder to write tune.json, tune.md and tune.png to (environment PYTEST_SDXL_REPORT)",
+    )
+    tune.add_argument(
+        "--resume",
+        metavar="TUNE_JSON",
+        default=None,
+        help="Reuse the measurements of an earlier call's tune.json (same model, settings, card and software); "
+        "--out rewrites tune.json after every candidate, so a stopped search goes on from there",
     )
     tune.add_argument("--quiet", action="store_true", help="No progress lines")
     add_plugin_options(tune)

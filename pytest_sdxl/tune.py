@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -91,6 +91,8 @@ class Candidate:
     reason: str = ""
     quality: str = ""
     measurement: Measurement | None = None
+    # Taken from an earlier call's tune.json (tune_resume), not measured in this one.
+    resumed: bool = False
 
     @property
     def ok(self) -> bool:
@@ -122,6 +124,7 @@ class Candidate:
             "kernel_ms_per_image": None if measurement is None else measurement.kernel_ms,
             "psnr_db": None if measurement is None else measurement.psnr_db,
             "peak_gpu_mem_gb": None if measurement is None else measurement.peak_gpu_mem_gb,
+            "resumed": self.resumed,
         }
 
 
@@ -239,11 +242,13 @@ class BeamSearch:
         options: TuneOptions,
         clock: Callable[[], float],
         on_candidate: Callable[[Candidate], None] | None,
+        known: Mapping[tuple[str, int], Measurement] | None = None,
     ) -> None:
         self.measure = measure
         self.options = options
         self.clock = clock
         self.on_candidate = on_candidate
+        self.known = dict(known or {})
         self.started = clock()
         self.result = TuneResult(options)
         self.measured: dict[tuple[str, int], Candidate] = {}
@@ -263,7 +268,10 @@ class BeamSearch:
             return self.measured[key]
         candidate = Candidate(composition.id, composition.kind, batch_size, phase, step, parent)
         try:
-            candidate.measurement = self.measure(composition, batch_size)
+            if key in self.known:
+                candidate.measurement, candidate.resumed = self.known[key], True
+            else:
+                candidate.measurement = self.measure(composition, batch_size)
         except VariantUnavailable as error:
             candidate.status, candidate.reason = SKIPPED, str(error)
         except Exception as error:
@@ -318,7 +326,7 @@ class BeamSearch:
                 return
             improving = []
             for index, (composition, parent) in enumerate(pending):
-                if self.out_of_time(len(pending) - index):
+                if (composition.id, 1) not in self.known and self.out_of_time(len(pending) - index):
                     return
                 child = self.try_one(composition, 1, SEARCH, step, parent.composition)
                 if child.ok and child.ms_per_image < parent.ms_per_image * (1 - self.options.margin):
@@ -350,7 +358,7 @@ class BeamSearch:
                     continue
                 plan += [(composition, size, finalist.composition) for size in sizes]
         for index, (composition, size, parent) in enumerate(plan):
-            if self.out_of_time(len(plan) - index):
+            if (composition.id, size) not in self.known and self.out_of_time(len(plan) - index):
                 return
             self.try_one(composition, size, THROUGHPUT, 0, parent)
 
@@ -366,12 +374,15 @@ def search(
     unmet: Unmet = no_unmet_requirements,
     clock: Callable[[], float] = time.monotonic,
     on_candidate: Callable[[Candidate], None] | None = None,
+    known: Mapping[tuple[str, int], Measurement] | None = None,
 ) -> TuneResult:
     """The batch-1 beam search over ``names``, then the throughput step; ``measure`` times each candidate.
 
     ``unmet`` says why a variant cannot run here (it is then skipped with that reason, once).
+    ``known``: measurements of an earlier call (``tune_resume``), keyed by (composition id, batch
+    size): the search takes them instead of measuring, and they cost none of the budget.
     """
-    run = BeamSearch(measure, options, clock, on_candidate)
+    run = BeamSearch(measure, options, clock, on_candidate, known)
     runnable = []
     for name in names:
         single = compose([name])

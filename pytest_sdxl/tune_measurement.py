@@ -13,7 +13,7 @@ its first images have the baseline's prompts and seeds and are compared with the
 from __future__ import annotations
 
 import statistics
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -126,9 +126,18 @@ def tune_settings(
     rounds: int | None = None,
     on_candidate: Callable[[Candidate], None] | None = None,
     report: Callable[[str, str], None] | None = None,
+    known: Mapping[tuple[str, int], Measurement] | None = None,
 ) -> TuneResult:
-    """The search over ``names`` on the settings' model and device, every candidate measured by the core."""
+    """The search over ``names`` on the settings' model and device, every candidate measured by the core.
+
+    ``known``: an earlier call's measurements (``tune_resume.read_known``), reused instead of measured.
+    """
     measurer = CoreMeasurer(settings, runs, rounds, report)
     return search(
-        names, measurer, options_for_weights(settings, options), unmet=measurer.unmet, on_candidate=on_candidate
+        names,
+        measurer,
+        options_for_weights(settings, options),
+        unmet=measurer.unmet,
+        on_candidate=on_candidate,
+        known=known,
     )

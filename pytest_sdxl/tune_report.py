@@ -177,18 +177,25 @@ def chart_png(result: TuneResult, title: str = "") -> bytes:
     return buffer.getvalue()
 
 
-def tune_json(result: TuneResult, settings: dict[str, Any]) -> str:
+def tune_json(result: TuneResult, settings: dict[str, Any], context: dict[str, Any] | None = None) -> str:
+    """The result as JSON, with the settings and ``context`` (the conditions and machine ``--resume`` checks)."""
     document = result.as_dict()
     document["settings"] = settings
+    document.update(context or {})
     return json.dumps(encode_float(document), indent=2) + "\n"
 
 
 def write_tune_reports(
-    result: TuneResult, folder: Path, settings: dict[str, Any], header: str = "", chart: bool = True
+    result: TuneResult,
+    folder: Path,
+    settings: dict[str, Any],
+    header: str = "",
+    chart: bool = True,
+    context: dict[str, Any] | None = None,
 ) -> list[Path]:
     """tune.json, tune.md and (with ``chart``) tune.png in ``folder``, each written atomically."""
     written = [
-        write_atomically(folder / "tune.json", tune_json(result, settings)),
+        write_atomically(folder / "tune.json", tune_json(result, settings, context)),
         write_atomically(folder / "tune.md", tune_markdown(result, header)),
     ]
     if chart:

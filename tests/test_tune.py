@@ -7,6 +7,7 @@ import json
 import math
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -298,6 +299,22 @@ def test_tune_end_to_end_on_random_tiny(tmp_path: Path, capsys: pytest.CaptureFi
     assert chosen["ms_per_image"] <= best["ms_per_image"] * 1.03
     assert len(chosen["composition"].split("+")) <= len(best["composition"].split("+"))
     assert all(len(row["run_minima_ms"]) == 2 for row in measured)
+    assert document["conditions"]["runs"] == 2 and document["machine"]["resolved_device"] == "cpu"
+
+    # A second call resumes from the first's tune.json: everything but the baseline comes from the file.
+    again = tmp_path / "again"
+    resumed = [*arguments[:-2], "--out", str(again), "--resume", str(out / "tune.json")]
+    assert main(resumed) == 0
+    progress = capsys.readouterr().err
+    reused = [line for line in progress.splitlines() if "(from --resume)" in line]
+    reusable = [row for row in document["candidates"] if row["status"] in ("ok", "rejected")]
+    assert len(reused) == len(reusable) - 1 and "tune: baseline at batch 1: " in progress
+    again_fastest = json.loads((again / "tune.json").read_text())["measured_fastest"]
+    assert again_fastest["composition"] == document["measured_fastest"]["composition"] and again_fastest["resumed"]
+    # Other conditions (three runs a measurement instead of two): refused, saying why.
+    refused = [*resumed[: resumed.index("--runs")], "--runs", "3", *resumed[resumed.index("--runs") + 2 :]]
+    assert main(refused) == 2
+    assert "runs: 2 there, 3 here" in capsys.readouterr().err
     if not document["cut_short"]:
         assert any(row["phase"] == "throughput" and row["batch_size"] == 2 for row in document["candidates"])
     assert (out / "tune.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -322,3 +339,100 @@ def test_each_candidate_gets_one_profiled_pass_however_many_runs(monkeypatch: py
     with pytest.raises(RuntimeError, match="not measured"):
         measurer(compose(["cached_embeds"]), 1)
     assert asked[0]["runs"] == 5 and asked[0]["profiled_runs"] == tune_measurement.TUNE_PROFILED_RUNS == 1
+
+
+def test_a_resumed_search_reuses_what_was_measured_and_spends_its_budget_on_the_rest() -> None:
+    names = ["cached_embeds", "tiny_vae", "fp16_vae", "batch"]
+    first = search(names, FakeMeasure(), options(budget_s=0.0))  # cut short after the baseline
+    full = search(names, FakeMeasure(), options())
+    # What a stopped call wrote: every candidate of step 1, the baseline aside (measured again for PSNR).
+    known = {
+        (item.composition, item.batch_size): item.measurement
+        for item in full.candidates
+        if item.step == 1 and item.measurement is not None
+    }
+    measure = FakeMeasure()
+    resumed = search(names, measure, options(budget_s=0.0), known=known)
+    assert first.cut_short and measure.log == [("baseline", 1)]  # nothing of step 1 measured again
+    reused = [item for item in resumed.candidates if item.resumed]
+    assert {(item.composition, item.batch_size) for item in reused} == set(known)
+    # Step 1 came free; step 2 needs new measurements and the zero budget stops it.
+    assert resumed.cut_short and "step" not in resumed.stop_reason
+    assert all(item.as_dict()["resumed"] for item in reused)
+    complete = search(names, FakeMeasure(), options(), known=known)
+    assert complete.fastest().composition == full.fastest().composition  # type: ignore[union-attr]
+
+
+def tune_document(candidates: list[dict[str, object]], **changes: object) -> dict[str, object]:
+    from pytest_sdxl.tune_resume import conditions
+
+    settings = {"model": "random:tiny", "dtype": "auto", "size": None, "steps": 1, "prompts": ["a", "b"], "seed": 0}
+    settings |= {"tiny_vae": "random", "fp16_vae": "random"}
+    document: dict[str, object] = {
+        "schema": "pytest-sdxl-tune",
+        "conditions": conditions(settings, 3, None),
+        "machine": {"gpu": None, "resolved_device": "cpu", "torch": "2.13.0", "diffusers": "0.37.0"},
+        "candidates": candidates,
+    }
+    document.update(changes)
+    return document
+
+
+def test_resume_reads_measured_rows_and_leaves_out_the_baseline_and_failures(tmp_path: Path) -> None:
+    from pytest_sdxl.tune_resume import read_known
+
+    def row(composition: str, status: str = "ok", batch_size: int = 1) -> dict[str, object]:
+        minima = [] if status == "failed" else [10.0, 9.0, 11.0]
+        return {"composition": composition, "batch_size": batch_size, "status": status, "run_minima_ms": minima}
+
+    rows = [row("baseline"), row("tiny_vae"), row("bf16", "rejected"), row("fp16_vae", "failed"), row("batch", "ok", 4)]
+    rows[1] |= {"kernel_ms_per_image": 4.5, "psnr_db": "inf", "peak_gpu_mem_gb": 7.1}
+    document = tune_document(rows)
+    path = tmp_path / "tune.json"
+    path.write_text(json.dumps(document))
+    known = read_known(path, document["conditions"], document["machine"])  # type: ignore[arg-type]
+    assert set(known) == {("tiny_vae", 1), ("bf16", 1), ("batch", 4)}
+    assert known[("tiny_vae", 1)].ms_per_image == 10.0 and known[("tiny_vae", 1)].psnr_db == math.inf
+
+
+def test_resume_refuses_measurements_made_under_other_conditions_naming_each_difference(tmp_path: Path) -> None:
+    from pytest_sdxl.errors import SettingsError
+    from pytest_sdxl.tune_resume import read_known
+
+    document = tune_document([])
+    path = tmp_path / "tune.json"
+    path.write_text(json.dumps(document))
+    now_conditions = dict(document["conditions"], runs=5)  # type: ignore[arg-type]
+    now_machine = dict(document["machine"], gpu="NVIDIA H100 80GB HBM3")  # type: ignore[arg-type]
+    with pytest.raises(SettingsError) as refused:
+        read_known(path, now_conditions, now_machine)
+    message = str(refused.value)
+    assert "runs: 3 there, 5 here" in message and "gpu: None there, 'NVIDIA H100 80GB HBM3' here" in message
+    with pytest.raises(SettingsError, match=r"no such file; give the tune\.json an earlier `tune --out` wrote"):
+        read_known(tmp_path / "missing.json", now_conditions, now_machine)
+    (tmp_path / "other.json").write_text(json.dumps({"schema": "pytest-sdxl-results"}))
+    with pytest.raises(SettingsError, match=r"not a tune\.json"):
+        read_known(tmp_path / "other.json", now_conditions, now_machine)
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_a_stopped_tune_leaves_a_tune_json_to_resume_from(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pytest_sdxl import tune_measurement
+
+    measure_for_real = tune_measurement.CoreMeasurer.__call__
+    asked: list[str] = []
+
+    def stopped_on_the_third(self: Any, composition: Composition, batch_size: int) -> Measurement:
+        asked.append(composition.id)
+        if len(asked) == 3:
+            raise KeyboardInterrupt  # the job's time limit, say
+        return measure_for_real(self, composition, batch_size)
+
+    monkeypatch.setattr(tune_measurement.CoreMeasurer, "__call__", stopped_on_the_third)
+    out = tmp_path / "tune"
+    arguments = ["tune", "--model", "random:tiny", "--device", "cpu", "--variants", "cached_embeds,tiny_vae,bf16"]
+    with pytest.raises(KeyboardInterrupt):
+        main([*arguments, "--runs", "2", "--rounds", "1", "--batch-sizes", "1", "--out", str(out), "--quiet"])
+    document = json.loads((out / "tune.json").read_text())
+    assert [row["composition"] for row in document["candidates"]] == asked[:2]
+    assert document["stop_reason"] == "in progress (or stopped midway)" and document["conditions"]["runs"] == 2
