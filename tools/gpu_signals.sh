@@ -10,7 +10,8 @@
 #   power   `python -m pytest_sdxl power` on POWER_VARIANT: host-side 5 % and device-side 2 %
 #           slowdowns over TRIALS trials, with the false alarms of unchanged reruns (ROUNDS: rounds a run,
 #           RUNS: runs a measurement)
-#   tune    python -m pytest_sdxl tune within TUNE_BUDGET (default 8m)
+#   tune    python -m pytest_sdxl tune within TUNE_BUDGET (default 8m), over TUNE_VARIANTS (default all),
+#           going on from TUNE_RESUME (an earlier call's tune.json, copied into the tree) when set
 #   serving `run` of SERVING_VARIANTS with SERVING_RUNS runs: percentiles, images/s, J/image, roofline
 #   cache   CACHE_VARIANTS in three fresh plugin sessions over one compile-cache folder: cold, then warm
 #   asv     asv on a scratch repository: a commit whose batch path is 5 % slower and an unchanged
@@ -99,7 +100,9 @@ fi
 if [[ ",$STEPS," == *",tune,"* ]]; then
     # Issue 9: the search for the fastest composition at batch 1 and in images/s, within TUNE_BUDGET.
     echo "== tune, budget ${TUNE_BUDGET:=8m} ($((SECONDS - started)) s)"
-    python3 -m pytest_sdxl tune --model "$MODEL" --budget "$TUNE_BUDGET" --out "$OUT/tune" 2>&1 | grep -v "^\[transformers\]"
+    # TUNE_RESUME: a tune.json of an earlier call (copied into the tree) to go on from; TUNE_VARIANTS: the candidates.
+    python3 -m pytest_sdxl tune --model "$MODEL" --budget "$TUNE_BUDGET" --out "$OUT/tune" \
+        ${TUNE_RESUME:+--resume "$TUNE_RESUME"} ${TUNE_VARIANTS:+--variants "$TUNE_VARIANTS"} 2>&1 | grep -v "^\[transformers\]"
     for file in tune.json tune.md tune.png; do cp "$OUT/tune/$file" "$STEM-$file"; done
 fi
 
