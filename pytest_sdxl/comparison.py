@@ -42,7 +42,7 @@ from dataclasses import dataclass, replace
 
 from pytest_sdxl.host_adjusted import compare_host_adjusted
 from pytest_sdxl.results import ResultSet, VariantRecord
-from pytest_sdxl.statistics import RUN_STATISTICS, compare_runs, holm
+from pytest_sdxl.statistics import RUN_STATISTICS, compare_runs, count_runs, holm
 
 DEFAULT_THRESHOLD = 0.05
 # Unchanged kernel time moved at most 0.5 % between two processes over 12 variants on an H100
@@ -191,9 +191,30 @@ def compare_variant(base: VariantRecord, new: VariantRecord | None, rules: Rules
             side = "base" if not base_runs else "new"
             comparisons.append(MetricComparison(base.variant, name, "missing", note=f"no samples on the {side} side"))
             continue
-        comparison = compare_signal(base.variant, signal, base_runs, new_runs, rules)
+        short = short_of_runs(base, new) if signal.rule == "host-adjusted" else ""
+        if short:
+            comparison = MetricComparison(base.variant, name, "insufficient data", note=short)
+        else:
+            comparison = compare_signal(base.variant, signal, base_runs, new_runs, rules)
         comparisons.append(replace(comparison, gated=name in rules.gate))
     return comparisons
+
+
+def short_of_runs(base: VariantRecord, new: VariantRecord) -> str:
+    """Why the wall ratio cannot be judged: blocks of one run share that run's state, so two runs a side are needed.
+
+    The host-adjusted test takes blocks as its units, but a run's blocks share its pipeline build
+    and whatever else one run fixes; with at least two runs a side, what differs between runs is in
+    the blocks' scatter too (one pytest-benchmark round, the plugin's single run, is not enough).
+    """
+    counts = {
+        side: sum(1 for run in record.runs if run.gen_s and run.reference_gen_s)
+        for side, record in (("base", base), ("new", new))
+    }
+    short = [f"{count_runs(count)} on the {side} side" for side, count in counts.items() if count < 2]
+    if not short:
+        return ""
+    return f"{' and '.join(short)}: the wall ratio needs at least 2 runs a side (their blocks share a run's state)"
 
 
 def decide(comparisons: list[MetricComparison], rules: Rules) -> list[MetricComparison]:
