@@ -50,8 +50,8 @@ MIN_TIMED_CALLS = 10
 # blocks of ``WALL_BLOCK_SAMPLES`` of the variant's samples, and each block's variant and reference minima
 # are one point of the host-adjusted wall test (host_adjusted.py). On an H100, blocks of 12 batch calls,
 # ten a side, caught a 5 % host-side slowdown of the batch path in 9 of 10 trials with no false alarm in
-# 10, where three blocks of 30 caught 1 in 10 (docs/results/2026-11-27b). Four blocks a run, so the
-# notes' three runs give twelve a side.
+# 10, where the plain ratio of minima over three runs of 30 caught 1 in 10 (docs/results/2026-11-27b).
+# Four blocks a run, so the notes' three runs give twelve a side.
 WALL_BLOCK_SAMPLES = 12
 MIN_RATIO_SAMPLES = 4 * WALL_BLOCK_SAMPLES
 # Profiled passes a measurement makes at most, one per run from the first: kernel time moves well
