@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import math
 
+from pytest_sdxl.bottleneck import what_holds_back
 from pytest_sdxl.results import ResultSet, VariantRecord
-from pytest_sdxl.serving_metrics import PERCENTILES, energy, latency, roofline
+from pytest_sdxl.serving_metrics import PERCENTILES, energy, latency, median_or_none, roofline
 
 SERVING_HEADER = ["variant", "timed calls", *(f"p{percent} ms" for percent in PERCENTILES), "images/s", "J/image"]
 ROOFLINE_HEADER = [
@@ -124,6 +125,27 @@ def roofline_table(result_set: ResultSet) -> list[str]:
     return [*markdown_table(ROOFLINE_HEADER, rows), *(["", *notes] if notes else [])]
 
 
+HOLDS_BACK_HEADER = ["variant", "wall ms/image (median)", "kernel ms/image (median)", "what holds it back"]
+
+
+def holds_back_table(result_set: ResultSet) -> list[str]:
+    """Per measured variant: launch-bound or GPU-bound, and where (``bottleneck.what_holds_back``)."""
+    rows = []
+    for record in measured(result_set):
+        wall = median_or_none(record.samples("gen_s"))
+        kernel = median_or_none([value for item in record.device_signals() for value in item.kernel_ms])
+        wall_ms = None if wall is None else wall * 1000
+        rows.append(
+            [
+                record.variant,
+                number(wall_ms, 2),
+                number(kernel, 2),
+                what_holds_back(wall_ms, kernel, roofline(record.runs).stages),
+            ]
+        )
+    return markdown_table(HOLDS_BACK_HEADER, rows) if rows else ["no variant was measured"]
+
+
 def measured(result_set: ResultSet) -> list[VariantRecord]:
     return [record for record in result_set.variants if record.ok]
 
@@ -140,4 +162,11 @@ def serving_section(result_set: ResultSet) -> list[str]:
         "### Roofline per stage",
         "",
         *roofline_table(result_set),
+        "",
+        "### What holds each variant back",
+        "",
+        "GPU busy = kernel time / wall time per image: under 50 % launch-bound, 50-80 % partly, from 80 % "
+        "GPU-bound; then the stage with the most kernel time and its share of the matrix peak.",
+        "",
+        *holds_back_table(result_set),
     ]

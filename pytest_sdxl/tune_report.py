@@ -11,6 +11,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from pytest_sdxl.bottleneck import what_holds_back
 from pytest_sdxl.results import encode_float, write_atomically
 from pytest_sdxl.tune import ESTIMATOR, RANDOM_WEIGHTS_NOTE, THROUGHPUT, Candidate, TuneResult
 
@@ -85,6 +86,12 @@ def throughput_table(result: TuneResult) -> str:
     return "\n".join(lines)
 
 
+def holds_back(candidate: Candidate) -> str:
+    """``bottleneck.what_holds_back`` on a candidate's wall and kernel ms per image (tune keeps no stages)."""
+    kernel = None if candidate.measurement is None else candidate.measurement.kernel_ms
+    return what_holds_back(candidate.ms_per_image, kernel)
+
+
 def choices(result: TuneResult) -> str:
     """The chosen composition at batch 1 and for throughput, and why the search stopped."""
     fastest, throughput = result.fastest(), result.best_throughput()
@@ -93,6 +100,7 @@ def choices(result: TuneResult) -> str:
         lines.append("fastest at batch 1: nothing measured")
     else:
         lines.append(f"fastest at batch 1: {fastest.composition} ({fastest.ms_per_image:.2f} ms/image)")
+        lines.append(f"  what holds it back: {holds_back(fastest)}")
         best = result.measured_fastest()
         if best is not None and best is not fastest:
             lines.append(
@@ -104,6 +112,7 @@ def choices(result: TuneResult) -> str:
             f"highest throughput: {throughput.composition} at batch size {throughput.batch_size} "
             f"({throughput.images_per_s:.1f} images/s, {throughput.ms_per_image:.2f} ms/image)"
         )
+        lines.append(f"  what holds it back: {holds_back(throughput)}")
     if result.throughput_note:
         lines.append(f"throughput: {result.throughput_note}")
     state = "search CUT SHORT" if result.cut_short else "search finished"

@@ -283,6 +283,7 @@ def test_tune_end_to_end_on_random_tiny(tmp_path: Path, capsys: pytest.CaptureFi
     assert main(arguments) == 0
     captured = capsys.readouterr()
     assert "fastest at batch 1: " in captured.out and "highest throughput: " in captured.out
+    assert "what holds it back: n/a: no GPU kernel time (no CUDA kernels here)" in captured.out
     assert "tune: baseline at batch 1: " in captured.err
     document = json.loads((out / "tune.json").read_text())
     rows = {(row["composition"], row["batch_size"]): row for row in document["candidates"]}
@@ -436,3 +437,14 @@ def test_a_stopped_tune_leaves_a_tune_json_to_resume_from(tmp_path: Path, monkey
     document = json.loads((out / "tune.json").read_text())
     assert [row["composition"] for row in document["candidates"]] == asked[:2]
     assert document["stop_reason"] == "in progress (or stopped midway)" and document["conditions"]["runs"] == 2
+
+
+def test_the_choices_say_what_holds_each_winner_back() -> None:
+    result = search(["cached_embeds", "tiny_vae", "batch"], FakeMeasure(), options())
+    text = choices(result)
+    # The fake's kernel time is half its fastest call, and its estimate the median run's 1.02 times that.
+    lines = text.splitlines()
+    fastest_index = next(index for index, line in enumerate(lines) if line.startswith("fastest at batch 1:"))
+    assert lines[fastest_index + 1].startswith("  what holds it back: launch-bound: GPU busy 49%")
+    throughput_index = next(index for index, line in enumerate(lines) if line.startswith("highest throughput:"))
+    assert lines[throughput_index + 1].startswith("  what holds it back: ")
