@@ -28,8 +28,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from pytest_sdxl.distributions import t_cdf, t_quantile
-from pytest_sdxl.statistics import CONFIDENCE, RunComparison
+from pytest_sdxl.statistics import CONFIDENCE, RunComparison, t_on_logarithms
 
 # (variant minimum, reference minimum) of one run, in seconds per image.
 RunPair = tuple[float, float]
@@ -100,18 +99,12 @@ def compare_host_adjusted(
         f"{len(base_points)} vs {len(new_points)} blocks"
     )
     variance = residual / freedom * (1 / len(base_points) + 1 / len(new_points) + spread_term)
-    if variance == 0.0:
-        p_value = 1.0 if difference == 0.0 else 0.0
-        ratio = math.exp(difference)
-        return RunComparison(ratio, ratio, ratio, p_value, test, len(base_points), len(new_points), "")
-    error = math.sqrt(variance)
-    critical = t_quantile(0.5 + confidence / 2, freedom)
-    p_value = 2 * (1 - t_cdf(abs(difference) / error, freedom))
+    estimate = t_on_logarithms(difference, math.sqrt(variance), freedom, confidence)
     return RunComparison(
-        ratio=math.exp(difference),
-        low=math.exp(difference - critical * error),
-        high=math.exp(difference + critical * error),
-        p_value=min(1.0, max(0.0, p_value)),
+        ratio=estimate.ratio,
+        low=estimate.low,
+        high=estimate.high,
+        p_value=estimate.p_value,
         test=test,
         base_runs=len(base_points),
         new_runs=len(new_points),

@@ -221,13 +221,23 @@ def welch_on_logarithms(base: Sequence[float], new: Sequence[float], confidence:
     share_base, share_new = variance_base / len(base), variance_new / len(new)
     standard_error = math.sqrt(share_base + share_new)
     if standard_error == 0.0:
-        p_value = 1.0 if difference == 0.0 else 0.0
-        return RatioEstimate(math.exp(difference), math.exp(difference), math.exp(difference), p_value)
+        return t_on_logarithms(difference, 0.0, math.inf, confidence)
     freedom = (share_base + share_new) ** 2 / (share_base**2 / (len(base) - 1) + share_new**2 / (len(new) - 1))
+    return t_on_logarithms(difference, standard_error, freedom, confidence)
+
+
+def t_on_logarithms(difference: float, standard_error: float, freedom: float, confidence: float) -> RatioEstimate:
+    """A difference of logarithms with its standard error as a ratio, its Student t interval and p-value.
+
+    With no error at all the interval is the ratio itself, and p is 1 for no difference, else 0.
+    """
+    ratio = math.exp(difference)
+    if standard_error == 0.0:
+        return RatioEstimate(ratio, ratio, ratio, 1.0 if difference == 0.0 else 0.0)
     critical = t_quantile(0.5 + confidence / 2, freedom)
     p_value = 2 * (1 - t_cdf(abs(difference) / standard_error, freedom))
     return RatioEstimate(
-        ratio=math.exp(difference),
+        ratio=ratio,
         low=math.exp(difference - critical * standard_error),
         high=math.exp(difference + critical * standard_error),
         p_value=min(1.0, max(0.0, p_value)),

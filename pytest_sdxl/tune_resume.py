@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_sdxl.errors import SettingsError
+from pytest_sdxl.results import optional_float
 from pytest_sdxl.tune import OK, REJECTED, Measurement
 from pytest_sdxl.variants import BASELINE
 
@@ -72,13 +73,8 @@ def read_known(path: Path, now_conditions: dict[str, Any], now_machine: dict[str
             continue
         known[(row["composition"], int(row["batch_size"]))] = Measurement(
             run_minima_ms=tuple(float(value) for value in row["run_minima_ms"]),
-            kernel_ms=optional(row.get("kernel_ms_per_image")),
-            psnr_db=optional(row.get("psnr_db")),
-            peak_gpu_mem_gb=optional(row.get("peak_gpu_mem_gb")),
+            kernel_ms=optional_float(row.get("kernel_ms_per_image")),
+            psnr_db=optional_float(row.get("psnr_db")),
+            peak_gpu_mem_gb=optional_float(row.get("peak_gpu_mem_gb")),
         )
     return known
-
-
-def optional(value: Any) -> float | None:
-    """A number as tune.json writes it: null, a number, or "inf"/"nan" as strings."""
-    return None if value is None else float(value)
