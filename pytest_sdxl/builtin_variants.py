@@ -28,8 +28,8 @@ CAPTURES = (
 )
 
 
-def others(group: tuple[str, ...] | list[str], name: str) -> tuple[str, ...]:
-    return tuple(item for item in group if item != name)
+def others(group: tuple[str, ...] | list[str], *names: str) -> tuple[str, ...]:
+    return tuple(item for item in group if item not in names)
 
 
 def sdpa_variant(name: str) -> Variant:
@@ -182,7 +182,8 @@ BUILTIN: tuple[Variant, ...] = (
         "the UNet step captured in a CUDA graph and replayed (no torch.compile)",
         apply=optimizations.graph_unet,
         needs_cuda=True,
-        conflicts=(*others(CAPTURES, "cuda_graph"), "cpu_offload"),
+        # compile_regions is the one capture it composes with: its compiled blocks run inside the captured graph.
+        conflicts=(*others(CAPTURES, "cuda_graph", "compile_regions"), "cpu_offload"),
         origin="beyond",
         # GraphedUNet captures inside the first call at a shape (eager runs on a side stream,
         # capture, first replay): from call 2 on it only replays.
@@ -203,9 +204,10 @@ BUILTIN: tuple[Variant, ...] = (
         "compile_regions",
         "exact",
         "regional compilation: the UNet's repeated transformer blocks each torch.compile'd (fullgraph), "
-        "the rest eager; a fraction of compile_unet's compile time, no CUDA graph",
+        "the rest eager; a fraction of compile_unet's compile time, no CUDA graph of its own "
+        "(with cuda_graph the whole UNet step, compiled blocks included, is captured and replayed)",
         apply=compilation.compile_regions,
-        conflicts=(*others(CAPTURES, "compile_regions"), "cpu_offload"),
+        conflicts=(*others(CAPTURES, "compile_regions", "cuda_graph"), "cpu_offload"),
         # Compiling marks the blocks themselves: the shared UNet stays untouched for other variants.
         mutates=("unet",),
         origin="beyond",

@@ -94,7 +94,7 @@ def test_a_zero_budget_stops_after_the_baseline_and_says_cut_short() -> None:
     result = search(["cached_embeds", "tiny_vae", "batch"], measure, options(budget_s=0.0))
     assert measure.log == [("baseline", 1)]
     assert result.cut_short
-    assert "budget ran out with 2 planned measurement(s) not made" in result.stop_reason
+    assert "75% of the 0 s budget (the rest is the throughput step's) ran out with 2 planned" in result.stop_reason
     assert "search CUT SHORT" in tune_markdown(result)
     assert result.fastest() is not None and result.fastest().composition == "baseline"  # type: ignore[union-attr]
 
@@ -108,6 +108,30 @@ def test_the_budget_is_checked_before_each_measurement() -> None:
     # Clock readings 0 (start), 10, 20 allow two candidates after the baseline; 30 is past the budget.
     assert [composition for composition, _ in measure.log] == ["baseline", "cached_embeds", "tiny_vae"]
     assert result.cut_short
+
+
+def test_a_short_budget_leaves_the_throughput_step_its_share() -> None:
+    ticks = itertools.chain([0.0, 10.0, 20.0, 30.0, 40.0, 41.0], itertools.count(50.0, 10.0))
+    measure = FakeMeasure()
+    names = ["cached_embeds", "tiny_vae", "fp16_vae", "batch"]
+    result = search(names, measure, options(budget_s=45.0), clock=lambda: next(ticks))
+    # The batch-1 search stops at 75 % of 45 s (33.75 s): readings 10, 20, 30 let step 1's three
+    # candidates in and 40 stops step 2; the throughput step measures at 41 and stops at 50.
+    at_one = [composition for composition, size in measure.log if size == 1]
+    assert at_one == ["baseline", "cached_embeds", "tiny_vae", "fp16_vae"]
+    assert [size for _, size in measure.log if size > 1] == [2]
+    assert "75% of the 45 s budget" in result.stop_reason
+    assert "the 45 s budget ran out with" in result.throughput_note
+    throughput = result.best_throughput()
+    assert result.cut_short and throughput is not None and throughput.phase == THROUGHPUT
+
+
+def test_without_batch_the_search_has_the_whole_budget() -> None:
+    ticks = itertools.count(step=10.0)
+    measure = FakeMeasure()
+    names = ["cached_embeds", "tiny_vae", "fp16_vae", "upcast_vae"]
+    search(names, measure, options(budget_s=35.0), clock=lambda: next(ticks))
+    assert len(measure.log) == 4  # readings 10, 20, 30 are inside 35 s: no share is held back
 
 
 def test_the_chosen_compositions_are_the_measured_fastest() -> None:
@@ -358,7 +382,7 @@ def test_a_resumed_search_reuses_what_was_measured_and_spends_its_budget_on_the_
     reused = [item for item in resumed.candidates if item.resumed]
     assert {(item.composition, item.batch_size) for item in reused} == set(known)
     # Step 1 came free; step 2 needs new measurements and the zero budget stops it.
-    assert resumed.cut_short and "step" not in resumed.stop_reason
+    assert resumed.cut_short and "ran out with 2 planned" in resumed.stop_reason
     assert all(item.as_dict()["resumed"] for item in reused)
     complete = search(names, FakeMeasure(), options(), known=known)
     assert complete.fastest().composition == full.fastest().composition  # type: ignore[union-attr]

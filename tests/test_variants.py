@@ -73,6 +73,15 @@ def test_impossible_combination_names_both(spec: str, first: str, second: str) -
     assert first in str(error.value) and second in str(error.value)
 
 
+def test_regional_compilation_is_the_one_compile_a_captured_unet_graph_takes() -> None:
+    composition = parse("compile_regions+cuda_graph")
+    assert composition.id == "cuda_graph+compile_regions" and composition.kind == "exact"
+    # Either needs the whole UNet call to itself: the other compiles and captures stay exclusive.
+    for other in ("compile_unet", "compile_max_autotune", "compile_pipeline", "graph_pipeline", "trace_unet"):
+        with pytest.raises(VariantSpecError, match="impossible combination"):
+            parse(f"cuda_graph+compile_regions+{other}")
+
+
 def test_unknown_variant_names_closest_match_and_valid_names() -> None:
     with pytest.raises(VariantSpecError) as error:
         parse("tiny_vea")

@@ -101,7 +101,7 @@ if [[ ",$STEPS," == *",tune,"* ]]; then
     # Issue 9: the search for the fastest composition at batch 1 and in images/s, within TUNE_BUDGET.
     echo "== tune, budget ${TUNE_BUDGET:=8m} ($((SECONDS - started)) s)"
     # TUNE_RESUME: a tune.json of an earlier call (copied into the tree) to go on from; TUNE_VARIANTS: the candidates.
-    python3 -m pytest_sdxl tune --model "$MODEL" --budget "$TUNE_BUDGET" --out "$OUT/tune" \
+    timeout --signal=INT --kill-after=30 "${TUNE_SECONDS:-3600}" python3 -m pytest_sdxl tune --model "$MODEL" --budget "$TUNE_BUDGET" --out "$OUT/tune" \
         ${TUNE_RESUME:+--resume "$TUNE_RESUME"} ${TUNE_VARIANTS:+--variants "$TUNE_VARIANTS"} 2>&1 | grep -v "^\[transformers\]"
     for file in tune.json tune.md tune.png; do cp "$OUT/tune/$file" "$STEM-$file"; done
 fi
@@ -109,9 +109,12 @@ fi
 if [[ ",$STEPS," == *",serving,"* ]]; then
     # Issue 9: percentiles, images/s, joules per image (NVML) and the roofline rows of SERVING_VARIANTS.
     echo "== serving figures over ${SERVING_VARIANTS:=baseline,tiny_vae+graph_pipeline+batch} ($((SECONDS - started)) s)"
-    python3 -m pytest_sdxl run --model "$MODEL" --variants "$SERVING_VARIANTS" --runs "${SERVING_RUNS:-4}" --quiet \
+    # SERVING_SECONDS bounds the run; results.json is saved after each variant, so a cut run keeps what it measured.
+    timeout --signal=INT --kill-after=30 "${SERVING_SECONDS:-3600}" python3 -m pytest_sdxl run --model "$MODEL" \
+        --variants "$SERVING_VARIANTS" --runs "${SERVING_RUNS:-4}" --quiet \
         --report "$OUT/serving" 2>&1 | grep -v "^\[transformers\]" | tail -n 60
-    cp "$OUT/serving/results.json" "$STEM-serving.json" && cp "$OUT/serving/results.md" "$STEM-serving.md"
+    cp "$OUT/serving/results.json" "$STEM-serving.json"
+    [ -e "$OUT/serving/results.md" ] && cp "$OUT/serving/results.md" "$STEM-serving.md"
 fi
 
 if [[ ",$STEPS," == *",power,"* ]]; then

@@ -18,7 +18,8 @@ export PYTHONUNBUFFERED=1 PYTHONWARNINGS=ignore
 GPUS=$(python3 -c "import torch; print(torch.cuda.device_count())")
 CARD=$(python3 -c "import torch; from pytest_sdxl.machine import card_slug; print(card_slug(torch.cuda.get_device_name(0)))")
 STEM="$OUT/$CARD-$(date -u +%Y-%m-%d)-workers"
-for workers in 1 "$GPUS"; do
+# WORKERS: the sessions to run, in order (default "1 N"); two calls on one warm machine can run one each.
+for workers in ${WORKERS:-1 $GPUS}; do
     started=$SECONDS
     python3 -m pytest -p xdist -n "$workers" tests/benchmarks -p no:cacheprovider -q -rs \
         --sdxl-model "$MODEL" --sdxl-variants "$VARIANTS" --sdxl-report "$OUT/n$workers" > "$STEM-$workers.txt" 2>&1
