@@ -13,7 +13,8 @@
 #   tune    python -m pytest_sdxl tune within TUNE_BUDGET (default 8m), over TUNE_VARIANTS (default all),
 #           going on from TUNE_RESUME (an earlier call's tune.json, copied into the tree) when set
 #   serving `run` of SERVING_VARIANTS with SERVING_RUNS runs: percentiles, images/s, J/image, roofline
-#   cache   CACHE_VARIANTS in three fresh plugin sessions over one compile-cache folder: cold, then warm
+#   cache   CACHE_VARIANTS in CACHE_SESSIONS (default 3) fresh plugin sessions over one compile-cache folder:
+#           cold, then warm
 #   asv     asv on a scratch repository: a commit whose batch path is 5 % slower and an unchanged
 #           one, each compared with main by asv's own rule (tools/gpu_asv_power.py)
 # Everything lands in $OUT (the device tool's output folder) as <card>-<date>-<step>.* files.
@@ -84,7 +85,7 @@ if [[ ",$STEPS," == *",cache,"* ]]; then
     # cache folder; the first compiles cold, the next two read the cache (summary: cold/warm, init gen).
     export PYTEST_SDXL_COMPILE_CACHE=/tmp/sdxl-compile-cache
     rm -rf "$PYTEST_SDXL_COMPILE_CACHE"
-    for session in 1 2 3; do
+    for session in $(seq 1 "${CACHE_SESSIONS:-3}"); do
         echo "== compile cache session $session over ${CACHE_VARIANTS:=tiny_vae+compile_unet} ($((SECONDS - started)) s)"
         python3 -m pytest tests/benchmarks --benchmark-only -p no:cacheprovider -q -rs \
             --sdxl-model "$MODEL" --sdxl-variants "$CACHE_VARIANTS" --sdxl-report "$OUT/cache$session" \
