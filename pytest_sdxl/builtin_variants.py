@@ -145,7 +145,8 @@ BUILTIN: tuple[Variant, ...] = (
     Variant(
         "quant_int8",
         "lossy",
-        "torchao dynamic int8 quantization of the UNet's linear layers (activations and weights)",
+        "torchao dynamic int8 quantization of the linear layers of the UNet's attention blocks "
+        "(activations and weights)",
         apply=quantization.quantize_int8,
         needs_packages=("torchao",),
         # int8 dynamic quantization cannot be captured in a CUDA graph (REFERENCE.md, "The UNet step alone").
@@ -156,7 +157,7 @@ BUILTIN: tuple[Variant, ...] = (
     Variant(
         "quant_fp8",
         "lossy",
-        "torchao dynamic float8 quantization of the UNet's linear layers (e4m3, per tensor)",
+        "torchao dynamic float8 quantization of the linear layers of the UNet's attention blocks (e4m3, per tensor)",
         apply=quantization.quantize_fp8,
         needs_cuda=True,
         needs_packages=("torchao",),

@@ -2,7 +2,8 @@
 
 torchao is optional (the variants need it and are skipped without it). Without compilation its
 dynamic quantization adds separate quantize kernels and runs at about half fp16's speed on an
-H100 (REFERENCE.md, "The UNet step alone"): measure these composed with compile_unet.
+H100 (REFERENCE.md, "The UNet step alone"): measure these composed with compile_unet. Only the
+attention blocks' linear layers are quantized (``is_token_linear``).
 """
 
 from __future__ import annotations
@@ -14,10 +15,17 @@ from pytest_sdxl.errors import VariantUnavailable
 from pytest_sdxl.variant_definition import Context
 
 
-def is_linear(module: Any, fully_qualified_name: str) -> bool:
+def is_token_linear(module: Any, fully_qualified_name: str) -> bool:
+    """A linear layer of the UNet's attention blocks: one row per token, so never fewer than 17 rows.
+
+    The time and added-condition embeddings (``time_embedding``, ``add_embedding``, each resnet's
+    ``time_emb_proj``) see one row per image, and int8's matrix product needs more than 16 rows:
+    quantized, they failed at batch 1 on an H100 ("self.size(0) needs to be greater than 16, but got 1",
+    2026-11-27). They are a negligible share of the UNet's FLOPs, so they stay in half precision.
+    """
     import torch
 
-    return isinstance(module, torch.nn.Linear)
+    return isinstance(module, torch.nn.Linear) and ".attentions." in f".{fully_qualified_name}."
 
 
 def quantize_unet(pipe: Any, config_names: tuple[str, str], label: str) -> None:
@@ -36,7 +44,7 @@ def quantize_unet(pipe: Any, config_names: tuple[str, str], label: str) -> None:
         version = getattr(importlib.import_module("torchao"), "__version__", "unknown")
         raise VariantUnavailable(f"{label}: torchao {version} has neither {class_name} nor {function_name}")
     try:
-        quantization.quantize_(pipe.unet, config, filter_fn=is_linear)
+        quantization.quantize_(pipe.unet, config, filter_fn=is_token_linear)
     except (RuntimeError, NotImplementedError, ImportError) as error:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         reason = f"{label}: torchao cannot quantize here ({type(error).__name__}: {first_line})"

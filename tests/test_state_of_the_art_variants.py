@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from pytest_sdxl import compilation, pipeline_graph, variant_definition
+from pytest_sdxl import compilation, pipeline_graph, quantization, variant_definition
 from pytest_sdxl.assembly import VariantPipeline
 from pytest_sdxl.errors import VariantUnavailable
 from pytest_sdxl.images import max_abs_difference
@@ -104,6 +104,17 @@ def test_fp8_needs_compute_capability_8_9(monkeypatch: pytest.MonkeyPatch) -> No
     ].unmet_requirements("cuda", "float16")
     monkeypatch.setattr(variant_definition, "cuda_capability", lambda: (9, 0))
     assert not any("capability" in reason for reason in REGISTRY["quant_fp8"].unmet_requirements("cuda", "float16"))
+
+
+def test_quantization_keeps_the_one_row_per_image_embeddings_in_half_precision(components: Components) -> None:
+    unet = components.modules["unet"]
+    linears = {name for name, module in unet.named_modules() if isinstance(module, torch.nn.Linear)}
+    chosen = {name for name, module in unet.named_modules() if quantization.is_token_linear(module, name)}
+    embeddings = {name for name in linears if "time_emb" in name or "add_embedding" in name}
+    assert embeddings and chosen and chosen < linears
+    assert not chosen & embeddings  # int8's matrix product needs more than 16 rows: one per image is too few
+    assert chosen == {name for name in linears if ".attentions." in f".{name}."}
+    assert not quantization.is_token_linear(torch.nn.Conv2d(1, 1, 1), "down_blocks.1.attentions.0.proj_in")
 
 
 def test_int8_cannot_be_captured_in_a_cuda_graph() -> None:
