@@ -89,11 +89,18 @@ def serving_table(result_set: ResultSet) -> list[str]:
     return [*markdown_table(SERVING_HEADER, rows), *(["", *reasons] if reasons else [])]
 
 
+UNSPLIT = (
+    "its stages cannot be timed apart (graph_pipeline replays the whole generation as one CUDA graph); "
+    "the whole call's kernel time is in the summary"
+)
+
+
 def roofline_table(result_set: ResultSet) -> list[str]:
     """A row per measured variant and stage: FLOPs, times, achieved TFLOP/s and shares of the peak; then the reasons."""
     rows: list[list[str]] = []
     peak_reasons: dict[str, list[str]] = {}
     kernel_reasons: dict[str, list[str]] = {}
+    unsplit: list[str] = []
     peaks: set[float] = set()
     for record in measured(result_set):
         found = roofline(record.runs)
@@ -104,6 +111,10 @@ def roofline_table(result_set: ResultSet) -> list[str]:
         no_kernels = next((item.not_applicable for item in record.device_signals() if item.not_applicable), "")
         if no_kernels:
             kernel_reasons.setdefault(no_kernels, []).append(record.variant)
+        if not any(stage.kernel_ms or stage.stage_ms for stage in found.stages):
+            # Zeros would read as free stages: a whole-generation graph (graph_pipeline) has no stage boundaries.
+            unsplit.append(record.variant)
+            continue
         for stage in found.stages:
             rows.append(
                 [
@@ -118,9 +129,10 @@ def roofline_table(result_set: ResultSet) -> list[str]:
                     percent(stage.stage_share),
                 ]
             )
-    if not rows:
+    if not rows and not unsplit:
         return ["no variant was measured"]
     notes = [f"- measured matrix peak: {peak:.1f} TFLOP/s" for peak in sorted(peaks)]
+    notes += [f"- no stage rows for {', '.join(unsplit)}: {UNSPLIT}"] if unsplit else []
     notes += reasons_below(kernel_reasons, "kernel time") + reasons_below(peak_reasons, "peak share")
     return [*markdown_table(ROOFLINE_HEADER, rows), *(["", *notes] if notes else [])]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import sys
@@ -32,6 +33,7 @@ from pytest_sdxl.serving_metrics import (
     samples_needed,
     serving_summary,
 )
+from pytest_sdxl.serving_report import roofline_table
 
 # --- percentiles and images/s ----------------------------------------------------------------------
 
@@ -227,6 +229,26 @@ def test_a_missing_peak_is_na_with_its_reason() -> None:
     assert "| 200 " in unet_row and "| n/a " in unet_row  # achieved is known, the share is not
     assert "peak share n/a for baseline: the matrix peak is measured on CUDA GPUs only" in report
     assert "kernel time n/a" not in report  # this run has kernels
+
+
+def test_a_whole_generation_graph_gets_no_stage_rows_of_zeros() -> None:
+    run = measured_run(1)
+    unsplit = dataclasses.replace(
+        run,
+        stages={key: 0.0 for key in STAGES} | {"other_ms": 21.0, "total_ms": 21.0},
+        device=dataclasses.replace(run.device, stage_kernel_ms={}, stage_flops={}),  # type: ignore[arg-type]
+    )
+    result_set = ResultSet(
+        variants=[
+            VariantRecord("baseline", "exact", runs=[measured_run(1)]),
+            VariantRecord("graph_pipeline", "exact", runs=[unsplit]),
+        ]
+    )
+    lines = roofline_table(result_set)
+    assert any(line.startswith("| baseline ") and "| unet " in line for line in lines)
+    assert not any(line.startswith("| graph_pipeline ") for line in lines)
+    note = "- no stage rows for graph_pipeline: its stages cannot be timed apart"
+    assert any(line.startswith(note) for line in lines)
 
 
 def test_cached_peak_is_written_once_and_reused(tmp_path: Path) -> None:
