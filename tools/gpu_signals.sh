@@ -10,6 +10,8 @@
 #   power   `python -m pytest_sdxl power` on POWER_VARIANT: host-side 5 % and device-side 2 %
 #           slowdowns over TRIALS trials, with the false alarms of unchanged reruns (ROUNDS: rounds a run,
 #           RUNS: runs a measurement)
+#   breakdown  tools/compile_breakdown.py on BREAKDOWN_VARIANT (default tiny_vae+compile_unet) in three
+#           fresh processes over one empty cache folder: where the cold and warm init gen go
 #   tune    python -m pytest_sdxl tune within TUNE_BUDGET (default 8m), over TUNE_VARIANTS (default all),
 #           going on from TUNE_RESUME (an earlier call's tune.json, copied into the tree) when set
 #   serving `run` of SERVING_VARIANTS with SERVING_RUNS runs: percentiles, images/s, J/image, roofline
@@ -96,6 +98,16 @@ if [[ ",$STEPS," == *",cache,"* ]]; then
         cp "$OUT/cache$session/results.json" "$STEM-compile-cache-$session.json"
     done
     unset PYTEST_SDXL_COMPILE_CACHE
+fi
+
+if [[ ",$STEPS," == *",breakdown,"* ]]; then
+    # Where a compiled variant's init gen goes, cold then warm: BREAKDOWN_VARIANT in three fresh processes.
+    rm -rf /tmp/sdxl-breakdown-cache
+    for call in 1 2 3; do
+        echo "== compile breakdown $call of ${BREAKDOWN_VARIANT:=tiny_vae+compile_unet} ($((SECONDS - started)) s)"
+        python3 tools/compile_breakdown.py --model "$MODEL" --variant "$BREAKDOWN_VARIANT" \
+            --cache /tmp/sdxl-breakdown-cache --out "$STEM-breakdown-$call.json" 2>&1 | grep -v "^\[transformers\]" | tail -n 40
+    done
 fi
 
 if [[ ",$STEPS," == *",tune,"* ]]; then
