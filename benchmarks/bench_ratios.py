@@ -46,6 +46,40 @@ class BatchOverOneByOne:
     track_batch_over_one_by_one.unit = "ratio"  # type: ignore[attr-defined]
 
 
+class HostNormalizedBatchOverOneByOne:
+    """``BatchOverOneByOne`` at one fixed host speed (``pytest_sdxl.host_normalized``); GPU only (lower is better).
+
+    A fresh process per commit runs on whatever the host's speed is then, and the batch path and its
+    one-by-one reference are not equally host-bound, so the plain ratio moves with the host. Each
+    side's kernel time (steady on a GPU) splits its wall time into GPU work and waiting for the host,
+    and the waiting is restated at the host speed where the reference waits exactly its kernel time.
+    """
+
+    params: ClassVar[list[list[Any]]] = [common.batch_bases(), list(common.BATCH_SIZES)]
+    param_names: ClassVar[list[str]] = ["variant", "batch_size"]
+    timeout = 600
+
+    def setup(self, variant: str, batch_size: int) -> None:
+        self.batched: Any = None
+        self.one_by_one: Any = None
+        if common.device().type != "cuda":
+            # asv marks a benchmark skipped when its setup raises NotImplementedError.
+            raise NotImplementedError("the host-normalized ratio needs a CUDA GPU's kernel time")
+        batched = common.with_batch(parse(variant)).id
+        self.prompts, self.seeds = common.prompts_and_seeds(batch_size)
+        self.batched = common.pipeline(batched, warm_prompts=batch_size)
+        self.one_by_one = common.pipeline(variant)
+
+    def teardown(self, variant: str, batch_size: int) -> None:
+        common.close(self.batched, self.one_by_one)
+
+    def track_host_normalized_batch_over_one_by_one(self, variant: str, batch_size: int) -> float:
+        ratio = common.paired_host_normalized_ratio(self.batched, self.one_by_one, self.prompts, self.seeds)
+        return round(ratio, RATIO_DIGITS)
+
+    track_host_normalized_batch_over_one_by_one.unit = "ratio"  # type: ignore[attr-defined]
+
+
 class VariantOverBaseline:
     """Per-image time of a variant over the baseline's, for the same prompts and seeds (lower is better)."""
 

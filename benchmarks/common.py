@@ -258,6 +258,33 @@ def paired_ratio(
     return ratio_of_minima(tops, bottoms)
 
 
+def paired_host_normalized_ratio(
+    numerator: VariantPipeline, denominator: VariantPipeline, prompts: list[str], seeds: list[int]
+) -> float:
+    """``paired_ratio``'s sides restated at one host speed (``host_normalized``): a number the host leaves alone.
+
+    The same alternating rounds give each side's fastest wall time per image; an untimed profiled
+    pass after them gives each side's kernel time per image (the measurement core's ``kernel_signals``).
+    """
+    from pytest_sdxl.device_signals import kernel_signals
+    from pytest_sdxl.host_normalized import host_normalized_ratio
+    from pytest_sdxl.measurement import TimedLoop, alternating_rounds, call_functions, call_groups
+
+    def side(pipeline: VariantPipeline) -> Callable[[], float]:
+        loop = TimedLoop(pipeline, call_groups(pipeline.composition, prompts, seeds))
+        return lambda: statistics.fmean(loop.round())
+
+    def kernel_s(pipeline: VariantPipeline) -> float:
+        calls = call_functions(pipeline, call_groups(pipeline.composition, prompts, seeds))
+        signals = kernel_signals(pipeline.pipe, calls, pipeline.device)
+        if not signals.kernel_ms:
+            raise NotImplementedError(signals.not_applicable or "no kernel time was recorded")
+        return statistics.median(signals.kernel_ms) / 1000
+
+    tops, bottoms = alternating_rounds(side(numerator), side(denominator), **ratio_round_limits())
+    return host_normalized_ratio(min(tops), kernel_s(numerator), min(bottoms), kernel_s(denominator))
+
+
 class RoundLimits(TypedDict, total=False):
     """``measurement.alternating_rounds``' limits the suite overrides; those left out keep its defaults."""
 

@@ -209,6 +209,10 @@ def suite_under(monkeypatch: pytest.MonkeyPatch, **variables: str) -> ImportedSu
             del sys.modules[module]
 
 
+# Classes whose setup skips on a CPU (no kernel time there) before any pipeline is built.
+GPU_ONLY = ("HostNormalizedBatchOverOneByOne",)
+
+
 def pipeline_processes(suite: ImportedSuite) -> int:
     """Benchmark processes of a quick run that build pipelines: one per parameter combination and method.
 
@@ -216,6 +220,8 @@ def pipeline_processes(suite: ImportedSuite) -> int:
     """
     total = 0
     for cls in suite.classes:
+        if cls.__name__ in GPU_ONLY and suite.common.device_type_without_torch() != "cuda":
+            continue  # its setup raises NotImplementedError before building anything: asv skips it
         params: list[list[Any]] = vars(cls)["params"]
         total += len(benchmark_methods(cls)) * math.prod(len(values) for values in params)
     return total
@@ -275,6 +281,43 @@ def test_ratio_classes_measure_on_a_cpu_and_skip_what_cannot_run(suite_environme
     assert batch.batched.composition.id == "batch" and batch.one_by_one.composition.id == "baseline"
     with pytest.raises(NotImplementedError, match="CUDA"):
         bench_ratios.VariantOverBaseline().setup("cpu_offload")
+
+
+def test_the_host_normalized_ratio_is_skipped_on_a_cpu_with_its_reason(suite_environment: Callable[..., None]) -> None:
+    suite_environment(PYTEST_SDXL_MODEL="random:tiny", PYTEST_SDXL_DEVICE="cpu")
+    with pytest.raises(NotImplementedError, match="needs a CUDA GPU's kernel time"):
+        bench_ratios.HostNormalizedBatchOverOneByOne().setup("baseline", 2)
+
+
+@pytest.mark.usefixtures("torch_threads")
+def test_the_host_normalized_ratio_splits_each_side_by_its_own_kernel_time(
+    suite_environment: Callable[..., None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pytest_sdxl import device_signals
+    from pytest_sdxl.results import DeviceSignals
+
+    suite_environment(PYTEST_SDXL_MODEL="random:tiny", PYTEST_SDXL_DEVICE="cpu")
+    batched, one_by_one = common.pipeline("batch", warm_prompts=2), common.pipeline("baseline")
+    prompts, seeds = common.prompts_and_seeds(2)
+    try:
+        with pytest.raises(NotImplementedError, match="no CUDA kernels"):
+            common.paired_host_normalized_ratio(batched, one_by_one, prompts, seeds)
+        # A GPU's profiled pass, faked: a kernel time per image for each side, told apart by its pipeline.
+        profiled: list[str] = []
+
+        def fake_signals(pipe: object, calls: list[object], device: object) -> DeviceSignals:
+            side = "batch" if pipe is batched.pipe else "baseline"
+            profiled.append(side)
+            return DeviceSignals(kernel_ms=[1e-6] * 3)  # a nanosecond: the GPU never holds the host up
+
+        monkeypatch.setattr(device_signals, "kernel_signals", fake_signals)
+        value = common.paired_host_normalized_ratio(batched, one_by_one, prompts, seeds)
+    finally:
+        common.close(batched, one_by_one)
+    assert profiled == ["batch", "baseline"]
+    # With kernel times near zero, all of each side is waiting: the value is the wall ratio restated
+    # at a host speed where the reference takes twice its (tiny) kernel time, around 1/2 times the plain ratio.
+    assert math.isfinite(value) and 0 < value < 5
 
 
 @pytest.mark.usefixtures("torch_threads")

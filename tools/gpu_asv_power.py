@@ -4,7 +4,9 @@ Usage: python tools/gpu_asv_power.py --trials 3 --out STEM   (on a GPU machine, 
 
 A scratch repository (``tests/test_asv_continuous.make_scratch``) holds ``main``, ``unchanged``
 (a README edit) and ``slower-batch`` (every batch call sleeps 5 % of its own time). Each trial runs
-the side-by-side ratio ``BatchOverOneByOne('baseline', 4)`` with ``asv run --python=same`` at each
+one side-by-side ratio (``--ratio plain``: ``BatchOverOneByOne``; ``--ratio host-normalized``:
+``HostNormalizedBatchOverOneByOne``, GPU only) of ``--variant`` (default ``baseline``) at 4 prompts,
+with ``asv run --python=same`` at each
 of the three commits, each benchmark in a fresh process as asv runs it, then judges
 ``asv compare --factor FACTOR main <commit>`` as ``asv continuous`` does: a ``+`` row is a regression.
 ``asv continuous`` itself would also build a virtualenv per commit; ``--python=same`` with the
@@ -17,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -28,7 +31,16 @@ sys.path.insert(0, str(ROOT))
 from pytest_sdxl.results import write_atomically  # noqa: E402
 from tests.test_asv_continuous import changed_benchmarks, make_scratch  # noqa: E402
 
-BENCHMARK = r"BatchOverOneByOne\.track_batch_over_one_by_one\('baseline', 4\)"
+BENCHMARKS = {
+    "plain": ("BatchOverOneByOne", "track_batch_over_one_by_one"),
+    "host-normalized": ("HostNormalizedBatchOverOneByOne", "track_host_normalized_batch_over_one_by_one"),
+}
+
+
+def benchmark_pattern(kind: str, variant: str) -> str:
+    """asv's --bench regular expression for one ratio benchmark at the batch size of 4."""
+    cls, method = BENCHMARKS[kind]
+    return rf"^benchmarks\.bench_ratios\.{cls}\.{method}\('{re.escape(variant)}', 4\)"
 
 
 def asv(scratch_root: Path, environment: dict[str, str], *arguments: str) -> str:
@@ -45,6 +57,10 @@ def main() -> int:
     parser.add_argument("--trials", type=int, default=3)
     parser.add_argument("--slowdown", type=float, default=0.05)
     parser.add_argument("--factor", default="1.03")
+    parser.add_argument(
+        "--ratio", choices=sorted(BENCHMARKS), default="plain", help="which side-by-side ratio asv tracks"
+    )
+    parser.add_argument("--variant", default="baseline", help="the one-by-one composition whose batch path is judged")
     parser.add_argument("--out", required=True)
     parser.add_argument("--merge", nargs="+", metavar="FILE", help="Add up the JSON files of earlier runs instead")
     arguments = parser.parse_args()
@@ -60,7 +76,7 @@ def main() -> int:
     environment.update(
         PYTEST_SDXL_MODEL=os.environ.get("MODEL", "random:sdxl-turbo"),
         PYTEST_SDXL_DEVICE="auto",
-        PYTEST_SDXL_VARIANTS="batch",
+        PYTEST_SDXL_VARIANTS=f"{arguments.variant}+batch" if arguments.variant != "baseline" else "batch",
     )
     # The scratch checkout's own code first: each commit runs its own pytest_sdxl. asv drops
     # PYTHONPATH from the benchmark processes' environment and puts ASV_PYTHONPATH in its place.
@@ -84,14 +100,14 @@ def main() -> int:
                 "--machine",
                 "gpu",
                 "--bench",
-                BENCHMARK,
+                benchmark_pattern(arguments.ratio, arguments.variant),
                 # Spawned: a child forked from asv's forkserver cannot use CUDA once the server has.
                 "--launch-method",
                 "spawn",
                 "--show-stderr",
             )
             print(f"trial {trial} {name}: {output.strip().splitlines()[-1] if output.strip() else ''}", flush=True)
-            value = read_value(scratch.root, commit)
+            value = read_value(scratch.root, commit, BENCHMARKS[arguments.ratio][0])
             if value is not None:
                 values[name].append(value)
         for name in flagged:
@@ -109,15 +125,22 @@ def main() -> int:
             slower = bool(changed_benchmarks(compared, marks=("+",)))
             flagged[name] += slower
             print(f"trial {trial}: main -> {name}: {'FLAGGED' if slower else 'clean'}", flush=True)
-    write_report(arguments.out, flagged, values, arguments.trials, arguments.slowdown, arguments.factor)
+    name = f"{BENCHMARKS[arguments.ratio][0]}('{arguments.variant}', 4)"
+    write_report(arguments.out, flagged, values, arguments.trials, arguments.slowdown, arguments.factor, name)
     return 0
 
 
 def write_report(
-    out: str, flagged: dict[str, int], values: dict[str, list[float]], trials: int, slowdown: float, factor: str
+    out: str,
+    flagged: dict[str, int],
+    values: dict[str, list[float]],
+    trials: int,
+    slowdown: float,
+    factor: str,
+    benchmark: str = "BatchOverOneByOne('baseline', 4)",
 ) -> None:
     lines = [
-        f"asv on a GPU: BatchOverOneByOne('baseline', 4), batch path {slowdown:.0%} slower, "
+        f"asv on a GPU: {benchmark}, batch path {slowdown:.0%} slower, "
         f"asv compare --factor {factor}, {trials} trials (each commit in a fresh process)",
         "",
         "| commit against main | flagged | ratio values (main, then this commit, per trial) |",
@@ -128,7 +151,14 @@ def write_report(
         lines.append(f"| {name} | {flagged[name]}/{trials} | {pairs} |")
     text = "\n".join(lines)
     print(text)
-    document = {"flagged": flagged, "values": values, "trials": trials, "slowdown": slowdown, "factor": factor}
+    document = {
+        "benchmark": benchmark,
+        "flagged": flagged,
+        "values": values,
+        "trials": trials,
+        "slowdown": slowdown,
+        "factor": factor,
+    }
     write_atomically(out + ".md", text + "\n")
     write_atomically(out + ".json", json.dumps(document, indent=1) + "\n")
 
@@ -136,24 +166,28 @@ def write_report(
 def merge(files: list[str], out: str) -> int:
     """Trials run in several processes (one per GPU) added up, each trial's values kept in order."""
     documents = [json.loads(Path(name).read_text()) for name in files]
-    settings = {(document["slowdown"], document["factor"]) for document in documents}
+    default = "BatchOverOneByOne('baseline', 4)"
+    settings = {
+        (document["slowdown"], document["factor"], document.get("benchmark", default)) for document in documents
+    }
     if len(settings) != 1:
-        raise SystemExit(f"asv power files of different experiments (slowdown, factor): {sorted(settings)}")
+        raise SystemExit(f"asv power files of different experiments (slowdown, factor, benchmark): {sorted(settings)}")
     flagged = {name: sum(document["flagged"][name] for document in documents) for name in documents[0]["flagged"]}
     values = {
         name: [value for document in documents for value in document["values"][name]] for name in documents[0]["values"]
     }
-    slowdown, factor = settings.pop()
-    write_report(out, flagged, values, sum(document["trials"] for document in documents), slowdown, factor)
+    slowdown, factor, benchmark = settings.pop()
+    trials = sum(document["trials"] for document in documents)
+    write_report(out, flagged, values, trials, slowdown, factor, benchmark)
     return 0
 
 
-def read_value(scratch_root: Path, commit: str) -> float | None:
+def read_value(scratch_root: Path, commit: str, cls: str) -> float | None:
     """The benchmark's value in asv's result file of this commit (asv keeps one file per commit and env)."""
     for path in (scratch_root / ".asv" / "results" / "gpu").glob(f"{commit[:8]}*.json"):
         data = json.loads(path.read_text())
         for name, result in data.get("results", {}).items():
-            if "BatchOverOneByOne" in name:
+            if name.split(".")[-2:-1] == [cls]:
                 found = result[0] if isinstance(result, list) else result
                 while isinstance(found, list):
                     found = found[-1] if found else None

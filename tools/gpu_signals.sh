@@ -145,6 +145,9 @@ if [[ ",$STEPS," == *",asv,"* ]]; then
     HOME=$(mktemp -d) python3 -c "import diffusers, pytest_sdxl; print('imports with a fresh HOME: fine')" 2>&1 | tail -n 2
     find / -xdev -name 'lazy_importer*' 2>/dev/null | head -n 5
     python3 -c "import site, sys; print('user site', site.ENABLE_USER_SITE, site.getusersitepackages())"
-    python3 tools/gpu_asv_power.py --trials "${ASV_TRIALS:-3}" --out "$STEM-asv-power" 2>&1 | grep -v "^\[transformers\]"
+    # ASV_RATIO: plain or host-normalized; ASV_VARIANT: the one-by-one composition; ASV_FACTOR: asv's factor.
+    python3 tools/gpu_asv_power.py --trials "${ASV_TRIALS:-3}" --ratio "${ASV_RATIO:-plain}" \
+        --variant "${ASV_VARIANT:-baseline}" --factor "${ASV_FACTOR:-1.03}" \
+        --out "$STEM-asv-power-${ASV_RATIO:-plain}" 2>&1 | grep -v "^\[transformers\]"
 fi
 echo "done in $((SECONDS - started)) s"
