@@ -5,7 +5,7 @@
 # GPU i, for example (on a four-GPU machine):
 #   LANE_0="STEPS=power TRIALS=5 INJECT=host:5%,device:2% POWER_VARIANT=batch"
 #   LANE_1="STEPS=power TRIALS=5 INJECT=host:5%,device:2% POWER_VARIANT=batch"
-#   LANE_2="STEPS=reruns VARIANTS=baseline,batch"  LANE_3="STEPS=asv ASV_TRIALS=3"
+#   LANE_2="STEPS=reruns VARIANTS=baseline,batch"  LANE_3="STEPS=asv ASV_TRIALS=3 ASV_RATIO=host-normalized"
 # Each lane writes to $OUT/gpu<i>/ and its log to $OUT/gpu<i>.log. Afterwards the power results of
 # all lanes are added up per experiment (tools/merge_power.py) and so are the asv trials
 # (tools/gpu_asv_power.py --merge). The lanes share the host's CPUs: they run on a busy machine,
@@ -34,9 +34,11 @@ for first in "$OUT"/gpu*/*-power-*.json; do
     [ -e "$OUT/$name" ] && continue
     python3 tools/merge_power.py "$OUT/${name%.json}" "$OUT"/gpu*/"$name"
 done
-asv_files=("$OUT"/gpu*/*-asv-power.json)
-if [ "${#asv_files[@]}" -gt 0 ]; then
-    python3 tools/gpu_asv_power.py --merge "${asv_files[@]}" --out "$OUT/$(basename "${asv_files[0]%.json}")"
-fi
+# The asv trials of every lane added up, one file per ratio (gpu_signals names them -asv-power-<ratio>).
+for first in "$OUT"/gpu*/*-asv-power*.json; do
+    name=$(basename "$first")
+    [ -e "$OUT/$name" ] && continue
+    python3 tools/gpu_asv_power.py --merge "$OUT"/gpu*/"$name" --out "$OUT/${name%.json}"
+done
 # The device tool brings back a limited number of files: everything below the lanes goes in one archive.
 tar -czf "$OUT/lanes.tar.gz" -C "$OUT" $(cd "$OUT" && ls -d gpu*/) && rm -rf "$OUT"/gpu*/
