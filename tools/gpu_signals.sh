@@ -4,7 +4,7 @@
 # Run from the repository root on a GPU machine. Installs the carried wheels (.whl/: diffusers,
 # importlib_metadata, asv and what it needs) into /tmp/site, then runs the steps in STEPS:
 #   smoke   one short protocol run with --trace (does every signal come out?)
-#   reruns  the plugin suite twice over VARIANTS (two sessions, nothing changed), then
+#   reruns  the plugin suite twice over VARIANTS (two sessions, nothing changed; XDIST=N: on N GPUs), then
 #           `python -m pytest_sdxl compare` of the two: every variant should come out clean;
 #           kernel-time CV and busy fraction per variant are in each session's summary
 #   power   `python -m pytest_sdxl power` on POWER_VARIANT: host-side 5 % and device-side 2 %
@@ -65,10 +65,16 @@ if [[ ",$STEPS," == *",smoke,"* ]]; then
 fi
 
 if [[ ",$STEPS," == *",reruns,"* ]]; then
+    # Under xdist pytest-benchmark switches itself off, so there is nothing for --benchmark-only to select by.
+    only=--benchmark-only
+    [ -n "${XDIST:-}" ] && only=
     for session in 1 2; do
         mkdir -p "$OUT/session$session"
         echo "== plugin session $session over $VARIANTS ($((SECONDS - started)) s)"
-        timeout --signal=INT --kill-after=30 "${SESSION_SECONDS:-270}" python3 -m pytest tests/benchmarks --benchmark-only -p no:cacheprovider -q -rs \
+        # XDIST=N spreads the variants over N GPUs (pytest-xdist, one worker per GPU; pytest-benchmark is off
+        # under xdist, the plugin's own timings and report are merged by the controller).
+        timeout --signal=INT --kill-after=30 "${SESSION_SECONDS:-270}" python3 -m pytest tests/benchmarks \
+            ${XDIST:+-p xdist -n "$XDIST"} $only -p no:cacheprovider -q -rs \
             --sdxl-model "$MODEL" --sdxl-variants "$VARIANTS" --sdxl-report "$OUT/session$session" \
             --benchmark-json "$OUT/session$session/benchmark.json" > "$OUT/session$session.txt" 2>&1
         echo "pytest exit status $?"
