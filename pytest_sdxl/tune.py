@@ -171,14 +171,33 @@ class TuneResult:
         ]
         return min(tied, key=lambda item: (len(compose_id_names(item.composition)), item.ms_per_image))
 
-    def best_throughput(self) -> Candidate | None:
-        """Most images per second over every measured batch size (batch 1 is the search's)."""
+    def measured_best_throughput(self) -> Candidate | None:
+        """Most images per second over every measured batch size (batch 1 is the search's), however small its lead."""
         measured = [item for item in self.candidates if item.ok]
         return max(measured, key=lambda item: item.images_per_s, default=None)
+
+    def best_throughput(self) -> Candidate | None:
+        """The chosen throughput: within the margin of the most images/s, the fewest variants, then the smallest batch.
+
+        As at batch 1, a lead inside the noise margin is not a finding; among those that tie, a simpler
+        composition has less to go wrong and a smaller batch keeps each request's latency lower.
+        """
+        best = self.measured_best_throughput()
+        if best is None:
+            return None
+        tied = [
+            item
+            for item in self.candidates
+            if item.ok and item.images_per_s * (1 + self.options.margin) >= best.images_per_s
+        ]
+        return min(
+            tied, key=lambda item: (len(compose_id_names(item.composition)), item.batch_size, -item.images_per_s)
+        )
 
     def as_dict(self) -> dict[str, Any]:
         options = self.options
         fastest, throughput, measured_fastest = self.fastest(), self.best_throughput(), self.measured_fastest()
+        measured_throughput = self.measured_best_throughput()
         return {
             "schema": "pytest-sdxl-tune",
             "version": 1,
@@ -198,6 +217,7 @@ class TuneResult:
             "fastest": None if fastest is None else fastest.as_dict(),
             "measured_fastest": None if measured_fastest is None else measured_fastest.as_dict(),
             "best_throughput": None if throughput is None else throughput.as_dict(),
+            "measured_best_throughput": None if measured_throughput is None else measured_throughput.as_dict(),
             "candidates": [item.as_dict() for item in self.candidates],
             "conflicts_avoided": list(self.conflicts_avoided),
         }

@@ -113,6 +113,13 @@ def choices(result: TuneResult) -> str:
             f"({throughput.images_per_s:.1f} images/s, {throughput.ms_per_image:.2f} ms/image)"
         )
         lines.append(f"  what holds it back: {holds_back(throughput)}")
+        most = result.measured_best_throughput()
+        if most is not None and most is not throughput:
+            lines.append(
+                f"  ({most.composition} at batch size {most.batch_size} measured {most.images_per_s:.1f} images/s, "
+                f"within the {result.options.margin:.0%} noise margin: the simpler composition, then the smaller "
+                "batch, is chosen)"
+            )
     if result.throughput_note:
         lines.append(f"throughput: {result.throughput_note}")
     state = "search CUT SHORT" if result.cut_short else "search finished"

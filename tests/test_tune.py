@@ -20,8 +20,10 @@ from pytest_sdxl.tune import (
     REJECTED,
     SKIPPED,
     THROUGHPUT,
+    Candidate,
     Measurement,
     TuneOptions,
+    TuneResult,
     search,
 )
 from pytest_sdxl.tune_options import parse_batch_sizes, parse_budget, parse_candidates, parse_min_psnr
@@ -134,6 +136,28 @@ def test_without_batch_the_search_has_the_whole_budget() -> None:
     assert len(measure.log) == 4  # readings 10, 20, 30 are inside 35 s: no share is held back
 
 
+def throughput_candidate(composition: str, batch_size: int, ms_per_image: float) -> Candidate:
+    measurement = Measurement((ms_per_image,) * 3)
+    return Candidate(composition, "lossy", batch_size, THROUGHPUT, measurement=measurement)
+
+
+def test_a_throughput_lead_inside_the_margin_goes_to_the_simpler_then_the_smaller_batch() -> None:
+    result = TuneResult(options())
+    result.candidates = [
+        throughput_candidate("tiny_vae+cuda_graph+compile_regions+cached_embeds+batch", 16, 7.43),  # 134.6 images/s
+        throughput_candidate("tiny_vae+graph_pipeline+batch", 16, 7.60),  # 131.6: 2.3 % behind, a tie
+        throughput_candidate("tiny_vae+graph_pipeline+batch", 8, 7.62),  # 131.2: a tie too, at half the batch
+        throughput_candidate("tiny_vae+batch", 16, 7.90),  # 126.6: 6 % behind, outside the margin
+    ]
+    most, chosen = result.measured_best_throughput(), result.best_throughput()
+    assert most is not None and most.batch_size == 16 and most.composition.startswith("tiny_vae+cuda_graph")
+    assert chosen is not None and (chosen.composition, chosen.batch_size) == ("tiny_vae+graph_pipeline+batch", 8)
+    said = choices(result)
+    assert "highest throughput: tiny_vae+graph_pipeline+batch at batch size 8" in said
+    assert "at batch size 16 measured 134.6 images/s, within the 3% noise margin" in said
+    assert result.as_dict()["measured_best_throughput"]["batch_size"] == 16
+
+
 def test_the_chosen_compositions_are_the_measured_fastest() -> None:
     measure = FakeMeasure()
     names = ["cached_embeds", "tiny_vae", "fp16_vae", "channels_last", "batch", "vae_slicing"]
@@ -152,7 +176,9 @@ def test_the_chosen_compositions_are_the_measured_fastest() -> None:
     assert "step 3: no composition beat its parent" in result.stop_reason
     throughput = result.best_throughput()
     assert throughput is not None and throughput.phase == THROUGHPUT and throughput.batch_size == 4
-    assert all(throughput.images_per_s >= item.images_per_s for item in result.candidates if item.ok)
+    # The most images/s, or a simpler composition within the margin of it.
+    most = max(item.images_per_s for item in result.candidates if item.ok)
+    assert throughput.images_per_s * (1 + result.options.margin) >= most
     # batch and vae_slicing change nothing at batch 1: only the throughput step measures them.
     assert all(size > 1 for composition, size in measure.log if "batch" in composition.split("+"))
     assert not any("vae_slicing" in composition and size == 1 for composition, size in measure.log)
