@@ -2,7 +2,8 @@
 # One two-GPU machine, two calls back to back (the machine stays warm between them), nothing idle:
 #   PART=1  the matrix on both GPUs (tools/gpu_workers.sh, -n 2); then one lane per GPU for the compiled
 #           variants of the frontier issue: compile_pipeline on GPU 0, torchao quantization composed
-#           with compile_unet on GPU 1 (each lane a `run` bounded by LANE_SECONDS)
+#           with compile_unet on GPU 1 (each lane a `run` bounded by LANE_SECONDS, default 220: the two-worker
+#           matrix took 315 s on 2026-11-27 and a device call stops at 600 s, results archived or not)
 #   PART=2  the matrix on one GPU (-n 1, GPU 0) while `tune` searches on GPU 1 (TUNE_* as in
 #           tools/gpu_signals.sh); the two share the host, as the two workers of part 1 did
 # Everything lands in $OUT/results.tar.gz (the device tool brings back few files), the summaries on stdout.
@@ -17,10 +18,10 @@ case "${PART:-1}" in
 1)
     WORKERS=2 OUT="$WORK" bash tools/gpu_workers.sh
     echo "== lanes from $((SECONDS - started)) s"
-    GPU=0 STEPS=serving SERVING_RUNS=2 SERVING_SECONDS="${LANE_SECONDS:-330}" OUT="$WORK/gpu0" \
+    GPU=0 STEPS=serving SERVING_RUNS=2 SERVING_SECONDS="${LANE_SECONDS:-220}" OUT="$WORK/gpu0" \
         SERVING_VARIANTS="${LANE0_VARIANTS:-baseline,tiny_vae+compile_pipeline,tiny_vae+compile_pipeline+batch}" \
         bash tools/gpu_signals.sh > "$WORK/gpu0.log" 2>&1 &
-    GPU=1 STEPS=serving SERVING_RUNS=2 SERVING_SECONDS="${LANE_SECONDS:-330}" OUT="$WORK/gpu1" \
+    GPU=1 STEPS=serving SERVING_RUNS=2 SERVING_SECONDS="${LANE_SECONDS:-220}" OUT="$WORK/gpu1" \
         SERVING_VARIANTS="${LANE1_VARIANTS:-baseline,quant_int8+compile_unet,quant_fp8+compile_unet}" \
         bash tools/gpu_signals.sh > "$WORK/gpu1.log" 2>&1 &
     wait
