@@ -14,9 +14,12 @@ WORK=$(mktemp -d)
 mkdir -p "$OUT"
 STEPS=none OUT="$WORK/install" bash tools/gpu_signals.sh > "$WORK/install.log" 2>&1 || { cat "$WORK/install.log"; exit 1; }
 started=$SECONDS
+# Archived after each stage: a call stopped at its limit still brings back what finished before it.
+pack() { tar -czf "$OUT/results.tar.gz" -C "$WORK" --exclude install --exclude 'n[0-9]*' --exclude trace .; }
 case "${PART:-1}" in
 1)
     WORKERS=2 OUT="$WORK" bash tools/gpu_workers.sh
+    pack
     echo "== lanes from $((SECONDS - started)) s"
     GPU=0 STEPS=serving SERVING_RUNS=2 SERVING_SECONDS="${LANE_SECONDS:-220}" OUT="$WORK/gpu0" \
         SERVING_VARIANTS="${LANE0_VARIANTS:-baseline,tiny_vae+compile_pipeline,tiny_vae+compile_pipeline+batch}" \
@@ -35,4 +38,4 @@ case "${PART:-1}" in
 esac
 for log in "$WORK"/gpu*.log; do echo "== $log"; tail -n 60 "$log"; done
 echo "== done in $((SECONDS - started)) s"
-tar -czf "$OUT/results.tar.gz" -C "$WORK" --exclude install --exclude 'n[0-9]*' --exclude trace .
+pack
