@@ -20,16 +20,14 @@ from . import common
 RATIO_DIGITS = 4
 
 
-class BatchOverOneByOne:
-    """Per-image time of one batched call over per-image time of one call per prompt (lower is better)."""
+class BatchAndOneByOne:
+    """The two pipelines a batch ratio compares: the batch path and its one-by-one reference (no benchmark itself)."""
 
-    params: ClassVar[list[list[Any]]] = [common.batch_bases(), list(common.BATCH_SIZES)]
-    param_names: ClassVar[list[str]] = ["variant", "batch_size"]
-    timeout = 600
+    # Class-level defaults, so that teardown closes what a setup stopped midway did build.
+    batched: Any = None
+    one_by_one: Any = None
 
     def setup(self, variant: str, batch_size: int) -> None:
-        self.batched: Any = None
-        self.one_by_one: Any = None
         batched = common.with_batch(parse(variant)).id
         self.prompts, self.seeds = common.prompts_and_seeds(batch_size)
         self.batched = common.pipeline(batched, warm_prompts=batch_size)
@@ -37,6 +35,14 @@ class BatchOverOneByOne:
 
     def teardown(self, variant: str, batch_size: int) -> None:
         common.close(self.batched, self.one_by_one)
+
+
+class BatchOverOneByOne(BatchAndOneByOne):
+    """Per-image time of one batched call over per-image time of one call per prompt (lower is better)."""
+
+    params: ClassVar[list[list[Any]]] = [common.batch_bases(), list(common.BATCH_SIZES)]
+    param_names: ClassVar[list[str]] = ["variant", "batch_size"]
+    timeout = 600
 
     def track_batch_over_one_by_one(self, variant: str, batch_size: int) -> float:
         # Both sides make the same images, so their time ratio is their per-image time ratio.
@@ -46,7 +52,7 @@ class BatchOverOneByOne:
     track_batch_over_one_by_one.unit = "ratio"  # type: ignore[attr-defined]
 
 
-class HostNormalizedBatchOverOneByOne:
+class HostNormalizedBatchOverOneByOne(BatchAndOneByOne):
     """``BatchOverOneByOne`` at one fixed host speed (``pytest_sdxl.host_normalized``); GPU only (lower is better).
 
     A fresh process per commit runs on whatever the host's speed is then, and the batch path and its
@@ -60,18 +66,10 @@ class HostNormalizedBatchOverOneByOne:
     timeout = 600
 
     def setup(self, variant: str, batch_size: int) -> None:
-        self.batched: Any = None
-        self.one_by_one: Any = None
         if common.device().type != "cuda":
             # asv marks a benchmark skipped when its setup raises NotImplementedError.
             raise NotImplementedError("the host-normalized ratio needs a CUDA GPU's kernel time")
-        batched = common.with_batch(parse(variant)).id
-        self.prompts, self.seeds = common.prompts_and_seeds(batch_size)
-        self.batched = common.pipeline(batched, warm_prompts=batch_size)
-        self.one_by_one = common.pipeline(variant)
-
-    def teardown(self, variant: str, batch_size: int) -> None:
-        common.close(self.batched, self.one_by_one)
+        super().setup(variant, batch_size)
 
     def track_host_normalized_batch_over_one_by_one(self, variant: str, batch_size: int) -> float:
         ratio = common.paired_host_normalized_ratio(self.batched, self.one_by_one, self.prompts, self.seeds)

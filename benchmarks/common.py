@@ -248,14 +248,22 @@ def paired_ratio(
     Both go through the measurement core's timed loop in alternating rounds; the ratio is of the
     two sides' minima (``measurement.ratio_of_minima``), the figure that survives a shared machine.
     """
-    from pytest_sdxl.measurement import TimedLoop, alternating_rounds, call_groups, ratio_of_minima
+    from pytest_sdxl.measurement import ratio_of_minima
+
+    return ratio_of_minima(*alternating_samples(numerator, denominator, prompts, seeds))
+
+
+def alternating_samples(
+    numerator: VariantPipeline, denominator: VariantPipeline, prompts: list[str], seeds: list[int]
+) -> tuple[list[float], list[float]]:
+    """Seconds per image of each side's rounds, timed back to back in alternating order by the measurement core."""
+    from pytest_sdxl.measurement import TimedLoop, alternating_rounds, call_groups
 
     def side(pipeline: VariantPipeline) -> Callable[[], float]:
         loop = TimedLoop(pipeline, call_groups(pipeline.composition, prompts, seeds))
         return lambda: statistics.fmean(loop.round())
 
-    tops, bottoms = alternating_rounds(side(numerator), side(denominator), **ratio_round_limits())
-    return ratio_of_minima(tops, bottoms)
+    return alternating_rounds(side(numerator), side(denominator), **ratio_round_limits())
 
 
 def paired_host_normalized_ratio(
@@ -268,11 +276,7 @@ def paired_host_normalized_ratio(
     """
     from pytest_sdxl.device_signals import kernel_signals
     from pytest_sdxl.host_normalized import host_normalized_ratio
-    from pytest_sdxl.measurement import TimedLoop, alternating_rounds, call_functions, call_groups
-
-    def side(pipeline: VariantPipeline) -> Callable[[], float]:
-        loop = TimedLoop(pipeline, call_groups(pipeline.composition, prompts, seeds))
-        return lambda: statistics.fmean(loop.round())
+    from pytest_sdxl.measurement import call_functions, call_groups
 
     def kernel_s(pipeline: VariantPipeline) -> float:
         calls = call_functions(pipeline, call_groups(pipeline.composition, prompts, seeds))
@@ -281,7 +285,7 @@ def paired_host_normalized_ratio(
             raise NotImplementedError(signals.not_applicable or "no kernel time was recorded")
         return statistics.median(signals.kernel_ms) / 1000
 
-    tops, bottoms = alternating_rounds(side(numerator), side(denominator), **ratio_round_limits())
+    tops, bottoms = alternating_samples(numerator, denominator, prompts, seeds)
     return host_normalized_ratio(min(tops), kernel_s(numerator), min(bottoms), kernel_s(denominator))
 
 
