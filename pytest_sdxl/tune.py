@@ -423,13 +423,12 @@ def search(
         else:
             runnable.append(name)
     budget = options.budget_s
-    batch_later = "batch" in runnable and any(size > 1 for size in options.batch_sizes)
-    if batch_later:
+    limit, what = budget, f"the {budget:g} s budget"
+    if "batch" in runnable and any(size > 1 for size in options.batch_sizes):
         # The batch-1 search stops early enough to leave the throughput step its share.
-        share = f"{1 - THROUGHPUT_SHARE:.0%} of the {budget:g} s budget (the rest is the throughput step's)"
-        run.batch_one([name for name in runnable if not needs_a_batch(name)], budget * (1 - THROUGHPUT_SHARE), share)
-    else:
-        run.batch_one([name for name in runnable if not needs_a_batch(name)], budget, f"the {budget:g} s budget")
+        limit = budget * (1 - THROUGHPUT_SHARE)
+        what = f"{1 - THROUGHPUT_SHARE:.0%} of the {budget:g} s budget (the rest is the throughput step's)"
+    run.batch_one([name for name in runnable if not needs_a_batch(name)], limit, what)
     if run.result.fastest() is not None:
         run.throughput([name for name in runnable if needs_a_batch(name)])
     run.result.elapsed_s = clock() - run.started
