@@ -125,8 +125,9 @@ def main() -> int:
             slower = bool(changed_benchmarks(compared, marks=("+",)))
             flagged[name] += slower
             print(f"trial {trial}: main -> {name}: {'FLAGGED' if slower else 'clean'}", flush=True)
-    name = f"{BENCHMARKS[arguments.ratio][0]}('{arguments.variant}', 4)"
-    write_report(arguments.out, flagged, values, arguments.trials, arguments.slowdown, arguments.factor, name)
+        # After every trial: a run stopped by its time limit keeps the trials it finished.
+        benchmark = f"{BENCHMARKS[arguments.ratio][0]}('{arguments.variant}', 4)"
+        write_report(arguments.out, flagged, values, trial, arguments.slowdown, arguments.factor, benchmark)
     return 0
 
 

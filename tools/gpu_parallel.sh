@@ -6,6 +6,7 @@
 #   LANE_0="STEPS=power TRIALS=5 INJECT=host:5%,device:2% POWER_VARIANT=batch"
 #   LANE_1="STEPS=power TRIALS=5 INJECT=host:5%,device:2% POWER_VARIANT=batch"
 #   LANE_2="STEPS=reruns VARIANTS=baseline,batch"  LANE_3="STEPS=asv ASV_TRIALS=3 ASV_RATIO=host-normalized"
+# A lane may name its own GPUs (LANE_0="GPU=0,1,2 STEPS=reruns XDIST=3 ..."); LANE_SECONDS bounds every lane.
 # Each lane writes to $OUT/gpu<i>/ and its log to $OUT/gpu<i>.log. Afterwards the power results of
 # all lanes are added up per experiment (tools/merge_power.py) and so are the asv trials
 # (tools/gpu_asv_power.py --merge). The lanes share the host's CPUs: they run on a busy machine,
@@ -20,9 +21,14 @@ for index in 0 1 2 3 4 5 6 7; do
     variable="LANE_$index"
     [ -n "${!variable:-}" ] || continue
     echo "== lane $index: ${!variable}"
+    # GPU=<index> unless the lane names its own (GPU=0,1,2 for an xdist lane over three GPUs); each lane is
+    # stopped after LANE_SECONDS (SIGINT first), so the merge and the archive below still run inside a call's limit.
     # shellcheck disable=SC2086  # the lane's settings are words on purpose
-    env ${!variable} GPU="$index" OUT="$OUT/gpu$index" bash tools/gpu_signals.sh > "$OUT/gpu$index.log" 2>&1 &
+    timeout --signal=INT --kill-after=30 "${LANE_SECONDS:-3600}" \
+        env GPU="$index" ${!variable} OUT="$OUT/gpu$index" bash tools/gpu_signals.sh > "$OUT/gpu$index.log" 2>&1 &
     pids+=("$!")
+    # LANE_STAGGER seconds between lane starts: asv lanes each write the one ~/.asv-machine.json at their start.
+    sleep "${LANE_STAGGER:-0}"
 done
 for pid in "${pids[@]}"; do wait "$pid"; done
 for log in "$OUT"/gpu*.log; do echo "== $log"; tail -n 40 "$log"; done

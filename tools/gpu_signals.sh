@@ -68,24 +68,30 @@ if [[ ",$STEPS," == *",reruns,"* ]]; then
     # Under xdist pytest-benchmark switches itself off, so there is nothing for --benchmark-only to select by.
     only=--benchmark-only
     [ -n "${XDIST:-}" ] && only=
-    for session in 1 2; do
-        mkdir -p "$OUT/session$session"
+    # RERUN_SESSIONS=1 then RERUN_SESSIONS=2 split the two sessions over two device calls; RERUN_DIR (outside
+    # $OUT, which each call empties) keeps session 1 for the second call's compare.
+    RERUN_DIR="${RERUN_DIR:-$OUT}"
+    for session in ${RERUN_SESSIONS:-1 2}; do
+        mkdir -p "$RERUN_DIR/session$session"
         echo "== plugin session $session over $VARIANTS ($((SECONDS - started)) s)"
         # XDIST=N spreads the variants over N GPUs (pytest-xdist, one worker per GPU; pytest-benchmark is off
         # under xdist, the plugin's own timings and report are merged by the controller).
         timeout --signal=INT --kill-after=30 "${SESSION_SECONDS:-270}" python3 -m pytest tests/benchmarks \
             ${XDIST:+-p xdist -n "$XDIST"} $only -p no:cacheprovider -q -rs \
-            --sdxl-model "$MODEL" --sdxl-variants "$VARIANTS" --sdxl-report "$OUT/session$session" \
-            --benchmark-json "$OUT/session$session/benchmark.json" > "$OUT/session$session.txt" 2>&1
+            --sdxl-model "$MODEL" --sdxl-variants "$VARIANTS" --sdxl-report "$RERUN_DIR/session$session" \
+            --benchmark-json "$RERUN_DIR/session$session/benchmark.json" > "$OUT/session$session.txt" 2>&1
         echo "pytest exit status $?"
-        grep -A 40 "sdxl: summary" "$OUT/session$session.txt" | head -n 30
+        grep -A 60 "sdxl: summary" "$OUT/session$session.txt" | head -n 50
+        for kind in json md png; do
+            [ -e "$RERUN_DIR/session$session/results.$kind" ] && \
+                cp "$RERUN_DIR/session$session/results.$kind" "$STEM-reruns-$session.$kind"
+        done
     done
-    cp "$OUT/session1/results.json" "$STEM-reruns-1.json"
-    cp "$OUT/session2/results.json" "$STEM-reruns-2.json"
-    cp "$OUT/session2/results.md" "$STEM-reruns-2.md"
-    python3 -m pytest_sdxl compare "$OUT/session1/results.json" "$OUT/session2/results.json" \
-        --output "$STEM-reruns-compare.md"
-    echo "compare exit status $? (0: no regression)"
+    if [ -e "$RERUN_DIR/session1/results.json" ] && [ -e "$RERUN_DIR/session2/results.json" ]; then
+        python3 -m pytest_sdxl compare "$RERUN_DIR/session1/results.json" "$RERUN_DIR/session2/results.json" \
+            --output "$STEM-reruns-compare.md"
+        echo "compare exit status $? (0: no regression)"
+    fi
 fi
 
 if [[ ",$STEPS," == *",cache,"* ]]; then
