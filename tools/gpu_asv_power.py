@@ -38,9 +38,13 @@ BENCHMARKS = {
 
 
 def benchmark_pattern(kind: str, variant: str) -> str:
-    """asv's --bench regular expression for one ratio benchmark at the batch size of 4."""
+    """asv's --bench regular expression for one ratio benchmark at the batch size of 4.
+
+    asv names a benchmark from inside its benchmark folder (``bench_ratios.Class.method``) and matches
+    a parametrized one as ``name('variant', 4)``.
+    """
     cls, method = BENCHMARKS[kind]
-    return rf"^benchmarks\.bench_ratios\.{cls}\.{method}\('{re.escape(variant)}', 4\)"
+    return rf"^bench_ratios\.{cls}\.{method}\('{re.escape(variant)}', 4\)$"
 
 
 def asv(scratch_root: Path, environment: dict[str, str], *arguments: str) -> str:
@@ -108,8 +112,11 @@ def main() -> int:
             )
             print(f"trial {trial} {name}: {output.strip().splitlines()[-1] if output.strip() else ''}", flush=True)
             value = read_value(scratch.root, commit, BENCHMARKS[arguments.ratio][0])
-            if value is not None:
-                values[name].append(value)
+            if value is None:
+                # A commit that measured nothing must not count as a clean trial.
+                print(f"no value for {name} in trial {trial}: asv said\n{output[-3000:]}", file=sys.stderr)
+                return 1
+            values[name].append(value)
         for name in flagged:
             compared = asv(
                 scratch.root,

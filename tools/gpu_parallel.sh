@@ -37,6 +37,7 @@ export PYTHONPATH="$PWD:/tmp/site-project:/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
 shopt -s nullglob
 for first in "$OUT"/gpu*/*-power-*.json; do
     name=$(basename "$first")
+    [[ "$name" == *-asv-power* ]] && continue  # asv's trials: merged below
     [ -e "$OUT/$name" ] && continue
     python3 tools/merge_power.py "$OUT/${name%.json}" "$OUT"/gpu*/"$name"
 done
