@@ -265,13 +265,29 @@ def storages_on(modules: Iterable[Any], device: torch.device) -> dict[int, int]:
         if not isinstance(module, torch.nn.Module):
             continue  # tokenizers, schedulers and absent components hold no device memory
         for tensor in itertools.chain(module.parameters(), module.buffers()):
-            if not is_on(tensor.device, device):
-                continue
-            storage = tensor.untyped_storage()
-            # A null pointer (meta tensors, empty storages) holds no memory.
-            if storage.data_ptr():
-                storages[storage.data_ptr()] = storage.nbytes()
+            for plain in plain_tensors(tensor):
+                if not is_on(plain.device, device):
+                    continue
+                storage = plain.untyped_storage()
+                # A null pointer (meta tensors, empty storages) holds no memory.
+                if storage.data_ptr():
+                    storages[storage.data_ptr()] = storage.nbytes()
     return storages
+
+
+def plain_tensors(tensor: Any) -> list[Any]:
+    """The tensors that hold a tensor's memory: itself, or a wrapper subclass's inner tensors.
+
+    A quantized weight (torchao's int8 and float8 tensors) is a wrapper with no storage of its own;
+    asking for one raises "invalid python storage" (quant_int8 and quant_fp8 failed so on an H100,
+    2026-11-27). Its memory is in the tensors ``__tensor_flatten__`` names, wrappers themselves maybe.
+    """
+    from torch.utils._python_dispatch import is_traceable_wrapper_subclass
+
+    if not is_traceable_wrapper_subclass(tensor):
+        return [tensor]
+    names, _ = tensor.__tensor_flatten__()
+    return [plain for name in names for plain in plain_tensors(getattr(tensor, name))]
 
 
 def is_on(tensor_device: torch.device, device: torch.device) -> bool:

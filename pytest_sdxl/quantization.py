@@ -37,9 +37,9 @@ def quantize_unet(pipe: Any, config_names: tuple[str, str], label: str) -> None:
         raise VariantUnavailable(f"{label}: torchao does not import here ({type(error).__name__}: {error})") from error
     class_name, function_name = config_names
     if hasattr(quantization, class_name):
-        config = getattr(quantization, class_name)()
+        config = leaving_inductor_alone(getattr(quantization, class_name))
     elif hasattr(quantization, function_name):
-        config = getattr(quantization, function_name)()
+        config = leaving_inductor_alone(getattr(quantization, function_name))
     else:
         version = getattr(importlib.import_module("torchao"), "__version__", "unknown")
         raise VariantUnavailable(f"{label}: torchao {version} has neither {class_name} nor {function_name}")
@@ -49,6 +49,20 @@ def quantize_unet(pipe: Any, config_names: tuple[str, str], label: str) -> None:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         reason = f"{label}: torchao cannot quantize here ({type(error).__name__}: {first_line})"
         raise VariantUnavailable(reason) from error
+
+
+def leaving_inductor_alone(make_config: Any) -> Any:
+    """torchao's config with ``set_inductor_config=False`` where it takes one, else its default.
+
+    By default torchao switches on inductor's coordinate-descent tuning for the whole process when it
+    quantizes. On an H100 that kept ``quant_int8+compile_unet`` compiling for over 7 minutes
+    (2026-11-27) and would slow every variant compiled after it in the same session; the compiled
+    variants are compared at inductor's own settings.
+    """
+    try:
+        return make_config(set_inductor_config=False)
+    except TypeError:  # an older torchao without the switch
+        return make_config()
 
 
 def quantize_int8(pipe: Any, context: Context) -> None:

@@ -117,6 +117,22 @@ def test_quantization_keeps_the_one_row_per_image_embeddings_in_half_precision(c
     assert not quantization.is_token_linear(torch.nn.Conv2d(1, 1, 1), "down_blocks.1.attentions.0.proj_in")
 
 
+def test_quantization_leaves_inductors_settings_alone() -> None:
+    """torchao's default switches on coordinate-descent tuning process-wide: minutes more per compile."""
+    made: list[dict[str, Any]] = []
+
+    def config(**keywords: Any) -> dict[str, Any]:
+        made.append(keywords)
+        return keywords
+
+    assert quantization.leaving_inductor_alone(config) == {"set_inductor_config": False}
+
+    def older_config() -> str:  # a torchao without the switch still gets its default config
+        return "default"
+
+    assert quantization.leaving_inductor_alone(older_config) == "default"
+
+
 def test_int8_cannot_be_captured_in_a_cuda_graph() -> None:
     for spec in ("quant_int8+cuda_graph", "quant_int8+graph_pipeline", "quant_int8+quant_fp8"):
         with pytest.raises(Exception, match="impossible combination"):

@@ -71,6 +71,21 @@ def test_storages_are_counted_once_and_by_device() -> None:
     assert unused_bytes([elsewhere], [], META) == 0, "meta tensors have no storage to count"
 
 
+def test_wrapper_subclass_weights_count_their_inner_tensors() -> None:
+    """A quantized weight is a wrapper with no storage of its own (torchao's int8 and float8 tensors)."""
+    from torch.testing._internal.two_tensor import TwoTensor
+
+    linear = torch.nn.Linear(4, 4, bias=False)
+    inner_a, inner_b = torch.randn(4, 4), torch.randn(4, 4)
+    linear.weight = torch.nn.Parameter(TwoTensor(inner_a, inner_b), requires_grad=False)
+    with pytest.raises(RuntimeError, match="invalid python storage"):
+        linear.weight.untyped_storage().data_ptr()  # why the wrapper cannot be asked directly
+    inner_pointers = {inner.untyped_storage().data_ptr() for inner in (inner_a, inner_b)}
+    assert set(storages_on([linear], CPU)) == inner_pointers
+    assert module_bytes(linear) == 2 * 4 * 4 * 4
+    assert unused_bytes([linear], [torch.nn.Sequential(linear)], CPU) == 0
+
+
 class CreatedDevices(TorchDispatchMode):
     """Records the device of every tensor an operation returns."""
 
