@@ -159,6 +159,20 @@ def report_command(arguments: argparse.Namespace) -> int:
     return 0
 
 
+def merge_command(arguments: argparse.Namespace) -> int:
+    """Results files of one setup as one results.json with its markdown and chart."""
+    from pytest_sdxl.reports import write_reports
+    from pytest_sdxl.results_merge import merge_files
+
+    merged = merge_files(arguments.results, keep_first=arguments.first)
+    for note in merged.notes:
+        print(f"pytest-sdxl merge: {note}")
+    print_tables(merged.result_set)
+    written = write_reports(merged.result_set, Path(arguments.output))
+    print("\nwritten: " + ", ".join(str(path) for path in written.values()))
+    return 0
+
+
 def threshold_argument(text: str) -> float:
     from pytest_sdxl.comparison import parse_threshold
 
@@ -516,6 +530,16 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("results", help="A results.json written by run")
     report.add_argument("--output", metavar="DIR", help="Folder for results.md and results.png (default: beside it)")
     report.set_defaults(handler=report_command)
+
+    merge = commands.add_parser(
+        "merge", help="Join results files of one setup (the lanes of a multi-GPU run) into one results.json and report"
+    )
+    merge.add_argument("results", nargs="+", help="results.json files written by run, two or more")
+    merge.add_argument("--output", metavar="DIR", required=True, help="Folder for the joined results.json, .md, .png")
+    merge.add_argument(
+        "--first", action="store_true", help="Keep the first file's record of a variant measured in several files"
+    )
+    merge.set_defaults(handler=merge_command)
 
     compare = commands.add_parser("compare", help="Compare two results files; exit status 1 when anything regressed")
     compare.add_argument("base", help="The reference results.json")

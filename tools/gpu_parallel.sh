@@ -47,5 +47,12 @@ for first in "$OUT"/gpu*/*-asv-power*.json; do
     [ -e "$OUT/$name" ] && continue
     python3 tools/gpu_asv_power.py --merge "$OUT"/gpu*/"$name" --out "$OUT/${name%.json}"
 done
+# The lanes' `run` results (STEPS=serving) as one report, when they measured one setup (a baseline in
+# several lanes: the first lane's record is kept).
+lanes=("$OUT"/gpu*/serving/results.json)
+if [ "${#lanes[@]}" -ge 2 ]; then
+    python3 -m pytest_sdxl merge "${lanes[@]}" --first --output "$OUT/merged" > "$OUT/merged.log" 2>&1 \
+        || tail -n 5 "$OUT/merged.log"
+fi
 # The device tool brings back a limited number of files: everything below the lanes goes in one archive.
 tar -czf "$OUT/lanes.tar.gz" -C "$OUT" $(cd "$OUT" && ls -d gpu*/) && rm -rf "$OUT"/gpu*/

@@ -1,0 +1,97 @@
+"""Several results files of one measurement setup joined into one: the lanes of a multi-GPU run, one report.
+
+A machine with several GPUs measures the variant matrix fastest as parallel lanes, one
+``python -m pytest_sdxl run`` per GPU, each writing its own results.json (and keeping every variant
+it finished when a time limit stops it). ``merge`` joins them into one results file, markdown and
+chart, after checking that they measured the same thing on the same kind of card. A figure from
+another model, precision, image size or card would make the joined tables lie, so any difference
+in those is refused with the files and values named. A variant measured in two files is refused
+too (none lost, none twice) unless the caller keeps the first file's record, and the merge says so.
+Each lane's PSNR is against the baseline images that lane made itself: the same weights, prompts and
+seeds give the same images on every card of a kind, so the joined column reads as one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+
+from pytest_sdxl.results import ResultSet, ResultsFileError, VariantRecord, load_results
+
+# What makes two measurements comparable: the workload...
+SAME_SETTINGS = (
+    "model",
+    "resolved_dtype",
+    "image_size",
+    "steps",
+    "prompts",
+    "runs",
+    "seed",
+    "tiny_vae",
+    "fp16_vae",
+)
+# ...and the card and software. Host names, core counts and GPU indices may differ: lanes of one
+# machine see one GPU each, and identical cards in two machines measure alike.
+SAME_MACHINE = ("gpu", "gpu_driver", "cuda", "torch", "diffusers", "transformers", "python")
+BASELINE = "baseline"
+
+
+@dataclasses.dataclass
+class Merged:
+    result_set: ResultSet
+    # What a reader must know about the join: which file's record of a doubly measured variant was kept.
+    notes: list[str]
+
+
+def merge_files(paths: Sequence[str | Path], keep_first: bool = False) -> Merged:
+    """The results files at paths as one result set; raises ResultsFileError on anything not joinable."""
+    if len(paths) < 2:
+        raise ResultsFileError(f"merge needs two results files or more, got {len(paths)}")
+    named = [(str(path), load_results(path)) for path in paths]
+    return merge_result_sets(named, keep_first)
+
+
+def merge_result_sets(named: Sequence[tuple[str, ResultSet]], keep_first: bool = False) -> Merged:
+    """Result sets (each with the name of its file) as one, variants in file order, the baseline first."""
+    first_name, first = named[0]
+    differences = [
+        f"{section} {key!r}: {first_name} has {values[0]!r}, {name} has {value!r}"
+        for section, keys in (("settings", SAME_SETTINGS), ("machine", SAME_MACHINE))
+        for key in keys
+        for values in [[getattr(first, section).get(key)]]
+        for name, other in named[1:]
+        for value in [getattr(other, section).get(key)]
+        if value != values[0]
+    ]
+    if differences:
+        raise ResultsFileError(
+            "these results files measured different things and cannot be one report:\n- "
+            + "\n- ".join(differences)
+            + "\nmerge only files of one model, precision, size, steps, prompts, runs and seed on one kind of card"
+        )
+    kept: dict[str, tuple[str, VariantRecord]] = {}
+    notes: list[str] = []
+    doubles: list[str] = []
+    for name, result_set in named:
+        for record in result_set.variants:
+            if record.variant not in kept:
+                kept[record.variant] = (name, record)
+            elif keep_first:
+                notes.append(f"{record.variant}: measured in {kept[record.variant][0]} and {name}; kept the first")
+            else:
+                doubles.append(f"{record.variant} (in {kept[record.variant][0]} and {name})")
+    if doubles:
+        raise ResultsFileError(
+            "a variant was measured in more than one file: "
+            + ", ".join(doubles)
+            + "; drop it from all lanes but one, or pass --first to keep each variant's first record"
+        )
+    records = [record for _, record in kept.values()]
+    records.sort(key=lambda record: record.variant != BASELINE)  # stable: file order otherwise
+    settings = dict(first.settings)
+    settings["variants"] = [record.variant for record in records]
+    settings["report"] = None
+    settings["merged_from"] = [name for name, _ in named]
+    joined = ResultSet(settings=settings, machine=dict(first.machine), variants=records)
+    return Merged(joined, notes)
