@@ -51,8 +51,11 @@ done
 # several lanes: the first lane's record is kept).
 lanes=("$OUT"/gpu*/serving/results.json)
 if [ "${#lanes[@]}" -ge 2 ]; then
-    python3 -m pytest_sdxl merge "${lanes[@]}" --first --output "$OUT/merged" > "$OUT/merged.log" 2>&1 \
-        || tail -n 5 "$OUT/merged.log"
+    mkdir -p "$OUT/merged"
+    python3 -m pytest_sdxl merge "${lanes[@]}" --first --output "$OUT/merged" > "$OUT/merged/merge.log" 2>&1 \
+        || tail -n 5 "$OUT/merged/merge.log"
 fi
 # The device tool brings back a limited number of files: everything below the lanes goes in one archive.
-tar -czf "$OUT/lanes.tar.gz" -C "$OUT" $(cd "$OUT" && ls -d gpu*/) && rm -rf "$OUT"/gpu*/
+# The lanes' logs go in it too: at most 8 files come back, and the merged files must be among them.
+tar -czf "$OUT/lanes.tar.gz" -C "$OUT" $(cd "$OUT" && ls -d gpu*/ gpu*.log install.log 2>/dev/null) \
+    && rm -rf "$OUT"/gpu*/ "$OUT"/gpu*.log "$OUT/install.log"
