@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Generator, Sequence
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -226,6 +225,19 @@ def group_by_variant(items: list[pytest.Item]) -> None:
         items[place] = item
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """The variants this session will measure: a session that stops early names those it never reached."""
+    state = session.config.stash.get(STATE_KEY, None)
+    if state is not None:
+        state.planned = planned_variants(session.items)
+
+
+def planned_variants(items: Sequence[pytest.Item]) -> list[str]:
+    """The variants of the sdxl benchmark tests, in their order, each once."""
+    benchmarked = (variant_of(item) for item in items if "sdxl_benchmark" in getattr(item, "fixturenames", ()))
+    return list(dict.fromkeys(composition.id for composition in benchmarked if composition is not None))
+
+
 def skip_gpu_tests_without_cuda(items: list[pytest.Item]) -> None:
     """Skip ``gpu`` tests where torch sees no CUDA device (torch is imported only when such tests exist)."""
     marked = [item for item in items if item.get_closest_marker("gpu") is not None]
@@ -252,8 +264,22 @@ def cuda_missing_reason() -> str | None:
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
     report = yield
     state = item.config.stash.get(STATE_KEY, None)
-    if state is None or "sdxl_benchmark" not in getattr(item, "fixturenames", ()):
+    if state is None:
         return report
+    fixtures = getattr(item, "fixturenames", ())
+    if "sdxl_benchmark" in fixtures:
+        record_benchmark_report(state, item, call, report)
+    if report.when == "teardown" and "sdxl_variant" in fixtures and not hasattr(item.config, "workerinput"):
+        # Without xdist this session holds every record; under xdist the controller saves as reports arrive.
+        from pytest_sdxl.plugin_report import save_progress
+
+        save_progress(state)
+    return report
+
+
+def record_benchmark_report(
+    state: SessionState, item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestReport
+) -> None:
     composition = variant_of(item)
     # A variant's record takes its benchmarks' failures; its skips are recorded where the variant turns
     # out unable to run here (not for --benchmark-skip or -k, which say nothing about the variant).
@@ -265,7 +291,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         state.benchmark_skips.setdefault(test, skip_reason(report))
     elif report.when == "call" and report.passed:
         state.benchmark_passed = True
-    return report
 
 
 def skip_reason(report: pytest.TestReport) -> str:
@@ -316,7 +341,10 @@ def pytest_benchmark_compare_machine_info(
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """A session whose sdxl benchmarks were all skipped fails; the ``--sdxl-report`` files are written."""
+    """A session whose sdxl benchmarks were all skipped fails; the ``--sdxl-report`` files are written.
+
+    Also after an interrupt: every variant that ended is kept, and the report names those never reached.
+    """
     state = session.config.stash.get(STATE_KEY, None)
     if state is None or hasattr(session.config, "workerinput"):
         return  # an xdist worker's records go to the controller (workers.py), which reports them all
@@ -324,8 +352,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         state.nothing_measured_line = state.nothing_measured() or ""
         if state.nothing_measured_line:
             session.exitstatus = NOTHING_MEASURED
-    if state.records and state.settings.report is not None:
-        write_report(state, state.settings.report)
+    if state.records:
+        from pytest_sdxl.plugin_report import finish_report
+
+        finish_report(state, session)
 
 
 def benchmarks_switched_off(config: pytest.Config) -> bool:
@@ -333,18 +363,6 @@ def benchmarks_switched_off(config: pytest.Config) -> bool:
     skipped = config.getoption("benchmark_skip", False) and not config.getoption("benchmark_only", False)
     disabled = config.getoption("benchmark_disable", False) and not config.getoption("benchmark_enable", False)
     return bool(skipped or disabled)
-
-
-def write_report(state: SessionState, folder: Path) -> None:
-    """The --sdxl-report files, before the terminal summary, where a regression check may raise."""
-    from pytest_sdxl.machine import machine_info
-    from pytest_sdxl.reports import write_reports
-
-    try:
-        written = write_reports(state.result_set(machine_info(state.settings.device)), folder)
-        state.report_line = f"sdxl: wrote {', '.join(path.name for path in written.values())} to {folder}"
-    except OSError as error:  # the measurements are in the terminal and pytest-benchmark's files anyway
-        state.report_line = f"sdxl: could not write the report to {folder}: {error}"
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -367,5 +385,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
             terminalreporter.write_line(summary_line(state.settings.compile_cache, uses))
         if state.report_line:
             terminalreporter.write_line(state.report_line)
+        if state.partial_line:
+            terminalreporter.write_line(state.partial_line, yellow=True, bold=True)
     if state.nothing_measured_line:
         terminalreporter.write_line(state.nothing_measured_line, red=True, bold=True)

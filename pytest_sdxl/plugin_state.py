@@ -2,9 +2,9 @@
 
 The resolved settings, how each variant's pipeline was built and warmed (load and first
 generation times), what each variant's benchmark measured, how each variant ended (ok,
-skipped, failed) and why benchmark tests were skipped. At the end of the session this becomes
-a ``ResultSet``; the tables and files made of it belong to ``reports``. Standard library only
-at import time.
+skipped, failed), why benchmark tests were skipped and which variants the session planned.
+After each test and at the end of the session this becomes a ``ResultSet``; the tables and
+files made of it belong to ``reports`` and ``plugin_report``. Standard library only at import time.
 """
 
 from __future__ import annotations
@@ -60,6 +60,13 @@ class SessionState:
     benchmark_skips: dict[str, str] = field(default_factory=dict)
     benchmark_passed: bool = False
     nothing_measured_line: str = ""
+    # The variants the session's collected benchmark tests measure, in order (under xdist, the
+    # workers' collection): those without a record when the session stops were never reached.
+    planned: list[str] = field(default_factory=list)
+    # The machine the --sdxl-report files name, looked up once: results.json is rewritten after every test.
+    report_machine: dict[str, Any] | None = None
+    # Which planned variants a session that stopped early never reached, for the terminal ("" otherwise).
+    partial_line: str = ""
 
     def record_for(self, variant: str, kind: str) -> VariantRecord:
         from pytest_sdxl.results import VariantRecord
@@ -93,7 +100,12 @@ class SessionState:
         reasons = "; ".join(f"{test}: {reason}" for test, reason in self.benchmark_skips.items())
         return f"sdxl: nothing was measured: every variant was skipped ({reasons})"
 
-    def result_set(self, machine: dict[str, Any]) -> ResultSet:
+    def unreached_variants(self) -> list[str]:
+        """The planned variants without a record: no test has measured, skipped or failed them yet."""
+        return [variant for variant in self.planned if variant not in self.records]
+
+    def result_set(self, machine: dict[str, Any], partial: str = "") -> ResultSet:
+        """The session's results; ``partial`` (results.PARTIAL_REASONS) says why planned variants may be missing."""
         from pytest_sdxl.results import ResultSet, settings_as_dict
 
         settings = settings_as_dict(self.settings)
@@ -104,7 +116,14 @@ class SessionState:
             "pytest plugin: each variant's pipeline is loaded and warmed once (Run 1's Load, Init Gen and Total); "
             "each run is a block of benchmark rounds over the timed prompts on that warm pipeline"
         )
-        return ResultSet(settings=settings, machine=machine, variants=list(self.records.values()))
+        missing = self.unreached_variants() if partial else []
+        return ResultSet(
+            settings=settings,
+            machine=machine,
+            variants=list(self.records.values()),
+            partial=partial if missing else "",
+            not_measured=missing,
+        )
 
 
 STATE_KEY = pytest.StashKey[SessionState]()

@@ -230,14 +230,31 @@ def describe_machine(machine: dict[str, object]) -> str:
     return ", ".join(parts)
 
 
+# What a partial result set's report says before the variants it lacks, by why (results.PARTIAL_REASONS).
+PARTIAL_WORDING = {
+    "interrupted": "interrupted before",
+    "stopped": "stopped early (-x or --maxfail) before",
+    "running": "written while the session was running (what a killed session leaves); not measured yet",
+}
+
+
+def partial_description(reason: str, not_measured: list[str]) -> str:
+    """'interrupted before: X, Y' for a partial result set; "" for a complete one (no reason)."""
+    if not reason:
+        return ""
+    return f"{PARTIAL_WORDING.get(reason, reason)}: {', '.join(not_measured)}"
+
+
 def markdown_report(result_set: ResultSet) -> str:
     """The whole results.md: header, summary table, then one notes table per measured variant."""
     settings = result_set.settings
     size = settings.get("image_size") or settings.get("size") or "auto"
     prompts = settings.get("prompts") or []
+    partial = partial_description(result_set.partial, result_set.not_measured)
     lines = [
         "# pytest-sdxl results",
         "",
+        *([f"- partial: {partial}"] if partial else []),
         f"- created: {result_set.created}",
         f"- model: {settings.get('model')}, device {settings.get('resolved_device', settings.get('device'))}, "
         f"dtype {str(settings.get('resolved_dtype', settings.get('dtype'))).removeprefix('torch.')}, "

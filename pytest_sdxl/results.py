@@ -5,7 +5,7 @@ variant (``VariantRecord`` -> ``RunRecord`` -> ``DeviceSignals``). The record cl
 beside the schema that stores them; the measurement core fills them. Version 1 files (before
 device signals) are still read: their runs have no device signals. Fields added since within a
 version are optional: a file without them reads with their defaults (no energy, no FLOPs per stage,
-no matrix peak), and the reports say "n/a" with the reason. Each variant's ``serving`` block
+no matrix peak, not partial), and the reports say "n/a" with the reason. Each variant's ``serving`` block
 (serving_metrics.serving_summary) is derived when written, for readers without this package, and
 ignored when read: the figures are computed again from the samples.
 Non-finite floats (PSNR of identical images is infinite) are stored as the strings
@@ -32,6 +32,9 @@ SCHEMA_NAME = "pytest-sdxl-results"
 STAGE_KEYS = ("text_encode_ms", "unet_ms", "vae_decode_ms", "other_ms")
 METRICS = ("total_s", "load_s", "init_gen_s", "avg_gen_s")
 STATUSES = ("ok", "skipped", "failed")
+# Why a result set is partial: the session was interrupted (SIGINT, pytest.exit), stopped early
+# (-x, --maxfail), or was still running when the file was written (what a killed session leaves).
+PARTIAL_REASONS = ("interrupted", "stopped", "running")
 
 
 class ResultsFileError(SdxlError):
@@ -182,6 +185,10 @@ class ResultSet:
     variants: list[VariantRecord] = field(default_factory=list)
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
     schema_version: int = SCHEMA_VERSION
+    # Why the set lacks requested variants, one of PARTIAL_REASONS ("" when complete), and which ones:
+    # a session stopped early keeps every variant it finished and names those it never reached.
+    partial: str = ""
+    not_measured: list[str] = field(default_factory=list)
 
     def variant(self, variant_id: str) -> VariantRecord | None:
         return next((record for record in self.variants if record.variant == variant_id), None)
@@ -324,6 +331,8 @@ def from_dict(data: dict[str, Any]) -> ResultSet:
         created=str(data.get("created", "")),
         # A file read is a file of this version once written again.
         schema_version=SCHEMA_VERSION,
+        partial=str(data.get("partial", "")),
+        not_measured=[str(variant) for variant in data.get("not_measured", [])],
     )
 
 

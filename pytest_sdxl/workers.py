@@ -6,8 +6,11 @@ would time each other's kernels, so more workers than GPUs is a usage error; on 
 share the cores, and the summary says so. xdist's default ``--dist load`` becomes ``loadgroup`` with
 one group per variant, so each variant's pipeline is built and measured on one worker only.
 
-Each worker sends its variant records to the controller in ``workeroutput``; the controller merges
-them before its own ``pytest_sessionfinish`` writes ``--sdxl-report`` and the summary table.
+A worker hands each variant's record to the controller as soon as a test of it ends: every report of
+an sdxl test carries its variant's record as it stands (``REPORT_ATTRIBUTE``, which xdist sends with
+the report), and the controller merges it in ``pytest_runtest_logreport`` and rewrites results.json.
+The reports are the only path: an interrupted session (SIGINT reaches the controller and its
+workers, and the workers' session ends are never heard) still reports every variant that ended.
 This module's hooks are registered only when pytest-xdist is installed; xdist itself is never imported.
 """
 
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +27,8 @@ import pytest
 from pytest_sdxl.plugin_state import STATE_KEY, SessionState
 from pytest_sdxl.variants import BASELINE, Composition
 
-OUTPUT_KEY = "sdxl_results"
+# The test report's attribute that carries a worker's payload (pytest serializes a report's attributes).
+REPORT_ATTRIBUTE = "sdxl_payload"
 
 
 @dataclass
@@ -32,6 +37,8 @@ class Merged:
 
     devices: dict[str, str] = field(default_factory=dict)
     variants: dict[str, list[str]] = field(default_factory=dict)
+    # Which worker's record of each variant the controller keeps: that worker's later reports replace it.
+    owners: dict[str, str] = field(default_factory=dict)
     duplicates: list[str] = field(default_factory=list)
     # Why a worker refused to measure (workers sharing a GPU): the session ends with a usage error.
     refusal: str = ""
@@ -72,7 +79,7 @@ def configure(config: pytest.Config) -> None:
         if config.getoption("dist") == "load":
             # -n's default spreads a variant's tests over workers, each building its pipeline again.
             config.option.dist = "loadgroup"
-    config.pluginmanager.register(XdistHooks(), "sdxl-xdist")
+    config.pluginmanager.register(XdistHooks(config), "sdxl-xdist")
 
 
 def variant_of(item: pytest.Item) -> Composition | None:
@@ -120,13 +127,19 @@ def pin_worker(state: SessionState, worker: str, index: int, count: int) -> str:
 REFUSAL_KEY = pytest.StashKey[str]()
 
 
-def payload(state: SessionState, refusal: str = "") -> str:
-    """A worker's records and verdict inputs as JSON (strict: infinite PSNR as a string)."""
+def payload(state: SessionState, worker: str, variants: list[str] | None = None, refusal: str = "") -> str:
+    """A worker's records of these variants (all by default) and its verdict inputs.
+
+    Strict JSON: an infinite PSNR goes as a string.
+    """
     from pytest_sdxl.results import ResultSet, to_dict
 
+    chosen = [record for variant, record in state.records.items() if variants is None or variant in variants]
     return json.dumps(
         {
-            "variants": to_dict(ResultSet(variants=list(state.records.values())))["variants"],
+            "worker": worker,
+            "variants": to_dict(ResultSet(variants=chosen))["variants"],
+            "planned": state.planned,
             "benchmark_skips": state.benchmark_skips,
             "benchmark_passed": state.benchmark_passed,
             "resolved": state.resolved,
@@ -138,21 +151,34 @@ def payload(state: SessionState, refusal: str = "") -> str:
     )
 
 
-def merge(state: SessionState, merged: Merged, worker: str, text: str) -> None:
-    """Add one worker's records to the controller's; a variant measured twice keeps its first record with runs."""
+def merge(state: SessionState, merged: Merged, text: str) -> None:
+    """Add one worker's payload to the controller's records.
+
+    A worker sends a variant's record again after each of its tests: its latest one replaces the
+    earlier. A variant another worker also measured is named a duplicate and kept once: its first
+    record with runs.
+    """
     from pytest_sdxl.results import SCHEMA_VERSION, from_dict
 
     data = json.loads(text)
+    worker = str(data["worker"])
     merged.refusal = merged.refusal or str(data.get("refusal", ""))
     records = from_dict({"schema_version": SCHEMA_VERSION, "variants": data["variants"]}).variants
     merged.devices[worker] = str(data["resolved"].get("resolved_device") or data["device"])
-    merged.variants[worker] = [record.variant for record in records]
+    measured_here = merged.variants.setdefault(worker, [])
     for record in records:
+        if record.variant not in measured_here:
+            measured_here.append(record.variant)
+        owner = merged.owners.setdefault(record.variant, worker)
         known = state.records.get(record.variant)
-        if known is not None and (known.runs or not record.runs):
-            merged.duplicates.append(f"{record.variant} ({worker})")
+        if owner != worker and known is not None and (known.runs or not record.runs):
+            duplicate = f"{record.variant} ({worker})"
+            if duplicate not in merged.duplicates:
+                merged.duplicates.append(duplicate)
             continue
+        merged.owners[record.variant] = worker
         state.records[record.variant] = record
+    state.planned += [variant for variant in data["planned"] if variant not in state.planned]
     for test, reason in data["benchmark_skips"].items():
         state.benchmark_skips.setdefault(test, reason)
     state.benchmark_passed = state.benchmark_passed or bool(data["benchmark_passed"])
@@ -184,6 +210,17 @@ def workers_line(merged: Merged) -> str:
 class XdistHooks:
     """The hooks that run only under pytest-xdist (a plugin object, so that nothing registers them without it)."""
 
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        """In the controller: look up the report's machine (torch, CUDA) now, not while the workers time variants."""
+        state = self.config.stash.get(STATE_KEY, None)
+        if state is not None and state.settings.report is not None and is_controller(self.config):
+            from pytest_sdxl.plugin_report import report_machine
+
+            report_machine(state)
+
     @pytest.hookimpl(tryfirst=True)
     def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
         """In a worker: pin its device and give each variant's tests one xdist group (before xdist reads groups)."""
@@ -202,31 +239,39 @@ class XdistHooks:
             for item, _ in sdxl_items:
                 item.add_marker(pytest.mark.skip(reason=refusal))
 
+    # tryfirst makes this the outermost wrapper: it runs after the plugin's own has recorded the report.
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
+        """In a worker: every report of an sdxl test carries its variant's record as it stands, to the controller."""
+        report = yield
+        place = worker_place(item.config)
+        state = item.config.stash.get(STATE_KEY, None)
+        if place is None or state is None or "sdxl_variant" not in getattr(item, "fixturenames", ()):
+            return report
+        composition = variant_of(item)
+        variants = [composition.id] if composition is not None else []
+        refusal = item.config.stash.get(REFUSAL_KEY, "")
+        setattr(report, REPORT_ATTRIBUTE, payload(state, place[0], variants, refusal))
+        return report
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """In the controller: merge a worker's record as its report arrives; results.json follows each test."""
+        text = getattr(report, REPORT_ATTRIBUTE, None)
+        state = self.config.stash.get(STATE_KEY, None)
+        if text is None or state is None or not is_controller(self.config):
+            return
+        merge(state, self.config.stash.setdefault(MERGED_KEY, Merged()), str(text))
+        if report.when == "teardown":
+            from pytest_sdxl.plugin_report import save_progress
+
+            save_progress(state)
+
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        """A worker hands its records to the controller (xdist sends workeroutput after this hook).
-
-        In the controller, after the plugin's verdict: workers that refused to share a GPU make the
-        session a usage error.
-        """
-        config = session.config
-        state = config.stash.get(STATE_KEY, None)
-        if state is not None and worker_place(config) is not None:
-            config.workeroutput[OUTPUT_KEY] = payload(state, config.stash.get(REFUSAL_KEY, ""))  # type: ignore[attr-defined]
-            return
-        merged = config.stash.get(MERGED_KEY, None)
+        """In the controller, after the plugin's verdict: workers that refused to share a GPU make it a usage error."""
+        merged = session.config.stash.get(MERGED_KEY, None)
         if merged is not None and merged.refusal:
             session.exitstatus = pytest.ExitCode.USAGE_ERROR
-
-    @pytest.hookimpl(optionalhook=True)
-    def pytest_testnodedown(self, node: Any, error: object) -> None:
-        """In the controller: merge a finished worker's records (a crashed worker sends none)."""
-        config = node.config
-        state = config.stash.get(STATE_KEY, None)
-        text = getattr(node, "workeroutput", {}).get(OUTPUT_KEY)
-        if state is None or text is None:
-            return
-        merge(state, config.stash.setdefault(MERGED_KEY, Merged()), str(node.gateway.id), text)
 
     def pytest_terminal_summary(self, terminalreporter: Any, config: pytest.Config) -> None:
         merged = config.stash.get(MERGED_KEY, None)

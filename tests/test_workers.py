@@ -29,18 +29,54 @@ def test_images(sdxl_generate):
 """
 
 
+# In a worker: before tiny_vae (the last variant), wait until the controller's results.json holds the
+# variants that ended on both workers (it is rewritten as their reports arrive, long before the session
+# ends), then stop the session as `timeout --signal=INT` does: SIGINT to the controller (the worker's
+# parent) and to the workers.
+INTERRUPTING_CONFTEST = """
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+
+def pytest_runtest_setup(item):
+    if getattr(item.callspec.params.get("sdxl_variant"), "id", None) != "tiny_vae":
+        return
+    results = Path(item.config.getoption("sdxl_report")) / "results.json"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            ended = sorted(variant["variant"] for variant in json.loads(results.read_text())["variants"])
+        except (OSError, ValueError):
+            ended = []
+        if ended == ["baseline", "vae_slicing"]:
+            break
+        time.sleep(0.1)
+    os.kill(os.getppid(), signal.SIGINT)
+    raise KeyboardInterrupt
+"""
+
+
+def prompt_file(pytester: pytest.Pytester, count: int) -> str:
+    path = pytester.path / "prompts.txt"
+    path.write_text("".join(f"prompt number {index}\n" for index in range(count)))
+    return str(path)
+
+
 def run(variant: str, gen_s: float = 0.01) -> RunRecord:
     return RunRecord(
         run=1, load_s=1.0, init_gen_s=0.5, gen_s=[gen_s] * 3, avg_gen_s=gen_s, median_gen_s=gen_s, total_s=2
     )
 
 
-def worker_text(records: list[VariantRecord], device: str = "cpu", passed: bool = True) -> str:
+def worker_text(records: list[VariantRecord], worker: str, device: str = "cpu", passed: bool = True) -> str:
     state = SessionState(settings=Settings(device=device))
     state.records = {record.variant: record for record in records}
     state.benchmark_passed = passed
     state.resolved = {"resolved_device": device, "resolved_dtype": "float32"}
-    return workers.payload(state)
+    return workers.payload(state, worker)
 
 
 @pytest.mark.slow
@@ -73,11 +109,46 @@ def test_two_workers_results_are_merged_once_each(pytester: pytest.Pytester, mon
     names = [variant["variant"] for variant in measured["variants"]]
     assert sorted(names) == sorted(VARIANTS), "every worker's variants, none twice"
     assert names[0] == "baseline"
+    assert (measured["partial"], measured["not_measured"]) == ("", []), "a complete session"
     assert all(variant["runs"] and variant["status"] == "ok" for variant in measured["variants"])
     by_worker = measured["settings"]["xdist_workers"]
     assert all(by_worker.count(variant) == 1 for variant in ("vae_slicing", "tiny_vae")), by_worker
     # Each variant's tests ran on one worker: its pipeline was built once.
     assert "measured on more than one worker" not in output
+
+
+@pytest.mark.slow
+def test_an_interrupted_controller_reports_every_variant_its_workers_ended(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bug: SIGINT to a -n 4 session lost the 14 variants it had measured (no results.json at all)."""
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    pytester.makeconftest(INTERRUPTING_CONFTEST)
+    pytester.makepyfile(test_suite="def test_generation(sdxl_benchmark):\n    sdxl_benchmark()\n")
+    report = pytester.path / "report"
+    result = pytester.runpytest_subprocess(
+        *SMALL,
+        "-p",
+        "xdist",
+        "-n",
+        "2",
+        f"--sdxl-variants={','.join(VARIANTS)}",
+        "--sdxl-runs=1",
+        f"--sdxl-prompts={prompt_file(pytester, 2)}",
+        f"--sdxl-report={report}",
+        "--sdxl-compile-cache=off",
+        timeout=600,
+    )
+    output = result.stdout.str()
+    assert result.ret == pytest.ExitCode.INTERRUPTED, output
+    measured = json.loads((report / "results.json").read_text(encoding="utf-8"))
+    names = [variant["variant"] for variant in measured["variants"]]
+    assert names == ["baseline", "vae_slicing"], "every variant that ended, each once"
+    assert all(variant["runs"] and variant["status"] == "ok" for variant in measured["variants"])
+    assert (measured["partial"], measured["not_measured"]) == ("interrupted", ["tiny_vae"])
+    assert "- partial: interrupted before: tiny_vae" in (report / "results.md").read_text(encoding="utf-8")
+    assert "sdxl: partial results: interrupted before: tiny_vae" in output
 
 
 def test_merge_keeps_a_variant_once_and_puts_the_baseline_first() -> None:
@@ -88,8 +159,8 @@ def test_merge_keeps_a_variant_once_and_puts_the_baseline_first() -> None:
         VariantRecord("batch", "exact", runs=[run("b")]),
     ]
     second = [VariantRecord("baseline", "exact", runs=[run("baseline")]), VariantRecord("batch", "exact", runs=[])]
-    workers.merge(state, merged, "gw0", worker_text(first))
-    workers.merge(state, merged, "gw1", worker_text(second, passed=False))
+    workers.merge(state, merged, worker_text(first, "gw0"))
+    workers.merge(state, merged, worker_text(second, "gw1", passed=False))
     assert list(state.records) == ["baseline", "tiny_vae", "batch"]
     assert state.records["batch"].runs, "the record with runs is kept"
     assert merged.duplicates == ["batch (gw1)"]
@@ -100,18 +171,45 @@ def test_merge_keeps_a_variant_once_and_puts_the_baseline_first() -> None:
 def test_merge_replaces_a_skipped_record_with_a_measured_one() -> None:
     state = SessionState(settings=Settings())
     merged = workers.Merged()
-    workers.merge(state, merged, "gw0", worker_text([VariantRecord("batch", "exact", status="skipped", reason="x")]))
-    workers.merge(state, merged, "gw1", worker_text([VariantRecord("batch", "exact", runs=[run("batch")])]))
+    workers.merge(state, merged, worker_text([VariantRecord("batch", "exact", status="skipped", reason="x")], "gw0"))
+    workers.merge(state, merged, worker_text([VariantRecord("batch", "exact", runs=[run("batch")])], "gw1"))
     assert state.records["batch"].runs and not merged.duplicates
+
+
+def test_a_workers_later_record_of_its_variant_replaces_the_earlier() -> None:
+    """Each test's report carries its variant's record as it stands: a later one supersedes, no duplicate."""
+    state = SessionState(settings=Settings())
+    merged = workers.Merged()
+    workers.merge(state, merged, worker_text([VariantRecord("batch", "exact", runs=[run("batch")])], "gw0"))
+    failed = VariantRecord("batch", "exact", status="failed", reason="second test", runs=[run("batch")])
+    workers.merge(state, merged, worker_text([failed], "gw0"))
+    workers.merge(state, merged, worker_text([failed], "gw0"))
+    assert state.records["batch"].status == "failed" and not merged.duplicates
+    assert merged.variants == {"gw0": ["batch"]}
+    workers.merge(state, merged, worker_text([VariantRecord("batch", "exact", runs=[run("batch")])], "gw1"))
+    workers.merge(state, merged, worker_text([VariantRecord("batch", "exact", runs=[run("batch")])], "gw1"))
+    assert merged.duplicates == ["batch (gw1)"], "named once however many of its reports arrive"
+    assert state.records["batch"].status == "failed", "the first worker's record is kept"
+
+
+def test_a_payload_carries_only_the_tests_variant_and_the_planned_ones() -> None:
+    state = SessionState(settings=Settings(), planned=["baseline", "tiny_vae"])
+    state.records = {name: VariantRecord(name, "exact", runs=[run(name)]) for name in ("baseline", "tiny_vae")}
+    data = json.loads(workers.payload(state, "gw1", ["tiny_vae"]))
+    assert [item["variant"] for item in data["variants"]] == ["tiny_vae"]
+    assert data["planned"] == ["baseline", "tiny_vae"] and data["worker"] == "gw1"
+    merged_state = SessionState(settings=Settings())
+    workers.merge(merged_state, workers.Merged(), json.dumps(data))
+    assert merged_state.unreached_variants() == ["baseline"]
 
 
 def test_payload_is_strict_json_with_infinite_psnr() -> None:
     record = VariantRecord("baseline", "exact", runs=[run("baseline")])
     record.runs[0].psnr_db = float("inf")
-    text = worker_text([record])
+    text = worker_text([record], "gw0")
     assert json.loads(text)["variants"][0]["runs"][0]["psnr_db"] == "inf"
     state = SessionState(settings=Settings())
-    workers.merge(state, workers.Merged(), "gw0", text)
+    workers.merge(state, workers.Merged(), text)
     assert state.records["baseline"].runs[0].psnr_db == float("inf")
     assert to_dict(ResultSet(variants=list(state.records.values())))["variants"][0]["variant"] == "baseline"
 
