@@ -93,5 +93,14 @@ def merge_result_sets(named: Sequence[tuple[str, ResultSet]], keep_first: bool =
     settings["variants"] = [record.variant for record in records]
     settings["report"] = None
     settings["merged_from"] = [name for name, _ in named]
-    joined = ResultSet(settings=settings, machine=dict(first.machine), variants=records)
+    # A lane stopped by its time limit leaves the joined report partial too, naming what no lane measured.
+    partial = next((result_set.partial for _, result_set in named if result_set.partial), "")
+    missing = {variant for _, result_set in named for variant in result_set.not_measured} - set(kept)
+    joined = ResultSet(
+        settings=settings,
+        machine=dict(first.machine),
+        variants=records,
+        partial=partial,
+        not_measured=sorted(missing),
+    )
     return Merged(joined, notes)

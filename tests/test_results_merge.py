@@ -55,6 +55,14 @@ def test_a_variant_measured_twice_is_refused_unless_the_first_is_kept() -> None:
     assert merged.notes == ["baseline: measured in a and b; kept the first"]
 
 
+def test_a_stopped_lane_leaves_the_joined_report_partial() -> None:
+    stopped = lane("batch")
+    stopped.partial, stopped.not_measured = "interrupted", ["cached_embeds", "tiny_vae"]
+    merged = merge_result_sets([("a", lane("baseline", "tiny_vae")), ("b", stopped)])
+    assert merged.result_set.partial == "interrupted"
+    assert merged.result_set.not_measured == ["cached_embeds"]  # tiny_vae was measured in the other lane
+
+
 def test_one_file_is_not_a_merge(tmp_path: Path) -> None:
     save_results(lane("baseline"), tmp_path / "only.json")
     with pytest.raises(ResultsFileError, match="two results files or more"):
