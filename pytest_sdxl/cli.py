@@ -37,6 +37,8 @@ NOT_FOR_OVERHEAD = ("runs", "variants", "report")
 NOT_FOR_TUNE = ("runs", "variants", "report", "trace")
 # Exit statuses beyond 0 (fine): see the module docstring.
 REGRESSED_OR_FAILED, USAGE_ERROR, NOTHING_MEASURED = 1, 2, 3
+# A run stopped by SIGINT (Ctrl-C, `timeout --signal=INT`): 128 + the signal's number, as shells report it.
+INTERRUPTED = 130
 
 
 def variants_command(arguments: argparse.Namespace) -> int:
@@ -119,13 +121,27 @@ def run_command(arguments: argparse.Namespace) -> int:
     display = None if arguments.quiet else ProgressDisplay(len(compositions))
     report = settings.report
 
-    def keep_what_was_measured(partial: ResultSet) -> None:
-        # Saved after each variant: an interrupted run leaves the variants measured so far readable.
+    so_far: list[ResultSet] = []
+
+    def keep_what_was_measured(measured: ResultSet) -> None:
+        # Saved after each variant: a killed run leaves the variants measured so far readable, marked running.
+        so_far[:] = [with_unmeasured(measured, compositions, "running")]
         if report is not None:
-            save_results(partial, report / "results.json")
+            save_results(so_far[0], report / "results.json")
 
     print(f"pytest-sdxl run: {settings.describe()}", file=sys.stderr)
-    result_set = run_protocol(settings, compositions, display, on_variant=keep_what_was_measured)
+    try:
+        result_set = run_protocol(settings, compositions, display, on_variant=keep_what_was_measured)
+    except KeyboardInterrupt:
+        if not so_far:
+            raise
+        # Every file of what was measured, marked interrupted and naming the variants not reached.
+        result_set = with_unmeasured(so_far[0], compositions, "interrupted")
+        print(f"\npytest-sdxl run: interrupted; not measured: {', '.join(result_set.not_measured)}", file=sys.stderr)
+        if report is not None:
+            written = write_reports(result_set, report)
+            print("written: " + ", ".join(str(path) for path in written.values()), file=sys.stderr)
+        return INTERRUPTED
     print_tables(result_set)
     uses = {record.variant: record.compile_cache for record in result_set.variants if record.compile_cache}
     if uses:
@@ -143,6 +159,15 @@ def run_command(arguments: argparse.Namespace) -> int:
             print(f"- {record.variant}: {record.reason}", file=sys.stderr)
         return NOTHING_MEASURED
     return 0
+
+
+def with_unmeasured(result_set: ResultSet, compositions: Sequence[Any], reason: str) -> ResultSet:
+    """The result set marked partial (results.PARTIAL_REASONS) when some compositions have no record yet."""
+    import dataclasses
+
+    measured = {record.variant for record in result_set.variants}
+    missing = [composition.id for composition in compositions if composition.id not in measured]
+    return dataclasses.replace(result_set, partial=reason if missing else "", not_measured=missing)
 
 
 def report_command(arguments: argparse.Namespace) -> int:

@@ -9,6 +9,7 @@ import random
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -142,6 +143,33 @@ def test_a_run_that_measured_nothing_exits_3_saying_why(
     errors = capsys.readouterr().err.splitlines()
     assert "pytest-sdxl: nothing was measured: every variant was skipped" in errors
     assert errors[-len(reasons) :] == reasons
+
+
+def test_an_interrupted_run_writes_what_it_measured_marked_partial(
+    prompts: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Ctrl-C, or `timeout --signal=INT` around a GPU lane, after the first variant: exit 130, nothing lost."""
+    from pytest_sdxl import protocol
+
+    measure = protocol.measure_variant
+    saved_mid_run: list[dict[str, object]] = []
+
+    def interrupted_at_the_second(settings: Any, composition: Any, *rest: Any) -> Any:
+        if composition.id != "baseline":
+            saved_mid_run.append(json.loads((tmp_path / "report" / "results.json").read_text()))
+            raise KeyboardInterrupt
+        return measure(settings, composition, *rest)
+
+    monkeypatch.setattr(protocol, "measure_variant", interrupted_at_the_second)
+    arguments = ["run", "--quiet", "--runs", "1", "--prompts", str(prompts), "--report", str(tmp_path / "report")]
+    assert main([*arguments, "--variants", "baseline,tiny_vae,cached_embeds", "--compile-cache", "off"]) == 130
+    assert saved_mid_run[0]["partial"] == "running"
+    assert saved_mid_run[0]["not_measured"] == ["tiny_vae", "cached_embeds"]
+    written = load_results(tmp_path / "report" / "results.json")
+    assert [record.variant for record in written.variants] == ["baseline"] and written.variants[0].runs
+    assert (written.partial, written.not_measured) == ("interrupted", ["tiny_vae", "cached_embeds"])
+    assert "interrupted before: tiny_vae, cached_embeds" in (tmp_path / "report" / "results.md").read_text()
+    assert "interrupted; not measured: tiny_vae, cached_embeds" in capsys.readouterr().err
 
 
 def test_run_options_are_the_plugins_without_the_prefix() -> None:
