@@ -79,13 +79,9 @@ def worker_text(records: list[VariantRecord], worker: str, device: str = "cpu", 
     return workers.payload(state, worker)
 
 
-@pytest.mark.slow
-def test_two_workers_results_are_merged_once_each(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PYTHONPATH", str(ROOT))
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # two workers on two cores
-    pytester.makepyfile(test_suite=BENCHMARK_TESTS)
-    report = pytester.path / "report"
-    result = pytester.runpytest_subprocess(
+def two_workers(pytester: pytest.Pytester, report: Path, *options: str) -> pytest.RunResult:
+    """The benchmark suite over VARIANTS with pytest-xdist's two workers, one run each, reporting to report."""
+    return pytester.runpytest_subprocess(
         *SMALL,
         "-p",
         "xdist",
@@ -93,10 +89,20 @@ def test_two_workers_results_are_merged_once_each(pytester: pytest.Pytester, mon
         "2",
         f"--sdxl-variants={','.join(VARIANTS)}",
         "--sdxl-runs=1",
+        *options,
         f"--sdxl-report={report}",
         "--sdxl-compile-cache=off",
         timeout=600,
     )
+
+
+@pytest.mark.slow
+def test_two_workers_results_are_merged_once_each(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # two workers on two cores
+    pytester.makepyfile(test_suite=BENCHMARK_TESTS)
+    report = pytester.path / "report"
+    result = two_workers(pytester, report)
     assert result.ret == 0, result.stdout.str()
     result.assert_outcomes(passed=2 * len(VARIANTS))
     output = result.stdout.str()
@@ -127,19 +133,7 @@ def test_an_interrupted_controller_reports_every_variant_its_workers_ended(
     pytester.makeconftest(INTERRUPTING_CONFTEST)
     pytester.makepyfile(test_suite="def test_generation(sdxl_benchmark):\n    sdxl_benchmark()\n")
     report = pytester.path / "report"
-    result = pytester.runpytest_subprocess(
-        *SMALL,
-        "-p",
-        "xdist",
-        "-n",
-        "2",
-        f"--sdxl-variants={','.join(VARIANTS)}",
-        "--sdxl-runs=1",
-        f"--sdxl-prompts={prompt_file(pytester, 2)}",
-        f"--sdxl-report={report}",
-        "--sdxl-compile-cache=off",
-        timeout=600,
-    )
+    result = two_workers(pytester, report, f"--sdxl-prompts={prompt_file(pytester, 2)}")
     output = result.stdout.str()
     assert result.ret == pytest.ExitCode.INTERRUPTED, output
     measured = json.loads((report / "results.json").read_text(encoding="utf-8"))
