@@ -121,22 +121,23 @@ def run_command(arguments: argparse.Namespace) -> int:
     display = None if arguments.quiet else ProgressDisplay(len(compositions))
     report = settings.report
 
-    so_far: list[ResultSet] = []
+    so_far: ResultSet | None = None
 
     def keep_what_was_measured(measured: ResultSet) -> None:
         # Saved after each variant: a killed run leaves the variants measured so far readable, marked running.
-        so_far[:] = [with_unmeasured(measured, compositions, "running")]
+        nonlocal so_far
+        so_far = with_unmeasured(measured, compositions, "running")
         if report is not None:
-            save_results(so_far[0], report / "results.json")
+            save_results(so_far, report / "results.json")
 
     print(f"pytest-sdxl run: {settings.describe()}", file=sys.stderr)
     try:
         result_set = run_protocol(settings, compositions, display, on_variant=keep_what_was_measured)
     except KeyboardInterrupt:
-        if not so_far:
+        if so_far is None:
             raise
         # Every file of what was measured, marked interrupted and naming the variants not reached.
-        result_set = with_unmeasured(so_far[0], compositions, "interrupted")
+        result_set = with_unmeasured(so_far, compositions, "interrupted")
         print(f"\npytest-sdxl run: interrupted; not measured: {', '.join(result_set.not_measured)}", file=sys.stderr)
         if report is not None:
             written = write_reports(result_set, report)

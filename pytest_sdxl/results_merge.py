@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pytest_sdxl.results import ResultSet, ResultsFileError, VariantRecord, load_results
+from pytest_sdxl.variants import BASELINE
 
 # What makes two measurements comparable: the workload...
 SAME_SETTINGS = (
@@ -34,7 +35,6 @@ SAME_SETTINGS = (
 # ...and the card and software. Host names, core counts and GPU indices may differ: lanes of one
 # machine see one GPU each, and identical cards in two machines measure alike.
 SAME_MACHINE = ("gpu", "gpu_driver", "cuda", "torch", "diffusers", "transformers", "python")
-BASELINE = "baseline"
 
 
 @dataclasses.dataclass
@@ -55,15 +55,14 @@ def merge_files(paths: Sequence[str | Path], keep_first: bool = False) -> Merged
 def merge_result_sets(named: Sequence[tuple[str, ResultSet]], keep_first: bool = False) -> Merged:
     """Result sets (each with the name of its file) as one, variants in file order, the baseline first."""
     first_name, first = named[0]
-    differences = [
-        f"{section} {key!r}: {first_name} has {values[0]!r}, {name} has {value!r}"
-        for section, keys in (("settings", SAME_SETTINGS), ("machine", SAME_MACHINE))
-        for key in keys
-        for values in [[getattr(first, section).get(key)]]
-        for name, other in named[1:]
-        for value in [getattr(other, section).get(key)]
-        if value != values[0]
-    ]
+    differences = []
+    for section, keys in (("settings", SAME_SETTINGS), ("machine", SAME_MACHINE)):
+        for key in keys:
+            expected = getattr(first, section).get(key)
+            for name, other in named[1:]:
+                value = getattr(other, section).get(key)
+                if value != expected:
+                    differences.append(f"{section} {key!r}: {first_name} has {expected!r}, {name} has {value!r}")
     if differences:
         raise ResultsFileError(
             "these results files measured different things and cannot be one report:\n- "
