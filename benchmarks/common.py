@@ -272,21 +272,26 @@ def paired_host_normalized_ratio(
     """``paired_ratio``'s sides restated at one host speed (``host_normalized``): a number the host leaves alone.
 
     The same alternating rounds give each side's fastest wall time per image; an untimed profiled
-    pass after them gives each side's kernel time per image (the measurement core's ``kernel_signals``).
+    pass after them gives each side's kernel time per image (``kernel_seconds``).
     """
-    from pytest_sdxl.device_signals import kernel_signals
     from pytest_sdxl.host_normalized import host_normalized_ratio
-    from pytest_sdxl.measurement import call_functions, call_groups
-
-    def kernel_s(pipeline: VariantPipeline) -> float:
-        calls = call_functions(pipeline, call_groups(pipeline.composition, prompts, seeds))
-        signals = kernel_signals(pipeline.pipe, calls, pipeline.device)
-        if not signals.kernel_ms:
-            raise NotImplementedError(signals.not_applicable or "no kernel time was recorded")
-        return statistics.median(signals.kernel_ms) / 1000
 
     tops, bottoms = alternating_samples(numerator, denominator, prompts, seeds)
-    return host_normalized_ratio(min(tops), kernel_s(numerator), min(bottoms), kernel_s(denominator))
+    return host_normalized_ratio(
+        min(tops), kernel_seconds(numerator, prompts, seeds), min(bottoms), kernel_seconds(denominator, prompts, seeds)
+    )
+
+
+def kernel_seconds(pipeline: VariantPipeline, prompts: list[str], seeds: list[int]) -> float:
+    """The pipeline's GPU kernel time per image on these prompts, from the measurement core's profiled pass."""
+    from pytest_sdxl.device_signals import kernel_signals
+    from pytest_sdxl.measurement import call_functions, call_groups
+
+    calls = call_functions(pipeline, call_groups(pipeline.composition, prompts, seeds))
+    signals = kernel_signals(pipeline.pipe, calls, pipeline.device)
+    if not signals.kernel_ms:
+        raise NotImplementedError(signals.not_applicable or "no kernel time was recorded")
+    return statistics.median(signals.kernel_ms) / 1000
 
 
 class RoundLimits(TypedDict, total=False):

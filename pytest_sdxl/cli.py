@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_sdxl.comparison import DEFAULT_GATE, DEFAULT_KERNEL_THRESHOLD, DEFAULT_THRESHOLD, METRIC_NAMES, Rules
-from pytest_sdxl.errors import SdxlError
+from pytest_sdxl.errors import SdxlError, SettingsError
 from pytest_sdxl.results import ResultSet
 from pytest_sdxl.settings import OPTIONS, Settings, resolve
 
@@ -107,6 +107,7 @@ def print_tables(result_set: ResultSet) -> None:
 
 def run_command(arguments: argparse.Namespace) -> int:
     """The notes' protocol over the chosen variants; tables printed, files written to --report."""
+    from pytest_sdxl import resume
     from pytest_sdxl.compile_cache import activate, summary_line
     from pytest_sdxl.progress import ProgressDisplay
     from pytest_sdxl.protocol import run_protocol
@@ -118,21 +119,36 @@ def run_command(arguments: argparse.Namespace) -> int:
     # Before the first compile; a SettingsError (the folder cannot be made) is a usage error in main.
     activate(settings.compile_cache)
     compositions = list(settings.variants or all_single_variants())
-    display = None if arguments.quiet else ProgressDisplay(len(compositions))
     report = settings.report
+    earlier = None
+    if arguments.resume:
+        if report is None:
+            raise SettingsError("--resume needs --report DIR: it continues the results.json in that folder")
+        earlier = resume.earlier_results(report)
+        if earlier is not None:
+            resume.check_resumable(earlier, settings, report)
+    to_measure = resume.still_to_measure(compositions, earlier)
+    if earlier is not None:
+        kept = len(compositions) - len(to_measure)
+        print(
+            f"pytest-sdxl run: resuming {report}: {kept} variant(s) kept, {len(to_measure)} to measure", file=sys.stderr
+        )
+    display = None if arguments.quiet or not to_measure else ProgressDisplay(len(to_measure))
 
-    so_far: ResultSet | None = None
+    so_far: ResultSet | None = earlier
 
     def keep_what_was_measured(measured: ResultSet) -> None:
         # Saved after each variant: a killed run leaves the variants measured so far readable, marked running.
         nonlocal so_far
-        so_far = with_unmeasured(measured, compositions, "running")
+        so_far = with_unmeasured(resume.joined(earlier, measured, report) or measured, compositions, "running")
         if report is not None:
             save_results(so_far, report / "results.json")
 
     print(f"pytest-sdxl run: {settings.describe()}", file=sys.stderr)
     try:
-        result_set = run_protocol(settings, compositions, display, on_variant=keep_what_was_measured)
+        measured = (
+            run_protocol(settings, to_measure, display, on_variant=keep_what_was_measured) if to_measure else None
+        )
     except KeyboardInterrupt:
         if so_far is None:
             raise
@@ -143,6 +159,7 @@ def run_command(arguments: argparse.Namespace) -> int:
             written = write_reports(result_set, report)
             print("written: " + ", ".join(str(path) for path in written.values()), file=sys.stderr)
         return INTERRUPTED
+    result_set = with_unmeasured(resume.joined(earlier, measured, report) or ResultSet(), compositions, "interrupted")
     print_tables(result_set)
     uses = {record.variant: record.compile_cache for record in result_set.variants if record.compile_cache}
     if uses:
@@ -549,6 +566,12 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="Run the notes' protocol over the chosen variants and report")
     add_settings_options(run)
     run.add_argument("--quiet", action="store_true", help="No progress display")
+    run.add_argument(
+        "--resume",
+        action="store_true",
+        help="Keep the variants already in --report's results.json and measure only the others "
+        "(after an interrupted run, or to grow a matrix over several sessions)",
+    )
     add_plugin_options(run)
     run.set_defaults(handler=run_command)
 

@@ -37,6 +37,20 @@ SAME_SETTINGS = (
 SAME_MACHINE = ("gpu", "gpu_driver", "cuda", "torch", "diffusers", "transformers", "python")
 
 
+def differences(named: Sequence[tuple[str, ResultSet]], settings_keys: Sequence[str] = SAME_SETTINGS) -> list[str]:
+    """Each workload or machine key (``settings_keys``, ``SAME_MACHINE``) where a later set differs from the first."""
+    first_name, first = named[0]
+    found = []
+    for section, keys in (("settings", settings_keys), ("machine", SAME_MACHINE)):
+        for key in keys:
+            expected = getattr(first, section).get(key)
+            for name, other in named[1:]:
+                value = getattr(other, section).get(key)
+                if value != expected:
+                    found.append(f"{section} {key!r}: {first_name} has {expected!r}, {name} has {value!r}")
+    return found
+
+
 @dataclasses.dataclass
 class Merged:
     result_set: ResultSet
@@ -54,19 +68,12 @@ def merge_files(paths: Sequence[str | Path], keep_first: bool = False) -> Merged
 
 def merge_result_sets(named: Sequence[tuple[str, ResultSet]], keep_first: bool = False) -> Merged:
     """Result sets (each with the name of its file) as one, variants in file order, the baseline first."""
-    first_name, first = named[0]
-    differences = []
-    for section, keys in (("settings", SAME_SETTINGS), ("machine", SAME_MACHINE)):
-        for key in keys:
-            expected = getattr(first, section).get(key)
-            for name, other in named[1:]:
-                value = getattr(other, section).get(key)
-                if value != expected:
-                    differences.append(f"{section} {key!r}: {first_name} has {expected!r}, {name} has {value!r}")
-    if differences:
+    first = named[0][1]
+    found = differences(named)
+    if found:
         raise ResultsFileError(
             "these results files measured different things and cannot be one report:\n- "
-            + "\n- ".join(differences)
+            + "\n- ".join(found)
             + "\nmerge only files of one model, precision, size, steps, prompts, runs and seed on one kind of card"
         )
     kept: dict[str, tuple[str, VariantRecord]] = {}

@@ -134,9 +134,10 @@ fi
 if [[ ",$STEPS," == *",serving,"* ]]; then
     # Issue 9: percentiles, images/s, joules per image (NVML) and the roofline rows of SERVING_VARIANTS.
     echo "== serving figures over ${SERVING_VARIANTS:=baseline,tiny_vae+graph_pipeline+batch} ($((SECONDS - started)) s)"
+    # SERVING_QUIET=0 prints each variant's steps (where a slow compile spends its time).
     # SERVING_SECONDS bounds the run; results.json is saved after each variant, so a cut run keeps what it measured.
     timeout --signal=INT --kill-after=30 "${SERVING_SECONDS:-3600}" python3 -m pytest_sdxl run --model "$MODEL" \
-        --variants "$SERVING_VARIANTS" --runs "${SERVING_RUNS:-4}" --quiet \
+        --variants "$SERVING_VARIANTS" --runs "${SERVING_RUNS:-4}" $([ "${SERVING_QUIET:-1}" = 1 ] && echo --quiet) \
         --report "$OUT/serving" 2>&1 | grep -v "^\[transformers\]" | tail -n 60
     cp "$OUT/serving/results.json" "$STEM-serving.json"
     [ -e "$OUT/serving/results.md" ] && cp "$OUT/serving/results.md" "$STEM-serving.md"

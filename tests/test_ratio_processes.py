@@ -1,0 +1,62 @@
+"""tools/ratio_processes.py: the suite's batch ratio in fresh processes, and the spread between them."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TOOL = ROOT / "tools" / "ratio_processes.py"
+
+
+def load_tool() -> Any:
+    spec = importlib.util.spec_from_file_location("ratio_processes", TOOL)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_log_spread_is_the_standard_deviation_of_logarithms_and_the_span() -> None:
+    spread = load_tool().log_spread([0.9, 1.0, 1.1])
+    logs = [math.log(0.9), 0.0, math.log(1.1)]
+    mean = sum(logs) / 3
+    expected_sd = math.sqrt(sum((value - mean) ** 2 for value in logs) / 2)
+    assert spread["log_sd"] == pytest.approx(expected_sd)
+    assert spread["span"] == pytest.approx(1.1 / 0.9 - 1)
+
+
+def test_one_value_has_no_spread() -> None:
+    assert load_tool().log_spread([0.5]) == {"log_sd": None, "span": None}
+
+
+def test_two_fresh_processes_on_the_tiny_cpu_model(tmp_path: Path) -> None:
+    environment = {
+        **os.environ,
+        "PYTEST_SDXL_MODEL": "random:tiny",
+        "PYTEST_SDXL_DEVICE": "cpu",
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH", "")])),
+    }
+    stem = tmp_path / "spread"
+    done = subprocess.run(
+        [sys.executable, str(TOOL), "--variant", "tiny_vae", "--processes", "2", "--out", str(stem)],
+        env=environment, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(stem.with_suffix(".json").read_text())
+    assert len(report["processes"]) == 2
+    plain = report["summary"]["plain"]
+    assert len(plain["values"]) == 2 and all(value > 0 for value in plain["values"])
+    assert plain["log_sd"] is not None and plain["log_sd"] >= 0
+    # On a CPU the host-normalized ratio does not apply, and says why instead of reporting a number.
+    assert "host_normalized" not in report["summary"]
+    assert all("CUDA" in record["host_normalized_reason"] for record in report["processes"])
+    assert "| plain |" in stem.with_suffix(".md").read_text()

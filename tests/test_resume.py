@@ -1,0 +1,114 @@
+"""`run --resume` on random:tiny: an interrupted matrix finished later, nothing measured twice, mismatches refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_sdxl.cli import INTERRUPTED, USAGE_ERROR, main
+from pytest_sdxl.results import load_results
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+VARIANTS = "baseline,tiny_vae,cached_embeds"
+
+
+@pytest.fixture
+def measured_variants(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The variants the protocol measures from here on, in order (the real measurement runs)."""
+    from pytest_sdxl import protocol
+
+    measure = protocol.measure_variant
+    calls: list[str] = []
+
+    def counted(settings: Any, composition: Any, *rest: Any) -> Any:
+        calls.append(composition.id)
+        return measure(settings, composition, *rest)
+
+    monkeypatch.setattr(protocol, "measure_variant", counted)
+    return calls
+
+
+def run(tmp_path: Path, *extra: str, runs: str = "1") -> int:
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("a red cube\na blue sphere\n")
+    arguments = ["run", "--quiet", "--runs", runs, "--prompts", str(prompts), "--compile-cache", "off"]
+    return main([*arguments, "--report", str(tmp_path / "report"), "--variants", VARIANTS, *extra])
+
+
+def interrupt_after_the_baseline(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pytest_sdxl import protocol
+
+    measure = protocol.measure_variant
+
+    def interrupted(settings: Any, composition: Any, *rest: Any) -> Any:
+        if composition.id != "baseline":
+            raise KeyboardInterrupt
+        return measure(settings, composition, *rest)
+
+    monkeypatch.setattr(protocol, "measure_variant", interrupted)
+
+
+def test_resume_measures_only_what_the_interrupted_run_did_not_reach(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, measured_variants: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with monkeypatch.context() as patch:
+        interrupt_after_the_baseline(patch)
+        assert run(tmp_path) == INTERRUPTED
+    first = load_results(tmp_path / "report" / "results.json")
+    assert first.not_measured == ["tiny_vae", "cached_embeds"]
+    measured_variants.clear()
+
+    assert run(tmp_path, "--resume") == 0
+    assert measured_variants == ["tiny_vae", "cached_embeds"]
+    joined = load_results(tmp_path / "report" / "results.json")
+    assert [record.variant for record in joined.variants] == ["baseline", "tiny_vae", "cached_embeds"]
+    assert all(record.runs for record in joined.variants)
+    # The baseline's record is the first run's, untouched.
+    assert joined.variants[0] == first.variants[0]
+    assert (joined.partial, joined.not_measured) == ("", [])
+    assert joined.settings["resumed_from"] == first.created
+    assert "interrupted" not in (tmp_path / "report" / "results.md").read_text()
+    assert "resuming" in capsys.readouterr().err
+
+
+def test_resuming_a_finished_run_measures_nothing_and_reports_it_again(
+    tmp_path: Path, measured_variants: list[str]
+) -> None:
+    assert run(tmp_path) == 0
+    assert measured_variants == ["baseline", "tiny_vae", "cached_embeds"]
+    (tmp_path / "report" / "results.md").unlink()
+    assert run(tmp_path, "--resume") == 0
+    assert measured_variants == ["baseline", "tiny_vae", "cached_embeds"]
+    assert "| tiny_vae" in (tmp_path / "report" / "results.md").read_text()
+
+
+def test_resume_without_earlier_results_starts_from_the_beginning(tmp_path: Path, measured_variants: list[str]) -> None:
+    assert run(tmp_path, "--resume") == 0
+    assert measured_variants == ["baseline", "tiny_vae", "cached_embeds"]
+
+
+def test_resume_refuses_other_settings_before_measuring_anything(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with monkeypatch.context() as patch:
+        interrupt_after_the_baseline(patch)
+        assert run(tmp_path) == INTERRUPTED
+    capsys.readouterr()
+    from pytest_sdxl import protocol
+
+    def never(*arguments: Any) -> Any:
+        raise AssertionError("a refused resume measured a variant")
+
+    monkeypatch.setattr(protocol, "measure_variant", never)
+    assert run(tmp_path, "--resume", runs="2") == USAGE_ERROR
+    error = capsys.readouterr().err
+    assert "cannot resume" in error and "settings 'runs'" in error and "has 1" in error and "has 2" in error
+    assert "another --report folder" in error
+
+
+def test_resume_needs_a_report_folder(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "--quiet", "--resume", "--variants", "baseline"]) == USAGE_ERROR
+    assert "--resume needs --report DIR" in capsys.readouterr().err

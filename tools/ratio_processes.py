@@ -1,0 +1,134 @@
+"""How far apart fresh processes put asv's side-by-side batch ratio: the noise between two commits.
+
+Usage: python tools/ratio_processes.py --variant V --processes K --out STEM [--seconds S]
+
+``asv continuous`` measures each commit in its own fresh process, so what it can detect is bounded by
+how much an unchanged ratio moves from one process to the next. This runs the suite's own ratio
+(``benchmarks.common``: the batch path of ``--variant`` at 4 prompts over its one-by-one reference,
+alternating rounds, ratio of minima) in K fresh processes, one after another, and reports each
+process's plain ratio and, on a CUDA GPU, its host-normalized ratio, with the standard deviation of
+their logarithms. Settings come from ``PYTEST_SDXL_*`` variables as in the asv suite (default model
+``random:sdxl-turbo``). STEM.json is rewritten after every process, so a stopped run keeps what it had.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from pytest_sdxl.results import write_atomically  # noqa: E402
+
+BATCH_SIZE = 4
+
+
+def one_process(variant: str) -> dict[str, Any]:
+    """Both ratios from one set of alternating rounds, in this process (the child's work)."""
+    import torch
+
+    from benchmarks import common
+    from pytest_sdxl.host_normalized import host_normalized_ratio
+    from pytest_sdxl.measurement import ratio_of_minima
+    from pytest_sdxl.variants import parse
+
+    started = time.perf_counter()
+    prompts, seeds = common.prompts_and_seeds(BATCH_SIZE)
+    batched = common.pipeline(common.with_batch(parse(variant)).id, warm_prompts=BATCH_SIZE)
+    one_by_one = common.pipeline(variant)
+    built_s = time.perf_counter() - started
+    tops, bottoms = common.alternating_samples(batched, one_by_one, prompts, seeds)
+    record: dict[str, Any] = {
+        "plain": ratio_of_minima(tops, bottoms),
+        "rounds": len(tops),
+        "build_s": round(built_s, 1),
+    }
+    if torch.cuda.is_available():
+        record["host_normalized"] = host_normalized_ratio(
+            min(tops), common.kernel_seconds(batched, prompts, seeds),
+            min(bottoms), common.kernel_seconds(one_by_one, prompts, seeds),
+        )  # fmt: skip
+    else:
+        record["host_normalized"] = None
+        record["host_normalized_reason"] = "needs a CUDA GPU's kernel time"
+    common.close(batched, one_by_one)
+    record["seconds"] = round(time.perf_counter() - started, 1)
+    return record
+
+
+def log_spread(values: list[float]) -> dict[str, float | None]:
+    """Standard deviation of the logarithms (a relative spread) and max/min - 1, of two values or more."""
+    if len(values) < 2:
+        return {"log_sd": None, "span": None}
+    logs = [math.log(value) for value in values]
+    return {"log_sd": statistics.stdev(logs), "span": max(values) / min(values) - 1}
+
+
+def write_report(stem: str, variant: str, records: list[dict[str, Any]]) -> None:
+    summary: dict[str, dict[str, Any]] = {}
+    for name in ("plain", "host_normalized"):
+        values = [record[name] for record in records if record.get(name) is not None]
+        if values:
+            summary[name] = {"values": values, **log_spread(values)}
+    payload = {"variant": variant, "batch_size": BATCH_SIZE, "processes": records, "summary": summary}
+    write_atomically(Path(f"{stem}.json"), json.dumps(payload, indent=2) + "\n")
+    lines = [
+        f"# `{variant}` batch of {BATCH_SIZE} over one by one, in {len(records)} fresh processes",
+        "",
+        "| ratio | values | sd of log | max/min - 1 |",
+        "|---|---|---|---|",
+    ]
+    for name, row in summary.items():
+        spread = "-" if row["log_sd"] is None else f"{row['log_sd']:.2%}"
+        span = "-" if row["span"] is None else f"{row['span']:.2%}"
+        lines.append(f"| {name} | {', '.join(f'{value:.4f}' for value in row['values'])} | {spread} | {span} |")
+    write_atomically(Path(f"{stem}.md"), "\n".join(lines) + "\n")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--variant", default="tiny_vae+cuda_graph+cached_embeds")
+    parser.add_argument("--processes", type=int, default=5)
+    parser.add_argument("--seconds", type=float, default=math.inf, help="start no process past this budget")
+    parser.add_argument("--out", help="STEM of STEM.json and STEM.md (required unless --child)")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    arguments = parser.parse_args()
+    if arguments.child:
+        print(json.dumps(one_process(arguments.variant)))
+        return 0
+    if not arguments.out:
+        parser.error("--out is required")
+    environment = {"PYTEST_SDXL_MODEL": "random:sdxl-turbo", **os.environ}
+    records: list[dict[str, Any]] = []
+    started = time.monotonic()
+    last_s = 0.0
+    for index in range(arguments.processes):
+        if time.monotonic() - started + last_s > arguments.seconds:
+            print(f"stopping after {index} processes: the next would pass --seconds", flush=True)
+            break
+        begun = time.monotonic()
+        done = subprocess.run(
+            [sys.executable, __file__, "--child", "--variant", arguments.variant],
+            env=environment, capture_output=True, text=True, cwd=ROOT,
+        )  # fmt: skip
+        last_s = time.monotonic() - begun
+        if done.returncode != 0:
+            print(done.stderr[-3000:], file=sys.stderr)
+            return 1
+        records.append(json.loads(done.stdout.strip().splitlines()[-1]))
+        print(f"process {index + 1}: {records[-1]}", flush=True)
+        write_report(arguments.out, arguments.variant, records)
+    return 0 if records else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
