@@ -38,7 +38,19 @@ def test_one_value_has_no_spread() -> None:
     assert load_tool().log_spread([0.5]) == {"log_sd": None, "span": None}
 
 
-def test_two_fresh_processes_on_the_tiny_cpu_model(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("text", "cpus"), [("3", {3}), ("2,3", {2, 3}), ("0-2,5", {0, 1, 2, 5})])
+def test_cpu_lists_read_as_asv_writes_them(text: str, cpus: set[int]) -> None:
+    assert load_tool().cpu_list(text) == cpus
+
+
+def test_a_bad_cpu_list_says_what_is_accepted() -> None:
+    import argparse
+
+    with pytest.raises(argparse.ArgumentTypeError, match="use 3, 2,3 or 0-3"):
+        load_tool().cpu_list("first")
+
+
+def test_two_fresh_processes_pinned_to_one_cpu_on_the_tiny_cpu_model(tmp_path: Path) -> None:
     environment = {
         **os.environ,
         "PYTEST_SDXL_MODEL": "random:tiny",
@@ -46,13 +58,15 @@ def test_two_fresh_processes_on_the_tiny_cpu_model(tmp_path: Path) -> None:
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH", "")])),
     }
     stem = tmp_path / "spread"
+    cpu = min(os.sched_getaffinity(0))
     done = subprocess.run(
-        [sys.executable, str(TOOL), "--variant", "tiny_vae", "--processes", "2", "--out", str(stem)],
+        [sys.executable, str(TOOL), "--variant", "tiny_vae", "--processes", "2", "--pin", str(cpu), "--out", str(stem)],
         env=environment, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads(stem.with_suffix(".json").read_text())
     assert len(report["processes"]) == 2
+    assert all(record["cpus"] == [cpu] for record in report["processes"])
     plain = report["summary"]["plain"]
     assert len(plain["values"]) == 2 and all(value > 0 for value in plain["values"])
     assert plain["log_sd"] is not None and plain["log_sd"] >= 0

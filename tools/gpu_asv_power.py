@@ -65,6 +65,9 @@ def main() -> int:
         "--ratio", choices=sorted(BENCHMARKS), default="plain", help="which side-by-side ratio asv tracks"
     )
     parser.add_argument("--variant", default="baseline", help="the one-by-one composition whose batch path is judged")
+    parser.add_argument(
+        "--cpu-affinity", metavar="CPUS", help="asv run's --cpu-affinity for every benchmark process: 3, 2,3 or 0-3"
+    )
     parser.add_argument("--out", required=True)
     parser.add_argument("--merge", nargs="+", metavar="FILE", help="Add up the JSON files of earlier runs instead")
     arguments = parser.parse_args()
@@ -109,6 +112,7 @@ def main() -> int:
                 "--launch-method",
                 "spawn",
                 "--show-stderr",
+                *(["--cpu-affinity", arguments.cpu_affinity] if arguments.cpu_affinity else []),
             )
             print(f"trial {trial} {name}: {output.strip().splitlines()[-1] if output.strip() else ''}", flush=True)
             value = read_value(scratch.root, commit, BENCHMARKS[arguments.ratio][0])

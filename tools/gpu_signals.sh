@@ -18,7 +18,10 @@
 #   cache   CACHE_VARIANTS in CACHE_SESSIONS (default 3) fresh plugin sessions over one compile-cache folder:
 #           cold, then warm
 #   asv     asv on a scratch repository: a commit whose batch path is 5 % slower and an unchanged
-#           one, each compared with main by asv's own rule (tools/gpu_asv_power.py)
+#           one, each compared with main by asv's own rule (tools/gpu_asv_power.py); ASV_CPU_AFFINITY=2,3
+#           pins every benchmark process (asv run --cpu-affinity)
+#   spread  the suite's batch ratio in SPREAD_PROCESSES fresh processes (tools/ratio_processes.py): the
+#           process-to-process spread that bounds asv between commits; again pinned to SPREAD_PIN CPUs
 # Everything lands in $OUT (the device tool's output folder) as <card>-<date>-<step>.* files.
 # STEPS=none only installs. GPU=i pins the run to that GPU (CUDA_VISIBLE_DEVICES).
 set -uo pipefail
@@ -161,6 +164,17 @@ if [[ ",$STEPS," == *",asv,"* ]]; then
     # ASV_RATIO: plain or host-normalized; ASV_VARIANT: the one-by-one composition; ASV_FACTOR: asv's factor.
     python3 tools/gpu_asv_power.py --trials "${ASV_TRIALS:-3}" --ratio "${ASV_RATIO:-plain}" \
         --variant "${ASV_VARIANT:-baseline}" --factor "${ASV_FACTOR:-1.03}" \
+        ${ASV_CPU_AFFINITY:+--cpu-affinity "$ASV_CPU_AFFINITY"} \
         --out "$STEM-asv-power-${ASV_RATIO:-plain}" 2>&1 | grep -v "^\[transformers\]"
+fi
+if [[ ",$STEPS," == *",spread,"* ]]; then
+    # Issue 8: how far apart fresh processes put asv's batch ratio (what bounds asv between commits),
+    # free-floating and, with SPREAD_PIN (asv's --cpu-affinity format), pinned to those CPUs.
+    for pin in "" ${SPREAD_PIN:-}; do
+        echo "== spread of the batch ratio over fresh processes${pin:+, pinned to CPUs $pin} ($((SECONDS - started)) s)"
+        python3 tools/ratio_processes.py --variant "${SPREAD_VARIANT:-tiny_vae+cuda_graph+cached_embeds}" \
+            --processes "${SPREAD_PROCESSES:-6}" --seconds "${SPREAD_SECONDS:-240}" ${pin:+--pin "$pin"} \
+            --out "$STEM-spread${pin:+-pinned-${pin//,/_}}" 2>&1 | grep -v "^\[transformers\]"
+    done
 fi
 echo "done in $((SECONDS - started)) s"

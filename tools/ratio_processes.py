@@ -1,6 +1,6 @@
 """How far apart fresh processes put asv's side-by-side batch ratio: the noise between two commits.
 
-Usage: python tools/ratio_processes.py --variant V --processes K --out STEM [--seconds S]
+Usage: python tools/ratio_processes.py --variant V --processes K --out STEM [--seconds S] [--pin CPUS]
 
 ``asv continuous`` measures each commit in its own fresh process, so what it can detect is bounded by
 how much an unchanged ratio moves from one process to the next. This runs the suite's own ratio
@@ -9,6 +9,8 @@ alternating rounds, ratio of minima) in K fresh processes, one after another, an
 process's plain ratio and, on a CUDA GPU, its host-normalized ratio, with the standard deviation of
 their logarithms. Settings come from ``PYTEST_SDXL_*`` variables as in the asv suite (default model
 ``random:sdxl-turbo``). STEM.json is rewritten after every process, so a stopped run keeps what it had.
+``--pin 3`` (or ``2,3``) keeps each process on those CPUs, as ``asv run --cpu-affinity`` does: a
+launch-bound pipeline runs at its core's speed, and a fresh process may land on another core.
 """
 
 from __future__ import annotations
@@ -32,8 +34,23 @@ from pytest_sdxl.results import write_atomically  # noqa: E402
 BATCH_SIZE = 4
 
 
-def one_process(variant: str) -> dict[str, Any]:
+def cpu_list(text: str) -> set[int]:
+    """``3``, ``2,3`` or ``0-3`` as a set of CPU numbers (asv's --cpu-affinity format)."""
+    cpus: set[int] = set()
+    try:
+        for part in text.split(","):
+            first, _, last = part.partition("-")
+            cpus.update(range(int(first), int(last or first) + 1))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a CPU list: {text!r}; use 3, 2,3 or 0-3") from None
+    return cpus
+
+
+def one_process(variant: str, pin: set[int] | None) -> dict[str, Any]:
     """Both ratios from one set of alternating rounds, in this process (the child's work)."""
+    if pin:
+        # Before torch starts its threads, so that they inherit the affinity.
+        os.sched_setaffinity(0, pin)
     import torch
 
     from benchmarks import common
@@ -51,6 +68,7 @@ def one_process(variant: str) -> dict[str, Any]:
         "plain": ratio_of_minima(tops, bottoms),
         "rounds": len(tops),
         "build_s": round(built_s, 1),
+        "cpus": sorted(os.sched_getaffinity(0)),
     }
     if torch.cuda.is_available():
         record["host_normalized"] = host_normalized_ratio(
@@ -100,10 +118,11 @@ def main() -> int:
     parser.add_argument("--processes", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=math.inf, help="start no process past this budget")
     parser.add_argument("--out", help="STEM of STEM.json and STEM.md (required unless --child)")
+    parser.add_argument("--pin", type=cpu_list, help="CPUs each process runs on: 3, 2,3 or 0-3 (default: any)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     arguments = parser.parse_args()
     if arguments.child:
-        print(json.dumps(one_process(arguments.variant)))
+        print(json.dumps(one_process(arguments.variant, arguments.pin)))
         return 0
     if not arguments.out:
         parser.error("--out is required")
@@ -116,8 +135,9 @@ def main() -> int:
             print(f"stopping after {index} processes: the next would pass --seconds", flush=True)
             break
         begun = time.monotonic()
+        pin = ["--pin", ",".join(map(str, sorted(arguments.pin)))] if arguments.pin else []
         done = subprocess.run(
-            [sys.executable, __file__, "--child", "--variant", arguments.variant],
+            [sys.executable, __file__, "--child", "--variant", arguments.variant, *pin],
             env=environment, capture_output=True, text=True, cwd=ROOT,
         )  # fmt: skip
         last_s = time.monotonic() - begun
