@@ -139,9 +139,14 @@ if [[ ",$STEPS," == *",serving,"* ]]; then
     echo "== serving figures over ${SERVING_VARIANTS:=baseline,tiny_vae+graph_pipeline+batch} ($((SECONDS - started)) s)"
     # SERVING_QUIET=0 prints each variant's steps (where a slow compile spends its time).
     # SERVING_SECONDS bounds the run; results.json is saved after each variant, so a cut run keeps what it measured.
+    # SERVING_RESUME=DIR continues DIR/results.json from an earlier call (carried in the working tree):
+    # its variants are kept, the others measured (`run --resume`).
+    if [ -n "${SERVING_RESUME:-}" ] && [ -e "$SERVING_RESUME/results.json" ]; then
+        mkdir -p "$OUT/serving" && cp "$SERVING_RESUME/results.json" "$OUT/serving/results.json"
+    fi
     timeout --signal=INT --kill-after=30 "${SERVING_SECONDS:-3600}" python3 -m pytest_sdxl run --model "$MODEL" \
         --variants "$SERVING_VARIANTS" --runs "${SERVING_RUNS:-4}" $([ "${SERVING_QUIET:-1}" = 1 ] && echo --quiet) \
-        --report "$OUT/serving" 2>&1 | grep -v "^\[transformers\]" | tail -n 60
+        ${SERVING_RESUME:+--resume} --report "$OUT/serving" 2>&1 | grep -v "^\[transformers\]" | tail -n 60
     cp "$OUT/serving/results.json" "$STEM-serving.json"
     [ -e "$OUT/serving/results.md" ] && cp "$OUT/serving/results.md" "$STEM-serving.md"
 fi
