@@ -111,7 +111,7 @@ def run_command(arguments: argparse.Namespace) -> int:
     from pytest_sdxl.compile_cache import activate, summary_line
     from pytest_sdxl.progress import ProgressDisplay
     from pytest_sdxl.protocol import run_protocol
-    from pytest_sdxl.reports import write_reports
+    from pytest_sdxl.reports import measuring_line, write_reports
     from pytest_sdxl.results import save_results
     from pytest_sdxl.variants import all_single_variants
 
@@ -161,6 +161,8 @@ def run_command(arguments: argparse.Namespace) -> int:
         return INTERRUPTED
     result_set = with_unmeasured(resume.joined(earlier, measured, report) or ResultSet(), compositions, "interrupted")
     print_tables(result_set)
+    for line in measuring_line(result_set):
+        print("\n" + line.removeprefix("- "))
     uses = {record.variant: record.compile_cache for record in result_set.variants if record.compile_cache}
     if uses:
         print("\n" + summary_line(settings.compile_cache, uses))

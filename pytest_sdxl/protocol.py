@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -151,6 +152,7 @@ def measure_variant(
 ) -> tuple[VariantRecord, np.ndarray | None, int | None]:
     """Every run of one variant; returns the record, the first run's images and the image size."""
     check_prompt_count(settings)
+    started = time.perf_counter()
     record = VariantRecord(variant=composition.id, kind=composition.kind, note=variant_note(composition))
     first_images: np.ndarray | None = None
     size: int | None = None
@@ -179,6 +181,7 @@ def measure_variant(
 
         # The exception's traceback kept the failed run's tensors alive until now: hand them back.
         free_memory()
+    record.measure_s = round(time.perf_counter() - started, 1)
     if progress is not None:
         progress(ProgressEvent(composition.id, 0, settings.runs, record.status, record.reason))
     return record, first_images, size

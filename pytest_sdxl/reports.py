@@ -15,7 +15,15 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from pytest_sdxl.results import STAGE_KEYS, ResultSet, RunRecord, VariantRecord, save_results, write_atomically
+from pytest_sdxl.results import (
+    STAGE_KEYS,
+    ResultSet,
+    RunRecord,
+    VariantRecord,
+    measuring_seconds,
+    save_results,
+    write_atomically,
+)
 from pytest_sdxl.serving_report import serving_section, serving_table
 from pytest_sdxl.statistics import CI_METHOD, summarize
 
@@ -245,6 +253,19 @@ def partial_description(reason: str, not_measured: list[str]) -> str:
     return f"{PARTIAL_WORDING.get(reason, reason)}: {', '.join(not_measured)}"
 
 
+def measuring_line(result_set: ResultSet) -> list[str]:
+    """The matrix's measuring time, summed over variants (one GPU's share of the wall clock), when recorded."""
+    seconds, timed = measuring_seconds(result_set)
+    if not timed:
+        return []
+    where = (
+        f" (resumed: measured since {result_set.settings['resumed_from']})"
+        if "resumed_from" in result_set.settings
+        else ""
+    )
+    return [f"- measuring time: {seconds:.0f} s over {timed} variant(s), summed per variant{where}"]
+
+
 def markdown_report(result_set: ResultSet) -> str:
     """The whole results.md: header, summary table, then one notes table per measured variant."""
     settings = result_set.settings
@@ -261,6 +282,7 @@ def markdown_report(result_set: ResultSet) -> str:
         f"{size}x{size}, {settings.get('steps')} step(s), 1 + {max(len(prompts) - 1, 0)} prompts, "
         f"{settings.get('runs')} runs, seed {settings.get('seed')}",
         f"- machine: {describe_machine(result_set.machine)}",
+        *measuring_line(result_set),
         f"- avg gen statistics over every timed generation of every run (per image); 95% CI: {CI_METHOD}; "
         "speed-up = baseline median / variant median; PSNR: worst run against the baseline's images "
         "for the same prompts and seeds; stages are medians over runs, ms per image",

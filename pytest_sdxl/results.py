@@ -135,6 +135,9 @@ class VariantRecord:
     # For a compiled variant, what its first generation found in the persistent compile cache
     # (compile_cache.CacheUse.describe: cold, warm or partly warm); "" where nothing compiled.
     compile_cache: str = ""
+    # Seconds the harness spent on the variant, every run from build to profiled pass: its share of a
+    # matrix's wall time, added up the same way over lanes and over resumed runs. None where not timed.
+    measure_s: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -199,6 +202,12 @@ class ResultSet:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ResultSet:
         return from_dict(data)
+
+
+def measuring_seconds(result_set: ResultSet) -> tuple[float, int]:
+    """The summed measuring time of the variants that have one, and how many have one."""
+    timed = [record.measure_s for record in result_set.variants if record.measure_s is not None]
+    return sum(timed), len(timed)
 
 
 def settings_as_dict(settings: Any) -> dict[str, Any]:
@@ -319,6 +328,7 @@ def from_dict(data: dict[str, Any]) -> ResultSet:
                 runs=[run_from_dict(run) for run in item.get("runs", [])],
                 note=str(item.get("note", "")),
                 compile_cache=str(item.get("compile_cache", "")),
+                measure_s=None if item.get("measure_s") is None else float(item["measure_s"]),
             )
             for item in data["variants"]
         ]

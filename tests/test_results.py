@@ -48,6 +48,7 @@ variant_records = st.builds(
     status=st.sampled_from(["ok", "skipped", "failed"]),
     reason=st.text(max_size=30),
     runs=st.lists(run_records, max_size=3),
+    measure_s=st.none() | seconds,
 )
 
 

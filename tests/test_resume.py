@@ -72,6 +72,14 @@ def test_resume_measures_only_what_the_interrupted_run_did_not_reach(
     assert joined.settings["resumed_from"] == first.created
     assert "interrupted" not in (tmp_path / "report" / "results.md").read_text()
     assert "resuming" in capsys.readouterr().err
+    # Each variant's measuring time is kept, so the matrix's time adds up over the resumed runs.
+    seconds = [record.measure_s for record in joined.variants]
+    assert seconds[0] == first.variants[0].measure_s and all(value is not None and value > 0 for value in seconds)
+    total = sum(value for value in seconds if value is not None)
+    assert (
+        f"measuring time: {total:.0f} s over 3 variant(s), summed per variant (resumed: measured since"
+        in (tmp_path / "report" / "results.md").read_text()
+    )
 
 
 def test_resuming_a_finished_run_measures_nothing_and_reports_it_again(
