@@ -56,7 +56,11 @@ def still_to_measure(compositions: Sequence[Composition], earlier: ResultSet | N
 
 
 def joined(earlier: ResultSet | None, measured: ResultSet | None, report: Path | None) -> ResultSet | None:
-    """The earlier records and this run's as one result set (this run's settings, the report folder kept)."""
+    """The earlier records and this run's as one result set.
+
+    The settings are the earlier run's: ``check_resumable`` made sure they match this run's in every
+    workload key. The report folder is this run's.
+    """
     if earlier is None or measured is None or not measured.variants:
         return measured if earlier is None else earlier
     result_set = merge_result_sets([("earlier results", earlier), (THIS_RUN, measured)]).result_set
