@@ -5,9 +5,10 @@ Usage: python tools/ratio_processes.py --variant V --processes K --out STEM [--s
 ``asv continuous`` measures each commit in its own fresh process, so what it can detect is bounded by
 how much an unchanged ratio moves from one process to the next. This runs the suite's own ratio
 (``benchmarks.common``: the batch path of ``--variant`` at 4 prompts over its one-by-one reference,
-alternating rounds, ratio of minima) in K fresh processes, one after another, and reports each
-process's plain ratio and, on a CUDA GPU, its host-normalized ratio, with the standard deviation of
-their logarithms. Settings come from ``PYTEST_SDXL_*`` variables as in the asv suite (default model
+alternating rounds, ratio of minima) in K fresh processes, one after another. It reports each
+process's plain ratio, each side's fastest time per image and, on a CUDA GPU, each side's kernel time
+and the host-normalized ratio, each figure with the standard deviation of its logarithms over the
+processes. Settings come from ``PYTEST_SDXL_*`` variables as in the asv suite (default model
 ``random:sdxl-turbo``). STEM.json is rewritten after every process, so a stopped run keeps what it had.
 ``--pin 3`` (or ``2,3``) keeps each process on those CPUs, as ``asv run --cpu-affinity`` does: a
 launch-bound pipeline runs at its core's speed, and a fresh process may land on another core.
@@ -32,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 from pytest_sdxl.results import write_atomically  # noqa: E402
 
 BATCH_SIZE = 4
+RATIOS = ("plain", "host_normalized")
 
 
 def cpu_list(text: str) -> set[int]:
@@ -64,17 +66,22 @@ def one_process(variant: str, pin: set[int] | None) -> dict[str, Any]:
     one_by_one = common.pipeline(variant)
     built_s = time.perf_counter() - started
     tops, bottoms = common.alternating_samples(batched, one_by_one, prompts, seeds)
+    # Each side's own figures too: whether fresh processes move both sides alike (a faster or slower host,
+    # which a ratio cancels in part) or one side alone is what tells the cause of the spread apart.
     record: dict[str, Any] = {
         "plain": ratio_of_minima(tops, bottoms),
+        "batch_min_s": min(tops),
+        "one_by_one_min_s": min(bottoms),
         "rounds": len(tops),
         "build_s": round(built_s, 1),
         "cpus": sorted(os.sched_getaffinity(0)),
     }
     if torch.cuda.is_available():
+        record["batch_kernel_s"] = common.kernel_seconds(batched, prompts, seeds)
+        record["one_by_one_kernel_s"] = common.kernel_seconds(one_by_one, prompts, seeds)
         record["host_normalized"] = host_normalized_ratio(
-            min(tops), common.kernel_seconds(batched, prompts, seeds),
-            min(bottoms), common.kernel_seconds(one_by_one, prompts, seeds),
-        )  # fmt: skip
+            record["batch_min_s"], record["batch_kernel_s"], record["one_by_one_min_s"], record["one_by_one_kernel_s"]
+        )
     else:
         record["host_normalized"] = None
         record["host_normalized_reason"] = "needs a CUDA GPU's kernel time"
@@ -93,7 +100,14 @@ def log_spread(values: list[float]) -> dict[str, float | None]:
 
 def write_report(stem: str, variant: str, records: list[dict[str, Any]]) -> None:
     summary: dict[str, dict[str, Any]] = {}
-    for name in ("plain", "host_normalized"):
+    for name in (
+        "plain",
+        "host_normalized",
+        "batch_min_s",
+        "one_by_one_min_s",
+        "batch_kernel_s",
+        "one_by_one_kernel_s",
+    ):
         values = [record[name] for record in records if record.get(name) is not None]
         if values:
             summary[name] = {"values": values, **log_spread(values)}
@@ -102,13 +116,14 @@ def write_report(stem: str, variant: str, records: list[dict[str, Any]]) -> None
     lines = [
         f"# `{variant}` batch of {BATCH_SIZE} over one by one, in {len(records)} fresh processes",
         "",
-        "| ratio | values | sd of log | max/min - 1 |",
+        "| figure | values | sd of log | max/min - 1 |",
         "|---|---|---|---|",
     ]
     for name, row in summary.items():
         spread = "-" if row["log_sd"] is None else f"{row['log_sd']:.2%}"
         span = "-" if row["span"] is None else f"{row['span']:.2%}"
-        lines.append(f"| {name} | {', '.join(f'{value:.4f}' for value in row['values'])} | {spread} | {span} |")
+        shown = ", ".join(f"{value:.4f}" if name in RATIOS else f"{value * 1000:.2f} ms" for value in row["values"])
+        lines.append(f"| {name} | {shown} | {spread} | {span} |")
     write_atomically(Path(f"{stem}.md"), "\n".join(lines) + "\n")
 
 
