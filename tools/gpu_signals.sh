@@ -177,7 +177,7 @@ if [[ ",$STEPS," == *",spread,"* ]]; then
     # free-floating and, with SPREAD_PIN (asv's --cpu-affinity format), pinned to those CPUs.
     for pin in "" ${SPREAD_PIN:-}; do
         echo "== spread of the batch ratio over fresh processes${pin:+, pinned to CPUs $pin} ($((SECONDS - started)) s)"
-        python3 tools/ratio_processes.py --variant "${SPREAD_VARIANT:-tiny_vae+cuda_graph+cached_embeds}" \
+        PYTEST_SDXL_MODEL="$MODEL" python3 tools/ratio_processes.py --variant "${SPREAD_VARIANT:-tiny_vae+cuda_graph+cached_embeds}" \
             --processes "${SPREAD_PROCESSES:-6}" --seconds "${SPREAD_SECONDS:-240}" ${pin:+--pin "$pin"} \
             --out "$STEM-spread${pin:+-pinned-${pin//,/_}}" 2>&1 | grep -v "^\[transformers\]"
     done
