@@ -66,7 +66,7 @@ def run_command(arguments: argparse.Namespace) -> int:
     from pytest_sdxl.compile_cache import activate, summary_line
     from pytest_sdxl.progress import ProgressDisplay
     from pytest_sdxl.protocol import run_protocol
-    from pytest_sdxl.reports import measuring_line, write_reports
+    from pytest_sdxl.reports import measuring_summary, write_reports
     from pytest_sdxl.results import save_results
     from pytest_sdxl.variants import all_single_variants
 
@@ -95,15 +95,19 @@ def run_command(arguments: argparse.Namespace) -> int:
     def keep_what_was_measured(measured: ResultSet) -> None:
         # Saved after each variant: a killed run leaves the variants measured so far readable, marked running.
         nonlocal so_far
-        so_far = with_unmeasured(resume.joined(earlier, measured, report) or measured, compositions, "running")
+        so_far = with_unmeasured(resume.joined(earlier, measured, report), compositions, "running")
         if report is not None:
             save_results(so_far, report / "results.json")
 
     print(f"pytest-sdxl run: {settings.describe()}", file=sys.stderr)
     try:
-        measured = (
-            run_protocol(settings, to_measure, display, on_variant=keep_what_was_measured) if to_measure else None
-        )
+        if to_measure:
+            measured = run_protocol(settings, to_measure, display, on_variant=keep_what_was_measured)
+            combined = resume.joined(earlier, measured, report)
+        else:
+            # Nothing left to measure happens only on a resume whose earlier results hold every variant.
+            assert earlier is not None
+            combined = earlier
     except KeyboardInterrupt:
         if so_far is None:
             raise
@@ -114,10 +118,11 @@ def run_command(arguments: argparse.Namespace) -> int:
             written = write_reports(result_set, report)
             print("written: " + ", ".join(str(path) for path in written.values()), file=sys.stderr)
         return INTERRUPTED
-    result_set = with_unmeasured(resume.joined(earlier, measured, report) or ResultSet(), compositions, "interrupted")
+    result_set = with_unmeasured(combined, compositions, "interrupted")
     print_tables(result_set)
-    for line in measuring_line(result_set):
-        print("\n" + line.removeprefix("- "))
+    measuring = measuring_summary(result_set)
+    if measuring:
+        print("\n" + measuring)
     uses = {record.variant: record.compile_cache for record in result_set.variants if record.compile_cache}
     if uses:
         print("\n" + summary_line(settings.compile_cache, uses))

@@ -20,7 +20,6 @@ from pytest_sdxl.results import (
     ResultSet,
     RunRecord,
     VariantRecord,
-    measuring_seconds,
     save_results,
     write_atomically,
 )
@@ -253,17 +252,14 @@ def partial_description(reason: str, not_measured: list[str]) -> str:
     return f"{PARTIAL_WORDING.get(reason, reason)}: {', '.join(not_measured)}"
 
 
-def measuring_line(result_set: ResultSet) -> list[str]:
-    """The matrix's measuring time, summed over variants (one GPU's share of the wall clock), when recorded."""
-    seconds, timed = measuring_seconds(result_set)
+def measuring_summary(result_set: ResultSet) -> str:
+    """The matrix's measuring time, summed over variants (one GPU's share of the wall clock); "" if none recorded."""
+    timed = [record.measure_s for record in result_set.variants if record.measure_s is not None]
     if not timed:
-        return []
-    where = (
-        f" (resumed: measured since {result_set.settings['resumed_from']})"
-        if "resumed_from" in result_set.settings
-        else ""
-    )
-    return [f"- measuring time: {seconds:.0f} s over {timed} variant(s), summed per variant{where}"]
+        return ""
+    resumed = result_set.settings.get("resumed_from")
+    where = f" (resumed: measured since {resumed})" if resumed else ""
+    return f"measuring time: {sum(timed):.0f} s over {len(timed)} variant(s), summed per variant{where}"
 
 
 def markdown_report(result_set: ResultSet) -> str:
@@ -272,6 +268,7 @@ def markdown_report(result_set: ResultSet) -> str:
     size = settings.get("image_size") or settings.get("size") or "auto"
     prompts = settings.get("prompts") or []
     partial = partial_description(result_set.partial, result_set.not_measured)
+    measuring = measuring_summary(result_set)
     lines = [
         "# pytest-sdxl results",
         "",
@@ -282,7 +279,7 @@ def markdown_report(result_set: ResultSet) -> str:
         f"{size}x{size}, {settings.get('steps')} step(s), 1 + {max(len(prompts) - 1, 0)} prompts, "
         f"{settings.get('runs')} runs, seed {settings.get('seed')}",
         f"- machine: {describe_machine(result_set.machine)}",
-        *measuring_line(result_set),
+        *([f"- {measuring}"] if measuring else []),
         f"- avg gen statistics over every timed generation of every run (per image); 95% CI: {CI_METHOD}; "
         "speed-up = baseline median / variant median; PSNR: worst run against the baseline's images "
         "for the same prompts and seeds; stages are medians over runs, ms per image",

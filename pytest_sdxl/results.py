@@ -204,12 +204,6 @@ class ResultSet:
         return from_dict(data)
 
 
-def measuring_seconds(result_set: ResultSet) -> tuple[float, int]:
-    """The summed measuring time of the variants that have one, and how many have one."""
-    timed = [record.measure_s for record in result_set.variants if record.measure_s is not None]
-    return sum(timed), len(timed)
-
-
 def settings_as_dict(settings: Any) -> dict[str, Any]:
     """A Settings object as plain JSON values (compositions as their ids, paths as strings)."""
     return {

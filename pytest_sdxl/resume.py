@@ -55,14 +55,16 @@ def still_to_measure(compositions: Sequence[Composition], earlier: ResultSet | N
     return [composition for composition in compositions if earlier.variant(composition.id) is None]
 
 
-def joined(earlier: ResultSet | None, measured: ResultSet | None, report: Path | None) -> ResultSet | None:
+def joined(earlier: ResultSet | None, measured: ResultSet, report: Path | None) -> ResultSet:
     """The earlier records and this run's as one result set.
 
     The settings are the earlier run's: ``check_resumable`` made sure they match this run's in every
     workload key. The report folder is this run's.
     """
-    if earlier is None or measured is None or not measured.variants:
-        return measured if earlier is None else earlier
+    if earlier is None:
+        return measured
+    if not measured.variants:
+        return earlier
     result_set = merge_result_sets([("earlier results", earlier), (THIS_RUN, measured)]).result_set
     result_set.settings.pop("merged_from", None)
     result_set.settings["report"] = None if report is None else str(report)
