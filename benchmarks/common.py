@@ -254,16 +254,27 @@ def paired_ratio(
 
 
 def alternating_samples(
-    numerator: VariantPipeline, denominator: VariantPipeline, prompts: list[str], seeds: list[int]
+    numerator: VariantPipeline,
+    denominator: VariantPipeline,
+    prompts: list[str],
+    seeds: list[int],
+    calls: tuple[list[list[float]], list[list[float]]] | None = None,
 ) -> tuple[list[float], list[float]]:
-    """Seconds per image of each side's rounds, timed back to back in alternating order by the measurement core."""
+    """Seconds per image of each side's rounds, timed back to back in alternating order by the measurement core.
+
+    ``calls``, when given, receives each side's rounds call by call (seconds per image of every
+    call), for readings finer than a round.
+    """
     from pytest_sdxl.measurement import TimedLoop, alternating_rounds, call_groups
 
-    def side(pipeline: VariantPipeline) -> Callable[[], float]:
+    def side(pipeline: VariantPipeline, kept: list[list[float]] | None) -> Callable[[], float]:
         loop = TimedLoop(pipeline, call_groups(pipeline.composition, prompts, seeds))
+        if kept is not None:
+            loop.rounds = kept
         return lambda: statistics.fmean(loop.round())
 
-    return alternating_rounds(side(numerator), side(denominator), **ratio_round_limits())
+    top_calls, bottom_calls = calls if calls is not None else (None, None)
+    return alternating_rounds(side(numerator, top_calls), side(denominator, bottom_calls), **ratio_round_limits())
 
 
 def paired_host_normalized_ratio(

@@ -70,6 +70,14 @@ def test_two_fresh_processes_pinned_to_one_cpu_on_the_tiny_cpu_model(tmp_path: P
     plain = report["summary"]["plain"]
     assert len(plain["values"]) == 2 and all(value > 0 for value in plain["values"])
     assert plain["log_sd"] is not None and plain["log_sd"] >= 0
+    for record in report["processes"]:
+        # The raw calls are kept, and the per-call reading is their minima's ratio: at most the plain one's
+        # numerator floor over its denominator floor, read call by call.
+        assert len(record["batch_calls_s"]) == record["rounds"]
+        assert len(record["one_by_one_calls_s"]) == 4 * record["rounds"]
+        expected = min(record["batch_calls_s"]) / min(record["one_by_one_calls_s"])
+        assert record["per_call"] == pytest.approx(expected)
+        assert min(record["batch_calls_s"]) == pytest.approx(record["batch_min_s"])
     # On a CPU the host-normalized ratio does not apply, and says why instead of reporting a number.
     assert "host_normalized" not in report["summary"]
     assert all("CUDA" in record["host_normalized_reason"] for record in report["processes"])
