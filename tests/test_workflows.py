@@ -167,6 +167,11 @@ def test_gpu_benchmarks_run_on_self_hosted_runners_one_job_per_card() -> None:
     assert "--benchmark-compare-fail=min:10%" in runs
     assert "python -m pytest_sdxl compare main-baseline/results.json report/results.json" in runs
     assert re.search(r'asv-gpu\.conf\.json continuous[\s\\]+--machine "\$CARD"', runs)
+    # Every asv benchmark process pinned to the CPUs one step chooses (a repository variable, else the last two).
+    assert runs.count('--cpu-affinity "$ASV_CPUS"') == 2
+    (choose,) = [step for step in job["steps"] if step.get("id") == "asv-cpus"]
+    assert choose["env"]["ASV_CPU_AFFINITY"] == "${{ vars.ASV_CPU_AFFINITY }}"
+    assert "sched_getaffinity" in choose["run"]
 
 
 def test_gpu_benchmarks_upload_results_report_and_traces_per_card() -> None:
