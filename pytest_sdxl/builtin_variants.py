@@ -19,6 +19,7 @@ SDPA_BACKENDS = {
 # Whatever replaces the UNet's or the whole call's kernels with a capture cannot be stacked on another capture.
 CAPTURES = (
     "trace_unet",
+    "compile_kernels",
     "cuda_graph",
     "compile_unet",
     "compile_regions",
@@ -178,13 +179,27 @@ BUILTIN: tuple[Variant, ...] = (
         warmup_calls=2,
     ),
     Variant(
+        "compile_kernels",
+        "exact",
+        "text encoders, UNet and VAE decoder each torch.compile'd in the default mode: inductor's kernels, "
+        "no CUDA graphs of their own, so that cuda_graph or graph_pipeline captures them",
+        apply=compilation.compile_kernels,
+        # Before cuda_graph and graph_pipeline in the canonical order: their captures wrap the compiled models.
+        conflicts=(*others(CAPTURES, "compile_kernels", "cuda_graph", "graph_pipeline"), "cpu_offload"),
+        # The VAE's decoder is replaced inside the VAE: it gets its own copy.
+        mutates=("vae",),
+        origin="beyond",
+        # Call 1 compiles at the call's shapes; no CUDA graph is recorded, so call 2 runs as every later call does.
+        warmup_calls=1,
+    ),
+    Variant(
         "cuda_graph",
         "exact",
         "the UNet step captured in a CUDA graph and replayed (no torch.compile)",
         apply=optimizations.graph_unet,
         needs_cuda=True,
-        # compile_regions is the one capture it composes with: its compiled blocks run inside the captured graph.
-        conflicts=(*others(CAPTURES, "cuda_graph", "compile_regions"), "cpu_offload"),
+        # compile_regions and compile_kernels compose with it: their compiled code runs inside the captured graph.
+        conflicts=(*others(CAPTURES, "cuda_graph", "compile_regions", "compile_kernels"), "cpu_offload"),
         origin="beyond",
         # GraphedUNet captures inside the first call at a shape (eager runs on a side stream,
         # capture, first replay): from call 2 on it only replays.
@@ -245,7 +260,14 @@ BUILTIN: tuple[Variant, ...] = (
         apply=pipeline_graph.graph_the_generation,
         needs_cuda=True,
         # cached_embeds skips the text encoders this graph contains; tome draws random merges each call.
-        conflicts=(*others(CAPTURES, "graph_pipeline"), "cpu_offload", "cached_embeds", "tome", "quant_int8"),
+        # compile_kernels' models have no graphs of their own: this capture holds their kernels.
+        conflicts=(
+            *others(CAPTURES, "graph_pipeline", "compile_kernels"),
+            "cpu_offload",
+            "cached_embeds",
+            "tome",
+            "quant_int8",
+        ),
         # A VAE that diffusers upcasts around each decode is kept in float32 instead (a cast cannot be captured).
         mutates=("vae",),
         origin="beyond",

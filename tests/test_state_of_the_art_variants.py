@@ -16,7 +16,7 @@ import torch
 
 from pytest_sdxl import compilation, pipeline_graph, quantization, variant_definition
 from pytest_sdxl.assembly import VariantPipeline
-from pytest_sdxl.errors import VariantUnavailable
+from pytest_sdxl.errors import VariantSpecError, VariantUnavailable
 from pytest_sdxl.images import max_abs_difference
 from pytest_sdxl.sources import Components, load_components
 from pytest_sdxl.unet_wrappers import CallReplacedUNet, clone_tensors
@@ -212,6 +212,42 @@ def test_compile_pipeline_compiles_every_model_and_keeps_the_images(
         assert any(isinstance(item, torch._dynamo.eval_frame.OptimizedModule) for item in captured)
     assert not isinstance(components.modules["vae"].decoder, torch._dynamo.eval_frame.OptimizedModule)
     assert max_abs_difference(baseline_images, pipeline.generate(PROMPTS, SEEDS)) <= EXACT_TOLERANCE
+
+
+def test_compile_kernels_sits_inside_the_captures_and_apart_from_the_other_compiles() -> None:
+    # Applied before cuda_graph and graph_pipeline, so that their captures wrap the compiled models.
+    assert parse("graph_pipeline+compile_kernels+tiny_vae").id == "tiny_vae+compile_kernels+graph_pipeline"
+    assert parse("cuda_graph+compile_kernels+cached_embeds").id == "compile_kernels+cuda_graph+cached_embeds"
+    assert parse("compile_kernels+graph_pipeline").kind == "exact"
+    for other in ("compile_unet", "compile_regions", "compile_max_autotune", "compile_pipeline", "trace_unet"):
+        with pytest.raises(VariantSpecError, match=f"compile_kernels and {other} cannot be combined|"
+                           f"{other} and compile_kernels cannot be combined"):  # fmt: skip
+            parse(f"compile_kernels+{other}")
+
+
+@pytest.mark.slow
+def test_compile_kernels_compiles_every_model_without_graphs_and_keeps_the_images(
+    components: Components, baseline_images: np.ndarray
+) -> None:
+    pipeline = VariantPipeline(components, parse("compile_kernels"), SIZE)
+    pipe = pipeline.pipe
+    for module in (pipe.text_encoder, pipe.text_encoder_2, pipe.unet, pipe.vae.decoder):
+        # Compiled as they are: no output-cloning wrapper, since no CUDA graph tree reuses their outputs.
+        assert isinstance(module, torch._dynamo.eval_frame.OptimizedModule)
+    assert not isinstance(components.modules["vae"].decoder, torch._dynamo.eval_frame.OptimizedModule)
+    assert max_abs_difference(baseline_images, pipeline.generate(PROMPTS, SEEDS)) <= EXACT_TOLERANCE
+
+
+@pytest.mark.slow
+def test_graph_pipeline_generation_runs_the_compiled_models_and_keeps_the_images(
+    components: Components, baseline_images: np.ndarray
+) -> None:
+    """What tiny_vae+compile_kernels+graph_pipeline captures on a GPU, run uncaptured: compiled models, same images."""
+    pipeline, graphs = graphed_uncaptured(components, "compile_kernels")
+    assert isinstance(pipeline.pipe.unet, torch._dynamo.eval_frame.OptimizedModule)
+    images = pipeline.generate(PROMPTS, SEEDS)
+    assert graphs.replays == len(PROMPTS)
+    assert max_abs_difference(baseline_images, images) <= EXACT_TOLERANCE
 
 
 def test_encoder_outputs_are_cloned_item_and_attribute_alike() -> None:

@@ -21,6 +21,7 @@ STATE_OF_THE_ART = [
     "sdpa_cudnn",
     "bf16",
     "compile_pipeline",
+    "compile_kernels",
     "compile_regions",
     "compile_max_autotune",
     "quant_int8",
