@@ -256,18 +256,12 @@ BUILTIN: tuple[Variant, ...] = (
         "graph_pipeline",
         "exact",
         "the whole generation (text encoders, one UNet step, scheduler step, VAE decode) captured in one "
-        "CUDA graph per batch size and replayed with static inputs",
+        "CUDA graph per batch size and replayed with static inputs (with cached_embeds, from the embeddings on)",
         apply=pipeline_graph.graph_the_generation,
         needs_cuda=True,
-        # cached_embeds skips the text encoders this graph contains; tome draws random merges each call.
-        # compile_kernels' models have no graphs of their own: this capture holds their kernels.
-        conflicts=(
-            *others(CAPTURES, "graph_pipeline", "compile_kernels"),
-            "cpu_offload",
-            "cached_embeds",
-            "tome",
-            "quant_int8",
-        ),
+        # tome draws random merges each call. compile_kernels' models have no graphs of their own: this capture
+        # holds their kernels. With cached_embeds the graph starts from the embeddings, without the text encoders.
+        conflicts=(*others(CAPTURES, "graph_pipeline", "compile_kernels"), "cpu_offload", "tome", "quant_int8"),
         # A VAE that diffusers upcasts around each decode is kept in float32 instead (a cast cannot be captured).
         mutates=("vae",),
         origin="beyond",

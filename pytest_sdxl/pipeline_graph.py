@@ -3,9 +3,11 @@
 What runs on the host each call stays outside the graph: tokenizing the prompts and drawing the
 initial noise from the caller's CPU generators (exactly as the pipeline does, so the images match the
 baseline's). Inside the graph: both text encoders, the scheduler's input scaling, one UNet step, the
-scheduler step and the VAE decode. Each batch size and image size gets its own graph, captured on its
-first call after two warm-up runs on a side stream; all graphs share one memory pool, safe because
-each call's image is copied out before another graph replays.
+scheduler step and the VAE decode. A call that brings its prompt embeddings instead of text
+(``cached_embeds``) gets a graph without the text encoders, fed the embeddings as static inputs. Each
+batch size, image size and kind of input gets its own graph, captured on its first call after two
+warm-up runs on a side stream; all graphs share one memory pool, safe because each call's image is
+copied out before another graph replays.
 
 The tensor work mirrors ``StableDiffusionXLPipeline.__call__`` of diffusers 0.42 for one step without
 guidance; the CPU tests run it uncaptured against the pipeline itself, so a drift in diffusers shows.
@@ -20,7 +22,17 @@ from pytest_sdxl.errors import VariantUnavailable
 from pytest_sdxl.variant_definition import Context
 
 # The pipeline call arguments this replacement understands; anything else is refused with its name.
-SUPPORTED = {"prompt", "generator", "num_inference_steps", "guidance_scale", "height", "width", "output_type"}
+SUPPORTED = {
+    "prompt",
+    "prompt_embeds",
+    "pooled_prompt_embeds",
+    "generator",
+    "num_inference_steps",
+    "guidance_scale",
+    "height",
+    "width",
+    "output_type",
+}
 
 
 def graph_the_generation(pipe: Any, context: Context) -> None:
@@ -58,52 +70,79 @@ def graphed_call(pipe: Any, prompt: Any = None, **arguments: Any) -> Any:
         raise VariantUnavailable(f"graph_pipeline captures exactly one denoising step; {steps} steps were asked for")
     if guidance > 1.0 and pipe.unet.config.time_cond_proj_dim is None:
         raise VariantUnavailable(f"graph_pipeline captures no classifier-free guidance; guidance_scale is {guidance}")
-    prompts = [prompt] if isinstance(prompt, str) else list(prompt or [])
-    if not prompts:
-        raise VariantUnavailable("graph_pipeline needs prompts as text (prompt embeddings are not captured)")
+    conditioning = prompt_conditioning(prompt, arguments.get("prompt_embeds"), arguments.get("pooled_prompt_embeds"))
     height = arguments.get("height") or pipe.default_sample_size * pipe.vae_scale_factor
     width = arguments.get("width") or pipe.default_sample_size * pipe.vae_scale_factor
     graphs: GenerationGraphs = pipe.generation_graphs
-    image = graphs.generate(prompts, arguments.get("generator"), int(height), int(width))
+    image = graphs.generate(conditioning, arguments.get("generator"), int(height), int(width))
     output_type = arguments.get("output_type", "pil")
     from diffusers.pipelines.stable_diffusion_xl.pipeline_output import StableDiffusionXLPipelineOutput
 
     return StableDiffusionXLPipelineOutput(images=pipe.image_processor.postprocess(image, output_type=output_type))
 
 
+@dataclass(frozen=True)
+class PromptEmbeddings:
+    """A call's prompts as embeddings already made (``cached_embeds``): per token, and pooled."""
+
+    per_token: Any
+    pooled: Any
+
+    @property
+    def batch(self) -> int:
+        return int(self.per_token.shape[0])
+
+
+def prompt_conditioning(prompt: Any, prompt_embeds: Any, pooled_prompt_embeds: Any) -> list[str] | PromptEmbeddings:
+    """The call's prompts as text, or as embeddings with their pooled part; VariantUnavailable for anything else."""
+    prompts = [prompt] if isinstance(prompt, str) else list(prompt or [])
+    if prompt_embeds is None:
+        if not prompts:
+            raise VariantUnavailable("graph_pipeline needs prompts as text, or prompt_embeds with pooled_prompt_embeds")
+        return prompts
+    if prompts:
+        raise VariantUnavailable("graph_pipeline takes prompts as text or as prompt_embeds, not both")
+    if pooled_prompt_embeds is None:
+        raise VariantUnavailable(
+            "graph_pipeline needs pooled_prompt_embeds beside prompt_embeds (SDXL's added text condition)"
+        )
+    return PromptEmbeddings(prompt_embeds, pooled_prompt_embeds)
+
+
 @dataclass
 class GenerationGraphs:
-    """One captured generation per (batch size, height, width), built on first use."""
+    """One captured generation per (batch size, height, width, input), built on first use.
+
+    The input is ``"text"`` (token ids: the graph runs both text encoders) or ``"embeddings"``.
+    """
 
     pipe: Any
     capture: bool
     upcast_latents: bool
-    graphs: dict[tuple[int, int, int], CapturedGeneration] = field(default_factory=dict)
+    graphs: dict[tuple[int, int, int, str], CapturedGeneration] = field(default_factory=dict)
     pool: Any = None
     replays: int = 0
 
-    def generate(self, prompts: list[str], generator: Any, height: int, width: int) -> Any:
+    def generate(self, conditioning: list[str] | PromptEmbeddings, generator: Any, height: int, width: int) -> Any:
         from diffusers.utils.torch_utils import randn_tensor
 
-        key = (len(prompts), height, width)
+        embedded, prompts = (conditioning, []) if isinstance(conditioning, PromptEmbeddings) else (None, conditioning)
+        batch = embedded.batch if embedded is not None else len(prompts)
+        key = (batch, height, width, "text" if embedded is None else "embeddings")
         if key not in self.graphs:
             if self.capture and self.pool is None:
                 import torch
 
                 self.pool = torch.cuda.graph_pool_handle()
-            self.graphs[key] = CapturedGeneration(StaticGeneration(self.pipe, *key, self.upcast_latents))
+            static_generation = StaticGeneration(self.pipe, batch, height, width, self.upcast_latents, embedded)
+            self.graphs[key] = CapturedGeneration(static_generation)
             self.graphs[key].build(self.capture, self.pool)
         captured = self.graphs[key]
         static = captured.static
-        for buffer, tokenizer in zip(static.input_ids, (self.pipe.tokenizer, self.pipe.tokenizer_2), strict=True):
-            ids = tokenizer(
-                prompts,
-                padding="max_length",
-                max_length=tokenizer.model_max_length,
-                truncation=True,
-                return_tensors="pt",
-            ).input_ids
-            buffer.copy_(ids)
+        if embedded is not None:
+            static.fill_embeddings(embedded)
+        else:
+            static.fill_token_ids(prompts)
         # The same draw as prepare_latents: one CPU generator per image, in the text encoders' precision.
         noise = randn_tensor(static.noise.shape, generator=generator, device=static.device, dtype=static.noise.dtype)
         static.noise.copy_(noise)
@@ -145,7 +184,15 @@ class CapturedGeneration:
 class StaticGeneration:
     """Static inputs of one batch and image size, and the tensor work of one generation on them."""
 
-    def __init__(self, pipe: Any, batch: int, height: int, width: int, upcast_latents: bool) -> None:
+    def __init__(
+        self,
+        pipe: Any,
+        batch: int,
+        height: int,
+        width: int,
+        upcast_latents: bool,
+        example_embeddings: PromptEmbeddings | None = None,
+    ) -> None:
         import torch
 
         self.pipe = pipe
@@ -153,10 +200,21 @@ class StaticGeneration:
         self.device = pipe._execution_device
         encoder_2 = pipe.text_encoder_2
         self.embeds_dtype = encoder_2.dtype
-        self.input_ids = tuple(
-            torch.zeros(batch, tokenizer.model_max_length, dtype=torch.long, device=self.device)
-            for tokenizer in (pipe.tokenizer, pipe.tokenizer_2)
-        )
+        # Token ids when the graph runs the text encoders; the embeddings themselves when the call brings them.
+        self.input_ids: tuple[Any, ...] = ()
+        self.embeddings: PromptEmbeddings | None = None
+        if example_embeddings is None:
+            self.input_ids = tuple(
+                torch.zeros(batch, tokenizer.model_max_length, dtype=torch.long, device=self.device)
+                for tokenizer in (pipe.tokenizer, pipe.tokenizer_2)
+            )
+        else:
+            self.embeddings = PromptEmbeddings(
+                *(
+                    torch.zeros_like(tensor, dtype=self.embeds_dtype, device=self.device)
+                    for tensor in (example_embeddings.per_token, example_embeddings.pooled)
+                )
+            )
         scale = pipe.vae_scale_factor
         shape = (batch, pipe.unet.config.in_channels, height // scale, width // scale)
         self.noise = torch.zeros(shape, dtype=self.embeds_dtype, device=self.device)
@@ -175,20 +233,44 @@ class StaticGeneration:
         self.image: Any = None
         self.latents_statistics: tuple[Any, ...] | None = None
 
-    def run(self) -> None:
+    def fill_token_ids(self, prompts: list[str]) -> None:
+        for buffer, tokenizer in zip(self.input_ids, (self.pipe.tokenizer, self.pipe.tokenizer_2), strict=True):
+            ids = tokenizer(
+                prompts,
+                padding="max_length",
+                max_length=tokenizer.model_max_length,
+                truncation=True,
+                return_tensors="pt",
+            ).input_ids
+            buffer.copy_(ids)
+
+    def fill_embeddings(self, embeddings: PromptEmbeddings) -> None:
+        if self.embeddings is None:
+            raise ValueError("this generation was built for token ids, not for prompt embeddings")
+        self.embeddings.per_token.copy_(embeddings.per_token)
+        self.embeddings.pooled.copy_(embeddings.pooled)
+
+    def encode(self) -> tuple[Any, Any]:
+        """Per-token and pooled prompt embeddings, as the pipeline's encode_prompt makes them for one step."""
         import torch
 
+        if self.embeddings is not None:
+            return self.embeddings.per_token, self.embeddings.pooled
         pipe = self.pipe
-        # Host-side state only: step() would otherwise look the timestep up with a synchronizing nonzero().
-        self.scheduler._step_index = None
-        self.scheduler.set_begin_index(0)
         hidden_states, pooled = [], None
         for ids, encoder in zip(self.input_ids, (pipe.text_encoder, pipe.text_encoder_2), strict=True):
             output = encoder(ids, output_hidden_states=True)
             if pooled is None and output[0].ndim == 2:
                 pooled = output[0]
             hidden_states.append(output.hidden_states[-2])
-        prompt_embeds = torch.concat(hidden_states, dim=-1).to(dtype=self.embeds_dtype, device=self.device)
+        return torch.concat(hidden_states, dim=-1).to(dtype=self.embeds_dtype, device=self.device), pooled
+
+    def run(self) -> None:
+        pipe = self.pipe
+        # Host-side state only: step() would otherwise look the timestep up with a synchronizing nonzero().
+        self.scheduler._step_index = None
+        self.scheduler.set_begin_index(0)
+        prompt_embeds, pooled = self.encode()
         latents = self.noise * self.scheduler.init_noise_sigma
         model_input = self.scheduler.scale_model_input(latents, self.timestep)
         noise_prediction = pipe.unet(

@@ -184,10 +184,49 @@ def test_graph_pipeline_generation_matches_the_pipeline(
     pipeline, graphs = graphed_uncaptured(components, spec)
     images = pipeline.generate(PROMPTS, SEEDS)
     assert graphs.replays == (1 if spec == "batch" else len(PROMPTS))
-    assert set(graphs.graphs) == ({(2, SIZE, SIZE)} if spec == "batch" else {(1, SIZE, SIZE)})
+    assert set(graphs.graphs) == ({(2, SIZE, SIZE, "text")} if spec == "batch" else {(1, SIZE, SIZE, "text")})
     assert max_abs_difference(baseline_images, images) <= EXACT_TOLERANCE
     # A second call replays the same static generation with new inputs.
     assert max_abs_difference(baseline_images, pipeline.generate(PROMPTS, SEEDS)) <= EXACT_TOLERANCE
+
+
+@pytest.mark.parametrize("spec", ["cached_embeds", "cached_embeds+batch"])
+def test_graph_pipeline_from_cached_embeddings_matches_the_pipeline(
+    spec: str, components: Components, baseline_images: np.ndarray
+) -> None:
+    """With cached_embeds the graph starts from the cached embeddings: no text encoder runs in it, same images."""
+    pipeline, graphs = graphed_uncaptured(components, spec)
+    encoder_calls: list[str] = []
+    # The encoders are shared with the other tests' pipelines: the hooks go when this test ends.
+    hooks = [
+        getattr(pipeline.pipe, name).register_forward_hook(lambda *_, name=name: encoder_calls.append(name))
+        for name in ("text_encoder", "text_encoder_2")
+    ]
+    try:
+        images = pipeline.generate(PROMPTS, SEEDS)
+        batch = len(PROMPTS) if spec.endswith("batch") else 1
+        assert set(graphs.graphs) == {(batch, SIZE, SIZE, "embeddings")}
+        assert max_abs_difference(baseline_images, images) <= EXACT_TOLERANCE
+        # Each prompt encoded once, into the cache, outside the graph; a second call encodes nothing.
+        assert len(encoder_calls) == 2 * len(PROMPTS)
+        assert max_abs_difference(baseline_images, pipeline.generate(PROMPTS, SEEDS)) <= EXACT_TOLERANCE
+        assert len(encoder_calls) == 2 * len(PROMPTS)
+    finally:
+        for hook in hooks:
+            hook.remove()
+
+
+def test_graph_pipeline_takes_text_or_embeddings_with_their_pooled_part() -> None:
+    per_token, pooled = torch.zeros(2, 77, 8), torch.zeros(2, 4)
+    assert pipeline_graph.prompt_conditioning("a cat", None, None) == ["a cat"]
+    embedded = pipeline_graph.prompt_conditioning(None, per_token, pooled)
+    assert isinstance(embedded, pipeline_graph.PromptEmbeddings) and embedded.batch == 2
+    with pytest.raises(VariantUnavailable, match="needs pooled_prompt_embeds beside prompt_embeds"):
+        pipeline_graph.prompt_conditioning(None, per_token, None)
+    with pytest.raises(VariantUnavailable, match="as text or as prompt_embeds, not both"):
+        pipeline_graph.prompt_conditioning(["a cat"], per_token, pooled)
+    with pytest.raises(VariantUnavailable, match="needs prompts as text, or prompt_embeds"):
+        pipeline_graph.prompt_conditioning(None, None, None)
 
 
 def test_graph_pipeline_refuses_what_it_does_not_capture(components: Components) -> None:
@@ -219,6 +258,9 @@ def test_compile_kernels_sits_inside_the_captures_and_apart_from_the_other_compi
     assert parse("graph_pipeline+compile_kernels+tiny_vae").id == "tiny_vae+compile_kernels+graph_pipeline"
     assert parse("cuda_graph+compile_kernels+cached_embeds").id == "compile_kernels+cuda_graph+cached_embeds"
     assert parse("compile_kernels+graph_pipeline").kind == "exact"
+    # The composition built for the 12 ms goal: compiled kernels, one capture, embeddings cached outside it.
+    goal = parse("tiny_vae+compile_kernels+graph_pipeline+cached_embeds")
+    assert goal.id == "tiny_vae+compile_kernels+graph_pipeline+cached_embeds"
     for other in ("compile_unet", "compile_regions", "compile_max_autotune", "compile_pipeline", "trace_unet"):
         with pytest.raises(VariantSpecError, match=f"compile_kernels and {other} cannot be combined|"
                            f"{other} and compile_kernels cannot be combined"):  # fmt: skip
