@@ -23,7 +23,7 @@ import math
 import os
 import statistics
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from pytest_sdxl.settings import Settings, resolve
@@ -31,6 +31,7 @@ from pytest_sdxl.variants import Composition, all_single_variants, compose, pars
 
 if TYPE_CHECKING:
     from pytest_sdxl.assembly import VariantPipeline
+    from pytest_sdxl.measurement import TimedLoop
     from pytest_sdxl.sources import Components
 
 # Combinations from the notes worth a history of their own beside every single variant.
@@ -254,27 +255,24 @@ def paired_ratio(
 
 
 def alternating_samples(
-    numerator: VariantPipeline,
-    denominator: VariantPipeline,
-    prompts: list[str],
-    seeds: list[int],
-    calls: tuple[list[list[float]], list[list[float]]] | None = None,
+    numerator: VariantPipeline, denominator: VariantPipeline, prompts: list[str], seeds: list[int]
 ) -> tuple[list[float], list[float]]:
-    """Seconds per image of each side's rounds, timed back to back in alternating order by the measurement core.
+    """Seconds per image of each side's rounds, timed back to back in alternating order by the measurement core."""
+    top, bottom = alternating_loops(numerator, denominator, prompts, seeds)
+    return [statistics.fmean(calls) for calls in top.rounds], [statistics.fmean(calls) for calls in bottom.rounds]
 
-    ``calls``, when given, receives each side's rounds call by call (seconds per image of every
-    call), for readings finer than a round.
-    """
+
+def alternating_loops(
+    numerator: VariantPipeline, denominator: VariantPipeline, prompts: list[str], seeds: list[int]
+) -> tuple[TimedLoop, TimedLoop]:
+    """Each side's timed loop after its alternating rounds; ``.rounds`` keeps every call's seconds per image."""
     from pytest_sdxl.measurement import TimedLoop, alternating_rounds, call_groups
 
-    def side(pipeline: VariantPipeline, kept: list[list[float]] | None) -> Callable[[], float]:
-        loop = TimedLoop(pipeline, call_groups(pipeline.composition, prompts, seeds))
-        if kept is not None:
-            loop.rounds = kept
-        return lambda: statistics.fmean(loop.round())
-
-    top_calls, bottom_calls = calls if calls is not None else (None, None)
-    return alternating_rounds(side(numerator, top_calls), side(denominator, bottom_calls), **ratio_round_limits())
+    top, bottom = (TimedLoop(side, call_groups(side.composition, prompts, seeds)) for side in (numerator, denominator))
+    alternating_rounds(
+        lambda: statistics.fmean(top.round()), lambda: statistics.fmean(bottom.round()), **ratio_round_limits()
+    )
+    return top, bottom
 
 
 def paired_host_normalized_ratio(

@@ -15,14 +15,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from pytest_sdxl.results import (
-    STAGE_KEYS,
-    ResultSet,
-    RunRecord,
-    VariantRecord,
-    save_results,
-    write_atomically,
-)
+from pytest_sdxl.results import STAGE_KEYS, ResultSet, RunRecord, VariantRecord, save_results, write_atomically
 from pytest_sdxl.serving_report import serving_section, serving_table
 from pytest_sdxl.statistics import CI_METHOD, summarize
 

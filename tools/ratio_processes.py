@@ -69,9 +69,9 @@ def one_process(variant: str, pin: set[int] | None) -> dict[str, Any]:
     batched = common.pipeline(common.with_batch(parse(variant)).id, warm_prompts=BATCH_SIZE)
     one_by_one = common.pipeline(variant)
     built_s = time.perf_counter() - started
-    calls: tuple[list[list[float]], list[list[float]]] = ([], [])
-    tops, bottoms = common.alternating_samples(batched, one_by_one, prompts, seeds, calls=calls)
-    top_calls, bottom_calls = ([value for round_ in side for value in round_] for side in calls)
+    loops = common.alternating_loops(batched, one_by_one, prompts, seeds)
+    tops, bottoms = ([statistics.fmean(calls) for calls in loop.rounds] for loop in loops)
+    top_calls, bottom_calls = ([value for calls in loop.rounds for value in calls] for loop in loops)
     # Each side's own figures too: whether fresh processes move both sides alike (a faster or slower host,
     # which a ratio cancels in part) or one side alone is what tells the cause of the spread apart.
     record: dict[str, Any] = {
