@@ -12,7 +12,7 @@
 #           RUNS: runs a measurement)
 #   breakdown  tools/compile_breakdown.py on BREAKDOWN_VARIANT (default tiny_vae+compile_unet) in three
 #           fresh processes over one empty cache folder: where the cold and warm init gen go
-#   tune    python -m pytest_sdxl tune within TUNE_BUDGET (default 8m), over TUNE_VARIANTS (default all),
+#   tune    python -m pytest_sdxl tune within TUNE_BUDGET (default 8m), over TUNE_VARIANTS (default all), TUNE_RUNS runs,
 #           going on from TUNE_RESUME (an earlier call's tune.json, copied into the tree) when set
 #   serving `run` of SERVING_VARIANTS with SERVING_RUNS runs: percentiles, images/s, J/image, roofline
 #   cache   CACHE_VARIANTS in CACHE_SESSIONS (default 3) fresh plugin sessions over one compile-cache folder:
@@ -130,7 +130,7 @@ if [[ ",$STEPS," == *",tune,"* ]]; then
     echo "== tune, budget ${TUNE_BUDGET:=8m} ($((SECONDS - started)) s)"
     # TUNE_RESUME: a tune.json of an earlier call (copied into the tree) to go on from; TUNE_VARIANTS: the candidates.
     timeout --signal=INT --kill-after=30 "${TUNE_SECONDS:-3600}" python3 -m pytest_sdxl tune --model "$MODEL" --budget "$TUNE_BUDGET" --out "$OUT/tune" \
-        ${TUNE_RESUME:+--resume "$TUNE_RESUME"} ${TUNE_VARIANTS:+--variants "$TUNE_VARIANTS"} 2>&1 | grep -v "^\[transformers\]"
+        ${TUNE_RUNS:+--runs "$TUNE_RUNS"} ${TUNE_RESUME:+--resume "$TUNE_RESUME"} ${TUNE_VARIANTS:+--variants "$TUNE_VARIANTS"} 2>&1 | grep -v "^\[transformers\]"
     for file in tune.json tune.md tune.png; do cp "$OUT/tune/$file" "$STEM-$file"; done
 fi
 
