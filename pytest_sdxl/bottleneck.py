@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from pytest_sdxl.serving_metrics import StageRoofline
+from pytest_sdxl.serving_metrics import WHOLE_CALL, StageRoofline
 
 LAUNCH_BOUND_BELOW = 0.5
 GPU_BOUND_FROM = 0.8
@@ -34,22 +34,31 @@ def present(value: float | None) -> bool:
 
 
 def busiest_stage(stages: Sequence[StageRoofline]) -> StageRoofline | None:
-    timed = [stage for stage in stages if present(stage.kernel_ms)]
+    timed = [stage for stage in stages if stage.stage != WHOLE_CALL and present(stage.kernel_ms)]
     return max(timed, key=lambda stage: stage.kernel_ms or 0.0, default=None)
 
 
+def roof_clause(share: float | None) -> str:
+    if share is None or math.isnan(share):
+        return " (no matrix peak measured here to place it on the roofline)"
+    if share < NEAR_ROOF_FROM:
+        return f" at {share:.0%} of the matrix peak: memory traffic or small kernels, not the matrix units"
+    return f" at {share:.0%} of the matrix peak: near the compute roof"
+
+
 def stage_clause(stages: Sequence[StageRoofline], kernel_ms: float) -> str:
-    """Which stage the GPU spends its time in, and how near the matrix roof that stage runs."""
+    """Which stage the GPU spends its time in, and how near the matrix roof that stage runs.
+
+    Where the stages cannot be timed apart (one graph for the whole generation), the whole call is
+    placed on the roofline instead.
+    """
     stage = busiest_stage(stages)
     if stage is None or stage.kernel_ms is None:
-        return "no per-stage kernel time to say which stage"
-    clause = f"{stage.stage} takes {stage.kernel_ms:.1f} of {kernel_ms:.1f} kernel ms"
-    share = stage.kernel_share
-    if share is None or math.isnan(share):
-        return clause + " (no matrix peak measured here to place it on the roofline)"
-    if share < NEAR_ROOF_FROM:
-        return clause + f" at {share:.0%} of the matrix peak: memory traffic or small kernels, not the matrix units"
-    return clause + f" at {share:.0%} of the matrix peak: near the compute roof"
+        whole = next((item for item in stages if item.stage == WHOLE_CALL and item.flops_per_image), None)
+        if whole is None:
+            return "no per-stage kernel time to say which stage"
+        return "no per-stage kernel time to say which stage; the whole call runs" + roof_clause(whole.kernel_share)
+    return f"{stage.stage} takes {stage.kernel_ms:.1f} of {kernel_ms:.1f} kernel ms" + roof_clause(stage.kernel_share)
 
 
 def what_holds_back(wall_ms: float | None, kernel_ms: float | None, stages: Sequence[StageRoofline] = ()) -> str:

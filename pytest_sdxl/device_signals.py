@@ -78,16 +78,18 @@ def flops_by_stage(pipe: Any, call: Callable[[], int]) -> tuple[float | None, di
     """Matrix FLOPs of one image in all and by stage, counted on one call; (None, {}) where counting fails.
 
     The stage hooks read the counter's running total as each stage starts and ends; what falls
-    outside every stage is ``other``. The hooks go on the eager UNet, the one the counter sees.
+    outside every stage is ``other``. The hooks go on the eager UNet, the one the counter sees. A
+    ``graph_pipeline`` call runs its work uncaptured here: a replayed graph dispatches no operator to count.
     """
     from torch.utils.flop_counter import FlopCounterMode
 
+    from pytest_sdxl.pipeline_graph import run_uncaptured
     from pytest_sdxl.timing import StageHooks
 
     by_stage: dict[str, float] = {}
     started: dict[str, list[float]] = {}
     try:
-        with eager_unet(pipe), FlopCounterMode(display=False) as counter:
+        with eager_unet(pipe), run_uncaptured(pipe), FlopCounterMode(display=False) as counter:
 
             def enter(stage: str) -> None:
                 started.setdefault(stage, []).append(float(counter.get_total_flops()))

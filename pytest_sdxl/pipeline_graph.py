@@ -15,6 +15,8 @@ guidance; the CPU tests run it uncaptured against the pipeline itself, so a drif
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -109,6 +111,30 @@ def prompt_conditioning(prompt: Any, prompt_embeds: Any, pooled_prompt_embeds: A
     return PromptEmbeddings(prompt_embeds, pooled_prompt_embeds)
 
 
+@contextmanager
+def run_uncaptured(pipe: Any) -> Iterator[None]:
+    """Calls run the generation's work directly for the duration, not the captured graph.
+
+    A FLOP counter sees a graph replay as no work at all; the same work run directly is what it can
+    count. A pipeline without ``graph_pipeline`` is left as it is. Running directly rebinds each
+    generation's output image to a fresh tensor; the captured one is put back, so later replays are
+    read from where the graph writes.
+    """
+    graphs: GenerationGraphs | None = getattr(pipe, "generation_graphs", None)
+    if graphs is None:
+        yield
+        return
+    outputs = {key: getattr(captured.static, "image", None) for key, captured in graphs.graphs.items()}
+    graphs.uncaptured = True
+    try:
+        yield
+    finally:
+        graphs.uncaptured = False
+        for key, image in outputs.items():
+            if image is not None:
+                graphs.graphs[key].static.image = image
+
+
 @dataclass
 class GenerationGraphs:
     """One captured generation per (batch size, height, width, input), built on first use.
@@ -122,6 +148,8 @@ class GenerationGraphs:
     graphs: dict[tuple[int, int, int, str], CapturedGeneration] = field(default_factory=dict)
     pool: Any = None
     replays: int = 0
+    # Set by run_uncaptured: a call runs its graph's work directly instead of replaying it.
+    uncaptured: bool = False
 
     def generate(self, conditioning: list[str] | PromptEmbeddings, generator: Any, height: int, width: int) -> Any:
         from diffusers.utils.torch_utils import randn_tensor
@@ -146,8 +174,11 @@ class GenerationGraphs:
         # The same draw as prepare_latents: one CPU generator per image, in the text encoders' precision.
         noise = randn_tensor(static.noise.shape, generator=generator, device=static.device, dtype=static.noise.dtype)
         static.noise.copy_(noise)
-        captured.replay()
-        self.replays += 1
+        if self.uncaptured:
+            static.run()
+        else:
+            captured.replay()
+            self.replays += 1
         return static.image
 
 

@@ -15,7 +15,9 @@ an old results file gives the same figures it always could and "n/a" with the re
 - **Roofline, compute side**: matrix FLOPs per image of each stage over the stage's GPU kernel time
   (what the kernels achieve) and over the stage's time in the stage-split pass (what a caller
   gets), each as a share of the card's measured matrix peak (matrix_peak.py). Memory traffic is
-  not measured, so this places a stage against the compute roof only.
+  not measured, so this places a stage against the compute roof only. A last row, ``whole call``,
+  does the same for the whole generation (every FLOP over the call's kernel time and its wall time
+  per image): the one row a variant whose stages cannot be timed apart (``graph_pipeline``) has.
 
 Standard library only; the record types are imported for annotations alone.
 """
@@ -38,6 +40,7 @@ PERCENTILE_METHOD = "linear interpolation between order statistics; pN given fro
 ROOFLINE_STAGES = (("text_encode", "text_encode_ms"), ("unet", "unet_ms"), ("vae_decode", "vae_decode_ms"))
 ENERGY_NOT_RECORDED = "n/a: not measured (results written before energy per image was recorded)"
 PEAK_NOT_RECORDED = "n/a: no matrix peak recorded"
+WHOLE_CALL = "whole call"
 
 
 def samples_needed(percent: int) -> int:
@@ -222,7 +225,16 @@ def roofline(runs: list[RunRecord]) -> Roofline:
                 peak_tflops=peak,
             )
         )
-    return Roofline(tuple(rows), peak, reason)
+    # Wall time per image of the timed calls: what a caller gets from the whole call.
+    wall_ms = median_or_none([sample * 1000 for run in runs for sample in run.gen_s])
+    whole = StageRoofline(
+        stage=WHOLE_CALL,
+        flops_per_image=next((item.flops for item in signals if item.flops), None),
+        kernel_ms=median_or_none([value for item in signals for value in item.kernel_ms]),
+        stage_ms=wall_ms,
+        peak_tflops=peak,
+    )
+    return Roofline((*rows, whole), peak, reason)
 
 
 def serving_summary(record: VariantRecord) -> dict[str, Any]:

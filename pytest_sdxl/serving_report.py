@@ -11,7 +11,7 @@ import math
 
 from pytest_sdxl.bottleneck import what_holds_back
 from pytest_sdxl.results import ResultSet, VariantRecord
-from pytest_sdxl.serving_metrics import PERCENTILES, energy, latency, median_or_none, roofline
+from pytest_sdxl.serving_metrics import PERCENTILES, WHOLE_CALL, energy, latency, median_or_none, roofline
 
 SERVING_HEADER = ["variant", "timed calls", *(f"p{percent} ms" for percent in PERCENTILES), "images/s", "J/image"]
 ROOFLINE_HEADER = [
@@ -91,7 +91,7 @@ def serving_table(result_set: ResultSet) -> list[str]:
 
 UNSPLIT = (
     "its stages cannot be timed apart (graph_pipeline replays the whole generation as one CUDA graph); "
-    "the whole call's kernel time is in the summary"
+    "its row is the whole call's"
 )
 
 
@@ -111,11 +111,12 @@ def roofline_table(result_set: ResultSet) -> list[str]:
         no_kernels = next((item.not_applicable for item in record.device_signals() if item.not_applicable), "")
         if no_kernels:
             kernel_reasons.setdefault(no_kernels, []).append(record.variant)
-        if not any(stage.kernel_ms or stage.stage_ms for stage in found.stages):
+        stages = found.stages
+        if not any(stage.kernel_ms or stage.stage_ms for stage in stages if stage.stage != WHOLE_CALL):
             # Zeros would read as free stages: a whole-generation graph (graph_pipeline) has no stage boundaries.
             unsplit.append(record.variant)
-            continue
-        for stage in found.stages:
+            stages = tuple(stage for stage in stages if stage.stage == WHOLE_CALL)
+        for stage in stages:
             rows.append(
                 [
                     record.variant,
@@ -132,7 +133,8 @@ def roofline_table(result_set: ResultSet) -> list[str]:
     if not rows and not unsplit:
         return ["no variant was measured"]
     notes = [f"- measured matrix peak: {peak:.1f} TFLOP/s" for peak in sorted(peaks)]
-    notes += [f"- no stage rows for {', '.join(unsplit)}: {UNSPLIT}"] if unsplit else []
+    notes += [f"- one row for {', '.join(unsplit)}: {UNSPLIT}"] if unsplit else []
+    notes += [f"- {WHOLE_CALL}: every FLOP of a generation over its kernel time and over its wall time per image"]
     notes += reasons_below(kernel_reasons, "kernel time") + reasons_below(peak_reasons, "peak share")
     return [*markdown_table(ROOFLINE_HEADER, rows), *(["", *notes] if notes else [])]
 

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from pytest_sdxl import energy, matrix_peak
+from pytest_sdxl.bottleneck import what_holds_back
 from pytest_sdxl.reports import markdown_report, session_summary_lines
 from pytest_sdxl.results import (
     DeviceSignals,
@@ -195,6 +196,9 @@ def test_roofline_share_is_achieved_over_the_measured_peak() -> None:
     assert unet.stage_tflops == pytest.approx(100.0)  # the same FLOPs in the split pass' 20 ms
     assert unet.stage_share == pytest.approx(0.25)
     assert StageRoofline("unet", 1e12, None, 0.0, None).stage_tflops is None  # no time, no rate
+    whole = roofline([measured_run(1)]).stages[-1]
+    assert whole.stage == "whole call" and whole.flops_per_image == 2.6e12
+    assert whole.kernel_ms == 25.0 and whole.stage_ms == pytest.approx(30.0)  # the timed calls' wall ms per image
 
 
 def test_report_shows_percentiles_energy_and_roofline_rows() -> None:
@@ -231,7 +235,7 @@ def test_a_missing_peak_is_na_with_its_reason() -> None:
     assert "kernel time n/a" not in report  # this run has kernels
 
 
-def test_a_whole_generation_graph_gets_no_stage_rows_of_zeros() -> None:
+def test_a_whole_generation_graph_gets_its_whole_call_row_and_no_stage_rows_of_zeros() -> None:
     run = measured_run(1)
     unsplit = dataclasses.replace(
         run,
@@ -246,9 +250,13 @@ def test_a_whole_generation_graph_gets_no_stage_rows_of_zeros() -> None:
     )
     lines = roofline_table(result_set)
     assert any(line.startswith("| baseline ") and "| unet " in line for line in lines)
-    assert not any(line.startswith("| graph_pipeline ") for line in lines)
-    note = "- no stage rows for graph_pipeline: its stages cannot be timed apart"
+    (graphed,) = [line for line in lines if line.startswith("| graph_pipeline ")]
+    # 2.6 TFLOP in 25 kernel ms: 104 TFLOP/s, 26 % of the 400 TFLOP/s peak; 30 ms wall per image.
+    assert "| whole call " in graphed and "| 104 " in graphed and "| 26.0 % " in graphed and "| 30.00 " in graphed
+    note = "- one row for graph_pipeline: its stages cannot be timed apart"
     assert any(line.startswith(note) for line in lines)
+    verdict = what_holds_back(30.0, 25.0, roofline([unsplit]).stages)
+    assert "no per-stage kernel time to say which stage; the whole call runs at 26% of the matrix peak" in verdict
 
 
 def test_cached_peak_is_written_once_and_reused(tmp_path: Path) -> None:

@@ -216,6 +216,38 @@ def test_graph_pipeline_from_cached_embeddings_matches_the_pipeline(
             hook.remove()
 
 
+class ReplayedGraph:
+    """Stands in for a captured CUDA graph: a replay dispatches no operator a FLOP counter could see."""
+
+    def __init__(self) -> None:
+        self.replays = 0
+
+    def replay(self) -> None:
+        self.replays += 1
+
+
+def test_a_graphed_generation_has_its_flops_counted_on_its_work_run_directly(components: Components) -> None:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from pytest_sdxl.device_signals import flops_by_stage
+
+    baseline = VariantPipeline(components, parse("baseline"), SIZE)
+    expected, _ = flops_by_stage(baseline.pipe, lambda: len(baseline.generate(PROMPTS[:1], SEEDS[:1])))
+    pipeline, graphs = graphed_uncaptured(components, "baseline")
+    pipeline.generate(PROMPTS[:1], SEEDS[:1])
+    (captured,) = graphs.graphs.values()
+    captured.graph = graph = ReplayedGraph()
+    graph_output = captured.static.image
+    with FlopCounterMode(display=False) as replayed:
+        pipeline.generate(PROMPTS[:1], SEEDS[:1])
+    assert replayed.get_total_flops() == 0 and graph.replays == 1
+    counted, _ = flops_by_stage(pipeline.pipe, lambda: len(pipeline.generate(PROMPTS[:1], SEEDS[:1])))
+    assert expected and counted == pytest.approx(expected, rel=1e-6)
+    # The count ran the work itself; the graph's output tensor is back for the next replay.
+    assert graph.replays == 1 and graphs.replays == 2 and not graphs.uncaptured
+    assert captured.static.image is graph_output
+
+
 def test_graph_pipeline_takes_text_or_embeddings_with_their_pooled_part() -> None:
     per_token, pooled = torch.zeros(2, 77, 8), torch.zeros(2, 4)
     assert pipeline_graph.prompt_conditioning("a cat", None, None) == ["a cat"]

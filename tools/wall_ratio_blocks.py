@@ -18,6 +18,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -26,7 +27,7 @@ from pytest_sdxl.comparison import SIGNALS_BY_NAME, Rules, compare_signal, verdi
 GATED_P_VALUES = 2  # wall_ratio and kernel_ms (kernel launches are exact and carry no p-value)
 
 
-def block_pairs(measurement: dict, size: int) -> list[list[float]]:
+def block_pairs(measurement: dict[str, Any], size: int) -> list[list[float]]:
     """Each block of ``size`` rounds as one run: [min(own samples), min(reference samples)], as the core keeps."""
     blocks = []
     for own, reference in measurement["runs"]:
@@ -38,7 +39,7 @@ def block_pairs(measurement: dict, size: int) -> list[list[float]]:
     return blocks
 
 
-def flagged(base: dict, new: dict, size: int) -> bool:
+def flagged(base: dict[str, Any], new: dict[str, Any], size: int) -> bool:
     """compare's verdict on the blocks' wall ratios, the p-value doubled for the Holm family it shares."""
     rules = Rules()
     pending = compare_signal("", SIGNALS_BY_NAME["wall_ratio"], block_pairs(base, size), block_pairs(new, size), rules)
