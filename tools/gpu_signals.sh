@@ -14,7 +14,8 @@
 #           fresh processes over one empty cache folder: where the cold and warm init gen go
 #   tune    python -m pytest_sdxl tune within TUNE_BUDGET (default 8m), over TUNE_VARIANTS (default all), TUNE_RUNS runs,
 #           going on from TUNE_RESUME (an earlier call's tune.json, copied into the tree) when set
-#   serving `run` of SERVING_VARIANTS with SERVING_RUNS runs: percentiles, images/s, J/image, roofline
+#   serving `run` of SERVING_VARIANTS with SERVING_RUNS runs: percentiles, images/s, J/image, roofline;
+#           SERVING_BATCH=B times batches of B prompts (default: the notes' 1 + 4)
 #   cache   CACHE_VARIANTS in CACHE_SESSIONS (default 3) fresh plugin sessions over one compile-cache folder:
 #           cold, then warm
 #   asv     asv on a scratch repository: a commit whose batch path is 5 % slower and an unchanged
@@ -144,9 +145,21 @@ if [[ ",$STEPS," == *",serving,"* ]]; then
     if [ -n "${SERVING_RESUME:-}" ] && [ -e "$SERVING_RESUME/results.json" ]; then
         mkdir -p "$OUT/serving" && cp "$SERVING_RESUME/results.json" "$OUT/serving/results.json"
     fi
+    # SERVING_BATCH=B: the protocol's first prompt, then B timed prompts (the built-in five repeated), so a
+    # batch composition's timed calls are batches of B, where tune found its best images/s.
+    prompts=()
+    if [ -n "${SERVING_BATCH:-}" ]; then
+        python3 -c "
+import sys
+from pytest_sdxl.settings import DEFAULT_PROMPTS
+count = 1 + int(sys.argv[1])
+print('\n'.join(DEFAULT_PROMPTS[index % len(DEFAULT_PROMPTS)] for index in range(count)))" "$SERVING_BATCH" \
+            > "$OUT/serving-prompts.txt" || exit 1
+        prompts=(--prompts "$OUT/serving-prompts.txt")
+    fi
     timeout --signal=INT --kill-after=30 "${SERVING_SECONDS:-3600}" python3 -m pytest_sdxl run --model "$MODEL" \
         --variants "$SERVING_VARIANTS" --runs "${SERVING_RUNS:-4}" $([ "${SERVING_QUIET:-1}" = 1 ] && echo --quiet) \
-        ${SERVING_RESUME:+--resume} --report "$OUT/serving" 2>&1 | grep -v "^\[transformers\]" | tail -n 60
+        "${prompts[@]}" ${SERVING_RESUME:+--resume} --report "$OUT/serving" 2>&1 | grep -v "^\[transformers\]" | tail -n 60
     cp "$OUT/serving/results.json" "$STEM-serving.json"
     [ -e "$OUT/serving/results.md" ] && cp "$OUT/serving/results.md" "$STEM-serving.md"
 fi
