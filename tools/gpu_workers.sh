@@ -4,22 +4,43 @@
 # Both sessions run through xdist (`-n 1`, then `-n N`), so both take the same path: each worker
 # pinned to its own GPU, pytest-benchmark switched off, the plugin's own timings merged by the
 # controller. What differs is only how many GPUs share the variants. Installs the carried wheels
-# as tools/gpu_signals.sh does. Writes <card>-<date>-workers-<n>.{json,md,txt} to $OUT and prints
-# each session's wall time.
+# as tools/gpu_signals.sh does. Writes <card>-<date>-workers[-part<k>]-<n>.{json,md,txt} to $OUT and
+# prints each session's wall time.
+#
+# PART=k measures part k of the whole matrix (tools/matrix_parts.sh) instead of VARIANTS; the whole
+# matrix's wall time on n GPUs is the sum of its parts'. RUNS sets the runs a variant (PYTEST_SDXL_RUNS).
+# COLD_CACHE=1 (the default) gives each session an empty compile cache of its own, so a later session
+# never reads what an earlier one compiled: both pay the same compiles.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-$PWD/gpu-out}"
 MODEL="${MODEL:-random:sdxl-turbo}"
 VARIANTS="${VARIANTS:-baseline,batch,fp16_vae,tiny_vae,cached_embeds,tiny_vae+batch}"
+SUFFIX=""
+if [ -n "${PART:-}" ]; then
+    # shellcheck source=tools/matrix_parts.sh
+    source tools/matrix_parts.sh
+    if ! [[ "$PART" =~ ^[0-9]+$ ]] || [ "$PART" -lt 1 ] || [ "$PART" -gt "${#MATRIX_PARTS[@]}" ]; then
+        echo "PART=$PART: give a part from 1 to ${#MATRIX_PARTS[@]} (tools/matrix_parts.sh)"
+        exit 2
+    fi
+    VARIANTS="${MATRIX_PARTS[$((PART - 1))]}"
+    SUFFIX="-part$PART"
+fi
+[ -n "${RUNS:-}" ] && export PYTEST_SDXL_RUNS="$RUNS"
 mkdir -p "$OUT"
 STEPS=none OUT="$OUT/install" bash tools/gpu_signals.sh > /dev/null 2>&1 || { echo "install failed"; exit 1; }
 export PYTHONPATH="$PWD:/tmp/site-project:/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONUNBUFFERED=1 PYTHONWARNINGS=ignore
 GPUS=$(python3 -c "import torch; print(torch.cuda.device_count())")
 CARD=$(python3 -c "import torch; from pytest_sdxl.machine import card_slug; print(card_slug(torch.cuda.get_device_name(0)))")
-STEM="$OUT/$CARD-$(date -u +%Y-%m-%d)-workers"
+STEM="$OUT/$CARD-$(date -u +%Y-%m-%d)-workers$SUFFIX"
 # WORKERS: the sessions to run, in order (default "1 N"); two calls on one warm machine can run one each.
 for workers in ${WORKERS:-1 $GPUS}; do
+    if [ "${COLD_CACHE:-1}" = 1 ]; then
+        PYTEST_SDXL_COMPILE_CACHE=$(mktemp -d)
+        export PYTEST_SDXL_COMPILE_CACHE
+    fi
     started=$SECONDS
     python3 -m pytest -p xdist -n "$workers" tests/benchmarks -p no:cacheprovider -q -rs \
         --sdxl-model "$MODEL" --sdxl-variants "$VARIANTS" --sdxl-report "$OUT/n$workers" > "$STEM-$workers.txt" 2>&1

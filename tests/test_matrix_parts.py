@@ -1,0 +1,49 @@
+"""The whole-matrix parts of tools/matrix_parts.sh: every variant measured, none twice, bad parts refused."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from pytest_sdxl.variants import REGISTRY, parse
+
+ROOT = Path(__file__).resolve().parents[1]
+# Left out of the matrix, each for the reason tools/matrix_parts.sh gives.
+LEFT_OUT = {"compile_max_autotune", "xformers", "tome", "vae_tiling"}
+
+
+def matrix_parts() -> list[list[str]]:
+    text = (ROOT / "tools" / "matrix_parts.sh").read_text()
+    block = re.search(r"MATRIX_PARTS=\((.*?)\n\)", text, re.S)
+    assert block, "tools/matrix_parts.sh defines no MATRIX_PARTS=( ... ) array"
+    return [part.split(",") for part in re.findall(r'"([^"]+)"', block.group(1))]
+
+
+def test_the_parts_cover_every_variant_once_with_the_baseline_in_each() -> None:
+    parts = matrix_parts()
+    assert len(parts) >= 2
+    measured = [spec for part in parts for spec in part if spec != "baseline"]
+    assert len(measured) == len(set(measured)), "a composition is measured in two parts"
+    for part in parts:
+        # Each part is its own session: the baseline's images are its PSNR reference.
+        assert part[0] == "baseline"
+        for spec in part:
+            parse(spec)  # a misspelt or conflicting composition fails here, not on the GPU
+    named = {name for spec in measured for name in spec.split("+")}
+    assert set(REGISTRY) - {"baseline"} - LEFT_OUT <= named, "a registered variant is in no part of the matrix"
+    assert not named & LEFT_OUT
+
+
+@pytest.mark.parametrize("part", ["0", "9", "two"])
+def test_a_part_that_does_not_exist_is_refused_before_anything_installs(part: str, tmp_path: Path) -> None:
+    environment = {**os.environ, "PART": part, "OUT": str(tmp_path)}
+    finished = subprocess.run(
+        ["bash", "tools/gpu_workers.sh"], cwd=ROOT, env=environment, capture_output=True, text=True, timeout=60
+    )
+    assert finished.returncode == 2
+    assert f"PART={part}: give a part from 1 to {len(matrix_parts())}" in finished.stdout
+    assert not (tmp_path / "install").exists()
