@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from pytest_sdxl.serving_metrics import WHOLE_CALL, StageRoofline
+from pytest_sdxl.serving_metrics import StageRoofline
 
 LAUNCH_BOUND_BELOW = 0.5
 GPU_BOUND_FROM = 0.8
@@ -34,7 +34,7 @@ def present(value: float | None) -> bool:
 
 
 def busiest_stage(stages: Sequence[StageRoofline]) -> StageRoofline | None:
-    timed = [stage for stage in stages if stage.stage != WHOLE_CALL and present(stage.kernel_ms)]
+    timed = [stage for stage in stages if present(stage.kernel_ms)]
     return max(timed, key=lambda stage: stage.kernel_ms or 0.0, default=None)
 
 
@@ -46,7 +46,7 @@ def roof_clause(share: float | None) -> str:
     return f" at {share:.0%} of the matrix peak: near the compute roof"
 
 
-def stage_clause(stages: Sequence[StageRoofline], kernel_ms: float) -> str:
+def stage_clause(stages: Sequence[StageRoofline], kernel_ms: float, whole: StageRoofline | None = None) -> str:
     """Which stage the GPU spends its time in, and how near the matrix roof that stage runs.
 
     Where the stages cannot be timed apart (one graph for the whole generation), the whole call is
@@ -54,14 +54,18 @@ def stage_clause(stages: Sequence[StageRoofline], kernel_ms: float) -> str:
     """
     stage = busiest_stage(stages)
     if stage is None or stage.kernel_ms is None:
-        whole = next((item for item in stages if item.stage == WHOLE_CALL and item.flops_per_image), None)
-        if whole is None:
+        if whole is None or not whole.flops_per_image:
             return "no per-stage kernel time to say which stage"
         return "no per-stage kernel time to say which stage; the whole call runs" + roof_clause(whole.kernel_share)
     return f"{stage.stage} takes {stage.kernel_ms:.1f} of {kernel_ms:.1f} kernel ms" + roof_clause(stage.kernel_share)
 
 
-def what_holds_back(wall_ms: float | None, kernel_ms: float | None, stages: Sequence[StageRoofline] = ()) -> str:
+def what_holds_back(
+    wall_ms: float | None,
+    kernel_ms: float | None,
+    stages: Sequence[StageRoofline] = (),
+    whole: StageRoofline | None = None,
+) -> str:
     """One sentence: launch-bound, partly, or GPU-bound (and where), with the figures it rests on."""
     if wall_ms is None or not present(wall_ms):
         return "n/a: no wall time measured"
@@ -76,5 +80,5 @@ def what_holds_back(wall_ms: float | None, kernel_ms: float | None, stages: Sequ
             "which a CUDA graph, compilation or a bigger batch removes"
         )
     if busy < GPU_BOUND_FROM:
-        return f"partly launch-bound: {figures}; {stage_clause(stages, kernel_ms)}"
-    return f"GPU-bound: {figures}; {stage_clause(stages, kernel_ms)}"
+        return f"partly launch-bound: {figures}; {stage_clause(stages, kernel_ms, whole)}"
+    return f"GPU-bound: {figures}; {stage_clause(stages, kernel_ms, whole)}"

@@ -116,23 +116,17 @@ def run_uncaptured(pipe: Any) -> Iterator[None]:
     """Calls run the generation's work directly for the duration, not the captured graph.
 
     A FLOP counter sees a graph replay as no work at all; the same work run directly is what it can
-    count. A pipeline without ``graph_pipeline`` is left as it is. Running directly rebinds each
-    generation's output image to a fresh tensor; the captured one is put back, so later replays are
-    read from where the graph writes.
+    count. A pipeline without ``graph_pipeline`` is left as it is.
     """
     graphs: GenerationGraphs | None = getattr(pipe, "generation_graphs", None)
     if graphs is None:
         yield
         return
-    outputs = {key: getattr(captured.static, "image", None) for key, captured in graphs.graphs.items()}
     graphs.uncaptured = True
     try:
         yield
     finally:
         graphs.uncaptured = False
-        for key, image in outputs.items():
-            if image is not None:
-                graphs.graphs[key].static.image = image
 
 
 @dataclass
@@ -175,10 +169,13 @@ class GenerationGraphs:
         noise = randn_tensor(static.noise.shape, generator=generator, device=static.device, dtype=static.noise.dtype)
         static.noise.copy_(noise)
         if self.uncaptured:
+            # Running directly rebinds the output to a fresh tensor; later replays write the captured one.
+            graph_output = static.image
             static.run()
-        else:
-            captured.replay()
-            self.replays += 1
+            image, static.image = static.image, graph_output
+            return image
+        captured.replay()
+        self.replays += 1
         return static.image
 
 

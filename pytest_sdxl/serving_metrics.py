@@ -15,8 +15,8 @@ an old results file gives the same figures it always could and "n/a" with the re
 - **Roofline, compute side**: matrix FLOPs per image of each stage over the stage's GPU kernel time
   (what the kernels achieve) and over the stage's time in the stage-split pass (what a caller
   gets), each as a share of the card's measured matrix peak (matrix_peak.py). Memory traffic is
-  not measured, so this places a stage against the compute roof only. A last row, ``whole call``,
-  does the same for the whole generation (every FLOP over the call's kernel time and its wall time
+  not measured, so this places a stage against the compute roof only. ``Roofline.whole``
+  (``whole call``) does the same for the whole generation (every FLOP over the call's kernel time and its wall time
   per image): the one row a variant whose stages cannot be timed apart (``graph_pipeline``) has.
 
 Standard library only; the record types are imported for annotations alone.
@@ -183,17 +183,19 @@ class StageRoofline:
 
 @dataclass(frozen=True)
 class Roofline:
-    """A variant's stages against the card's measured matrix peak (or why there is no peak)."""
+    """A variant's stages and its whole call against the card's measured matrix peak (or why there is no peak)."""
 
     stages: tuple[StageRoofline, ...]
     peak_tflops: float | None
     peak_not_applicable: str = ""
+    whole: StageRoofline | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "peak_tflops": self.peak_tflops,
             "peak_not_applicable": self.peak_not_applicable or None,
             "stages": [stage.as_dict() for stage in self.stages],
+            "whole_call": None if self.whole is None else self.whole.as_dict(),
         }
 
 
@@ -225,16 +227,15 @@ def roofline(runs: list[RunRecord]) -> Roofline:
                 peak_tflops=peak,
             )
         )
-    # Wall time per image of the timed calls: what a caller gets from the whole call.
-    wall_ms = median_or_none([sample * 1000 for run in runs for sample in run.gen_s])
     whole = StageRoofline(
         stage=WHOLE_CALL,
         flops_per_image=next((item.flops for item in signals if item.flops), None),
         kernel_ms=median_or_none([value for item in signals for value in item.kernel_ms]),
-        stage_ms=wall_ms,
+        # Wall time per image of the timed calls: what a caller gets from the whole call.
+        stage_ms=median_or_none([sample * 1000 for run in runs for sample in run.gen_s]),
         peak_tflops=peak,
     )
-    return Roofline((*rows, whole), peak, reason)
+    return Roofline(tuple(rows), peak, reason, whole)
 
 
 def serving_summary(record: VariantRecord) -> dict[str, Any]:

@@ -112,11 +112,11 @@ def roofline_table(result_set: ResultSet) -> list[str]:
         if no_kernels:
             kernel_reasons.setdefault(no_kernels, []).append(record.variant)
         stages = found.stages
-        if not any(stage.kernel_ms or stage.stage_ms for stage in stages if stage.stage != WHOLE_CALL):
+        if not any(stage.kernel_ms or stage.stage_ms for stage in stages):
             # Zeros would read as free stages: a whole-generation graph (graph_pipeline) has no stage boundaries.
             unsplit.append(record.variant)
-            stages = tuple(stage for stage in stages if stage.stage == WHOLE_CALL)
-        for stage in stages:
+            stages = ()
+        for stage in (*stages, *([found.whole] if found.whole is not None else [])):
             rows.append(
                 [
                     record.variant,
@@ -149,12 +149,13 @@ def holds_back_table(result_set: ResultSet) -> list[str]:
         wall = median_or_none(record.samples("gen_s"))
         kernel = median_or_none([value for item in record.device_signals() for value in item.kernel_ms])
         wall_ms = None if wall is None else wall * 1000
+        found = roofline(record.runs)
         rows.append(
             [
                 record.variant,
                 number(wall_ms, 2),
                 number(kernel, 2),
-                what_holds_back(wall_ms, kernel, roofline(record.runs).stages),
+                what_holds_back(wall_ms, kernel, found.stages, found.whole),
             ]
         )
     return markdown_table(HOLDS_BACK_HEADER, rows) if rows else ["no variant was measured"]

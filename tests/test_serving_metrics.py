@@ -196,7 +196,8 @@ def test_roofline_share_is_achieved_over_the_measured_peak() -> None:
     assert unet.stage_tflops == pytest.approx(100.0)  # the same FLOPs in the split pass' 20 ms
     assert unet.stage_share == pytest.approx(0.25)
     assert StageRoofline("unet", 1e12, None, 0.0, None).stage_tflops is None  # no time, no rate
-    whole = roofline([measured_run(1)]).stages[-1]
+    whole = roofline([measured_run(1)]).whole
+    assert whole is not None
     assert whole.stage == "whole call" and whole.flops_per_image == 2.6e12
     assert whole.kernel_ms == 25.0 and whole.stage_ms == pytest.approx(30.0)  # the timed calls' wall ms per image
 
@@ -255,7 +256,8 @@ def test_a_whole_generation_graph_gets_its_whole_call_row_and_no_stage_rows_of_z
     assert "| whole call " in graphed and "| 104 " in graphed and "| 26.0 % " in graphed and "| 30.00 " in graphed
     note = "- one row for graph_pipeline: its stages cannot be timed apart"
     assert any(line.startswith(note) for line in lines)
-    verdict = what_holds_back(30.0, 25.0, roofline([unsplit]).stages)
+    found = roofline([unsplit])
+    verdict = what_holds_back(30.0, 25.0, found.stages, found.whole)
     assert "no per-stage kernel time to say which stage; the whole call runs at 26% of the matrix peak" in verdict
 
 
