@@ -9,7 +9,8 @@ From figures the measurement already has (no new measurement):
   partly launch-bound: both sides matter.
 - once GPU-bound, the **stage with the most kernel time** and its share of the card's measured matrix
   peak (``serving_metrics.StageRoofline``). Under ``NEAR_ROOF_FROM`` the stage's kernels are far from
-  the matrix units' roof: memory traffic or small kernels hold it, not arithmetic. The roofline here
+  the matrix units' roof: memory traffic or small kernels hold it, not arithmetic. From it on the
+  stage is compute-heavy, and the verdict says how far under the measured peak it still is. The roofline here
   has no memory side (traffic is not measured), so the verdict says "memory or small kernels", not
   one of them.
 
@@ -43,7 +44,8 @@ def roof_clause(share: float | None) -> str:
         return " (no matrix peak measured here to place it on the roofline)"
     if share < NEAR_ROOF_FROM:
         return f" at {share:.0%} of the matrix peak: memory traffic or small kernels, not the matrix units"
-    return f" at {share:.0%} of the matrix peak: near the compute roof"
+    # Half the peak is already good for whole-model kernels; say how far is left rather than "at the roof".
+    return f" at {share:.0%} of the matrix peak: compute-heavy, {1 / share:.1f}x under the measured peak"
 
 
 def stage_clause(stages: Sequence[StageRoofline], kernel_ms: float, whole: StageRoofline | None = None) -> str:
@@ -73,7 +75,8 @@ def what_holds_back(
         return "n/a: no GPU kernel time (no CUDA kernels here)"
     busy = kernel_ms / wall_ms
     host_ms = max(wall_ms - kernel_ms, 0.0)
-    figures = f"GPU busy {busy:.0%} ({kernel_ms:.1f} kernel ms of {wall_ms:.1f} wall ms per image)"
+    # One decimal: a whole percent would print 79.9 % as "80%" beside the band that starts at 80 %.
+    figures = f"GPU busy {busy:.1%} ({kernel_ms:.1f} kernel ms of {wall_ms:.1f} wall ms per image)"
     if busy < LAUNCH_BOUND_BELOW:
         return (
             f"launch-bound: {figures}; {host_ms:.1f} ms per image is the host launching kernels, "

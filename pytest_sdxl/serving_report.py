@@ -101,13 +101,13 @@ def roofline_table(result_set: ResultSet) -> list[str]:
     peak_reasons: dict[str, list[str]] = {}
     kernel_reasons: dict[str, list[str]] = {}
     unsplit: list[str] = []
-    peaks: set[float] = set()
+    peaks: dict[float, list[str]] = {}
     for record in measured(result_set):
         found = roofline(record.runs)
         if found.peak_tflops is None:
             peak_reasons.setdefault(found.peak_not_applicable, []).append(record.variant)
         else:
-            peaks.add(found.peak_tflops)
+            peaks.setdefault(found.peak_tflops, []).append(record.variant)
         no_kernels = next((item.not_applicable for item in record.device_signals() if item.not_applicable), "")
         if no_kernels:
             kernel_reasons.setdefault(no_kernels, []).append(record.variant)
@@ -132,11 +132,27 @@ def roofline_table(result_set: ResultSet) -> list[str]:
             )
     if not rows and not unsplit:
         return ["no variant was measured"]
-    notes = [f"- measured matrix peak: {peak:.1f} TFLOP/s" for peak in sorted(peaks)]
+    notes = peak_notes(peaks)
     notes += [f"- one row for {', '.join(unsplit)}: {UNSPLIT}"] if unsplit else []
     notes += [f"- {WHOLE_CALL}: every FLOP of a generation over its kernel time and over its wall time per image"]
     notes += reasons_below(kernel_reasons, "kernel time") + reasons_below(peak_reasons, "peak share")
     return [*markdown_table(ROOFLINE_HEADER, rows), *(["", *notes] if notes else [])]
+
+
+def peak_notes(peaks: dict[float, list[str]]) -> list[str]:
+    """The measured peak; where variants were measured against different ones, which against which.
+
+    Each process measures the peak of the card it runs on (matrix_peak.py). A report resumed on another
+    machine of the same card holds two peaks, and its shares are each against their own.
+    """
+    if len(peaks) <= 1:
+        return [f"- measured matrix peak: {peak:.1f} TFLOP/s" for peak in peaks]
+    lines = [
+        "- measured matrix peaks differ (variants measured on different machines or sessions); "
+        "each share is against its own:"
+    ]
+    lines += [f"  - {peak:.1f} TFLOP/s: {', '.join(variants)}" for peak, variants in sorted(peaks.items())]
+    return lines
 
 
 HOLDS_BACK_HEADER = ["variant", "wall ms/image (median)", "kernel ms/image (median)", "what holds it back"]

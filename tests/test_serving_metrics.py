@@ -222,9 +222,24 @@ def test_report_shows_percentiles_energy_and_roofline_rows() -> None:
     # 25 kernel ms in 30 wall ms: GPU-bound (83 % busy), the UNet its busiest stage at half the peak.
     holds_back = next(line for line in report.splitlines() if line.startswith("| baseline ") and "bound" in line)
     assert (
-        "| 30.00 " in holds_back and "| 25.00 " in holds_back and "partly launch-bound: GPU busy 83%" not in holds_back
+        "| 30.00 " in holds_back and "| 25.00 " in holds_back and "partly launch-bound: GPU busy 83" not in holds_back
     )
-    assert "GPU-bound: GPU busy 83% (25.0 kernel ms of 30.0 wall ms per image); unet takes 10.0 of 25.0" in holds_back
+    assert "GPU-bound: GPU busy 83.3% (25.0 kernel ms of 30.0 wall ms per image); unet takes 10.0 of 25.0" in holds_back
+
+
+def test_variants_measured_against_different_peaks_say_which_against_which() -> None:
+    # A report resumed on another machine of the same card (2026-11-27h: 775.8 and 694.8 TFLOP/s).
+    result_set = ResultSet(
+        variants=[
+            VariantRecord("baseline", "exact", runs=[measured_run(1, 400.0)]),
+            VariantRecord("batch", "exact", runs=[measured_run(1, 500.0)]),
+        ]
+    )
+    report = markdown_report(result_set)
+    assert "measured matrix peaks differ" in report
+    assert "  - 400.0 TFLOP/s: baseline" in report and "  - 500.0 TFLOP/s: batch" in report
+    unet_shares = [line for line in report.splitlines() if "| unet " in line]
+    assert "| 50.0 % " in unet_shares[0] and "| 40.0 % " in unet_shares[1]  # 200 TFLOP/s against each its own
 
 
 def test_a_missing_peak_is_na_with_its_reason() -> None:

@@ -495,6 +495,6 @@ def test_the_choices_say_what_holds_each_winner_back() -> None:
     # The fake's kernel time is half its fastest call, and its estimate the median run's 1.02 times that.
     lines = text.splitlines()
     fastest_index = next(index for index, line in enumerate(lines) if line.startswith("fastest at batch 1:"))
-    assert lines[fastest_index + 1].startswith("  what holds it back: launch-bound: GPU busy 49%")
+    assert lines[fastest_index + 1].startswith("  what holds it back: launch-bound: GPU busy 49.0%")
     throughput_index = next(index for index, line in enumerate(lines) if line.startswith("highest throughput:"))
     assert lines[throughput_index + 1].startswith("  what holds it back: ")
