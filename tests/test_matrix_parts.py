@@ -38,12 +38,11 @@ def test_the_parts_cover_every_variant_once_with_the_baseline_in_each() -> None:
     assert not named & LEFT_OUT
 
 
+@pytest.mark.parametrize("script", ["tools/gpu_workers.sh", "tools/gpu_side_by_side.sh"])
 @pytest.mark.parametrize("part", ["0", "9", "two"])
-def test_a_part_that_does_not_exist_is_refused_before_anything_installs(part: str, tmp_path: Path) -> None:
+def test_a_part_that_does_not_exist_is_refused_before_anything_installs(script: str, part: str, tmp_path: Path) -> None:
     environment = {**os.environ, "PART": part, "OUT": str(tmp_path)}
-    finished = subprocess.run(
-        ["bash", "tools/gpu_workers.sh"], cwd=ROOT, env=environment, capture_output=True, text=True, timeout=60
-    )
+    finished = subprocess.run(["bash", script], cwd=ROOT, env=environment, capture_output=True, text=True, timeout=60)
     assert finished.returncode == 2
     assert f"PART={part}: give a part from 1 to {len(matrix_parts())}" in finished.stdout
     assert not (tmp_path / "install").exists()
