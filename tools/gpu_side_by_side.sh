@@ -11,6 +11,8 @@
 #
 # EXTRA, when set, is a command run at the same time on GPU EXTRA_GPU (default 3) pinned to EXTRA_CPUS
 # (default 48-63), its output in $OUT/extra.log: the fourth GPU's lane, for example issue 8's unchanged reruns.
+# SIDE_SECONDS (default 540) bounds every lane (SIGINT first, to the lane's whole process group), so that a
+# slow part still leaves the report of what it measured (marked partial) inside a device call's 600 s.
 # Writes $OUT/one/, $OUT/two/ (gpu_workers.sh's files), and their logs; prints each session's wall time.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -30,15 +32,16 @@ mkdir -p "$OUT"
 STEPS=none OUT="$OUT/install" bash tools/gpu_signals.sh > "$OUT/install.log" 2>&1 || { cat "$OUT/install.log"; exit 1; }
 rm -rf "$OUT/install"
 
+bound=(timeout --signal=INT --kill-after=30 "${SIDE_SECONDS:-540}")
 CUDA_VISIBLE_DEVICES="${ONE_GPU:-0}" PART="$PART" WORKERS=1 OUT="$OUT/one" \
-    taskset -c "${ONE_CPUS:-0-15}" bash tools/gpu_workers.sh > "$OUT/one.log" 2>&1 &
+    "${bound[@]}" taskset -c "${ONE_CPUS:-0-15}" bash tools/gpu_workers.sh > "$OUT/one.log" 2>&1 &
 one=$!
 CUDA_VISIBLE_DEVICES="${TWO_GPUS:-1,2}" PART="$PART" WORKERS=2 OUT="$OUT/two" \
-    taskset -c "${TWO_CPUS:-16-47}" bash tools/gpu_workers.sh > "$OUT/two.log" 2>&1 &
+    "${bound[@]}" taskset -c "${TWO_CPUS:-16-47}" bash tools/gpu_workers.sh > "$OUT/two.log" 2>&1 &
 two=$!
 extra=""
 if [ -n "${EXTRA:-}" ]; then
-    CUDA_VISIBLE_DEVICES="${EXTRA_GPU:-3}" taskset -c "${EXTRA_CPUS:-48-63}" bash -c "$EXTRA" > "$OUT/extra.log" 2>&1 &
+    CUDA_VISIBLE_DEVICES="${EXTRA_GPU:-3}" "${bound[@]}" taskset -c "${EXTRA_CPUS:-48-63}" bash -c "$EXTRA" > "$OUT/extra.log" 2>&1 &
     extra=$!
 fi
 wait "$one"
