@@ -17,6 +17,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-$PWD/gpu-out}"
+export OUT  # the EXTRA lane's command may write under it: EXTRA='OUT=$OUT/reruns bash tools/gpu_reruns.sh'
 # shellcheck source=tools/matrix_parts.sh
 source tools/matrix_parts.sh
 if ! [[ "${PART:-}" =~ ^[0-9]+$ ]] || [ "$PART" -lt 1 ] || [ "$PART" -gt "${#MATRIX_PARTS[@]}" ]; then
