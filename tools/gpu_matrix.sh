@@ -10,9 +10,6 @@
 # Each lane stops after LANE_SECONDS; `run` saves results.json after every variant, so a stopped lane keeps
 # what it finished. The lanes share the host's CPUs: wall times compare within a lane, kernel times across.
 # RUNS (default 2) runs a variant; the notes' protocol takes 3 where the time allows.
-# MATRIX_LANES="a,b;c;d,e" replaces the lanes below (one lane per ';', at most one per GPU), for a part of the
-# matrix such as the variants whose unchanged reruns are still missing. KEEP and OUT apart per session let one
-# device call run both: SESSION=1 OUT=$OUT/s1 ...; SESSION=2 OUT=$OUT/s2 ...
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-$PWD/gpu-out}"
@@ -29,9 +26,6 @@ LANE_VARIANTS=(
     "baseline,batch,upcast_vae,fp16_vae,tiny_vae,vae_slicing+batch,cached_embeds,bf16,fused_qkv"
     "channels_last,sdpa_flash,sdpa_cudnn,sdpa_efficient,sdpa_math,graph_pipeline,quant_int8,quant_fp8,tiny_vae+batch"
 )
-if [ -n "${MATRIX_LANES:-}" ]; then
-    IFS=';' read -r -a LANE_VARIANTS <<< "$MATRIX_LANES"
-fi
 for index in "${!LANE_VARIANTS[@]}"; do
     export "LANE_$index=STEPS=serving SERVING_RUNS=$RUNS SERVING_SECONDS=$((LANE_SECONDS - 30)) SERVING_VARIANTS=${LANE_VARIANTS[$index]}"
 done

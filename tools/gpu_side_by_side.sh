@@ -20,10 +20,7 @@ OUT="${OUT:-$PWD/gpu-out}"
 export OUT  # the EXTRA lane's command may write under it: EXTRA='OUT=$OUT/reruns bash tools/gpu_reruns.sh'
 # shellcheck source=tools/matrix_parts.sh
 source tools/matrix_parts.sh
-if ! [[ "${PART:-}" =~ ^[0-9]+$ ]] || [ "$PART" -lt 1 ] || [ "$PART" -gt "${#MATRIX_PARTS[@]}" ]; then
-    echo "PART=${PART:-}: give a part from 1 to ${#MATRIX_PARTS[@]} (tools/matrix_parts.sh)"
-    exit 2
-fi
+require_part "${PART:-}"
 if ! command -v taskset > /dev/null; then
     echo "taskset (util-linux) is needed to pin each session to its CPUs"
     exit 2

@@ -20,10 +20,7 @@ SUFFIX=""
 if [ -n "${PART:-}" ]; then
     # shellcheck source=tools/matrix_parts.sh
     source tools/matrix_parts.sh
-    if ! [[ "$PART" =~ ^[0-9]+$ ]] || [ "$PART" -lt 1 ] || [ "$PART" -gt "${#MATRIX_PARTS[@]}" ]; then
-        echo "PART=$PART: give a part from 1 to ${#MATRIX_PARTS[@]} (tools/matrix_parts.sh)"
-        exit 2
-    fi
+    require_part "$PART"
     VARIANTS="${MATRIX_PARTS[$((PART - 1))]}"
     SUFFIX="-part$PART"
 fi
