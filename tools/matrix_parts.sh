@@ -1,7 +1,7 @@
 # The whole variant matrix of docs/results (2026-11-27e's 27 variants, cpu_offload and compile_kernels), split
 # into parts that each fit one device command (600 s) on one GPU at one run a variant, from a cold compile
-# cache. Sourced by tools/gpu_workers.sh and tools/gpu_side_by_side.sh (PART=k). Estimates from 2026-11-27e's lanes, cold, one run:
-# part 1 ~420 s (two torchao compiles), part 2 ~460 s, part 3 ~400 s, part 4 ~330 s.
+# cache. Sourced by tools/gpu_workers.sh and tools/gpu_side_by_side.sh (PART=k). Estimates from 2026-11-27e's
+# lanes, cold, one run: part 1 ~420 s (two torchao compiles), part 2 ~460 s, part 3 ~400 s, part 4 ~330 s.
 # Left out, as in 2026-11-27e: compile_max_autotune (no compile within 4 minutes, 2026-11-27d), and xformers,
 # tome and vae_tiling (their wheels are not carried to the GPU machines, or lossy at 512x512 with no gain).
 # shellcheck disable=SC2034  # read by the scripts that source this file
