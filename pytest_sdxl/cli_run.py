@@ -43,8 +43,14 @@ def add_run_commands(commands: Any) -> None:
     )
     merge.add_argument("results", nargs="+", help="results.json files written by run, two or more")
     merge.add_argument("--output", metavar="DIR", required=True, help="Folder for the joined results.json, .md, .png")
-    merge.add_argument(
+    joining = merge.add_mutually_exclusive_group()
+    joining.add_argument(
         "--first", action="store_true", help="Keep the first file's record of a variant measured in several files"
+    )
+    joining.add_argument(
+        "--pool-runs",
+        action="store_true",
+        help="The files are sessions of the same variants: keep every session's runs of each variant (renumbered)",
     )
     merge.set_defaults(handler=merge_command)
 
@@ -169,7 +175,7 @@ def merge_command(arguments: argparse.Namespace) -> int:
     from pytest_sdxl.reports import write_reports
     from pytest_sdxl.results_merge import merge_files
 
-    merged = merge_files(arguments.results, keep_first=arguments.first)
+    merged = merge_files(arguments.results, keep_first=arguments.first, pool_runs=arguments.pool_runs)
     for note in merged.notes:
         print(f"pytest-sdxl merge: {note}")
     print_tables(merged.result_set)

@@ -75,12 +75,15 @@ class SessionState:
             self.records[variant] = VariantRecord(variant=variant, kind=kind)
         return self.records[variant]
 
-    def record_runs(self, variant: str, kind: str, runs: list[RunRecord], note: str = "") -> None:
+    def record_runs(
+        self, variant: str, kind: str, runs: list[RunRecord], note: str = "", measure_s: float | None = None
+    ) -> None:
         """The runs of a variant's first benchmark; a second benchmark of the same variant keeps its own stats only."""
         record = self.record_for(variant, kind)
         if not record.runs:
             record.runs = list(runs)
             record.note = note
+            record.measure_s = None if measure_s is None else round(measure_s, 1)
             warm_up = self.warm_ups.get(variant)
             record.compile_cache = warm_up.compile_cache if warm_up is not None else ""
 

@@ -7,6 +7,9 @@ chart, after checking that they measured the same thing on the same kind of card
 another model, precision, image size or card would make the joined tables lie, so any difference
 in those is refused with the files and values named. A variant measured in two files is refused
 too (none lost, none twice) unless the caller keeps the first file's record, and the merge says so.
+``--pool-runs`` joins the other way: sessions of the same variants, each a process of its own, as one set
+whose variants hold every session's runs, so that sessions of one run each still give a run-aware
+comparison its two runs a side.
 Each lane's PSNR is against the baseline images that lane made itself: the same weights, prompts and
 seeds give the same images on every card of a kind, so the joined column reads as one.
 """
@@ -58,24 +61,73 @@ class Merged:
     notes: list[str]
 
 
-def merge_files(paths: Sequence[str | Path], keep_first: bool = False) -> Merged:
+def merge_files(paths: Sequence[str | Path], keep_first: bool = False, pool_runs: bool = False) -> Merged:
     """The results files at paths as one result set; raises ResultsFileError on anything not joinable."""
     if len(paths) < 2:
         raise ResultsFileError(f"merge needs two results files or more, got {len(paths)}")
     named = [(str(path), load_results(path)) for path in paths]
-    return merge_result_sets(named, keep_first)
+    return pool_result_sets(named) if pool_runs else merge_result_sets(named, keep_first)
 
 
-def merge_result_sets(named: Sequence[tuple[str, ResultSet]], keep_first: bool = False) -> Merged:
-    """Result sets (each with the name of its file) as one, variants in file order, the baseline first."""
-    first = named[0][1]
-    found = differences(named)
+def refuse_differences(named: Sequence[tuple[str, ResultSet]], settings_keys: Sequence[str] = SAME_SETTINGS) -> None:
+    found = differences(named, settings_keys)
     if found:
         raise ResultsFileError(
             "these results files measured different things and cannot be one report:\n- "
             + "\n- ".join(found)
             + "\nmerge only files of one model, precision, size, steps, prompts, runs and seed on one kind of card"
         )
+
+
+def pool_result_sets(named: Sequence[tuple[str, ResultSet]]) -> Merged:
+    """Sessions of the same variants as one set, each variant holding every session's runs, renumbered in order.
+
+    Runs of separate sessions are independent by construction (a process each), which is what the run-aware
+    statistics assume. Refused where the sessions measured different variants, or a variant in one but not
+    another (pooling would give it runs from some sessions only); the sessions may differ in runs a session.
+    """
+    refuse_differences(named, [key for key in SAME_SETTINGS if key != "runs"])
+    first_name, first = named[0]
+    expected = {record.variant: record.ok for record in first.variants}
+    for name, result_set in named[1:]:
+        found = {record.variant: record.ok for record in result_set.variants}
+        if found != expected:
+            raise ResultsFileError(
+                f"--pool-runs joins sessions of the same variants, all measured in each: {first_name} has "
+                f"{describe_outcomes(expected)}, {name} has {describe_outcomes(found)}"
+            )
+    pooled: list[VariantRecord] = []
+    for record in first.variants:
+        records = [result_set.variant(record.variant) for _, result_set in named]
+        if not record.ok:
+            pooled.append(record)  # skipped in every session: the first session's reason stands for all
+            continue
+        runs = [run for other in records if other is not None for run in other.runs]
+        runs = [dataclasses.replace(run, run=index) for index, run in enumerate(runs, start=1)]
+        seconds = [other.measure_s for other in records if other is not None]
+        measure_s = None if None in seconds else sum(second for second in seconds if second is not None)
+        pooled.append(dataclasses.replace(record, runs=runs, measure_s=measure_s))
+    settings = dict(first.settings)
+    settings["runs"] = sum(int(result_set.settings.get("runs") or 0) for _, result_set in named)
+    settings["report"] = None
+    settings["pooled_from"] = [name for name, _ in named]
+    partial = next((result_set.partial for _, result_set in named if result_set.partial), "")
+    missing = sorted({variant for _, result_set in named for variant in result_set.not_measured})
+    joined = ResultSet(settings, dict(first.machine), pooled, partial=partial, not_measured=missing)
+    note = f"pooled the runs of {len(named)} sessions: each variant's runs in session order, renumbered"
+    return Merged(joined, [note])
+
+
+def describe_outcomes(outcomes: dict[str, bool]) -> str:
+    return (
+        ", ".join(f"{variant} ({'measured' if ok else 'not measured'})" for variant, ok in outcomes.items()) or "none"
+    )
+
+
+def merge_result_sets(named: Sequence[tuple[str, ResultSet]], keep_first: bool = False) -> Merged:
+    """Result sets (each with the name of its file) as one, variants in file order, the baseline first."""
+    first = named[0][1]
+    refuse_differences(named)
     kept: dict[str, tuple[str, VariantRecord]] = {}
     notes: list[str] = []
     doubles: list[str] = []

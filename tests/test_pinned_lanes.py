@@ -26,7 +26,7 @@ def test_each_lane_sees_its_own_gpus_and_a_cut_lane_leaves_what_it_wrote(tmp_pat
         tmp_path,
         LANE_SECONDS="4",
         LANE_0='0 0 mkdir -p $OUT/one && echo "gpus=$CUDA_VISIBLE_DEVICES" > $OUT/one/seen.txt',
-        LANE_2='1,2 0 mkdir -p $OUT/two && echo started > $OUT/two/seen.txt; sleep 60; echo never > $OUT/two/late.txt',
+        LANE_2="1,2 0 mkdir -p $OUT/two && echo started > $OUT/two/seen.txt; sleep 60; echo never > $OUT/two/late.txt",
     )
     assert finished.returncode == 0, finished.stdout + finished.stderr
     assert "== lane 0 (GPUs 0, CPUs 0): exit status 0" in finished.stdout

@@ -10,7 +10,7 @@ import pytest
 
 from pytest_sdxl.cli import main
 from pytest_sdxl.results import ResultSet, ResultsFileError, RunRecord, VariantRecord, load_results, save_results
-from pytest_sdxl.results_merge import merge_files, merge_result_sets
+from pytest_sdxl.results_merge import merge_files, merge_result_sets, pool_result_sets
 
 SETTINGS = {"model": "random:tiny", "resolved_dtype": "torch.float32", "image_size": 64, "steps": 1, "runs": 1}
 MACHINE = {"gpu": "NVIDIA H100 80GB HBM3", "torch": "2.11.0", "diffusers": "0.42.1", "hostname": "lane"}
@@ -90,3 +90,61 @@ def test_the_command_writes_one_report_and_refuses_with_a_usage_error(
     assert "settings 'steps'" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
     assert json.loads((tmp_path / "gpu0.json").read_text())["settings"]["runs"] == 1  # inputs untouched
+
+
+def session(*variants: str, avg_gen_s: float = 0.1, **changes: object) -> ResultSet:
+    sessions = lane(*variants, **changes)
+    for item in sessions.variants:
+        item.runs[0].avg_gen_s = avg_gen_s
+        item.measure_s = 30.0
+    return sessions
+
+
+def test_pooled_sessions_keep_every_run_in_session_order() -> None:
+    sessions = [
+        ("s1.json", session("baseline", "cpu_offload", avg_gen_s=0.1)),
+        ("s2.json", session("baseline", "cpu_offload", avg_gen_s=0.2, hostname="other")),
+        ("s3.json", session("baseline", "cpu_offload", avg_gen_s=0.3)),
+    ]
+    pooled = pool_result_sets(sessions)
+    offload = pooled.result_set.variant("cpu_offload")
+    assert offload is not None
+    assert [run.run for run in offload.runs] == [1, 2, 3]
+    assert [run.avg_gen_s for run in offload.runs] == [0.1, 0.2, 0.3]
+    assert offload.measure_s == 90.0
+    assert len(offload.run_samples("gen_s")) == 3  # three independent runs for the run-aware statistics
+    assert pooled.result_set.settings["runs"] == 3
+    assert pooled.result_set.settings["pooled_from"] == ["s1.json", "s2.json", "s3.json"]
+    assert [run.run for run in sessions[0][1].variants[1].runs] == [1]  # the inputs are left as they were
+
+
+def test_pooling_refuses_sessions_of_other_variants_or_another_workload() -> None:
+    with pytest.raises(ResultsFileError, match=r"s1 has baseline \(measured\), cpu_offload \(measured\), s2 has"):
+        pool_result_sets([("s1", session("baseline", "cpu_offload")), ("s2", session("baseline"))])
+    skipped = session("baseline", "cpu_offload")
+    skipped.variants[1] = VariantRecord("cpu_offload", "exact", "skipped", "needs a GPU")
+    with pytest.raises(ResultsFileError, match=r"cpu_offload \(not measured\)"):
+        pool_result_sets([("s1", session("baseline", "cpu_offload")), ("s2", skipped)])
+    with pytest.raises(ResultsFileError, match="settings 'steps'"):
+        pool_result_sets([("s1", session("baseline")), ("s2", session("baseline", steps=4))])
+    # Sessions of different lengths pool: the runs a session is what pooling adds up.
+    assert (
+        pool_result_sets([("s1", session("baseline")), ("s2", session("baseline", runs=2))]).result_set.settings["runs"]
+        == 3
+    )
+
+
+def test_the_command_pools_runs_and_will_not_also_keep_first(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    save_results(session("baseline", "cpu_offload"), tmp_path / "s1.json")
+    save_results(session("baseline", "cpu_offload"), tmp_path / "s2.json")
+    files = [str(tmp_path / "s1.json"), str(tmp_path / "s2.json")]
+    assert main(["merge", *files, "--pool-runs", "--output", str(tmp_path / "pooled")]) == 0
+    assert "pooled the runs of 2 sessions" in capsys.readouterr().out
+    pooled = load_results(tmp_path / "pooled" / "results.json")
+    assert [len(item.runs) for item in pooled.variants] == [2, 2]
+    with pytest.raises(SystemExit) as usage:
+        main(["merge", *files, "--pool-runs", "--first", "--output", str(tmp_path / "both")])
+    assert usage.value.code == 2
+    assert "not allowed with argument" in capsys.readouterr().err

@@ -117,6 +117,9 @@ def test_two_workers_results_are_merged_once_each(pytester: pytest.Pytester, mon
     assert names[0] == "baseline"
     assert (measured["partial"], measured["not_measured"]) == ("", []), "a complete session"
     assert all(variant["runs"] and variant["status"] == "ok" for variant in measured["variants"])
+    # Each variant's share of the wall clock travels from its worker: what splits a matrix into parts.
+    assert all(variant["measure_s"] > 0 for variant in measured["variants"])
+    assert "measuring time: " in (report / "results.md").read_text(encoding="utf-8")
     by_worker = measured["settings"]["xdist_workers"]
     assert all(by_worker.count(variant) == 1 for variant in ("vae_slicing", "tiny_vae")), by_worker
     # Each variant's tests ran on one worker: its pipeline was built once.
