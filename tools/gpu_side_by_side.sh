@@ -3,8 +3,8 @@
 # through tools/gpu_workers.sh with `-n 1` on GPU 0 and with `-n 2` on GPUs 1 and 2, both at once, as lanes of
 # tools/gpu_pinned_lanes.sh (16 CPUs a GPU: 0-15 and 16-47).
 #
-# Why at once: the one-GPU session is the long pole (about 1600 s for the whole matrix, cold), and running
-# the two-GPU session beside it costs no extra device time. Each compiles from an empty cache of its own
+# Why at once: the one-GPU session is the long pole (an estimated 3800 s for the whole matrix at the plugin's
+# defaults, cold; 2026-11-27i), and running the two-GPU session beside it costs no extra device time. Each compiles from an empty cache of its own
 # (gpu_workers.sh's COLD_CACHE). The figures say "side by side on one host", not two machines.
 #
 # EXTRA, when set, is a command run at the same time on GPU 3, CPUs 48-63: the fourth GPU's lane, for example

@@ -1,15 +1,24 @@
 # The whole variant matrix of docs/results (2026-11-27e's 27 variants, cpu_offload and compile_kernels), split
-# into parts that each fit one device command (600 s) on one GPU at one run a variant, from a cold compile
-# cache. Sourced by tools/gpu_workers.sh and tools/gpu_side_by_side.sh (PART=k). Estimates from 2026-11-27e's
-# lanes, cold, one run: part 1 ~420 s (two torchao compiles), part 2 ~460 s, part 3 ~400 s, part 4 ~330 s.
+# into parts that each fit one device command (600 s) on one GPU through the plugin at its defaults (3 runs),
+# from a cold compile cache, on 16 CPUs. Sourced by tools/gpu_workers.sh and tools/gpu_side_by_side.sh (PART=k).
+# Sizes from 2026-11-27i: about 85 s an eager variant (part 4 of the old split, cut after 6 of its 12 in 527 s),
+# a compiled one its cold compile plus about 70 s, cpu_offload and quant_int8 their `run` figures there (about
+# 420 s and 330 s). Each part is about 400-490 s. The baseline is in the first part only: a session without
+# it builds its PSNR reference aside, so the parts add up to the matrix measured once, and the whole matrix's
+# wall time on n GPUs is the sum of its parts'. Each variant's measure_s in a part's report is its real cost.
 # Left out, as in 2026-11-27e: compile_max_autotune (no compile within 4 minutes, 2026-11-27d), and xformers,
 # tome and vae_tiling (their wheels are not carried to the GPU machines, or lossy at 512x512 with no gain).
 # shellcheck disable=SC2034  # read by the scripts that source this file
 MATRIX_PARTS=(
-    "baseline,quant_int8+compile_unet,quant_fp8+compile_unet"
-    "baseline,compile_unet,compile_pipeline,compile_regions,trace_unet,quant_int8,compile_kernels"
-    "baseline,cpu_offload,cuda_graph,tiny_vae+cuda_graph+cached_embeds+batch,tiny_vae+graph_pipeline+batch,graph_pipeline,quant_fp8,batch,upcast_vae,fp16_vae"
-    "baseline,tiny_vae,vae_slicing+batch,channels_last,sdpa_flash,sdpa_cudnn,sdpa_efficient,sdpa_math,cached_embeds,bf16,fused_qkv,tiny_vae+batch"
+    "baseline,quant_int8+compile_unet"
+    "quant_fp8+compile_unet,tiny_vae,fused_qkv"
+    "cpu_offload"
+    "quant_int8,cached_embeds"
+    "compile_kernels,compile_unet,tiny_vae+batch"
+    "compile_pipeline,quant_fp8,upcast_vae"
+    "compile_regions,trace_unet,cuda_graph,graph_pipeline,tiny_vae+cuda_graph+cached_embeds+batch"
+    "tiny_vae+graph_pipeline+batch,fp16_vae,vae_slicing+batch,channels_last,bf16"
+    "sdpa_flash,sdpa_cudnn,sdpa_efficient,sdpa_math,batch"
 )
 
 # Exits with status 2 and says what is accepted unless $1 names a part; both PART-taking scripts call it
