@@ -10,7 +10,7 @@
 # CUDA_VISIBLE_DEVICES=<GPUs> and `taskset -c <CPUs>`; `a; b` runs a then b in the lane. LANE_SECONDS (default
 # 540) bounds every lane, SIGINT first to its whole process group, so a cut lane still writes what it measured.
 # One install of the carried wheels before the lanes (two at once would race on /tmp/site); LANES_INSTALL=0
-# skips it where they are installed already.
+# skips it where they are installed already. LANES_DRY_RUN=1 prints the lanes and runs nothing.
 # Writes each lane's log to $OUT/lane<i>.log with its wall time; afterwards everything the lanes wrote goes
 # into $OUT/lanes.tar.gz (the device tool brings back at most 8 files), the logs also printed.
 set -uo pipefail
@@ -35,6 +35,14 @@ done
 if [ "${#lanes[@]}" = 0 ]; then
     echo "no lane: set LANE_0 to LANE_7 to \"<GPUs> <CPUs> <command>\""
     exit 2
+fi
+if [ "${LANES_DRY_RUN:-0}" = 1 ]; then  # what would run, and nothing else: a plan checked before device time
+    for index in "${lanes[@]}"; do
+        variable="LANE_$index"
+        read -r gpus cpus command <<< "${!variable}"
+        echo "lane $index: GPUs $gpus, CPUs $cpus: $command"
+    done
+    exit 0
 fi
 mkdir -p "$OUT"
 if [ "${LANES_INSTALL:-1}" = 1 ]; then

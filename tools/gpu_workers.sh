@@ -7,8 +7,9 @@
 # as tools/gpu_signals.sh does. Writes <card>-<date>-workers[-part<k>]-<n>.{json,md,txt} to $OUT and
 # prints each session's wall time.
 #
-# PART=k measures part k of the whole matrix (tools/matrix_parts.sh) instead of VARIANTS; the whole
-# matrix's wall time on n GPUs is the sum of its parts'. RUNS sets the runs a variant (PYTEST_SDXL_RUNS).
+# PART=k measures part k of the whole matrix (tools/matrix_parts.sh) instead of VARIANTS (PART=1,2: parts 1
+# and 2 in one session); the whole matrix's wall time on n GPUs is the sum of its parts'. RUNS sets the runs a
+# variant (PYTEST_SDXL_RUNS).
 # COLD_CACHE=1 (the default) gives each session an empty compile cache of its own, so a later session
 # never reads what an earlier one compiled: both pay the same compiles.
 set -uo pipefail
@@ -21,8 +22,8 @@ if [ -n "${PART:-}" ]; then
     # shellcheck source=tools/matrix_parts.sh
     source tools/matrix_parts.sh
     require_part "$PART"
-    VARIANTS="${MATRIX_PARTS[$((PART - 1))]}"
-    SUFFIX="-part$PART"
+    VARIANTS=$(part_variants "$PART")
+    SUFFIX="-part${PART//,/-}"
 fi
 [ -n "${RUNS:-}" ] && export PYTEST_SDXL_RUNS="$RUNS"
 mkdir -p "$OUT"

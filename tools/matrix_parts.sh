@@ -21,11 +21,28 @@ MATRIX_PARTS=(
     "sdpa_flash,sdpa_cudnn,sdpa_efficient,sdpa_math,batch"
 )
 
-# Exits with status 2 and says what is accepted unless $1 names a part; both PART-taking scripts call it
-# before they install anything.
+# Exits with status 2 and says what is accepted unless $1 names a part, or several joined by commas ("1,2":
+# one session over both, as a two-GPU session that takes two one-GPU parts in the same time does); the
+# scripts that take PART call it before they install anything.
 require_part() {
-    if ! [[ "$1" =~ ^[0-9]+$ ]] || [ "$1" -lt 1 ] || [ "$1" -gt "${#MATRIX_PARTS[@]}" ]; then
-        echo "PART=$1: give a part from 1 to ${#MATRIX_PARTS[@]} (tools/matrix_parts.sh)"
+    local part
+    if ! [[ "$1" =~ ^[0-9]+(,[0-9]+)*$ ]]; then
+        echo "PART=$1: give a part from 1 to ${#MATRIX_PARTS[@]}, or several joined by commas (tools/matrix_parts.sh)"
         exit 2
     fi
+    for part in ${1//,/ }; do
+        if [ "$part" -lt 1 ] || [ "$part" -gt "${#MATRIX_PARTS[@]}" ]; then
+            echo "PART=$1: give a part from 1 to ${#MATRIX_PARTS[@]}, or several joined by commas (tools/matrix_parts.sh)"
+            exit 2
+        fi
+    done
+}
+
+# The variants of the parts in $1 (as require_part accepts it), comma-separated, in part order.
+part_variants() {
+    local part joined=""
+    for part in ${1//,/ }; do
+        joined="${joined:+$joined,}${MATRIX_PARTS[$((part - 1))]}"
+    done
+    echo "$joined"
 }
