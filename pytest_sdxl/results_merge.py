@@ -88,9 +88,10 @@ def pool_result_sets(named: Sequence[tuple[str, ResultSet]]) -> Merged:
     """
     refuse_differences(named, [key for key in SAME_SETTINGS if key != "runs"])
     first_name, first = named[0]
-    expected = {record.variant: record.ok for record in first.variants}
-    for name, result_set in named[1:]:
-        found = {record.variant: record.ok for record in result_set.variants}
+    sessions = [{record.variant: record for record in result_set.variants} for _, result_set in named]
+    expected = {variant: record.ok for variant, record in sessions[0].items()}
+    for (name, _), session in zip(named[1:], sessions[1:], strict=True):
+        found = {variant: record.ok for variant, record in session.items()}
         if found != expected:
             raise ResultsFileError(
                 f"--pool-runs joins sessions of the same variants, all measured in each: {first_name} has "
@@ -98,14 +99,16 @@ def pool_result_sets(named: Sequence[tuple[str, ResultSet]]) -> Merged:
             )
     pooled: list[VariantRecord] = []
     for record in first.variants:
-        records = [result_set.variant(record.variant) for _, result_set in named]
         if not record.ok:
             pooled.append(record)  # skipped in every session: the first session's reason stands for all
             continue
-        runs = [run for other in records if other is not None for run in other.runs]
-        runs = [dataclasses.replace(run, run=index) for index, run in enumerate(runs, start=1)]
-        seconds = [other.measure_s for other in records if other is not None]
-        measure_s = None if None in seconds else sum(second for second in seconds if second is not None)
+        records = [session[record.variant] for session in sessions]
+        runs = [
+            dataclasses.replace(run, run=index)
+            for index, run in enumerate((run for other in records for run in other.runs), start=1)
+        ]
+        seconds = [other.measure_s for other in records]
+        measure_s = None if None in seconds else sum(second or 0.0 for second in seconds)
         pooled.append(dataclasses.replace(record, runs=runs, measure_s=measure_s))
     settings = dict(first.settings)
     settings["runs"] = sum(int(result_set.settings.get("runs") or 0) for _, result_set in named)

@@ -21,26 +21,24 @@ if ! command -v taskset > /dev/null; then
     echo "taskset (util-linux) is needed to pin each lane to its CPUs"
     exit 2
 fi
-lanes=()
+lanes=() gpus=() cpus=() commands=()  # parsed once: the lane numbers, and each lane's GPUs, CPUs and command
 for index in 0 1 2 3 4 5 6 7; do
     variable="LANE_$index"
     [ -n "${!variable:-}" ] || continue
-    read -r gpus cpus command <<< "${!variable}"
-    if ! [[ "$gpus" =~ ^[0-9]+(,[0-9]+)*$ && "$cpus" =~ ^[0-9,-]+$ && -n "$command" ]]; then
+    read -r gpu cpu command <<< "${!variable}"
+    if ! [[ "$gpu" =~ ^[0-9]+(,[0-9]+)*$ && "$cpu" =~ ^[0-9,-]+$ && -n "$command" ]]; then
         echo "$variable='${!variable}': give \"<GPUs> <CPUs> <command>\", for example '0 0-15 bash tools/gpu_workers.sh'"
         exit 2
     fi
-    lanes+=("$index")
+    lanes+=("$index") gpus+=("$gpu") cpus+=("$cpu") commands+=("$command")
 done
 if [ "${#lanes[@]}" = 0 ]; then
     echo "no lane: set LANE_0 to LANE_7 to \"<GPUs> <CPUs> <command>\""
     exit 2
 fi
 if [ "${LANES_DRY_RUN:-0}" = 1 ]; then  # what would run, and nothing else: a plan checked before device time
-    for index in "${lanes[@]}"; do
-        variable="LANE_$index"
-        read -r gpus cpus command <<< "${!variable}"
-        echo "lane $index: GPUs $gpus, CPUs $cpus: $command"
+    for at in "${!lanes[@]}"; do
+        echo "lane ${lanes[$at]}: GPUs ${gpus[$at]}, CPUs ${cpus[$at]}: ${commands[$at]}"
     done
     exit 0
 fi
@@ -51,15 +49,13 @@ if [ "${LANES_INSTALL:-1}" = 1 ]; then
 fi
 
 pids=()
-for index in "${lanes[@]}"; do
-    variable="LANE_$index"
-    read -r gpus cpus command <<< "${!variable}"
+for at in "${!lanes[@]}"; do
     (
         started=$SECONDS
-        CUDA_VISIBLE_DEVICES="$gpus" timeout --signal=INT --kill-after=30 "${LANE_SECONDS:-540}" \
-            taskset -c "$cpus" bash -c "$command"
-        echo "== lane $index (GPUs $gpus, CPUs $cpus): exit status $?, wall $((SECONDS - started)) s"
-    ) > "$OUT/lane$index.log" 2>&1 &
+        CUDA_VISIBLE_DEVICES="${gpus[$at]}" timeout --signal=INT --kill-after=30 "${LANE_SECONDS:-540}" \
+            taskset -c "${cpus[$at]}" bash -c "${commands[$at]}"
+        echo "== lane ${lanes[$at]} (GPUs ${gpus[$at]}, CPUs ${cpus[$at]}): exit status $?, wall $((SECONDS - started)) s"
+    ) > "$OUT/lane${lanes[$at]}.log" 2>&1 &
     pids+=("$!")
 done
 for pid in "${pids[@]}"; do wait "$pid"; done

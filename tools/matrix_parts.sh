@@ -26,16 +26,15 @@ MATRIX_PARTS=(
 # scripts that take PART call it before they install anything.
 require_part() {
     local part
-    if ! [[ "$1" =~ ^[0-9]+(,[0-9]+)*$ ]]; then
-        echo "PART=$1: give a part from 1 to ${#MATRIX_PARTS[@]}, or several joined by commas (tools/matrix_parts.sh)"
-        exit 2
-    fi
+    [[ "$1" =~ ^[0-9]+(,[0-9]+)*$ ]] || refuse_part "$1"
     for part in ${1//,/ }; do
-        if [ "$part" -lt 1 ] || [ "$part" -gt "${#MATRIX_PARTS[@]}" ]; then
-            echo "PART=$1: give a part from 1 to ${#MATRIX_PARTS[@]}, or several joined by commas (tools/matrix_parts.sh)"
-            exit 2
-        fi
+        { [ "$part" -ge 1 ] && [ "$part" -le "${#MATRIX_PARTS[@]}" ]; } || refuse_part "$1"
     done
+}
+
+refuse_part() {
+    echo "PART=$1: give a part from 1 to ${#MATRIX_PARTS[@]}, or several joined by commas (tools/matrix_parts.sh)"
+    exit 2
 }
 
 # The variants of the parts in $1 (as require_part accepts it), comma-separated, in part order.
