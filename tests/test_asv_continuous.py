@@ -36,10 +36,17 @@ BATCH_BENCHMARKS = {
     "bench_ratios.VariantOverBaseline.track_variant_over_baseline('batch')",
 }
 CONTROL_BENCHMARK = "bench_ratios.VariantOverBaseline.track_variant_over_baseline('tiny_vae')"
-# The batch path takes twice its time in the slower commit; asv flags changes beyond 25 % here,
-# wide margins both ways so a noisy machine can neither hide the slowdown nor invent one.
-SLOWDOWN = 1.0
-FACTOR = "1.25"
+# The batch path takes three times its time in the slower commit (the batch ratios read about 3x)
+# and asv flags changes beyond 60 %: wide margins both ways, so a noisy machine can neither hide the
+# slowdown nor invent one. On a 2-core CPU the tiny model's ratios move with each pipeline build,
+# not with the round count: the control (tiny_vae over baseline) read 0.683 to 0.778 over 33 builds
+# (21 processes) on this repository's machine, because the baseline's every round shifts with the
+# build (98-113 ms in one build, 106-125 ms in the next), and CI's machine once read 0.595 then
+# 0.763, a 1.28 ratio that a 25 % factor flagged with nothing changed. Detection power on a GPU is
+# measured, not assumed here (docs/results/2026-11-27g: 13 of 13 at 5 %); this test checks the
+# mechanism end to end.
+SLOWDOWN = 2.0
+FACTOR = "1.6"
 ASV_TIMEOUT_S = 1200
 CHROMIUM_FLAGS = (
     "--headless",
