@@ -107,8 +107,9 @@ def pool_result_sets(named: Sequence[tuple[str, ResultSet]]) -> Merged:
             dataclasses.replace(run, run=index)
             for index, run in enumerate((run for other in records for run in other.runs), start=1)
         ]
-        seconds = [other.measure_s for other in records]
-        measure_s = None if None in seconds else sum(second or 0.0 for second in seconds)
+        # The pooled variant's measuring time is every session's, known only where each session recorded it.
+        seconds = [other.measure_s for other in records if other.measure_s is not None]
+        measure_s = sum(seconds) if len(seconds) == len(records) else None
         pooled.append(dataclasses.replace(record, runs=runs, measure_s=measure_s))
     settings = dict(first.settings)
     settings["runs"] = sum(int(result_set.settings.get("runs") or 0) for _, result_set in named)
