@@ -1,6 +1,6 @@
 """The notes' metrics per variant over commits: load, init gen, avg gen, each stage, peak GPU memory.
 
-The protocol (``pytest_sdxl.protocol``: fresh load, first generation, timed generations, the
+The protocol (``pytest_sdxl.measure.protocol``: fresh load, first generation, timed generations, the
 stage timer attached) runs once per commit for every variant in ``setup_cache``; its medians
 over the runs are plain numbers, so they pickle, and each ``track_*`` only reads one. Pipelines
 never go through the cache: they are built inside the protocol's own process.

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from pytest_sdxl.variants import parse
+from pytest_sdxl.variants.registry import parse
 
 from . import common
 
@@ -53,7 +53,7 @@ class BatchOverOneByOne(BatchAndOneByOne):
 
 
 class HostNormalizedBatchOverOneByOne(BatchAndOneByOne):
-    """``BatchOverOneByOne`` at one fixed host speed (``pytest_sdxl.host_normalized``); GPU only (lower is better).
+    """``BatchOverOneByOne`` at one fixed host speed (``pytest_sdxl.analysis.host_normalized``); GPU only (lower is better).
 
     A fresh process per commit runs on whatever the host's speed is then, and the batch path and its
     one-by-one reference are not equally host-bound, so the plain ratio moves with the host. Each

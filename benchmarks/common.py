@@ -27,12 +27,12 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from pytest_sdxl.settings import Settings, resolve
-from pytest_sdxl.variants import Composition, all_single_variants, compose, parse
+from pytest_sdxl.variants.registry import Composition, all_single_variants, compose, parse
 
 if TYPE_CHECKING:
-    from pytest_sdxl.assembly import VariantPipeline
-    from pytest_sdxl.measurement import TimedLoop
-    from pytest_sdxl.sources import Components
+    from pytest_sdxl.measure.core import TimedLoop
+    from pytest_sdxl.pipelines.sources import Components
+    from pytest_sdxl.variants.assembly import VariantPipeline
 
 # Combinations from the notes worth a history of their own beside every single variant.
 COMBINATIONS = ("tiny_vae+batch", "tiny_vae+cached_embeds")
@@ -104,7 +104,7 @@ def device_type_without_torch() -> str:
     """``cpu`` or ``cuda`` for the settings' device, told without torch: asv imports the suite to discover it."""
     import shutil
 
-    from pytest_sdxl.machine import gpus_from_driver
+    from pytest_sdxl.machine.probes import gpus_from_driver
 
     chosen = settings().device
     if chosen != "auto":
@@ -139,15 +139,15 @@ def prompts_and_seeds(count: int) -> tuple[list[str], list[int]]:
 
 
 def device() -> Any:
-    from pytest_sdxl.devices import resolve_device
+    from pytest_sdxl.machine.devices import resolve_device
 
     return resolve_device(settings().device)
 
 
 def require_runnable(variant: str) -> Composition:
     """The composition, or NotImplementedError (asv: skipped) when it cannot run here; loads no model."""
-    from pytest_sdxl.devices import resolve_dtype
     from pytest_sdxl.errors import VariantUnavailable
+    from pytest_sdxl.machine.devices import resolve_dtype
 
     composition = parse(variant)
     try:
@@ -177,8 +177,8 @@ def configure_threads() -> None:
 @functools.cache
 def components() -> Components:
     """The model's components, loaded once per benchmark process and shared by its pipelines."""
-    from pytest_sdxl.compile_cache import activate
-    from pytest_sdxl.sources import components_for
+    from pytest_sdxl.machine.compile_cache import activate
+    from pytest_sdxl.pipelines.sources import components_for
 
     configure_threads()
     # Every benchmark process compiles compile_unet again: from the persistent cache (PYTEST_SDXL_COMPILE_CACHE)
@@ -206,7 +206,11 @@ def preload_in_fork_server(arguments: Sequence[str]) -> None:
         getattr(diffusers, name)
     for name in ("CLIPTextModel", "CLIPTextModelWithProjection", "CLIPTokenizer"):
         getattr(transformers, name)
-    from pytest_sdxl import assembly, measurement, protocol, reports, sources  # noqa: F401
+    from pytest_sdxl.measure import core as measurement  # noqa: F401
+    from pytest_sdxl.measure import protocol  # noqa: F401
+    from pytest_sdxl.pipelines import sources  # noqa: F401
+    from pytest_sdxl.reports import tables as reports  # noqa: F401
+    from pytest_sdxl.variants import assembly  # noqa: F401
 
     del torch
 
@@ -220,10 +224,10 @@ def pipeline(variant: str, warm_prompts: int = 1) -> VariantPipeline:
     Every shape the benchmark times is called first, as often as the variant needs (compiled and
     captured UNets capture on a later call), and cached embeddings are filled: benchmarks time later calls.
     """
-    from pytest_sdxl.assembly import VariantPipeline
     from pytest_sdxl.errors import VariantUnavailable
-    from pytest_sdxl.measurement import call_groups, warm_up
-    from pytest_sdxl.sources import image_size_for
+    from pytest_sdxl.measure.core import call_groups, warm_up
+    from pytest_sdxl.pipelines.sources import image_size_for
+    from pytest_sdxl.variants.assembly import VariantPipeline
 
     composition = require_runnable(variant)
     loaded = components()
@@ -249,7 +253,7 @@ def paired_ratio(
     Both go through the measurement core's timed loop in alternating rounds; the ratio is of the
     two sides' minima (``measurement.ratio_of_minima``), the figure that survives a shared machine.
     """
-    from pytest_sdxl.measurement import ratio_of_minima
+    from pytest_sdxl.measure.core import ratio_of_minima
 
     return ratio_of_minima(*alternating_samples(numerator, denominator, prompts, seeds))
 
@@ -266,7 +270,7 @@ def alternating_loops(
     numerator: VariantPipeline, denominator: VariantPipeline, prompts: list[str], seeds: list[int]
 ) -> tuple[TimedLoop, TimedLoop]:
     """Each side's timed loop after its alternating rounds; ``.rounds`` keeps every call's seconds per image."""
-    from pytest_sdxl.measurement import TimedLoop, alternating_rounds, call_groups
+    from pytest_sdxl.measure.core import TimedLoop, alternating_rounds, call_groups
 
     top, bottom = (TimedLoop(side, call_groups(side.composition, prompts, seeds)) for side in (numerator, denominator))
     alternating_rounds(
@@ -283,7 +287,7 @@ def paired_host_normalized_ratio(
     The same alternating rounds give each side's fastest wall time per image; an untimed profiled
     pass after them gives each side's kernel time per image (``kernel_seconds``).
     """
-    from pytest_sdxl.host_normalized import host_normalized_ratio
+    from pytest_sdxl.analysis.host_normalized import host_normalized_ratio
 
     tops, bottoms = alternating_samples(numerator, denominator, prompts, seeds)
     return host_normalized_ratio(
@@ -293,8 +297,8 @@ def paired_host_normalized_ratio(
 
 def kernel_seconds(pipeline: VariantPipeline, prompts: list[str], seeds: list[int]) -> float:
     """The pipeline's GPU kernel time per image on these prompts, from the measurement core's profiled pass."""
-    from pytest_sdxl.device_signals import kernel_signals
-    from pytest_sdxl.measurement import call_functions, call_groups
+    from pytest_sdxl.measure.core import call_functions, call_groups
+    from pytest_sdxl.measure.device_signals import kernel_signals
 
     calls = call_functions(pipeline, call_groups(pipeline.composition, prompts, seeds))
     signals = kernel_signals(pipeline.pipe, calls, pipeline.device)
@@ -333,8 +337,8 @@ def protocol_summaries(variants: Sequence[str]) -> dict[str, dict[str, Any]]:
     ``peak_gpu_mem_gb`` (None on a CPU) and ``device`` (``reports.DeviceSummary.as_dict``: kernel time,
     launches, busy fraction, FLOPs; ``not_applicable`` on a CPU).
     """
-    from pytest_sdxl.protocol import run_variant
-    from pytest_sdxl.reports import device_summary
+    from pytest_sdxl.measure.protocol import run_variant
+    from pytest_sdxl.reports.tables import device_summary
 
     configure_threads()
     chosen = protocol_settings()

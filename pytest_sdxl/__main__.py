@@ -4,6 +4,6 @@ from __future__ import annotations
 
 import sys
 
-from pytest_sdxl.cli import main
+from pytest_sdxl.cli.main import main
 
 sys.exit(main())

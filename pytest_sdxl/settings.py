@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_sdxl.errors import SettingsError, VariantSpecError
-from pytest_sdxl.variants import Composition, parse_list, valid_names
+from pytest_sdxl.variants.registry import Composition, parse_list, valid_names
 
 DEFAULT_PROMPTS = (
     "A cinematic shot of a baby racoon wearing an intricate italian priest robe.",
@@ -58,7 +58,7 @@ def device_name(value: str, where: str) -> str:
 
 
 def dtype_name(value: str, where: str) -> str:
-    from pytest_sdxl.devices import DTYPE_NAMES
+    from pytest_sdxl.machine.devices import DTYPE_NAMES
 
     if value == "auto" or value.lower() in DTYPE_NAMES:
         return value if value == "auto" else DTYPE_NAMES[value.lower()]
@@ -104,7 +104,7 @@ def model_source(value: str, where: str) -> str:
 
 
 def compile_cache_folder(value: str, where: str) -> Path | None:
-    from pytest_sdxl.compile_cache import folder_from_setting
+    from pytest_sdxl.machine.compile_cache import folder_from_setting
 
     return folder_from_setting(value, where)
 

@@ -26,7 +26,12 @@ def model_code_imported(one_torch_thread: None) -> None:
 
     pytester forgets the modules a child session imports; importing them here first keeps them.
     """
-    from pytest_sdxl import assembly, plot, reports, settings, sources, variants  # noqa: F401
+    from pytest_sdxl import settings
+    from pytest_sdxl.pipelines import sources
+    from pytest_sdxl.reports import chart as plot  # noqa: F401
+    from pytest_sdxl.reports import tables as reports  # noqa: F401
+    from pytest_sdxl.variants import assembly
+    from pytest_sdxl.variants import registry as variants
 
     components = sources.components_for(settings.resolve({}, {}, {}))
     pipeline = assembly.VariantPipeline(components, variants.compose([]), 64)

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from pytest_sdxl.errors import SettingsError
-from pytest_sdxl.variants import REGISTRY, parse
+from pytest_sdxl.variants.registry import REGISTRY, parse
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -293,8 +293,8 @@ def test_the_host_normalized_ratio_is_skipped_on_a_cpu_with_its_reason(suite_env
 def test_the_host_normalized_ratio_splits_each_side_by_its_own_kernel_time(
     suite_environment: Callable[..., None], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from pytest_sdxl import device_signals
-    from pytest_sdxl.results import DeviceSignals
+    from pytest_sdxl.measure import device_signals
+    from pytest_sdxl.results.schema import DeviceSignals
 
     suite_environment(PYTEST_SDXL_MODEL="random:tiny", PYTEST_SDXL_DEVICE="cpu")
     batched, one_by_one = common.pipeline("batch", warm_prompts=2), common.pipeline("baseline")

@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from pytest_sdxl.bottleneck import GPU_BOUND_FROM, LAUNCH_BOUND_BELOW, NEAR_ROOF_FROM, what_holds_back
-from pytest_sdxl.serving_metrics import StageRoofline
+from pytest_sdxl.analysis.bottleneck import GPU_BOUND_FROM, LAUNCH_BOUND_BELOW, NEAR_ROOF_FROM, what_holds_back
+from pytest_sdxl.analysis.serving import StageRoofline
 
 
 def stages(unet_share_of_peak: float | None) -> list[StageRoofline]:

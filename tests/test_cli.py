@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from pytest_sdxl.cli import build_parser, main
-from pytest_sdxl.results import ResultSet, RunRecord, VariantRecord, load_results, save_results
+from pytest_sdxl.cli.main import build_parser, main
+from pytest_sdxl.results.schema import ResultSet, RunRecord, VariantRecord, load_results, save_results
 from pytest_sdxl.settings import OPTIONS
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -149,7 +149,7 @@ def test_an_interrupted_run_writes_what_it_measured_marked_partial(
     prompts: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Ctrl-C, or `timeout --signal=INT` around a GPU lane, after the first variant: exit 130, nothing lost."""
-    from pytest_sdxl import protocol
+    from pytest_sdxl.measure import protocol
 
     measure = protocol.measure_variant
     saved_mid_run: list[dict[str, object]] = []

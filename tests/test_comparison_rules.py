@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from pytest_sdxl.cli import main
-from pytest_sdxl.comparison import Rules, compare_results, compare_variant
-from pytest_sdxl.comparison_report import comparison_table
-from pytest_sdxl.results import DeviceSignals, ResultSet, RunRecord, VariantRecord, load_results, save_results
-from pytest_sdxl.statistics import holm
+from pytest_sdxl.analysis.comparison import Rules, compare_results, compare_variant
+from pytest_sdxl.analysis.stats import holm
+from pytest_sdxl.cli.main import main
+from pytest_sdxl.reports.comparison import comparison_table
+from pytest_sdxl.results.schema import DeviceSignals, ResultSet, RunRecord, VariantRecord, load_results, save_results
 
 KERNEL_TABLE = {"gemm": [10.0, 5000.0], "softmax": [5.0, 1000.0]}
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_sdxl import compile_cache
 from pytest_sdxl.errors import SettingsError
+from pytest_sdxl.machine import compile_cache
 from pytest_sdxl.settings import resolve
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -91,7 +91,7 @@ def test_summary_line_names_the_folder_and_each_compiled_variant(tmp_path: Path)
 PROBE_SCRIPT = """
 import json, sys
 from pathlib import Path
-from pytest_sdxl import compile_cache
+from pytest_sdxl.machine import compile_cache
 compile_cache.activate(Path(sys.argv[1]))
 import torch
 probe = compile_cache.CacheProbe()
@@ -159,7 +159,7 @@ def test_compile_unet_reports_cold_then_warm_in_the_summary_and_results(
 def test_the_command_line_run_takes_the_folder(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from pytest_sdxl.cli import main
+    from pytest_sdxl.cli.main import main
 
     for variable in (compile_cache.INDUCTOR_VARIABLE, compile_cache.TRITON_VARIABLE):
         monkeypatch.delenv(variable, raising=False)  # run sets them for its process: undone after the test

@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytest_sdxl.comparison import SIGNALS_BY_NAME, Rules, compare_signal, verdict_of
-from pytest_sdxl.host_adjusted import compare_host_adjusted
-from pytest_sdxl.statistics import compare_runs
+from pytest_sdxl.analysis.comparison import SIGNALS_BY_NAME, Rules, compare_signal, verdict_of
+from pytest_sdxl.analysis.host_adjusted import compare_host_adjusted
+from pytest_sdxl.analysis.stats import compare_runs
 
 scipy_stats = pytest.importorskip("scipy.stats")
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pytest_sdxl.host_normalized import host_normalized_ratio
+from pytest_sdxl.analysis.host_normalized import host_normalized_ratio
 
 seconds = st.floats(min_value=1e-3, max_value=1.0)
 host_speed = st.floats(min_value=0.5, max_value=2.0)

@@ -19,9 +19,8 @@ from typing import Any
 import pytest
 import torch
 
-from pytest_sdxl import settings, sources, variants
-from pytest_sdxl.assembly import VariantPipeline
-from pytest_sdxl.kernels import (
+from pytest_sdxl import settings
+from pytest_sdxl.analysis.kernels import (
     KernelChange,
     kernel_diff,
     kernel_diff_table,
@@ -29,7 +28,10 @@ from pytest_sdxl.kernels import (
     load_trace,
     summarize_trace,
 )
-from pytest_sdxl.profiling import profile_calls
+from pytest_sdxl.measure.profiling import profile_calls
+from pytest_sdxl.pipelines import sources
+from pytest_sdxl.variants import registry as variants
+from pytest_sdxl.variants.assembly import VariantPipeline
 
 DATA = Path(__file__).parent / "data"
 ELEMENTWISE = "at::native::vectorized_elementwise_kernel"

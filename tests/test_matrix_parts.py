@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_sdxl.variants import REGISTRY, parse
+from pytest_sdxl.variants.registry import REGISTRY, parse
 
 ROOT = Path(__file__).resolve().parents[1]
 # Left out of the matrix, each for the reason tools/matrix_parts.sh gives.

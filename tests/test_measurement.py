@@ -20,9 +20,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytest_sdxl import measurement, overhead, power, protocol
-from pytest_sdxl.assembly import VariantPipeline
-from pytest_sdxl.measurement import (
+from pytest_sdxl.measure import core as measurement
+from pytest_sdxl.measure import overhead, power, protocol
+from pytest_sdxl.measure.core import (
     MIN_RATIO_SAMPLES,
     MIN_TIMED_CALLS,
     TimedLoop,
@@ -36,11 +36,12 @@ from pytest_sdxl.measurement import (
     wall_blocks,
     warm_up,
 )
-from pytest_sdxl.plugin_benchmark import VariantBenchmark
-from pytest_sdxl.plugin_state import SessionState, WarmUp
+from pytest_sdxl.pipelines.sources import components_for
+from pytest_sdxl.plugin.benchmark import VariantBenchmark
+from pytest_sdxl.plugin.state import SessionState, WarmUp
 from pytest_sdxl.settings import Settings, resolve
-from pytest_sdxl.sources import components_for
-from pytest_sdxl.variants import compose
+from pytest_sdxl.variants.assembly import VariantPipeline
+from pytest_sdxl.variants.registry import compose
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

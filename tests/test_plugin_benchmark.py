@@ -88,7 +88,7 @@ SLEEPING_CONFTEST = """
 import os, time
 
 import pytest
-from pytest_sdxl import assembly
+from pytest_sdxl.variants import assembly
 
 
 @pytest.fixture(scope="session", autouse=True)

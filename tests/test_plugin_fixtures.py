@@ -29,7 +29,7 @@ import collections, json
 from pathlib import Path
 
 import pytest
-from pytest_sdxl import assembly
+from pytest_sdxl.variants import assembly
 
 BUILDS = collections.Counter()
 SEEN = []
@@ -126,7 +126,11 @@ import pytest
 import torch
 import dataclasses
 
-from pytest_sdxl import assembly, devices, variants
+from pytest_sdxl.variants import assembly
+
+from pytest_sdxl.machine import devices
+
+from pytest_sdxl.variants import registry as variants
 
 FREED = []
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from pytest_sdxl.plugin_report import save_progress
-from pytest_sdxl.plugin_state import SessionState
-from pytest_sdxl.results import RunRecord, VariantRecord
+from pytest_sdxl.plugin.report import save_progress
+from pytest_sdxl.plugin.state import SessionState
+from pytest_sdxl.results.schema import RunRecord, VariantRecord
 from pytest_sdxl.settings import Settings
 
 SMALL = ("-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-p", "no:anyio", "-W", "ignore::DeprecationWarning")

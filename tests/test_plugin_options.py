@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from pytest_sdxl.variants import REGISTRY
+from pytest_sdxl.variants.registry import REGISTRY
 
 # Plugins the child sessions do not need: smaller, faster sessions.
 SMALL = ("-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-p", "no:anyio", "-W", "ignore::DeprecationWarning")
@@ -215,7 +215,7 @@ def test_plugin_import_pulls_in_no_heavy_library(pytester: pytest.Pytester) -> N
     result = pytester.run(
         sys.executable,
         "-c",
-        "import sys, pytest_sdxl.plugin, pytest_sdxl.fixtures; "
+        "import sys, pytest_sdxl.plugin, pytest_sdxl.plugin.fixtures; "
         "print(sorted(m for m in ('torch', 'diffusers', 'transformers', 'numpy') if m in sys.modules))",
     )
     assert result.ret == 0

@@ -11,8 +11,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pytest_sdxl import machine, plugin, plugin_benchmark
-from pytest_sdxl.variants import BASELINE, all_single_variants, parse
+from pytest_sdxl import plugin
+from pytest_sdxl.machine import probes as machine
+from pytest_sdxl.plugin import benchmark as plugin_benchmark
+from pytest_sdxl.variants.registry import BASELINE, all_single_variants, parse
 
 SINGLES = all_single_variants()
 

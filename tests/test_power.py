@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from pytest_sdxl.cli import main
-from pytest_sdxl.power import POWER_SIGNALS, host_sleep, injected
+from pytest_sdxl.cli.main import main
+from pytest_sdxl.measure.power import POWER_SIGNALS, host_sleep, injected
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -145,7 +145,7 @@ def test_a_bad_injection_is_a_usage_error_saying_what_is_accepted(
 
 
 def test_results_of_one_experiment_from_several_gpus_add_up(power_run: tuple[int, str, dict[str, Any]]) -> None:
-    from pytest_sdxl.power import combined, power_from_dict
+    from pytest_sdxl.measure.power import combined, power_from_dict
 
     document = power_run[2]
     one = power_from_dict(document)
@@ -158,7 +158,7 @@ def test_results_of_one_experiment_from_several_gpus_add_up(power_run: tuple[int
 
 
 def test_results_of_different_experiments_do_not_add_up(power_run: tuple[int, str, dict[str, Any]]) -> None:
-    from pytest_sdxl.power import combined, power_from_dict
+    from pytest_sdxl.measure.power import combined, power_from_dict
 
     other = dict(power_run[2], variant="tiny_vae+batch")
     with pytest.raises(ValueError, match="different experiments cannot be combined: batch on random:tiny"):
@@ -171,8 +171,8 @@ def test_results_of_different_experiments_do_not_add_up(power_run: tuple[int, st
 def test_a_power_run_stopped_midway_keeps_its_finished_trials(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from pytest_sdxl import power
-    from pytest_sdxl.results import RunRecord, VariantRecord
+    from pytest_sdxl.measure import power
+    from pytest_sdxl.results.schema import RunRecord, VariantRecord
 
     made: list[str] = []
 
@@ -201,7 +201,7 @@ def test_a_power_run_stopped_midway_keeps_its_finished_trials(
 
 
 def test_power_keeps_each_trials_estimates_and_shows_their_median(power_run: tuple[int, str, dict[str, Any]]) -> None:
-    from pytest_sdxl.power import median_ratio, power_from_dict
+    from pytest_sdxl.measure.power import median_ratio, power_from_dict
 
     document = power_run[2]
     assert len(document["estimates"]) == 2 and set(document["estimates"][0]) == {"none", "host 30%"}

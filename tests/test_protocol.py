@@ -11,12 +11,14 @@ import numpy as np
 import pytest
 import torch
 
-from pytest_sdxl import assembly, devices, sources
 from pytest_sdxl.errors import ImageCheckError, SettingsError
-from pytest_sdxl.measurement import MIN_RATIO_SAMPLES, MIN_TIMED_CALLS
-from pytest_sdxl.protocol import ProgressEvent, measure_run, run_protocol, run_variant
+from pytest_sdxl.machine import devices
+from pytest_sdxl.measure.core import MIN_RATIO_SAMPLES, MIN_TIMED_CALLS
+from pytest_sdxl.measure.protocol import ProgressEvent, measure_run, run_protocol, run_variant
+from pytest_sdxl.pipelines import sources
 from pytest_sdxl.settings import Settings, resolve
-from pytest_sdxl.variants import parse, parse_list
+from pytest_sdxl.variants import assembly
+from pytest_sdxl.variants.registry import parse, parse_list
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

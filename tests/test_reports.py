@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_sdxl.reports import markdown_report, notes_table, summary_table, write_reports
-from pytest_sdxl.results import ResultSet, RunRecord, VariantRecord, load_results
+from pytest_sdxl.reports.tables import markdown_report, notes_table, summary_table, write_reports
+from pytest_sdxl.results.schema import ResultSet, RunRecord, VariantRecord, load_results
 
 # The notes' first table ("Basic Diffuser Performance"), verbatim.
 NOTES_BASELINE_TABLE = """\

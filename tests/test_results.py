@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pytest_sdxl.results import (
+from pytest_sdxl.results.schema import (
     SCHEMA_VERSION,
     ResultSet,
     ResultsFileError,

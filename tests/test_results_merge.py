@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from pytest_sdxl.cli import main
-from pytest_sdxl.results import ResultSet, ResultsFileError, RunRecord, VariantRecord, load_results, save_results
-from pytest_sdxl.results_merge import merge_files, merge_result_sets, pool_result_sets
+from pytest_sdxl.cli.main import main
+from pytest_sdxl.results.merge import merge_files, merge_result_sets, pool_result_sets
+from pytest_sdxl.results.schema import ResultSet, ResultsFileError, RunRecord, VariantRecord, load_results, save_results
 
 SETTINGS = {"model": "random:tiny", "resolved_dtype": "torch.float32", "image_size": 64, "steps": 1, "runs": 1}
 MACHINE = {"gpu": "NVIDIA H100 80GB HBM3", "torch": "2.11.0", "diffusers": "0.42.1", "hostname": "lane"}

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from pytest_sdxl.cli import INTERRUPTED, USAGE_ERROR, main
-from pytest_sdxl.results import load_results
+from pytest_sdxl.cli.main import INTERRUPTED, USAGE_ERROR, main
+from pytest_sdxl.results.schema import load_results
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -18,7 +18,7 @@ VARIANTS = "baseline,tiny_vae,cached_embeds"
 @pytest.fixture
 def measured_variants(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The variants the protocol measures from here on, in order (the real measurement runs)."""
-    from pytest_sdxl import protocol
+    from pytest_sdxl.measure import protocol
 
     measure = protocol.measure_variant
     calls: list[str] = []
@@ -39,7 +39,7 @@ def run(tmp_path: Path, *extra: str, runs: str = "1") -> int:
 
 
 def interrupt_after_the_baseline(monkeypatch: pytest.MonkeyPatch) -> None:
-    from pytest_sdxl import protocol
+    from pytest_sdxl.measure import protocol
 
     measure = protocol.measure_variant
 
@@ -105,7 +105,7 @@ def test_resume_refuses_other_settings_before_measuring_anything(
         interrupt_after_the_baseline(patch)
         assert run(tmp_path) == INTERRUPTED
     capsys.readouterr()
-    from pytest_sdxl import protocol
+    from pytest_sdxl.measure import protocol
 
     def never(*arguments: Any) -> Any:
         raise AssertionError("a refused resume measured a variant")

@@ -13,19 +13,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from pytest_sdxl import energy, matrix_peak
-from pytest_sdxl.bottleneck import what_holds_back
-from pytest_sdxl.reports import markdown_report, session_summary_lines
-from pytest_sdxl.results import (
-    DeviceSignals,
-    ResultSet,
-    RunRecord,
-    VariantRecord,
-    from_dict,
-    load_results,
-    save_results,
-)
-from pytest_sdxl.serving_metrics import (
+from pytest_sdxl.analysis.bottleneck import what_holds_back
+from pytest_sdxl.analysis.serving import (
     ENERGY_NOT_RECORDED,
     StageRoofline,
     latency,
@@ -34,7 +23,18 @@ from pytest_sdxl.serving_metrics import (
     samples_needed,
     serving_summary,
 )
-from pytest_sdxl.serving_report import roofline_table
+from pytest_sdxl.measure import energy, matrix_peak
+from pytest_sdxl.reports.serving import roofline_table
+from pytest_sdxl.reports.tables import markdown_report, session_summary_lines
+from pytest_sdxl.results.schema import (
+    DeviceSignals,
+    ResultSet,
+    RunRecord,
+    VariantRecord,
+    from_dict,
+    load_results,
+    save_results,
+)
 
 # --- percentiles and images/s ----------------------------------------------------------------------
 
@@ -125,7 +125,7 @@ CUDA_ZERO = types.SimpleNamespace(type="cuda", index=0)
 def test_timed_loop_reads_the_counter_around_each_round_into_joules_per_image(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from pytest_sdxl.measurement import TimedLoop, images_in, split_into_runs
+    from pytest_sdxl.measure.core import TimedLoop, images_in, split_into_runs
 
     # The first reading checks the counter; then each round reads before and after: 5 J and 7 J.
     monkeypatch.setitem(sys.modules, "pynvml", fake_pynvml([900, 1000, 6000, 6000, 13000]))
@@ -310,7 +310,7 @@ def test_matrix_peak_keys_the_cache_by_card_and_torch(monkeypatch: pytest.Monkey
 def test_flops_are_split_by_stage_through_the_stage_hooks() -> None:
     import torch
 
-    from pytest_sdxl.device_signals import flops_by_stage
+    from pytest_sdxl.measure.device_signals import flops_by_stage
 
     text, unet, decoder = torch.nn.Linear(8, 4), torch.nn.Linear(4, 4), torch.nn.Linear(4, 16)
 

@@ -7,13 +7,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from pytest_sdxl.architectures import SDXL_TURBO, build_module, count_parameters
-from pytest_sdxl.assembly import VariantPipeline
-from pytest_sdxl.clip_tokenizer import END_OF_TEXT_ID, MAX_LENGTH, VOCABULARY_SIZE, build_clip_tokenizer
 from pytest_sdxl.errors import ModelSourceError
-from pytest_sdxl.images import max_abs_difference
-from pytest_sdxl.sources import load_components
-from pytest_sdxl.variants import parse
+from pytest_sdxl.pipelines.architectures import SDXL_TURBO, build_module, count_parameters
+from pytest_sdxl.pipelines.clip_tokenizer import END_OF_TEXT_ID, MAX_LENGTH, VOCABULARY_SIZE, build_clip_tokenizer
+from pytest_sdxl.pipelines.images import max_abs_difference
+from pytest_sdxl.pipelines.sources import load_components
+from pytest_sdxl.variants.assembly import VariantPipeline
+from pytest_sdxl.variants.registry import parse
 
 CPU = torch.device("cpu")
 
@@ -107,7 +107,7 @@ def test_random_tiny_extra_vaes_match_the_pipeline_scale() -> None:
 
 def test_random_sdxl_turbo_is_created_on_the_target_device() -> None:
     """Built under the device context: on 'meta' no weight ever touches the CPU."""
-    from pytest_sdxl.sources import build_random_modules
+    from pytest_sdxl.pipelines.sources import build_random_modules
 
     modules = build_random_modules(SDXL_TURBO, torch.device("meta"), torch.float16)
     for name in ("unet", "vae", "text_encoder", "text_encoder_2"):

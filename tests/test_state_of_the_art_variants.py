@@ -14,13 +14,14 @@ import numpy as np
 import pytest
 import torch
 
-from pytest_sdxl import compilation, pipeline_graph, quantization, variant_definition
-from pytest_sdxl.assembly import VariantPipeline
 from pytest_sdxl.errors import VariantSpecError, VariantUnavailable
-from pytest_sdxl.images import max_abs_difference
-from pytest_sdxl.sources import Components, load_components
-from pytest_sdxl.unet_wrappers import CallReplacedUNet, clone_tensors
-from pytest_sdxl.variants import REGISTRY, parse
+from pytest_sdxl.pipelines.images import max_abs_difference
+from pytest_sdxl.pipelines.sources import Components, load_components
+from pytest_sdxl.variants import compilation, pipeline_graph, quantization
+from pytest_sdxl.variants import definition as variant_definition
+from pytest_sdxl.variants.assembly import VariantPipeline
+from pytest_sdxl.variants.registry import REGISTRY, parse
+from pytest_sdxl.variants.unet_wrappers import CallReplacedUNet, clone_tensors
 
 SIZE = 64
 PROMPTS = ["a lighthouse at dusk", "an astronaut riding a horse"]
@@ -229,7 +230,7 @@ class ReplayedGraph:
 def test_a_graphed_generation_has_its_flops_counted_on_its_work_run_directly(components: Components) -> None:
     from torch.utils.flop_counter import FlopCounterMode
 
-    from pytest_sdxl.device_signals import flops_by_stage
+    from pytest_sdxl.measure.device_signals import flops_by_stage
 
     baseline = VariantPipeline(components, parse("baseline"), SIZE)
     expected, _ = flops_by_stage(baseline.pipe, lambda: len(baseline.generate(PROMPTS[:1], SEEDS[:1])))

@@ -12,8 +12,8 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from pytest_sdxl.comparison import parse_threshold
-from pytest_sdxl.statistics import (
+from pytest_sdxl.analysis.comparison import parse_threshold
+from pytest_sdxl.analysis.stats import (
     CI_METHOD,
     RUN_STATISTICS,
     compare_runs,

@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 import torch
 
-from pytest_sdxl import timing
-from pytest_sdxl.assembly import VariantPipeline
-from pytest_sdxl.sources import load_components
-from pytest_sdxl.timing import StageTimer, SyncClock
-from pytest_sdxl.variants import parse
+from pytest_sdxl.measure import timing
+from pytest_sdxl.measure.timing import StageTimer, SyncClock
+from pytest_sdxl.pipelines.sources import load_components
+from pytest_sdxl.variants.assembly import VariantPipeline
+from pytest_sdxl.variants.registry import parse
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -149,8 +149,8 @@ def test_clock_waits_for_a_real_cuda_kernel() -> None:
 
 @gpu
 def test_attaching_the_stage_timer_costs_under_two_percent_on_a_gpu() -> None:
+    from pytest_sdxl.pipelines.sources import components_for, forget_loaded, image_size_for
     from pytest_sdxl.settings import resolve
-    from pytest_sdxl.sources import components_for, forget_loaded, image_size_for
 
     settings = resolve({"model": "random:sdxl-turbo"}, {}, {}, flag_style="cli")
     components = components_for(settings)

@@ -11,9 +11,11 @@ from typing import Any
 
 import pytest
 
-from pytest_sdxl.cli import main
+from pytest_sdxl.cli.main import main
 from pytest_sdxl.errors import VariantSpecError
-from pytest_sdxl.tune import (
+from pytest_sdxl.tune.options import parse_batch_sizes, parse_budget, parse_candidates, parse_min_psnr
+from pytest_sdxl.tune.report import choices, ranked_table, tune_markdown
+from pytest_sdxl.tune.search import (
     FAILED,
     OK,
     RANDOM_WEIGHTS_NOTE,
@@ -26,9 +28,7 @@ from pytest_sdxl.tune import (
     TuneResult,
     search,
 )
-from pytest_sdxl.tune_options import parse_batch_sizes, parse_budget, parse_candidates, parse_min_psnr
-from pytest_sdxl.tune_report import choices, ranked_table, tune_markdown
-from pytest_sdxl.variants import REGISTRY, Composition, parse
+from pytest_sdxl.variants.registry import REGISTRY, Composition, parse
 
 BASELINE_MS = 100.0
 # ms per image of a composition: the baseline's times each part's factor (fake, deterministic).
@@ -374,9 +374,9 @@ def test_tune_end_to_end_on_random_tiny(tmp_path: Path, capsys: pytest.CaptureFi
 
 def test_each_candidate_gets_one_profiled_pass_however_many_runs(monkeypatch: pytest.MonkeyPatch) -> None:
     # Profiled passes cost seconds each on a GPU; kernel time ranks candidates from one.
-    from pytest_sdxl import tune_measurement
     from pytest_sdxl.settings import Settings
-    from pytest_sdxl.variants import compose
+    from pytest_sdxl.tune import measurement as tune_measurement
+    from pytest_sdxl.variants.registry import compose
 
     asked: list[dict[str, object]] = []
 
@@ -415,7 +415,7 @@ def test_a_resumed_search_reuses_what_was_measured_and_spends_its_budget_on_the_
 
 
 def tune_document(candidates: list[dict[str, object]], **changes: object) -> dict[str, object]:
-    from pytest_sdxl.tune_resume import conditions
+    from pytest_sdxl.tune.resume import conditions
 
     settings = {"model": "random:tiny", "dtype": "auto", "size": None, "steps": 1, "prompts": ["a", "b"], "seed": 0}
     settings |= {"tiny_vae": "random", "fp16_vae": "random"}
@@ -430,7 +430,7 @@ def tune_document(candidates: list[dict[str, object]], **changes: object) -> dic
 
 
 def test_resume_reads_measured_rows_and_leaves_out_the_baseline_and_failures(tmp_path: Path) -> None:
-    from pytest_sdxl.tune_resume import read_known
+    from pytest_sdxl.tune.resume import read_known
 
     def row(composition: str, status: str = "ok", batch_size: int = 1) -> dict[str, object]:
         minima = [] if status == "failed" else [10.0, 9.0, 11.0]
@@ -448,7 +448,7 @@ def test_resume_reads_measured_rows_and_leaves_out_the_baseline_and_failures(tmp
 
 def test_resume_refuses_measurements_made_under_other_conditions_naming_each_difference(tmp_path: Path) -> None:
     from pytest_sdxl.errors import SettingsError
-    from pytest_sdxl.tune_resume import read_known
+    from pytest_sdxl.tune.resume import read_known
 
     document = tune_document([])
     path = tmp_path / "tune.json"
@@ -468,7 +468,7 @@ def test_resume_refuses_measurements_made_under_other_conditions_naming_each_dif
 
 @pytest.mark.usefixtures("one_torch_thread")
 def test_a_stopped_tune_leaves_a_tune_json_to_resume_from(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from pytest_sdxl import tune_measurement
+    from pytest_sdxl.tune import measurement as tune_measurement
 
     measure_for_real = tune_measurement.CoreMeasurer.__call__
     asked: list[str] = []

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from pytest_sdxl import cli, variants
+from pytest_sdxl.cli import main as cli
 from pytest_sdxl.errors import VariantSpecError
-from pytest_sdxl.variants import REGISTRY, Variant, parse
+from pytest_sdxl.variants import registry as variants
+from pytest_sdxl.variants.registry import REGISTRY, Variant, parse
 
 SMALL = ("-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-p", "no:anyio", "-W", "ignore::DeprecationWarning")
 # The variant writes a file each time it is applied, so the tests see that its own code ran.

@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 import torch
 
-from pytest_sdxl.assembly import VariantPipeline
 from pytest_sdxl.errors import ImageCheckError, VariantUnavailable
-from pytest_sdxl.images import max_abs_difference
-from pytest_sdxl.sources import Components, load_components
-from pytest_sdxl.variants import REGISTRY, parse
+from pytest_sdxl.pipelines.images import max_abs_difference
+from pytest_sdxl.pipelines.sources import Components, load_components
+from pytest_sdxl.variants.assembly import VariantPipeline
+from pytest_sdxl.variants.registry import REGISTRY, parse
 
 EXACT_TOLERANCE = 1e-3
 SIZE = 64

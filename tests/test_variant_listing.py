@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from pytest_sdxl.variant_listing import variant_table
-from pytest_sdxl.variants import REGISTRY
+from pytest_sdxl.reports.variant_listing import variant_table
+from pytest_sdxl.variants.registry import REGISTRY
 
 
 def test_table_lists_every_variant_with_kind_and_status_on_cpu() -> None:
@@ -51,7 +51,7 @@ def test_module_entry_point_prints_the_table() -> None:
 
 
 def test_bad_dtype_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
-    from pytest_sdxl.cli import main
+    from pytest_sdxl.cli.main import main
 
     assert main(["variants", "--dtype", "fp8"]) == 2
     error = capsys.readouterr().err

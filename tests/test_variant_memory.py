@@ -14,9 +14,9 @@ import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from pytest_sdxl.assembly import VariantPipeline, copy_to, storages_on, unused_bytes
-from pytest_sdxl.sources import Components, load_components
-from pytest_sdxl.variants import Composition, parse
+from pytest_sdxl.pipelines.sources import Components, load_components
+from pytest_sdxl.variants.assembly import VariantPipeline, copy_to, storages_on, unused_bytes
+from pytest_sdxl.variants.registry import Composition, parse
 
 CPU = torch.device("cpu")
 META = torch.device("meta")

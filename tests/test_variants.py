@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pytest_sdxl.errors import VariantSpecError
-from pytest_sdxl.variants import REGISTRY, compose, parse, parse_list, valid_names
+from pytest_sdxl.variants.registry import REGISTRY, compose, parse, parse_list, valid_names
 
 NOTES_EIGHT = ["baseline", "batch", "upcast_vae", "fp16_vae", "tiny_vae", "compile_unet", "cpu_offload", "vae_slicing"]
 NOTES_TRIED = ["xformers", "tome"]

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from pytest_sdxl import workers
-from pytest_sdxl.plugin_state import SessionState
-from pytest_sdxl.results import ResultSet, RunRecord, VariantRecord, to_dict
+from pytest_sdxl.plugin import workers
+from pytest_sdxl.plugin.state import SessionState
+from pytest_sdxl.results.schema import ResultSet, RunRecord, VariantRecord, to_dict
 from pytest_sdxl.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -258,8 +258,8 @@ def test_a_bad_device_list_names_what_is_accepted(pytester: pytest.Pytester) -> 
 
 def test_a_missing_gpu_index_names_how_many_there_are(monkeypatch: pytest.MonkeyPatch) -> None:
     torch = pytest.importorskip("torch")
-    from pytest_sdxl.devices import resolve_device
     from pytest_sdxl.errors import VariantUnavailable
+    from pytest_sdxl.machine.devices import resolve_device
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
@@ -274,7 +274,7 @@ def test_a_missing_gpu_index_names_how_many_there_are(monkeypatch: pytest.Monkey
 
 def test_timing_events_are_recorded_on_the_measured_gpus_stream(monkeypatch: pytest.MonkeyPatch) -> None:
     torch = pytest.importorskip("torch")
-    from pytest_sdxl.timing import Mark
+    from pytest_sdxl.measure.timing import Mark
 
     recorded: list[object] = []
 

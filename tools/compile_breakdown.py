@@ -21,8 +21,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pytest_sdxl import compile_cache  # noqa: E402
-from pytest_sdxl.results import write_atomically  # noqa: E402
+from pytest_sdxl.machine import compile_cache  # noqa: E402
+from pytest_sdxl.results.schema import write_atomically  # noqa: E402
 
 
 def main() -> int:
@@ -38,11 +38,11 @@ def main() -> int:
     import torch
     import torch._dynamo.utils as dynamo_utils
 
-    from pytest_sdxl.assembly import VariantPipeline
-    from pytest_sdxl.devices import synchronize
+    from pytest_sdxl.machine.devices import synchronize
+    from pytest_sdxl.pipelines.sources import image_size_for, load_components
     from pytest_sdxl.settings import DEFAULT_PROMPTS
-    from pytest_sdxl.sources import image_size_for, load_components
-    from pytest_sdxl.variants import parse
+    from pytest_sdxl.variants.assembly import VariantPipeline
+    from pytest_sdxl.variants.registry import parse
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dtype = torch.float16 if device.type == "cuda" else torch.float32

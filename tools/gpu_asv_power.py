@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pytest_sdxl.results import write_atomically  # noqa: E402
+from pytest_sdxl.results.schema import write_atomically  # noqa: E402
 from tests.test_asv_continuous import changed_benchmarks, make_scratch  # noqa: E402
 
 BENCHMARKS = {

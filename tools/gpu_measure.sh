@@ -27,13 +27,13 @@ started=$SECONDS
 
 CARD=$(python -c "
 import torch
-from pytest_sdxl.machine import card_slug
+from pytest_sdxl.machine.probes import card_slug
 print(card_slug(torch.cuda.get_device_name(0) if torch.cuda.is_available() else None))")
 DATE=$(date -u +%Y-%m-%d)
 STEM="$CARD-$DATE"
 echo "card $CARD, date $DATE, output $OUT"
 nvidia-smi > "$OUT/nvidia-smi.txt" 2>&1 || true
-python -c "import json; from pytest_sdxl.machine import machine_info; print(json.dumps(machine_info(), indent=1))" \
+python -c "import json; from pytest_sdxl.machine.probes import machine_info; print(json.dumps(machine_info(), indent=1))" \
     > "$OUT/machine.json"
 
 echo "== 1. seven variants, 3 runs each ($((SECONDS - started)) s)"
@@ -63,7 +63,7 @@ python - "$OUT" <<'PYTHON'
 import sys
 from pathlib import Path
 
-from pytest_sdxl.results import VariantRecord, load_results, save_results
+from pytest_sdxl.results.schema import VariantRecord, load_results, save_results
 
 out = Path(sys.argv[1])
 merged = load_results(out / "main" / "results.json")

@@ -27,7 +27,7 @@ mkdir -p "$OUT/docs/results" docs/results
 
 CARD=$(python -c "
 import torch
-from pytest_sdxl.machine import card_slug
+from pytest_sdxl.machine.probes import card_slug
 print(card_slug(torch.cuda.get_device_name(0) if torch.cuda.is_available() else None))")
 STEM="$CARD-$(date -u +%Y-%m-%d)-plugin"
 echo "card $CARD, output $OUT, stem $STEM"

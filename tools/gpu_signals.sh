@@ -51,10 +51,10 @@ export PYTHONPATH="$PWD:/tmp/site-project:/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONUNBUFFERED=1 PYTHONWARNINGS=ignore
 CARD=$(python3 -c "
 import torch
-from pytest_sdxl.machine import card_slug
+from pytest_sdxl.machine.probes import card_slug
 print(card_slug(torch.cuda.get_device_name(0) if torch.cuda.is_available() else None))")
 STEM="$OUT/$CARD-$(date -u +%Y-%m-%d)"
-python3 -c "import json; from pytest_sdxl.machine import machine_info; print(json.dumps(machine_info()))" \
+python3 -c "import json; from pytest_sdxl.machine.probes import machine_info; print(json.dumps(machine_info()))" \
     > "$STEM-machine.json"
 cat "$STEM-machine.json"
 started=$SECONDS

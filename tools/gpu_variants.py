@@ -20,14 +20,14 @@ from pathlib import Path
 
 import torch
 
-from pytest_sdxl.assembly import VariantPipeline
-from pytest_sdxl.devices import free_memory, is_out_of_memory, synchronize
 from pytest_sdxl.errors import VariantUnavailable
-from pytest_sdxl.images import psnr
-from pytest_sdxl.results import write_atomically
+from pytest_sdxl.machine.devices import free_memory, is_out_of_memory, synchronize
+from pytest_sdxl.pipelines.images import psnr
+from pytest_sdxl.pipelines.sources import image_size_for, load_components
+from pytest_sdxl.results.schema import write_atomically
 from pytest_sdxl.settings import DEFAULT_PROMPTS
-from pytest_sdxl.sources import image_size_for, load_components
-from pytest_sdxl.variants import all_single_variants, parse
+from pytest_sdxl.variants.assembly import VariantPipeline
+from pytest_sdxl.variants.registry import all_single_variants, parse
 
 EXTRA_COMPOSITIONS = (
     "tiny_vae+batch",

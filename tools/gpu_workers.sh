@@ -31,7 +31,7 @@ STEPS=none OUT="$OUT/install" bash tools/gpu_signals.sh > /dev/null 2>&1 || { ec
 export PYTHONPATH="$PWD:/tmp/site-project:/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONUNBUFFERED=1 PYTHONWARNINGS=ignore
 GPUS=$(python3 -c "import torch; print(torch.cuda.device_count())")
-CARD=$(python3 -c "import torch; from pytest_sdxl.machine import card_slug; print(card_slug(torch.cuda.get_device_name(0)))")
+CARD=$(python3 -c "import torch; from pytest_sdxl.machine.probes import card_slug; print(card_slug(torch.cuda.get_device_name(0)))")
 STEM="$OUT/$CARD-$(date -u +%Y-%m-%d)-workers$SUFFIX"
 # WORKERS: the sessions to run, in order (default "1 N"); two calls on one warm machine can run one each.
 for workers in ${WORKERS:-1 $GPUS}; do

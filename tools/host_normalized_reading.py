@@ -6,7 +6,7 @@ Each measurement of a `power --json` file keeps its raw wall samples per run (th
 one-by-one reference's, seconds per image). For each measurement this takes each side's minimum, the
 variant's kernel time from the file's calibration (per call, over the prompts a call makes) and the
 reference's from ``--reference-kernel-ms`` (the files do not keep it), and computes the plain ratio of
-minima and the host-normalized ratio (``pytest_sdxl.host_normalized``). Then every ordered pair of
+minima and the host-normalized ratio (``pytest_sdxl.analysis.host_normalized``). Then every ordered pair of
 measurements is judged as `asv compare --factor` would: unchanged against unchanged is a false alarm
 when it exceeds the factor, unchanged against slowed a detection. A reading of data already measured,
 not a measurement: the measurements of one file shared a process.
@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pytest_sdxl.host_normalized import host_normalized_ratio  # noqa: E402
+from pytest_sdxl.analysis.host_normalized import host_normalized_ratio  # noqa: E402
 
 
 def values_of(path: Path, reference_kernel_s: float, images_per_call: int) -> dict[str, list[tuple[float, float]]]:

@@ -11,8 +11,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pytest_sdxl.power import combined, power_from_dict, power_report
-from pytest_sdxl.results import encode_float, write_atomically
+from pytest_sdxl.measure.power import combined, power_from_dict, power_report
+from pytest_sdxl.results.schema import encode_float, write_atomically
 
 
 def main(arguments: list[str]) -> int:

@@ -30,7 +30,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pytest_sdxl.results import write_atomically  # noqa: E402
+from pytest_sdxl.results.schema import write_atomically  # noqa: E402
 
 BATCH_SIZE = 4
 # plain: the suite's ratio (minima of round means); per_call: minima over single calls, where the
@@ -60,9 +60,9 @@ def one_process(variant: str, pin: set[int] | None) -> dict[str, Any]:
     import torch
 
     from benchmarks import common
-    from pytest_sdxl.host_normalized import host_normalized_ratio
-    from pytest_sdxl.measurement import ratio_of_minima
-    from pytest_sdxl.variants import parse
+    from pytest_sdxl.analysis.host_normalized import host_normalized_ratio
+    from pytest_sdxl.measure.core import ratio_of_minima
+    from pytest_sdxl.variants.registry import parse
 
     started = time.perf_counter()
     prompts, seeds = common.prompts_and_seeds(BATCH_SIZE)

@@ -1,0 +1,285 @@
+"""Comparing two result sets: per variant and signal, the ratio new / base, its interval and a verdict.
+
+Each signal has its own rule, and each verdict names the statistic it rests on:
+
+- ``kernels`` (kernel launches per image) is **exact**: the GPU launches the same kernels for the
+  same work, so any increase is a regression and any decrease is reported as a change;
+- ``kernel_ms`` (the GPU's summed kernel time per image) is steady to well under 1 %: its own
+  threshold, 2 % by default;
+- ``wall_ratio`` (the variant's wall time beside its side-by-side reference,
+  ``measurement.side_by_side_reference``, timed in alternating rounds in the same process) is judged on
+  blocks of rounds by the host-adjusted test (``host_adjusted``): the ratio new / base of the variant's
+  minimum at equal reference speed, which cancels what the machine does: threshold 5 %;
+- ``avg_gen_s`` (wall time per image) follows the host: compared on each run's **minimum** by
+  default (host jitter only adds time), threshold 5 %;
+- ``init_gen_s``, ``load_s``, ``total_s`` and ``peak_gpu_mem_gb``: one value per run.
+
+Which signals can fail a comparison is the ``gate`` (default: kernel launches, kernel time, the
+side-by-side wall ratio and peak memory). The others are judged and shown but only inform: on an
+H100 the absolute wall minima of unchanged variants moved up to 8 % between two processes
+(docs/results/measurement), more than any threshold worth gating on.
+
+Samples within a run are not independent, so a run is the unit: each run is reduced to its
+statistic, then Welch's t test on the logarithms of the per-run statistics (``statistics.compare_runs``)
+gives the ratio of geometric means, its 95 % interval (never below zero) and the p-value. The wall
+ratio's units are blocks of rounds instead, since its fit takes the host's speed out of each block
+(``host_adjusted``; its false-alarm rate on a GPU is measured in docs/results/2026-11-27b). The
+p-values of every gated comparison in the report are Holm-adjusted together, since many variants and
+signals are tested at once (the informing ones form a family of their own). A change is a
+regression only when it is large enough and significant at ``alpha`` after the adjustment. A
+threshold names the smallest change the gate must catch, so the estimate must pass ``FLAG_SHARE``
+(half) of it: a 5 % wall threshold flags a significant change above 2.5 %, and a 5 % slowdown is not
+left to a coin toss at the bound. With fewer than two runs on a side the verdict is ``insufficient
+data`` (one load time per plugin session can never reach alpha). A variant that ran before and fails
+now is a regression; one that is skipped now is not.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass, replace
+
+from pytest_sdxl.analysis.host_adjusted import compare_host_adjusted
+from pytest_sdxl.analysis.stats import RUN_STATISTICS, compare_runs, count_runs, holm
+from pytest_sdxl.results.schema import ResultSet, VariantRecord
+
+DEFAULT_THRESHOLD = 0.05
+# Unchanged kernel time moved at most 0.5 % between two processes over 12 variants on an H100
+# (docs/results/measurement): a 2 % slowdown, flagged past 1 %, stands clear of that.
+DEFAULT_KERNEL_THRESHOLD = 0.02
+# A threshold is the smallest change the gate is sized to catch, so a change is flagged once its
+# estimate passes this share of it: a bound *at* the threshold flags a change of exactly that size
+# half the time at best (a 2 % device-side slowdown was caught in 2 of 10 trials with the bound at 2 %).
+FLAG_SHARE = 0.5
+DEFAULT_ALPHA = 0.05
+DEFAULT_WALL_STATISTIC = "min"
+
+
+@dataclass(frozen=True)
+class Signal:
+    """One compared signal: where its samples come from and which rule judges it."""
+
+    name: str
+    samples: str  # the key of ``VariantRecord.run_samples``
+    rule: str  # "exact", "threshold" or "host-adjusted"
+    description: str
+
+
+SIGNALS = (
+    Signal("wall_ratio", "wall_pair", "host-adjusted", "wall time at equal side-by-side reference speed"),
+    Signal("avg_gen_s", "gen_s", "threshold", "wall s per image"),
+    Signal("kernel_ms", "kernel_ms", "threshold", "GPU kernel ms per image"),
+    Signal("kernels", "kernels", "exact", "kernel launches per image"),
+    Signal("init_gen_s", "init_gen_s", "threshold", "first generation s"),
+    Signal("load_s", "load_s", "threshold", "load s"),
+    Signal("total_s", "total_s", "threshold", "run total s"),
+    Signal("peak_gpu_mem_gb", "peak_gpu_mem_gb", "threshold", "peak GPU GB"),
+)
+SIGNALS_BY_NAME = {signal.name: signal for signal in SIGNALS}
+METRIC_NAMES = tuple(SIGNALS_BY_NAME)
+DEFAULT_GATE = ("wall_ratio", "kernel_ms", "kernels", "peak_gpu_mem_gb")
+
+
+@dataclass(frozen=True)
+class Rules:
+    """Thresholds, significance level and the wall statistic of one comparison."""
+
+    threshold: float = DEFAULT_THRESHOLD
+    kernel_threshold: float = DEFAULT_KERNEL_THRESHOLD
+    alpha: float = DEFAULT_ALPHA
+    wall_statistic: str = DEFAULT_WALL_STATISTIC
+    metrics: tuple[str, ...] = METRIC_NAMES
+    gate: tuple[str, ...] = DEFAULT_GATE
+
+    def threshold_of(self, signal: str) -> float:
+        return self.kernel_threshold if signal == "kernel_ms" else self.threshold
+
+    def statistic_of(self, signal: str) -> str:
+        return self.wall_statistic if signal == "avg_gen_s" else "median"
+
+
+@dataclass(frozen=True)
+class MetricComparison:
+    """One variant's signal in both result sets and what the comparison concludes."""
+
+    variant: str
+    metric: str
+    verdict: str  # regressed, improved, changed, unchanged, insufficient data, failed, missing, skipped
+    ratio: float = math.nan
+    low: float = math.nan
+    high: float = math.nan
+    p_value: float = math.nan  # Holm-adjusted once the whole report is compared
+    test: str = ""
+    base_count: int = 0
+    new_count: int = 0
+    note: str = ""
+    threshold: float = math.nan
+    gated: bool = True  # False: judged and shown, but it cannot fail the comparison
+
+    @property
+    def regressed(self) -> bool:
+        return self.gated and self.verdict in ("regressed", "failed")
+
+
+def compare_exact(variant: str, base: list[list[float]], new: list[list[float]]) -> MetricComparison:
+    """Kernel launches per image: any increase regresses, any decrease is a change worth reporting."""
+    base_value = statistics.median(value for run in base for value in run)
+    new_value = statistics.median(value for run in new for value in run)
+    ratio = new_value / base_value if base_value else math.nan
+    if new_value > base_value:
+        verdict = "regressed"
+    elif new_value < base_value:
+        verdict = "changed"
+    else:
+        verdict = "unchanged"
+    return MetricComparison(
+        variant,
+        "kernels",
+        verdict,
+        ratio=ratio,
+        test=f"exact: median launches per image {base_value:g} -> {new_value:g}",
+        base_count=len(base),
+        new_count=len(new),
+    )
+
+
+def compare_signal(
+    variant: str, signal: Signal, base: list[list[float]], new: list[list[float]], rules: Rules
+) -> MetricComparison:
+    """Ratio, interval and raw p-value of one signal; the verdict waits for the Holm adjustment."""
+    if signal.rule == "exact":
+        return compare_exact(variant, base, new)
+    if min(value for run in base + new for value in run) <= 0:
+        return MetricComparison(variant, signal.name, "unchanged", note="non-positive samples: not compared")
+    if signal.rule == "host-adjusted":
+        result = compare_host_adjusted(base, new)
+    else:
+        result = compare_runs(base, new, statistic=rules.statistic_of(signal.name))
+    return MetricComparison(
+        variant,
+        signal.name,
+        "insufficient data" if result.insufficient else "pending",
+        ratio=result.ratio,
+        low=result.low,
+        high=result.high,
+        p_value=result.p_value,
+        test=result.test,
+        base_count=result.base_runs,
+        new_count=result.new_runs,
+        note=result.insufficient,
+        threshold=rules.threshold_of(signal.name),
+    )
+
+
+def compare_variant(base: VariantRecord, new: VariantRecord | None, rules: Rules) -> list[MetricComparison]:
+    if new is None:
+        return [MetricComparison(base.variant, "-", "missing", note="not in the new results")]
+    if not base.ok:
+        return [MetricComparison(base.variant, "-", "missing", note=f"base {base.status}: {base.reason}")]
+    if new.status == "failed":
+        return [MetricComparison(base.variant, "-", "failed", note=new.reason)]
+    if not new.ok:
+        return [MetricComparison(base.variant, "-", "skipped", note=f"new {new.status}: {new.reason}")]
+    comparisons = []
+    for name in rules.metrics:
+        signal = SIGNALS_BY_NAME[name]
+        base_runs, new_runs = base.run_samples(signal.samples), new.run_samples(signal.samples)
+        if not base_runs and not new_runs:
+            continue  # peak GPU memory or kernel signals on a CPU: nothing to compare
+        if not base_runs or not new_runs:
+            side = "base" if not base_runs else "new"
+            comparisons.append(MetricComparison(base.variant, name, "missing", note=f"no samples on the {side} side"))
+            continue
+        short = short_of_runs(base, new) if signal.rule == "host-adjusted" else ""
+        if short:
+            comparison = MetricComparison(base.variant, name, "insufficient data", note=short)
+        else:
+            comparison = compare_signal(base.variant, signal, base_runs, new_runs, rules)
+        comparisons.append(replace(comparison, gated=name in rules.gate))
+    return comparisons
+
+
+def short_of_runs(base: VariantRecord, new: VariantRecord) -> str:
+    """Why the wall ratio cannot be judged: blocks of one run share that run's state, so two runs a side are needed.
+
+    The host-adjusted test takes blocks as its units, but a run's blocks share its pipeline build
+    and whatever else one run fixes; with at least two runs a side, what differs between runs is in
+    the blocks' scatter too (one pytest-benchmark round, the plugin's single run, is not enough).
+    """
+    counts = {
+        side: sum(1 for run in record.runs if run.gen_s and run.reference_gen_s)
+        for side, record in (("base", base), ("new", new))
+    }
+    short = [f"{count_runs(count)} on the {side} side" for side, count in counts.items() if count < 2]
+    if not short:
+        return ""
+    return f"{' and '.join(short)}: the wall ratio needs at least 2 runs a side (their blocks share a run's state)"
+
+
+def decide(comparisons: list[MetricComparison], rules: Rules) -> list[MetricComparison]:
+    """Holm-adjust the p-values of each family of pending comparisons, then give each its verdict.
+
+    The gated comparisons (those that can fail the run) are one family, the informing ones another:
+    what is only shown should not dilute what decides.
+    """
+    decided = list(comparisons)
+    for gated in (True, False):
+        pending = [index for index, item in enumerate(comparisons) if item.verdict == "pending" and item.gated == gated]
+        adjusted = holm([comparisons[index].p_value for index in pending])
+        for index, p_value in zip(pending, adjusted, strict=True):
+            decided[index] = verdict_of(comparisons[index], p_value, rules)
+    return decided
+
+
+def verdict_of(item: MetricComparison, p_value: float, rules: Rules) -> MetricComparison:
+    """The verdict of one comparison at its Holm-adjusted p-value."""
+    significant = not math.isnan(p_value) and p_value < rules.alpha
+    bound = item.threshold * FLAG_SHARE
+    if significant and item.ratio > 1 + bound:
+        verdict = "regressed"
+    elif significant and item.ratio < 1 - bound:
+        verdict = "improved"
+    else:
+        verdict = "unchanged"
+    return replace(item, verdict=verdict, p_value=p_value, test=f"{item.test}, Holm-adjusted")
+
+
+def compare_results(base: ResultSet, new: ResultSet, rules: Rules | None = None) -> list[MetricComparison]:
+    """Every variant of the base result set against the new one, signal by signal."""
+    chosen = rules or Rules()
+    comparisons = []
+    for record in base.variants:
+        comparisons += compare_variant(record, new.variant(record.variant), chosen)
+    known = {record.variant for record in base.variants}
+    for record in new.variants:
+        if record.variant not in known:
+            comparisons.append(MetricComparison(record.variant, "-", "missing", note="not in the base results"))
+    return decide(comparisons, chosen)
+
+
+def parse_metrics(text: str) -> tuple[str, ...]:
+    """'avg_gen_s,kernel_ms' -> the signals to compare; the error lists the accepted names."""
+    chosen = tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
+    unknown = [name for name in chosen if name not in METRIC_NAMES]
+    if unknown or not chosen:
+        raise ValueError(f"metrics {text!r} not accepted; choose from {', '.join(METRIC_NAMES)} (comma-separated)")
+    return chosen
+
+
+def parse_statistic(text: str) -> str:
+    if text not in RUN_STATISTICS:
+        raise ValueError(f"statistic {text!r} not accepted; choose one of {', '.join(RUN_STATISTICS)}")
+    return text
+
+
+def parse_threshold(text: str) -> float:
+    """'5%' or '0.05' -> 0.05; the error says what is accepted."""
+    value = text.strip()
+    try:
+        number = float(value[:-1]) / 100 if value.endswith("%") else float(value)
+    except ValueError:
+        number = math.nan
+    if not 0 <= number < 1 or (not value.endswith("%") and number >= 1):
+        raise ValueError(f"threshold {text!r} is not accepted; give a percentage like 5% or a fraction like 0.05")
+    return number

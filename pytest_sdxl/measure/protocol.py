@@ -1,0 +1,258 @@
+"""The notes' protocol: per variant, R runs of load, first generation and timed generations.
+
+One run, as in the notes' Run 1..3: a fresh load of every component (never the in-process
+cache) plus applying the variant is **Load Time**; the first prompt's generation is **Init Gen
+Time**; then the measurement core (``pytest_sdxl.measure.core``) warms every shape the timed calls
+use and times at least ten calls over the other prompts, one pipeline call each (or one call for
+all of them in batch mode): **Avg Gen Time** per image (mean and median). **Total Time** is load,
+first generation, warm-up and timed calls. The stage split and the device signals come from the
+core's untimed passes after the timed calls. Each run's images are compared with the baseline's
+for the same prompts and seeds (PSNR).
+
+A variant that cannot run here is ``skipped`` with the reason; one that fails (out of memory,
+NaN images, any exception) is ``failed`` with a clear reason, its GPU memory is freed, and the
+protocol carries on with the next variant.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pytest_sdxl.errors import SettingsError, VariantUnavailable
+from pytest_sdxl.machine.probes import resolved_precision
+from pytest_sdxl.measure.core import (
+    failure_reason,
+    measure_pipeline,
+    seeds_for,
+    side_by_side_reference,
+    timed_groups,
+    variant_note,
+)
+from pytest_sdxl.measure.progress import Progress, ProgressEvent
+from pytest_sdxl.results.schema import ResultSet, RunRecord, VariantRecord, settings_as_dict
+from pytest_sdxl.variants.registry import BASELINE, Composition, all_single_variants, compose
+
+__all__ = [
+    "Progress",
+    "ProgressEvent",
+    "RunRecord",
+    "VariantRecord",
+    "measure_run",
+    "run_protocol",
+    "run_variant",
+]
+
+
+def check_prompt_count(settings: Any) -> None:
+    if len(settings.prompts) < 2:
+        raise SettingsError(
+            f"the protocol needs at least 2 prompts (1 first generation + 1 or more timed), got "
+            f"{len(settings.prompts)}; give a prompt file with more lines or use the default five"
+        )
+
+
+def forget_compiled_graphs() -> None:
+    """Drop torch.compile's in-process caches so each run compiles afresh, like the notes' new process."""
+    dynamo = sys.modules.get("torch._dynamo")
+    if dynamo is not None:
+        dynamo.reset()
+
+
+def import_libraries() -> None:
+    """Import what a load needs before the clock starts: Python's import time is not Load Time."""
+    import diffusers
+    import transformers
+
+    for name in ("StableDiffusionXLPipeline", "AutoencoderKL", "AutoencoderTiny", "UNet2DConditionModel"):
+        getattr(diffusers, name)
+    for name in ("CLIPTextModel", "CLIPTextModelWithProjection"):
+        getattr(transformers, name)
+
+
+def measure_run(
+    settings: Any,
+    composition: Composition,
+    run: int,
+    reference_images: np.ndarray | None,
+    progress: Progress | None = None,
+    trace_path: Path | None = None,
+) -> tuple[RunRecord, np.ndarray, int]:
+    """One run from a fresh load; returns its record, the timed prompts' images and the image size."""
+    from pytest_sdxl.machine.compile_cache import CacheProbe
+    from pytest_sdxl.machine.devices import free_memory, resolve_device, resolve_dtype
+    from pytest_sdxl.measure.timing import SyncClock
+    from pytest_sdxl.pipelines.sources import image_size_for, load_components
+    from pytest_sdxl.variants.assembly import VariantPipeline
+
+    def report(step: str, detail: str = "") -> None:
+        if progress is not None:
+            progress(ProgressEvent(composition.id, run, settings.runs, step, detail))
+
+    device = resolve_device(settings.device)
+    dtype = resolve_dtype(settings.dtype, device)
+    import_libraries()
+    clock = SyncClock(device)
+    prompts, seeds = list(settings.prompts), seeds_for(settings)
+    forget_compiled_graphs()
+    free_memory(device)
+    pipeline = reference = None
+    try:
+        report("load")
+        started = clock.now()
+        components = load_components(settings.model, device, dtype, settings.tiny_vae, settings.fp16_vae)
+        size = image_size_for(settings, components)
+        pipeline = VariantPipeline(components, composition, size, settings.steps)
+        del components  # the pipeline holds what it needs; nothing else may keep GPU memory alive
+        loaded = clock.now()
+        report("first generation")
+        probe = CacheProbe()
+        probe.start()
+        pipeline.generate(prompts[:1], seeds[:1])
+        first_done = clock.now()
+        cache_use = probe.stop().describe()
+        beside = side_by_side_reference(composition)
+        if beside is not None:  # built after the clock: the reference is the harness's, not the variant's load
+            reference = VariantPipeline(pipeline.components, beside, size, settings.steps)
+        measured = measure_pipeline(
+            pipeline,
+            timed_groups(composition, prompts, seeds),
+            reference_images=reference_images,
+            side_by_side=reference,
+            trace_path=trace_path,
+            calls_at_one=1,
+            report=report,
+        )
+        record = measured.runs[0]
+        record.run = run
+        record.load_s = loaded - started
+        record.init_gen_s = first_done - loaded
+        record.total_s = record.load_s + record.init_gen_s + measured.warmup_s + measured.timed_s_per_run[0]
+        record.compile_cache = cache_use
+        return record, measured.images, size
+    finally:
+        for built in (pipeline, reference):
+            if built is not None:
+                built.close()
+        pipeline = reference = None
+        free_memory(device)
+
+
+def measure_variant(
+    settings: Any,
+    composition: Composition,
+    reference: np.ndarray | None,
+    progress: Progress | None = None,
+) -> tuple[VariantRecord, np.ndarray | None, int | None]:
+    """Every run of one variant; returns the record, the first run's images and the image size."""
+    check_prompt_count(settings)
+    started = time.perf_counter()
+    record = VariantRecord(variant=composition.id, kind=composition.kind, note=variant_note(composition))
+    first_images: np.ndarray | None = None
+    size: int | None = None
+    for run in range(1, settings.runs + 1):
+        # One generation's Chrome trace a variant is enough to read; the first run's is kept.
+        trace = trace_file(settings, composition) if run == 1 else None
+        try:
+            run_record, images, size = measure_run(settings, composition, run, reference, progress, trace)
+        except VariantUnavailable as error:
+            record.status, record.reason = "skipped", str(error)
+            break
+        except Exception as error:  # one variant's failure must not stop the others
+            record.status, record.reason = "failed", f"run {run}: {failure_reason(error)}"
+            break
+        if first_images is None:
+            first_images = images
+            if reference is None and composition.id == BASELINE:
+                # The baseline is its own reference: later runs show whether it is deterministic.
+                reference = images
+                run_record.psnr_db = math.inf
+        record.runs.append(run_record)
+    uses = [f"run {item.run} {item.compile_cache}" for item in record.runs if item.compile_cache]
+    record.compile_cache = "; ".join(uses)
+    if record.status == "failed":
+        from pytest_sdxl.machine.devices import free_memory
+
+        # The exception's traceback kept the failed run's tensors alive until now: hand them back.
+        free_memory()
+    record.measure_s = round(time.perf_counter() - started, 1)
+    if progress is not None:
+        progress(ProgressEvent(composition.id, 0, settings.runs, record.status, record.reason))
+    return record, first_images, size
+
+
+def run_variant(
+    settings: Any,
+    composition: Composition,
+    baseline_images: np.ndarray | None = None,
+    progress: Progress | None = None,
+) -> VariantRecord:
+    """The notes' protocol for one variant: ``settings.runs`` runs, each from a fresh load."""
+    return measure_variant(settings, composition, baseline_images, progress)[0]
+
+
+def trace_file(settings: Any, composition: Composition) -> Path | None:
+    """Where ``--trace DIR`` keeps this variant's Chrome trace (``DIR/<variant>.json``), or None."""
+    folder = getattr(settings, "trace", None)
+    return None if folder is None else Path(folder) / f"{composition.id}.json"
+
+
+def reference_images(settings: Any, progress: Progress | None = None) -> np.ndarray | None:
+    """The baseline's images of the timed prompts and their seeds (untimed), or None if it cannot run."""
+    from pytest_sdxl.pipelines.sources import components_for, image_size_for
+    from pytest_sdxl.variants.assembly import VariantPipeline
+
+    if progress is not None:
+        progress(ProgressEvent(BASELINE, 0, settings.runs, "reference images for PSNR"))
+    pipeline = None
+    try:
+        components = components_for(settings, cache=False)
+        pipeline = VariantPipeline(components, compose([]), image_size_for(settings, components), settings.steps)
+        del components
+        return pipeline.generate(list(settings.prompts[1:]), seeds_for(settings)[1:])
+    except Exception:  # without a reference the variants still run; their PSNR stays empty
+        return None
+    finally:
+        if pipeline is not None:
+            pipeline.close()
+
+
+def run_protocol(
+    settings: Any,
+    compositions: Sequence[Composition] | None = None,
+    progress: Progress | None = None,
+    on_variant: Callable[[ResultSet], None] | None = None,
+) -> ResultSet:
+    """The protocol over the compositions (default: the settings' variants, else all single variants).
+
+    The baseline runs first so every other variant's PSNR has a reference; without the baseline in
+    the list, its images are generated once, untimed. ``on_variant`` gets the result set after each
+    variant (the command line saves it there, so an interrupted run keeps what was measured).
+    """
+    from pytest_sdxl.machine.probes import machine_info
+
+    check_prompt_count(settings)
+    chosen = list(compositions if compositions is not None else settings.variants or all_single_variants())
+    baseline = compose([])
+    order = sorted(chosen, key=lambda composition: composition != baseline)
+    result = ResultSet(settings=settings_as_dict(settings), machine=machine_info(settings.device))
+    result.settings.update(resolved_precision(settings))
+    reference = None if baseline in chosen else reference_images(settings, progress)
+    records: dict[str, VariantRecord] = {}
+    for composition in order:
+        record, images, size = measure_variant(settings, composition, reference, progress)
+        if composition == baseline and images is not None:
+            reference = images
+        if size is not None:
+            result.settings.setdefault("image_size", size)
+        records[composition.id] = record
+        result.variants = [records[item.id] for item in chosen if item.id in records]
+        if on_variant is not None:
+            on_variant(result)
+    return result

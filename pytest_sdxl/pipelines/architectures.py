@@ -1,0 +1,216 @@
+"""The SDXL architectures pytest-sdxl builds with random weights: tiny (CPU tests) and SDXL-Turbo.
+
+The SDXL-Turbo configs are those of stabilityai/sdxl-turbo (and madebyollin/taesdxl for the tiny
+VAE); building them on the meta device gives exactly the real parameter counts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pytest_sdxl.pipelines.clip_tokenizer import END_OF_TEXT_ID, START_OF_TEXT_ID
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """Keyword configs of every component of one SDXL architecture."""
+
+    name: str
+    unet: dict[str, Any]
+    vae: dict[str, Any]
+    tiny_vae: dict[str, Any]
+    text_encoder: dict[str, Any]
+    text_encoder_2: dict[str, Any]
+    scheduler: dict[str, Any]
+    default_size: int
+    # Random weights are multiplied by this so that half-precision activations stay finite.
+    weight_scale: float = 1.0
+    seed: int = 0
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+SCHEDULER = {
+    "num_train_timesteps": 1000,
+    "beta_start": 0.00085,
+    "beta_end": 0.012,
+    "beta_schedule": "scaled_linear",
+    "timestep_spacing": "trailing",
+    "steps_offset": 1,
+    "prediction_type": "epsilon",
+}
+
+TINY = Architecture(
+    name="tiny",
+    unet={
+        "sample_size": 32,
+        "in_channels": 4,
+        "out_channels": 4,
+        "block_out_channels": (32, 64),
+        "layers_per_block": 2,
+        "down_block_types": ("DownBlock2D", "CrossAttnDownBlock2D"),
+        "up_block_types": ("CrossAttnUpBlock2D", "UpBlock2D"),
+        "attention_head_dim": (2, 4),
+        "use_linear_projection": True,
+        "addition_embed_type": "text_time",
+        "addition_time_embed_dim": 8,
+        "transformer_layers_per_block": (1, 2),
+        # 6 size/crop numbers of addition_time_embed_dim each, plus the 32-wide pooled text embedding.
+        "projection_class_embeddings_input_dim": 80,
+        "cross_attention_dim": 64,
+        "norm_num_groups": 1,
+    },
+    vae={
+        "block_out_channels": (32, 64),
+        "in_channels": 3,
+        "out_channels": 3,
+        "down_block_types": ("DownEncoderBlock2D", "DownEncoderBlock2D"),
+        "up_block_types": ("UpDecoderBlock2D", "UpDecoderBlock2D"),
+        "latent_channels": 4,
+        "norm_num_groups": 32,
+        "sample_size": 128,
+        "scaling_factor": 0.13025,
+        "force_upcast": True,
+    },
+    tiny_vae={
+        # Two decoder blocks upsample once: the same x2 scale as the two-block tiny VAE above.
+        "encoder_block_out_channels": (32, 32),
+        "decoder_block_out_channels": (32, 32),
+        "num_encoder_blocks": (1, 1),
+        "num_decoder_blocks": (1, 1),
+        "latent_channels": 4,
+    },
+    text_encoder={
+        "hidden_size": 32,
+        "intermediate_size": 37,
+        "num_attention_heads": 4,
+        "num_hidden_layers": 5,
+        "hidden_act": "gelu",
+        "projection_dim": 32,
+        "max_position_embeddings": 77,
+        "vocab_size": 1000,
+    },
+    text_encoder_2={
+        "hidden_size": 32,
+        "intermediate_size": 37,
+        "num_attention_heads": 4,
+        "num_hidden_layers": 5,
+        "hidden_act": "gelu",
+        "projection_dim": 32,
+        "max_position_embeddings": 77,
+        "vocab_size": 1000,
+    },
+    scheduler=SCHEDULER,
+    default_size=64,
+)
+
+SDXL_TURBO = Architecture(
+    name="sdxl-turbo",
+    unet={
+        "sample_size": 64,
+        "in_channels": 4,
+        "out_channels": 4,
+        "block_out_channels": (320, 640, 1280),
+        "layers_per_block": 2,
+        "down_block_types": ("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+        "up_block_types": ("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+        "transformer_layers_per_block": (1, 2, 10),
+        "attention_head_dim": (5, 10, 20),
+        "cross_attention_dim": 2048,
+        "use_linear_projection": True,
+        "addition_embed_type": "text_time",
+        "addition_time_embed_dim": 256,
+        "projection_class_embeddings_input_dim": 2816,
+        "norm_num_groups": 32,
+    },
+    vae={
+        "block_out_channels": (128, 256, 512, 512),
+        "in_channels": 3,
+        "out_channels": 3,
+        "down_block_types": ("DownEncoderBlock2D",) * 4,
+        "up_block_types": ("UpDecoderBlock2D",) * 4,
+        "latent_channels": 4,
+        "layers_per_block": 2,
+        "norm_num_groups": 32,
+        "sample_size": 512,
+        "scaling_factor": 0.13025,
+        "force_upcast": True,
+    },
+    tiny_vae={},
+    text_encoder={
+        "hidden_size": 768,
+        "intermediate_size": 3072,
+        "num_attention_heads": 12,
+        "num_hidden_layers": 12,
+        "hidden_act": "quick_gelu",
+        "projection_dim": 768,
+        "max_position_embeddings": 77,
+        "vocab_size": 49408,
+    },
+    text_encoder_2={
+        "hidden_size": 1280,
+        "intermediate_size": 5120,
+        "num_attention_heads": 20,
+        "num_hidden_layers": 32,
+        "hidden_act": "gelu",
+        "projection_dim": 1280,
+        "max_position_embeddings": 77,
+        "vocab_size": 49408,
+    },
+    scheduler=SCHEDULER,
+    default_size=512,
+    weight_scale=0.5,
+)
+
+ARCHITECTURES = {architecture.name: architecture for architecture in (TINY, SDXL_TURBO)}
+
+
+def clip_config(config: dict[str, Any]) -> Any:
+    """A CLIPTextConfig whose special tokens are those of the offline tokenizer."""
+    from transformers import CLIPTextConfig
+
+    return CLIPTextConfig(
+        **config,
+        bos_token_id=START_OF_TEXT_ID,
+        eos_token_id=END_OF_TEXT_ID,
+        pad_token_id=END_OF_TEXT_ID,
+    )
+
+
+def build_module(architecture: Architecture, component: str, offset: int = 0) -> Any:
+    """Build one component with random weights on the current default device (seeded, reproducible).
+
+    Call under ``with torch.device(...)`` to create the weights where they will run, or on
+    ``meta`` to count parameters without memory.
+    """
+    import torch
+    from diffusers import AutoencoderKL, AutoencoderTiny, UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection
+
+    # One seed per component: a component's weights do not depend on which others were built.
+    torch.manual_seed(architecture.seed + offset)
+    config = getattr(architecture, component)
+    module: Any
+    if component == "unet":
+        module = UNet2DConditionModel(**config)
+    elif component == "vae":
+        module = AutoencoderKL(**config)
+    elif component == "tiny_vae":
+        module = AutoencoderTiny(**config)
+    elif component == "text_encoder":
+        module = CLIPTextModel(clip_config(config))
+    elif component == "text_encoder_2":
+        module = CLIPTextModelWithProjection(clip_config(config))
+    else:
+        raise ValueError(f"unknown component {component!r}")
+    if architecture.weight_scale != 1.0 and next(module.parameters()).device.type != "meta":
+        with torch.no_grad():
+            for parameter in module.parameters():
+                if parameter.dim() >= 2:
+                    parameter.mul_(architecture.weight_scale)
+    return module.eval().requires_grad_(False)
+
+
+def count_parameters(module: Any) -> int:
+    """The number of scalars in a module's parameters."""
+    return sum(parameter.numel() for parameter in module.parameters())

@@ -1,0 +1,392 @@
+"""The pytest plugin entry point (pytest11 ``sdxl``): options, ini keys, markers, hooks, header and summary.
+
+Imports only pytest, the standard library and pytest-sdxl's torch-free modules at module level, so
+a session that does not use pytest-sdxl pays next to nothing for it being installed. The fixtures
+live in ``pytest_sdxl.plugin.fixtures``; the benchmark they time lives in ``pytest_sdxl.plugin.benchmark``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Generator, Sequence
+from typing import Any
+
+import pytest
+
+from pytest_sdxl.errors import SettingsError, VariantSpecError
+from pytest_sdxl.plugin.state import STATE_KEY, SessionState
+from pytest_sdxl.settings import OPTIONS, Option, Settings, resolve
+from pytest_sdxl.variants.registry import BASELINE, Composition
+
+GROUP = "sdxl"
+GPU_MARKER = "gpu: the test needs a CUDA GPU; skipped with the reason where torch sees none"
+VARIANTS_MARKER = (
+    "sdxl_variants(*names): run the test for these variants only (names or compositions such as "
+    "'tiny_vae+batch'), of those --sdxl-variants selects; without it, every selected variant"
+)
+# Fixtures whose use makes a test an sdxl test (for the lazily asked GPU name).
+SDXL_FIXTURES = ("sdxl_components", "sdxl_pipeline", "sdxl_generate", "sdxl_benchmark")
+# What an unset ini key answers: pytest 8 answers "" for an unset string key whose default is None,
+# which could not be told from an explicitly empty value (``sdxl_variants =``, a usage error).
+INI_UNSET = "<unset>"
+# The session's exit status when sdxl benchmarks ran but every one was skipped: pytest's own status
+# for a session that ran nothing, so a CI job never passes without numbers.
+NOTHING_MEASURED = pytest.ExitCode.NO_TESTS_COLLECTED
+
+
+def destination(option: Option) -> str:
+    return "sdxl_" + option.name
+
+
+# What a setting means under pytest where that differs from the command line's protocol.
+PYTEST_MEANING = {"runs": "under pytest: blocks of at least ten timed calls on the one warmed pipeline"}
+
+
+def option_help(option: Option) -> str:
+    """The option's help from the settings table, with its default (unless said already), ini key and variable."""
+    where = f"ini {option.ini_key}, env {option.environment_variable}"
+    if "(default" not in option.help:
+        where = f"default: {option.default or 'none'}; {where}"
+    meaning = f"; {PYTEST_MEANING[option.name]}" if option.name in PYTEST_MEANING else ""
+    return f"{option.help}{meaning} ({where})"
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    """The pytest_sdxl_variants hook, and the plugin that registers the variants its implementations return."""
+    from pytest_sdxl.plugin import hook_variants as plugin_variants
+    from pytest_sdxl.plugin import hookspecs
+
+    pluginmanager.add_hookspecs(hookspecs)
+    if not pluginmanager.is_registered(plugin_variants):
+        pluginmanager.register(plugin_variants, "sdxl-plugin-variants")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup(GROUP, "SDXL-Turbo benchmarks (pytest-sdxl)")
+    for option in OPTIONS:
+        group.addoption(
+            option.plugin_flag, dest=destination(option), default=None, metavar=option.metavar, help=option_help(option)
+        )
+        parser.addini(option.ini_key, help=option.help, default=INI_UNSET)
+
+
+def ini_value(config: pytest.Config, key: str) -> str | None:
+    """The ini key's value as written (an empty one included), or None when the key is unset."""
+    value = config.getini(key)
+    return None if value in (None, INI_UNSET) else str(value)
+
+
+def resolve_settings(config: pytest.Config) -> Settings:
+    """Settings from the command line, then PYTEST_SDXL_* variables, then the ini file, then defaults."""
+    return resolve(
+        command_line={option.name: config.getoption(destination(option)) for option in OPTIONS},
+        environment=os.environ,
+        ini={option.name: ini_value(config, option.ini_key) for option in OPTIONS},
+        ini_name=config.inipath.name if config.inipath else "ini file",
+        flag_style="plugin",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", GPU_MARKER)
+    config.addinivalue_line("markers", VARIANTS_MARKER)
+    try:
+        settings = resolve_settings(config)
+    except (SettingsError, VariantSpecError) as error:
+        if config.getoption("help", False):
+            return  # --help must work even with a wrong setting in the environment
+        raise pytest.UsageError(f"pytest-sdxl: {error}") from None
+    config.stash[STATE_KEY] = SessionState(settings=settings)
+    from pytest_sdxl.plugin import fixtures, workers
+
+    config.pluginmanager.register(fixtures, "sdxl-fixtures")
+    workers.configure(config)
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    state = config.stash.get(STATE_KEY, None)
+    if state is None:
+        return []
+    lines = [f"sdxl: {state.settings.describe()}"]
+    chosen = [
+        f"{name} from {'the command line' if origin == 'command' else origin}"
+        for name, origin in state.settings.sources.items()
+        if origin != "default"
+    ]
+    if chosen:
+        lines.append("sdxl settings: " + ", ".join(chosen))
+    cache = state.settings.compile_cache
+    lines.append(f"sdxl compile cache: {cache if cache is not None else 'off (torch defaults)'}")
+    lines.append(header_gpu_line())
+    return lines
+
+
+def header_gpu_line() -> str:
+    """The GPU from the NVIDIA driver's /proc files: no subprocess and no torch in a session that may not use sdxl."""
+    from pytest_sdxl.machine.probes import gpu_summary, gpus_from_driver
+
+    found = gpus_from_driver()
+    if found is None:
+        if shutil.which("nvidia-smi"):
+            return "sdxl gpu: asked of nvidia-smi once sdxl tests are collected"
+        return "sdxl gpu: none (no NVIDIA driver)"
+    names, driver = found
+    return f"sdxl gpu: {gpu_summary(names) or 'none'} (driver {driver or 'unknown'})"
+
+
+def pytest_report_collectionfinish(config: pytest.Config, items: Sequence[pytest.Item]) -> list[str]:
+    """Where the driver has no /proc files (WSL), nvidia-smi names the GPU, only when sdxl tests will run."""
+    if config.stash.get(STATE_KEY, None) is None:
+        return []
+    if not any(name in SDXL_FIXTURES for item in items for name in getattr(item, "fixturenames", ())):
+        return []
+    if not shutil.which("nvidia-smi"):
+        return []
+    from pytest_sdxl.machine.probes import gpu_summary, gpus_from_driver, gpus_from_nvidia_smi
+
+    if gpus_from_driver() is not None:
+        return []  # the header named it already
+    found = gpus_from_nvidia_smi()
+    if found is None:
+        return ["sdxl gpu: nvidia-smi did not answer"]
+    names, driver = found
+    return [f"sdxl gpu: {gpu_summary(names) or 'none'} (driver {driver or 'unknown'}, from nvidia-smi)"]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "sdxl_variant" not in metafunc.fixturenames:
+        return
+    state = metafunc.config.stash.get(STATE_KEY, None)
+    if state is None:
+        return
+    marker = metafunc.definition.get_closest_marker("sdxl_variants")
+    compositions = variants_for(marker, state.settings.variants, metafunc.definition.nodeid)
+    if not compositions:
+        selected = ",".join(item.id for item in state.settings.variants or ())
+        reason = f"none of this test's variants is selected by --sdxl-variants ({selected})"
+        metafunc.parametrize(
+            "sdxl_variant",
+            [pytest.param(None, marks=pytest.mark.skip(reason=reason))],
+            ids=["unselected"],
+            indirect=True,
+        )
+        return
+    # Session scope: pytest then runs every test of one variant before building the next variant.
+    ids = [composition.id for composition in compositions]
+    metafunc.parametrize("sdxl_variant", compositions, ids=ids, indirect=True, scope="session")
+
+
+def variants_for(marker: pytest.Mark | None, selected: tuple[Composition, ...] | None, where: str) -> list[Composition]:
+    """The test's variants: its marker's (restricted to the selection), else the selection, else all."""
+    from pytest_sdxl.variants.registry import all_single_variants, parse_list
+
+    if marker is None:
+        return list(selected) if selected is not None else all_single_variants()
+    if marker.kwargs or not marker.args or not all(isinstance(name, str) for name in marker.args):
+        pytest.fail(
+            f"{where}: sdxl_variants takes variant names as strings, e.g. "
+            f"@pytest.mark.sdxl_variants('baseline', 'tiny_vae+batch'); got args {marker.args!r} "
+            f"and keywords {marker.kwargs!r}",
+            pytrace=False,
+        )
+    try:
+        named = list(dict.fromkeys(composition for name in marker.args for composition in parse_list(name)))
+    except VariantSpecError as error:
+        pytest.fail(f"{where}: sdxl_variants: {error}", pytrace=False)
+    return named if selected is None else [composition for composition in named if composition in selected]
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    group_by_variant(items)
+    skip_gpu_tests_without_cuda(items)
+
+
+def variant_of(item: pytest.Item) -> Composition | None:
+    callspec = getattr(item, "callspec", None)
+    composition = callspec.params.get("sdxl_variant") if callspec is not None else None
+    return composition if isinstance(composition, Composition) else None
+
+
+def group_by_variant(items: list[pytest.Item]) -> None:
+    """Put every test of one variant together, baseline first, so each pipeline is built once a session.
+
+    pytest's own grouping of session-scoped parameters does not guarantee it (tests whose variants
+    come in different orders get interleaved). Only sdxl tests move, among their own places; a
+    variant's order is that of its first test, and its tests keep their order.
+    """
+    placed = [(index, composition.id) for index, item in enumerate(items) if (composition := variant_of(item))]
+    first_seen: dict[str, int] = {}
+    for index, variant in placed:
+        first_seen.setdefault(variant, index)
+    ordered = sorted(placed, key=lambda pair: (pair[1] != BASELINE, first_seen[pair[1]], pair[0]))
+    grouped = [items[index] for index, _ in ordered]
+    for (place, _), item in zip(placed, grouped, strict=True):
+        items[place] = item
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """The variants this session will measure: a session that stops early names those it never reached."""
+    state = session.config.stash.get(STATE_KEY, None)
+    if state is not None:
+        state.planned = planned_variants(session.items)
+
+
+def planned_variants(items: Sequence[pytest.Item]) -> list[str]:
+    """The variants of the sdxl benchmark tests, in their order, each once."""
+    benchmarked = (variant_of(item) for item in items if "sdxl_benchmark" in getattr(item, "fixturenames", ()))
+    return list(dict.fromkeys(composition.id for composition in benchmarked if composition is not None))
+
+
+def skip_gpu_tests_without_cuda(items: list[pytest.Item]) -> None:
+    """Skip ``gpu`` tests where torch sees no CUDA device (torch is imported only when such tests exist)."""
+    marked = [item for item in items if item.get_closest_marker("gpu") is not None]
+    if not marked:
+        return
+    reason = cuda_missing_reason()
+    if reason is not None:
+        for item in marked:
+            item.add_marker(pytest.mark.skip(reason=reason))
+
+
+def cuda_missing_reason() -> str | None:
+    """Why there is no CUDA device here, or None when there is one (torch is imported only for gpu tests)."""
+    import torch
+
+    if torch.cuda.is_available():
+        return None
+    if torch.version.cuda is None:
+        return f"gpu test: needs a CUDA GPU, and torch {torch.__version__} is a CPU-only build"
+    return f"gpu test: needs a CUDA GPU, and torch {torch.__version__} (CUDA {torch.version.cuda}) sees none"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
+    report = yield
+    state = item.config.stash.get(STATE_KEY, None)
+    if state is None:
+        return report
+    fixtures = getattr(item, "fixturenames", ())
+    if "sdxl_benchmark" in fixtures:
+        record_benchmark_report(state, item, call, report)
+    if report.when == "teardown" and "sdxl_variant" in fixtures and not hasattr(item.config, "workerinput"):
+        # Without xdist this session holds every record; under xdist the controller saves as reports arrive.
+        from pytest_sdxl.plugin.report import save_progress
+
+        save_progress(state)
+    return report
+
+
+def record_benchmark_report(
+    state: SessionState, item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestReport
+) -> None:
+    composition = variant_of(item)
+    # A variant's record takes its benchmarks' failures; its skips are recorded where the variant turns
+    # out unable to run here (not for --benchmark-skip or -k, which say nothing about the variant).
+    # Every skip is also kept apart, with its reason, for the verdict that nothing was measured.
+    if composition is not None and report.failed:
+        state.record_outcome(composition.id, composition.kind, "failed", outcome_reason(call))
+    if report.skipped and not hasattr(report, "wasxfail"):
+        test = composition.id if composition is not None else item.name
+        state.benchmark_skips.setdefault(test, skip_reason(report))
+    elif report.when == "call" and report.passed:
+        state.benchmark_passed = True
+
+
+def skip_reason(report: pytest.TestReport) -> str:
+    """The reason pytest shows for a skip (its report keeps it as (path, line, 'Skipped: reason'))."""
+    if isinstance(report.longrepr, tuple):
+        return str(report.longrepr[2]).removeprefix("Skipped: ")
+    return str(report.longrepr)
+
+
+def outcome_reason(call: pytest.CallInfo[None]) -> str:
+    from pytest_sdxl.measure.core import failure_reason
+
+    if call.excinfo is None:
+        return "failed"
+    error = call.excinfo.value
+    if isinstance(error, pytest.fail.Exception):
+        return str(error.msg).strip().splitlines()[0] if error.msg else "failed"
+    return failure_reason(error)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict[str, Any]) -> None:
+    """GPU, driver, CUDA, torch and diffusers, so a comparison shows when two runs come from different cards."""
+    from pytest_sdxl.machine.probes import machine_details
+
+    state = config.stash.get(STATE_KEY, None)
+    if state is None:
+        machine_info.update(machine_details())
+        return
+    if state.machine_details is None:
+        state.machine_details = machine_details()
+    machine_info.update(state.machine_details)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_benchmark_compare_machine_info(
+    config: pytest.Config, benchmarksession: Any, machine_info: dict[str, Any], compared_benchmark: dict[str, Any]
+) -> None:
+    from pytest_sdxl.machine.probes import machine_differences
+
+    differences = machine_differences(machine_info, compared_benchmark.get("machine_info", {}))
+    if differences:
+        benchmarksession.logger.warning(
+            "sdxl: the compared run comes from another card or software stack ("
+            + "; ".join(differences)
+            + "): its timings are not comparable with this run's"
+        )
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """A session whose sdxl benchmarks were all skipped fails; the ``--sdxl-report`` files are written.
+
+    Also after an interrupt: every variant that ended is kept, and the report names those never reached.
+    """
+    state = session.config.stash.get(STATE_KEY, None)
+    if state is None or hasattr(session.config, "workerinput"):
+        return  # an xdist worker's records go to the controller (workers.py), which reports them all
+    if session.exitstatus == pytest.ExitCode.OK and not benchmarks_switched_off(session.config):
+        state.nothing_measured_line = state.nothing_measured() or ""
+        if state.nothing_measured_line:
+            session.exitstatus = NOTHING_MEASURED
+    if state.records:
+        from pytest_sdxl.plugin.report import finish_report
+
+        finish_report(state, session)
+
+
+def benchmarks_switched_off(config: pytest.Config) -> bool:
+    """--benchmark-skip or --benchmark-disable: the session was not meant to measure (pytest-benchmark's rules)."""
+    skipped = config.getoption("benchmark_skip", False) and not config.getoption("benchmark_only", False)
+    disabled = config.getoption("benchmark_disable", False) and not config.getoption("benchmark_enable", False)
+    return bool(skipped or disabled)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    """The notes' tables, before pytest-benchmark's table and its regression verdict, which ends the output."""
+    state = config.stash.get(STATE_KEY, None)
+    if state is None:
+        return
+    if state.records:
+        from pytest_sdxl.machine.probes import machine_details
+        from pytest_sdxl.reports.tables import session_summary_lines
+
+        terminalreporter.write_sep("=", "sdxl: summary and the notes' protocol tables")
+        for line in session_summary_lines(state.result_set(state.machine_details or machine_details())):
+            terminalreporter.write_line(line)
+        from pytest_sdxl.machine.compile_cache import summary_line
+
+        uses = {variant: record.compile_cache for variant, record in state.records.items() if record.compile_cache}
+        if uses:
+            terminalreporter.write_line(summary_line(state.settings.compile_cache, uses))
+        if state.report_line:
+            terminalreporter.write_line(state.report_line)
+        if state.partial_line:
+            terminalreporter.write_line(state.partial_line, yellow=True, bold=True)
+    if state.nothing_measured_line:
+        terminalreporter.write_line(state.nothing_measured_line, red=True, bold=True)

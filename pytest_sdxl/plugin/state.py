@@ -1,0 +1,142 @@
+"""What the pytest plugin remembers during one session, kept in ``config.stash``: state only.
+
+The resolved settings, how each variant's pipeline was built and warmed (load and first
+generation times), what each variant's benchmark measured, how each variant ended (ok,
+skipped, failed), why benchmark tests were skipped and which variants the session planned.
+After each test and at the end of the session this becomes a ``ResultSet``; the tables and
+files made of it belong to ``reports`` and ``plugin_report``. Standard library only at import time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from pytest_sdxl.settings import Settings
+
+if TYPE_CHECKING:
+    from pytest_sdxl.results.schema import ResultSet, RunRecord, VariantRecord
+
+
+@dataclass(frozen=True)
+class WarmUp:
+    """How one variant's pipeline was built and warmed, once per session.
+
+    ``components_load_s`` is the shared components' load (once per source, counted for every
+    variant as the notes' Load Time counts it); ``build_s`` assembles this variant's pipeline.
+    """
+
+    variant: str
+    components_load_s: float
+    build_s: float
+    init_gen_s: float
+    # What the first generation found in the persistent compile cache ("" when it compiled nothing).
+    compile_cache: str = ""
+
+    @property
+    def load_s(self) -> float:
+        return self.components_load_s + self.build_s
+
+
+@dataclass
+class SessionState:
+    """Everything the plugin's fixtures and hooks share within one pytest session."""
+
+    settings: Settings
+    warm_ups: dict[str, WarmUp] = field(default_factory=dict)
+    # Variant id -> its record (results.VariantRecord), in the order variants first ended.
+    records: dict[str, VariantRecord] = field(default_factory=dict)
+    # The baseline's images of the timed prompts, for every other variant's PSNR.
+    reference_images: Any = None
+    image_size: int | None = None
+    # The device and precision the components were loaded on (settings may say 'auto').
+    resolved: dict[str, str] = field(default_factory=dict)
+    machine_details: dict[str, Any] | None = None
+    report_line: str = ""
+    # Why each skipped sdxl benchmark test was skipped, by variant (by test name where it has none),
+    # and whether any passed: a session whose benchmarks were all skipped measured nothing.
+    benchmark_skips: dict[str, str] = field(default_factory=dict)
+    benchmark_passed: bool = False
+    nothing_measured_line: str = ""
+    # The variants the session's collected benchmark tests measure, in order (under xdist, the
+    # workers' collection): those without a record when the session stops were never reached.
+    planned: list[str] = field(default_factory=list)
+    # The machine the --sdxl-report files name, looked up once: results.json is rewritten after every test.
+    report_machine: dict[str, Any] | None = None
+    # Which planned variants a session that stopped early never reached, for the terminal ("" otherwise).
+    partial_line: str = ""
+
+    def record_for(self, variant: str, kind: str) -> VariantRecord:
+        from pytest_sdxl.results.schema import VariantRecord
+
+        if variant not in self.records:
+            self.records[variant] = VariantRecord(variant=variant, kind=kind)
+        return self.records[variant]
+
+    def record_runs(
+        self, variant: str, kind: str, runs: list[RunRecord], note: str = "", measure_s: float | None = None
+    ) -> None:
+        """The runs of a variant's first benchmark; a second benchmark of the same variant keeps its own stats only."""
+        record = self.record_for(variant, kind)
+        if not record.runs:
+            record.runs = list(runs)
+            record.note = note
+            record.measure_s = None if measure_s is None else round(measure_s, 1)
+            warm_up = self.warm_ups.get(variant)
+            record.compile_cache = warm_up.compile_cache if warm_up is not None else ""
+
+    def record_outcome(self, variant: str, kind: str, status: str, reason: str) -> None:
+        """A skip or failure of a test of this variant; the first failure's reason is kept."""
+        record = self.record_for(variant, kind)
+        if record.status == "failed":
+            return
+        if status == "skipped" and record.runs:
+            return
+        record.status, record.reason = status, reason
+
+    def nothing_measured(self) -> str | None:
+        """The line saying why nothing was measured when every sdxl benchmark that ran was skipped, else None."""
+        if not self.benchmark_skips or self.benchmark_passed or any(record.runs for record in self.records.values()):
+            return None
+        reasons = "; ".join(f"{test}: {reason}" for test, reason in self.benchmark_skips.items())
+        return f"sdxl: nothing was measured: every variant was skipped ({reasons})"
+
+    def unreached_variants(self) -> list[str]:
+        """The planned variants without a record: no test has measured, skipped or failed them yet."""
+        return [variant for variant in self.planned if variant not in self.records]
+
+    def result_set(self, machine: dict[str, Any], partial: str = "") -> ResultSet:
+        """The session's results; ``partial`` (results.PARTIAL_REASONS) says why planned variants may be missing."""
+        from pytest_sdxl.results.schema import ResultSet, settings_as_dict
+
+        settings = settings_as_dict(self.settings)
+        if self.image_size is not None:
+            settings["image_size"] = self.image_size
+        settings.update(self.resolved)
+        settings["harness"] = (
+            "pytest plugin: each variant's pipeline is loaded and warmed once (Run 1's Load, Init Gen and Total); "
+            "each run is a block of benchmark rounds over the timed prompts on that warm pipeline"
+        )
+        missing = self.unreached_variants() if partial else []
+        return ResultSet(
+            settings=settings,
+            machine=machine,
+            variants=list(self.records.values()),
+            partial=partial if missing else "",
+            not_measured=missing,
+        )
+
+
+STATE_KEY = pytest.StashKey[SessionState]()
+
+
+def state_of(config: pytest.Config) -> SessionState:
+    """The session's state; a UsageError when the plugin was not configured (e.g. under ``--help``)."""
+    try:
+        return config.stash[STATE_KEY]
+    except KeyError:
+        raise pytest.UsageError(
+            "pytest-sdxl is not configured in this session (was it disabled with -p no:sdxl?)"
+        ) from None

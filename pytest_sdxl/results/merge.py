@@ -1,0 +1,168 @@
+"""Several results files of one measurement setup joined into one: the lanes of a multi-GPU run, one report.
+
+A machine with several GPUs measures the variant matrix fastest as parallel lanes, one
+``python -m pytest_sdxl run`` per GPU, each writing its own results.json (and keeping every variant
+it finished when a time limit stops it). ``merge`` joins them into one results file, markdown and
+chart, after checking that they measured the same thing on the same kind of card. A figure from
+another model, precision, image size or card would make the joined tables lie, so any difference
+in those is refused with the files and values named. A variant measured in two files is refused
+too (none lost, none twice) unless the caller keeps the first file's record, and the merge says so.
+``--pool-runs`` joins the other way: sessions of the same variants, each a process of its own, as one set
+whose variants hold every session's runs, so that sessions of one run each still give a run-aware
+comparison its two runs a side.
+Each lane's PSNR is against the baseline images that lane made itself: the same weights, prompts and
+seeds give the same images on every card of a kind, so the joined column reads as one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+
+from pytest_sdxl.results.schema import ResultSet, ResultsFileError, VariantRecord, load_results
+from pytest_sdxl.variants.registry import BASELINE
+
+# What makes two measurements comparable: the workload...
+SAME_SETTINGS = (
+    "model",
+    "resolved_dtype",
+    "image_size",
+    "steps",
+    "prompts",
+    "runs",
+    "seed",
+    "tiny_vae",
+    "fp16_vae",
+)
+# ...and the card and software. Host names, core counts and GPU indices may differ: lanes of one
+# machine see one GPU each, and identical cards in two machines measure alike.
+SAME_MACHINE = ("gpu", "gpu_driver", "cuda", "torch", "diffusers", "transformers", "python")
+
+
+def differences(named: Sequence[tuple[str, ResultSet]], settings_keys: Sequence[str] = SAME_SETTINGS) -> list[str]:
+    """Each workload or machine key (``settings_keys``, ``SAME_MACHINE``) where a later set differs from the first."""
+    first_name, first = named[0]
+    found = []
+    for section, keys in (("settings", settings_keys), ("machine", SAME_MACHINE)):
+        for key in keys:
+            expected = getattr(first, section).get(key)
+            for name, other in named[1:]:
+                value = getattr(other, section).get(key)
+                if value != expected:
+                    found.append(f"{section} {key!r}: {first_name} has {expected!r}, {name} has {value!r}")
+    return found
+
+
+@dataclasses.dataclass
+class Merged:
+    result_set: ResultSet
+    # What a reader must know about the join: which file's record of a doubly measured variant was kept.
+    notes: list[str]
+
+
+def merge_files(paths: Sequence[str | Path], keep_first: bool = False, pool_runs: bool = False) -> Merged:
+    """The results files at paths as one result set; raises ResultsFileError on anything not joinable."""
+    if len(paths) < 2:
+        raise ResultsFileError(f"merge needs two results files or more, got {len(paths)}")
+    named = [(str(path), load_results(path)) for path in paths]
+    return pool_result_sets(named) if pool_runs else merge_result_sets(named, keep_first)
+
+
+def refuse_differences(named: Sequence[tuple[str, ResultSet]], settings_keys: Sequence[str] = SAME_SETTINGS) -> None:
+    found = differences(named, settings_keys)
+    if found:
+        raise ResultsFileError(
+            "these results files measured different things and cannot be one report:\n- "
+            + "\n- ".join(found)
+            + "\nmerge only files of one model, precision, size, steps, prompts, runs and seed on one kind of card"
+        )
+
+
+def pool_result_sets(named: Sequence[tuple[str, ResultSet]]) -> Merged:
+    """Sessions of the same variants as one set, each variant holding every session's runs, renumbered in order.
+
+    Runs of separate sessions are independent by construction (a process each), which is what the run-aware
+    statistics assume. Refused where the sessions measured different variants, or a variant in one but not
+    another (pooling would give it runs from some sessions only); the sessions may differ in runs a session.
+    """
+    refuse_differences(named, [key for key in SAME_SETTINGS if key != "runs"])
+    first_name, first = named[0]
+    sessions = [{record.variant: record for record in result_set.variants} for _, result_set in named]
+    expected = {variant: record.ok for variant, record in sessions[0].items()}
+    for (name, _), session in zip(named[1:], sessions[1:], strict=True):
+        found = {variant: record.ok for variant, record in session.items()}
+        if found != expected:
+            raise ResultsFileError(
+                f"--pool-runs joins sessions of the same variants, all measured in each: {first_name} has "
+                f"{describe_outcomes(expected)}, {name} has {describe_outcomes(found)}"
+            )
+    pooled: list[VariantRecord] = []
+    for record in first.variants:
+        if not record.ok:
+            pooled.append(record)  # skipped in every session: the first session's reason stands for all
+            continue
+        records = [session[record.variant] for session in sessions]
+        runs = [
+            dataclasses.replace(run, run=index)
+            for index, run in enumerate((run for other in records for run in other.runs), start=1)
+        ]
+        # The pooled variant's measuring time is every session's, known only where each session recorded it.
+        seconds = [other.measure_s for other in records if other.measure_s is not None]
+        measure_s = sum(seconds) if len(seconds) == len(records) else None
+        pooled.append(dataclasses.replace(record, runs=runs, measure_s=measure_s))
+    settings = dict(first.settings)
+    settings["runs"] = sum(int(result_set.settings.get("runs") or 0) for _, result_set in named)
+    settings["report"] = None
+    settings["pooled_from"] = [name for name, _ in named]
+    partial = next((result_set.partial for _, result_set in named if result_set.partial), "")
+    missing = sorted({variant for _, result_set in named for variant in result_set.not_measured})
+    joined = ResultSet(settings, dict(first.machine), pooled, partial=partial, not_measured=missing)
+    note = f"pooled the runs of {len(named)} sessions: each variant's runs in session order, renumbered"
+    return Merged(joined, [note])
+
+
+def describe_outcomes(outcomes: dict[str, bool]) -> str:
+    return (
+        ", ".join(f"{variant} ({'measured' if ok else 'not measured'})" for variant, ok in outcomes.items()) or "none"
+    )
+
+
+def merge_result_sets(named: Sequence[tuple[str, ResultSet]], keep_first: bool = False) -> Merged:
+    """Result sets (each with the name of its file) as one, variants in file order, the baseline first."""
+    first = named[0][1]
+    refuse_differences(named)
+    kept: dict[str, tuple[str, VariantRecord]] = {}
+    notes: list[str] = []
+    doubles: list[str] = []
+    for name, result_set in named:
+        for record in result_set.variants:
+            if record.variant not in kept:
+                kept[record.variant] = (name, record)
+            elif keep_first:
+                notes.append(f"{record.variant}: measured in {kept[record.variant][0]} and {name}; kept the first")
+            else:
+                doubles.append(f"{record.variant} (in {kept[record.variant][0]} and {name})")
+    if doubles:
+        raise ResultsFileError(
+            "a variant was measured in more than one file: "
+            + ", ".join(doubles)
+            + "; drop it from all lanes but one, or pass --first to keep each variant's first record"
+        )
+    records = [record for _, record in kept.values()]
+    records.sort(key=lambda record: record.variant != BASELINE)  # stable: file order otherwise
+    settings = dict(first.settings)
+    settings["variants"] = [record.variant for record in records]
+    settings["report"] = None
+    settings["merged_from"] = [name for name, _ in named]
+    # A lane stopped by its time limit leaves the joined report partial too, naming what no lane measured.
+    partial = next((result_set.partial for _, result_set in named if result_set.partial), "")
+    missing = {variant for _, result_set in named for variant in result_set.not_measured} - set(kept)
+    joined = ResultSet(
+        settings=settings,
+        machine=dict(first.machine),
+        variants=records,
+        partial=partial,
+        not_measured=sorted(missing),
+    )
+    return Merged(joined, notes)

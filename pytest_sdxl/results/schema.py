@@ -1,0 +1,379 @@
+"""The result schema: one versioned JSON document per measurement, written atomically.
+
+A ``ResultSet`` holds the settings, the machine and every raw sample of every run of every
+variant (``VariantRecord`` -> ``RunRecord`` -> ``DeviceSignals``). The record classes live here,
+beside the schema that stores them; the measurement core fills them. Version 1 files (before
+device signals) are still read: their runs have no device signals. Fields added since within a
+version are optional: a file without them reads with their defaults (no energy, no FLOPs per stage,
+no matrix peak, not partial), and the reports say "n/a" with the reason. Each variant's ``serving`` block
+(serving_metrics.serving_summary) is derived when written, for readers without this package, and
+ignored when read: the figures are computed again from the samples.
+Non-finite floats (PSNR of identical images is infinite) are stored as the strings
+``"inf"``/``"-inf"``/``"nan"`` so the file stays strict JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from pytest_sdxl.errors import SdxlError
+
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+SCHEMA_NAME = "pytest-sdxl-results"
+# The per-image stage keys that add up to one generation; reports and charts stack these.
+STAGE_KEYS = ("text_encode_ms", "unet_ms", "vae_decode_ms", "other_ms")
+METRICS = ("total_s", "load_s", "init_gen_s", "avg_gen_s")
+STATUSES = ("ok", "skipped", "failed")
+# Why a result set is partial: the session was interrupted (SIGINT, pytest.exit), stopped early
+# (-x, --maxfail), or was still running when the file was written (what a killed session leaves).
+PARTIAL_REASONS = ("interrupted", "stopped", "running")
+
+
+class ResultsFileError(SdxlError):
+    """A results file cannot be read: missing, not JSON, or of another schema or version."""
+
+
+@dataclass
+class DeviceSignals:
+    """What the GPU itself did during one run's untimed profiled pass (never a timed pass).
+
+    Per image: ``kernel_ms`` and ``kernels`` hold one value per profiled call (kernel time summed
+    over the call's CUDA kernels, and how many kernels it launched); ``stage_kernel_ms`` splits the
+    kernel time by stage; ``flops`` counts the matrix FLOPs of one image; ``kernel_table`` maps a
+    kernel group to [launches per image, microseconds per image]. Where kernels cannot be seen (a
+    CPU), ``not_applicable`` says why and the kernel fields stay empty instead of holding zeros.
+    """
+
+    kernel_ms: list[float] = field(default_factory=list)
+    kernels: list[float] = field(default_factory=list)
+    stage_kernel_ms: dict[str, float] = field(default_factory=dict)
+    flops: float | None = None
+    kernel_table: dict[str, list[float]] = field(default_factory=dict)
+    not_applicable: str = ""
+    # Matrix FLOPs of one image by stage (text_encode, unet, vae_decode; other when any falls outside).
+    stage_flops: dict[str, float] = field(default_factory=dict)
+    # The card's measured matrix peak (matrix_peak.py) in the run's dtype, or why there is none.
+    matrix_peak_tflops: float | None = None
+    matrix_peak_not_applicable: str = ""
+
+    @property
+    def has_kernels(self) -> bool:
+        return bool(self.kernel_ms)
+
+
+@dataclass
+class RunRecord:
+    """One run of the notes' protocol: a fresh load, a first generation, then the timed ones.
+
+    Times in seconds; ``gen_s`` holds seconds per image of each timed generation after the first
+    (a batch call gives one sample: its time divided by its images). ``stages`` holds milliseconds
+    per image: ``text_encode_ms + unet_ms + vae_decode_ms + other_ms == total_ms`` (``unet_ms`` is
+    every UNet step of one image; ``unet_step_ms`` is one UNet call).
+    """
+
+    run: int
+    load_s: float
+    init_gen_s: float
+    gen_s: list[float]
+    avg_gen_s: float
+    median_gen_s: float
+    total_s: float
+    stages: dict[str, float] = field(default_factory=dict)
+    peak_gpu_mem_gb: float | None = None
+    psnr_db: float | None = None
+    # Untimed calls made before the timed ones, so every shape they use was seen (and captured) first.
+    warmup_calls: int = 0
+    device: DeviceSignals | None = None
+    # The side-by-side reference (measurement.side_by_side_reference) and its per-image samples,
+    # timed in rounds alternating with this run's own: their ratio cancels what the machine does.
+    reference: str = ""
+    reference_gen_s: list[float] = field(default_factory=list)
+    # [variant minimum, reference minimum] of each block of consecutive rounds in this run
+    # (measurement.WALL_BLOCK_SAMPLES): the units of the host-adjusted wall comparison.
+    wall_blocks: list[list[float]] = field(default_factory=list)
+    # Joules the GPU drew per image over this run's own timed calls (energy.py), or why there is no figure.
+    energy_j_per_image: float | None = None
+    energy_not_applicable: str = ""
+    # What this run's first generation found in the compile cache (compile_cache.CacheUse.describe): the
+    # protocol compiles afresh in every run, so its runs can go from cold to warm; "" where nothing compiled.
+    compile_cache: str = ""
+
+    @property
+    def wall_ratio(self) -> float:
+        """min(gen_s) / min(reference_gen_s): this run's wall time over its reference's; NaN without one."""
+        if not self.gen_s or not self.reference_gen_s:
+            return math.nan
+        return min(self.gen_s) / min(self.reference_gen_s)
+
+    def metric(self, name: str) -> float:
+        """A metric by its notes name (``total_s``, ``load_s``, ``init_gen_s``, ``avg_gen_s``, ...)."""
+        if name in STAGE_KEYS or name in self.stages:
+            return float(self.stages.get(name, math.nan))
+        value = getattr(self, name)
+        return math.nan if value is None else float(value)
+
+
+@dataclass
+class VariantRecord:
+    """Every run of one variant (a composition id), or why it was skipped or failed."""
+
+    variant: str
+    kind: str
+    status: str = "ok"
+    reason: str = ""
+    runs: list[RunRecord] = field(default_factory=list)
+    # What a reader must know to read the figures (no effect at batch 1, cache hits on repeated prompts).
+    note: str = ""
+    # For a compiled variant, what its first generation found in the persistent compile cache
+    # (compile_cache.CacheUse.describe: cold, warm or partly warm); "" where nothing compiled.
+    compile_cache: str = ""
+    # Seconds the harness spent on the variant, every run from build to profiled pass: its share of a
+    # matrix's wall time, added up the same way over lanes and over resumed runs. None where not timed.
+    measure_s: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok" and bool(self.runs)
+
+    def samples(self, metric: str) -> list[float]:
+        """The raw samples of a metric over all runs: every ``gen_s`` for ``gen_s``, one per run otherwise."""
+        if metric == "gen_s":
+            return [sample for run in self.runs for sample in run.gen_s]
+        values = [run.metric(metric) for run in self.runs]
+        return [value for value in values if not math.isnan(value)]
+
+    def run_samples(self, metric: str) -> list[list[float]]:
+        """The samples of a metric run by run: the unit a run-aware comparison treats as independent.
+
+        ``gen_s`` gives each run's timed generations; ``kernel_ms`` and ``kernels`` each run's profiled
+        calls; any other metric one value per run. Runs without the metric are left out.
+
+        ``wall_pair`` is the exception: one [variant minimum, reference minimum] per block of rounds
+        (``RunRecord.wall_blocks``; a whole run where a file predates them), since the host-adjusted
+        wall comparison takes blocks, not runs, as its units (``host_adjusted``).
+        """
+        if metric == "wall_pair":
+            return [list(pair) for run in self.runs for pair in run_wall_blocks(run)]
+        runs: list[list[float]] = []
+        for run in self.runs:
+            if metric == "gen_s":
+                values = list(run.gen_s)
+            elif metric in ("kernel_ms", "kernels"):
+                values = list(getattr(run.device, metric)) if run.device is not None else []
+            else:
+                values = [run.metric(metric)]
+            values = [value for value in values if not math.isnan(value)]
+            if values:
+                runs.append(values)
+        return runs
+
+    def device_signals(self) -> list[DeviceSignals]:
+        return [run.device for run in self.runs if run.device is not None]
+
+
+@dataclass
+class ResultSet:
+    """One measurement: settings, machine and every variant's records."""
+
+    settings: dict[str, Any] = field(default_factory=dict)
+    machine: dict[str, Any] = field(default_factory=dict)
+    variants: list[VariantRecord] = field(default_factory=list)
+    created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    schema_version: int = SCHEMA_VERSION
+    # Why the set lacks requested variants, one of PARTIAL_REASONS ("" when complete), and which ones:
+    # a session stopped early keeps every variant it finished and names those it never reached.
+    partial: str = ""
+    not_measured: list[str] = field(default_factory=list)
+
+    def variant(self, variant_id: str) -> VariantRecord | None:
+        return next((record for record in self.variants if record.variant == variant_id), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_dict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ResultSet:
+        return from_dict(data)
+
+
+def settings_as_dict(settings: Any) -> dict[str, Any]:
+    """A Settings object as plain JSON values (compositions as their ids, paths as strings)."""
+    return {
+        "model": settings.model,
+        "device": settings.device,
+        "dtype": settings.dtype,
+        "size": settings.size,
+        "steps": settings.steps,
+        "prompts": list(settings.prompts),
+        "runs": settings.runs,
+        "variants": None if settings.variants is None else [item.id for item in settings.variants],
+        "report": None if settings.report is None else str(settings.report),
+        "trace": None if settings.trace is None else str(settings.trace),
+        "seed": settings.seed,
+        "tiny_vae": settings.tiny_vae,
+        "fp16_vae": settings.fp16_vae,
+        "compile_cache": None if settings.compile_cache is None else str(settings.compile_cache),
+    }
+
+
+def encode_float(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {key: encode_float(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [encode_float(item) for item in value]
+    return value
+
+
+def decode_float(value: Any) -> Any:
+    if isinstance(value, str) and value in ("inf", "-inf", "nan"):
+        return float(value)
+    return value
+
+
+def to_dict(result_set: ResultSet) -> dict[str, Any]:
+    """The JSON document of a result set (schema name and version first)."""
+    from pytest_sdxl.analysis.serving import serving_summary
+
+    document = {"schema": SCHEMA_NAME, **asdict(result_set)}
+    for item, record in zip(document["variants"], result_set.variants, strict=True):
+        item["serving"] = serving_summary(record)
+    encoded: dict[str, Any] = encode_float(document)
+    return encoded
+
+
+def device_from_dict(data: dict[str, Any] | None) -> DeviceSignals | None:
+    if data is None:
+        return None
+    flops = decode_float(data.get("flops"))
+    return DeviceSignals(
+        kernel_ms=[float(value) for value in data.get("kernel_ms", [])],
+        kernels=[float(value) for value in data.get("kernels", [])],
+        stage_kernel_ms={key: float(value) for key, value in data.get("stage_kernel_ms", {}).items()},
+        flops=None if flops is None else float(flops),
+        kernel_table={key: [float(value) for value in pair] for key, pair in data.get("kernel_table", {}).items()},
+        not_applicable=str(data.get("not_applicable", "")),
+        stage_flops={key: float(decode_float(value)) for key, value in data.get("stage_flops", {}).items()},
+        matrix_peak_tflops=optional_float(data.get("matrix_peak_tflops")),
+        matrix_peak_not_applicable=str(data.get("matrix_peak_not_applicable", "")),
+    )
+
+
+def run_wall_blocks(run: RunRecord) -> list[list[float]]:
+    """The run's wall blocks; a file written before blocks existed gives its whole run as one."""
+    if run.wall_blocks:
+        return run.wall_blocks
+    return [[min(run.gen_s), min(run.reference_gen_s)]] if run.gen_s and run.reference_gen_s else []
+
+
+def optional_float(value: Any) -> float | None:
+    return None if value is None else float(decode_float(value))
+
+
+def run_from_dict(data: dict[str, Any]) -> RunRecord:
+    return RunRecord(
+        run=int(data["run"]),
+        load_s=float(data["load_s"]),
+        init_gen_s=float(data["init_gen_s"]),
+        gen_s=[float(sample) for sample in data["gen_s"]],
+        avg_gen_s=float(decode_float(data["avg_gen_s"])),
+        median_gen_s=float(decode_float(data["median_gen_s"])),
+        total_s=float(data["total_s"]),
+        stages={key: float(decode_float(value)) for key, value in data.get("stages", {}).items()},
+        peak_gpu_mem_gb=None if data.get("peak_gpu_mem_gb") is None else float(data["peak_gpu_mem_gb"]),
+        psnr_db=None if data.get("psnr_db") is None else float(decode_float(data["psnr_db"])),
+        warmup_calls=int(data.get("warmup_calls", 0)),
+        device=device_from_dict(data.get("device")),
+        reference=str(data.get("reference", "")),
+        reference_gen_s=[float(sample) for sample in data.get("reference_gen_s", [])],
+        wall_blocks=[[float(value) for value in pair] for pair in data.get("wall_blocks", [])],
+        energy_j_per_image=optional_float(data.get("energy_j_per_image")),
+        energy_not_applicable=str(data.get("energy_not_applicable", "")),
+        compile_cache=str(data.get("compile_cache", "")),
+    )
+
+
+def from_dict(data: dict[str, Any]) -> ResultSet:
+    """A result set from its JSON document; raises ResultsFileError on another schema or version."""
+    if not isinstance(data, dict) or data.get("schema", SCHEMA_NAME) != SCHEMA_NAME:
+        raise ResultsFileError(f"not a {SCHEMA_NAME} document (schema {data.get('schema')!r})")
+    version = data.get("schema_version")
+    if version not in READABLE_VERSIONS:
+        readable = ", ".join(str(number) for number in READABLE_VERSIONS)
+        raise ResultsFileError(
+            f"results schema version {version!r} is not supported; this pytest-sdxl reads versions {readable}"
+        )
+    try:
+        variants = [
+            VariantRecord(
+                variant=str(item["variant"]),
+                kind=str(item["kind"]),
+                status=str(item["status"]),
+                reason=str(item.get("reason", "")),
+                runs=[run_from_dict(run) for run in item.get("runs", [])],
+                note=str(item.get("note", "")),
+                compile_cache=str(item.get("compile_cache", "")),
+                measure_s=None if item.get("measure_s") is None else float(item["measure_s"]),
+            )
+            for item in data["variants"]
+        ]
+    except (KeyError, TypeError, ValueError) as error:
+        raise ResultsFileError(f"malformed results document: {type(error).__name__}: {error}") from None
+    return ResultSet(
+        settings=dict(data.get("settings", {})),
+        machine=dict(data.get("machine", {})),
+        variants=variants,
+        created=str(data.get("created", "")),
+        # A file read is a file of this version once written again.
+        schema_version=SCHEMA_VERSION,
+        partial=str(data.get("partial", "")),
+        not_measured=[str(variant) for variant in data.get("not_measured", [])],
+    )
+
+
+def write_atomically(path: str | os.PathLike[str], text: str | bytes) -> Path:
+    """Write a file through a temporary file in the same folder and ``os.replace``: never half written."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    data = text.encode("utf-8") if isinstance(text, str) else text
+    descriptor, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        # mkstemp creates the file private (0600): give it the mode any other new file would get.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def save_results(result_set: ResultSet, path: str | os.PathLike[str]) -> Path:
+    """Write the result set as JSON, atomically; returns the path written."""
+    return write_atomically(path, json.dumps(to_dict(result_set), indent=2, allow_nan=False) + "\n")
+
+
+def load_results(path: str | os.PathLike[str]) -> ResultSet:
+    """Read a results file written by ``save_results``; the error says what is wrong with it."""
+    source = Path(path)
+    if not source.is_file():
+        raise ResultsFileError(f"results file {str(source)!r} does not exist; give a results.json written by run")
+    try:
+        data = json.loads(source.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ResultsFileError(f"results file {str(source)!r} is not JSON: {error}") from None
+    return from_dict(data)

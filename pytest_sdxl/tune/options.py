@@ -1,0 +1,65 @@
+"""The ``tune`` command's inputs read from text: budget, batch sizes, quality floor and candidate variants.
+
+Each parser returns the value or raises an error that says what was wrong and what is accepted.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+from pytest_sdxl.errors import VariantSpecError
+from pytest_sdxl.variants.registry import BASELINE, REGISTRY, unknown_name_message
+
+UNIT_SECONDS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0}
+BUDGET_PATTERN = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*([smh]?)")
+
+
+def parse_budget(text: str) -> float:
+    """'90', '90s', '10m', '1.5h' -> seconds; the error says what is accepted."""
+    match = BUDGET_PATTERN.fullmatch(text.strip().lower())
+    if match is None:
+        raise ValueError(f"budget {text!r} is not accepted; give seconds (90 or 90s), minutes (10m) or hours (1h)")
+    return float(match[1]) * UNIT_SECONDS[match[2]]
+
+
+def parse_batch_sizes(text: str) -> tuple[int, ...]:
+    """'1,2,4' -> (1, 2, 4), sorted, duplicates removed; the error says what is accepted."""
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    if not parts or not all(part.isdigit() and int(part) >= 1 for part in parts):
+        raise ValueError(
+            f"batch sizes {text!r} are not accepted; give whole numbers of at least 1, comma-separated, e.g. 1,2,4,8,16"
+        )
+    return tuple(sorted({int(part) for part in parts}))
+
+
+def parse_min_psnr(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if math.isnan(value):
+        raise ValueError(f"min-psnr {text!r} is not a number; give decibels, e.g. 30")
+    return value
+
+
+def parse_candidates(text: str) -> tuple[str, ...]:
+    """'all' or comma-separated single variant names -> the names the search may add (never baseline).
+
+    Raises VariantSpecError naming the valid variants. Called after plugin variants are registered.
+    """
+    if text.strip().lower() == "all":
+        return tuple(name for name in REGISTRY if name != BASELINE)
+    names = [part.strip().lower().replace("-", "_") for part in text.split(",") if part.strip()]
+    for name in names:
+        if "+" in name:
+            raise VariantSpecError(
+                f"{name!r} is a composition; give single variants, the search composes them. "
+                f"Valid variants: {', '.join(REGISTRY)}"
+            )
+        if name not in REGISTRY:
+            raise VariantSpecError(unknown_name_message(name))
+    chosen = tuple(dict.fromkeys(name for name in names if name != BASELINE))
+    if not chosen:
+        raise VariantSpecError(f"no variant to try in {text!r}. Valid variants: {', '.join(REGISTRY)}")
+    return chosen

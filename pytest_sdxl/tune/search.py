@@ -1,0 +1,435 @@
+"""The ``tune`` search: which composition of variants is fastest here, at batch 1 and in images per second.
+
+A beam search over the variant lattice. It starts from the baseline; each step adds every candidate
+variant not yet in a composition of the beam to it (compositions ``compose`` refuses, a conflicting
+pair, are never built or measured), measures the new compositions, and keeps the ``beam`` fastest of
+those faster than their parent by more than the noise margin. It stops when no composition of a step
+beats its parent by the margin, when nothing is left to add, or when its time runs out (the baseline is
+always measured; a measurement in progress is finished, never cut). When ``batch`` is a candidate the
+batch-1 search has ``1 - THROUGHPUT_SHARE`` of the budget and the throughput step the rest, so a short
+budget still ends with an images-per-second figure.
+
+The estimate of a composition is the **median over runs of each run's fastest call** (wall ms per
+image): host jitter only adds time, so a run's minimum is its steadiest figure, and the median over
+runs keeps one lucky or unlucky run from deciding. Kernel time per image (a GPU's profiled pass) is
+shown beside it, never ranked on, because the objective is what a user waits for.
+
+Variants that only change a batch (``batch`` itself, and those idle without it such as
+``vae_slicing``) change nothing at batch 1: the batch-1 search leaves them out and the throughput
+step adds them to the fastest compositions at each asked batch size.
+
+This module holds the rules, not the measuring: ``search`` takes the function that measures a
+composition at a batch size (``tune_measurement`` times it through the measurement core; the tests
+pass a fake). It imports no torch.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pytest_sdxl.errors import VariantSpecError, VariantUnavailable
+from pytest_sdxl.variants.registry import BASELINE, REGISTRY, Composition, compose
+
+DEFAULT_BEAM = 2
+DEFAULT_MARGIN = 0.03
+DEFAULT_MIN_PSNR_DB = 30.0
+DEFAULT_BATCH_SIZES = (1, 2, 4, 8, 16)
+DEFAULT_BUDGET = "10m"
+# The share of the budget kept for the throughput step when ``batch`` is a candidate: a batch-1 search
+# that would use the whole budget leaves no images-per-second figure at all (seen on an H100 with 4 minutes).
+THROUGHPUT_SHARE = 0.25
+ESTIMATOR = "median over runs of each run's fastest call (wall ms per image)"
+RANDOM_WEIGHTS_NOTE = "lossy (random weights: PSNR not meaningful)"
+OK, REJECTED, SKIPPED, FAILED = "ok", "rejected", "skipped", "failed"
+SEARCH, THROUGHPUT = "search", "throughput"
+
+
+def needs_a_batch(name: str) -> bool:
+    """Whether a variant changes nothing at batch 1 (``batch``, or one idle without it)."""
+    return name == "batch" or "batch" in REGISTRY[name].idle_without
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """What the measuring function found for one composition at one batch size."""
+
+    # Each run's fastest call, ms per image: their median is the estimate.
+    run_minima_ms: tuple[float, ...]
+    kernel_ms: float | None = None
+    psnr_db: float | None = None
+    peak_gpu_mem_gb: float | None = None
+
+    @property
+    def ms_per_image(self) -> float:
+        return statistics.median(self.run_minima_ms)
+
+
+@dataclass(frozen=True)
+class TuneOptions:
+    beam: int = DEFAULT_BEAM
+    budget_s: float = 600.0
+    min_psnr_db: float = DEFAULT_MIN_PSNR_DB
+    margin: float = DEFAULT_MARGIN
+    batch_sizes: tuple[int, ...] = DEFAULT_BATCH_SIZES
+    # Random model weights: a lossy variant's PSNR says nothing about a real model's images.
+    random_weights: bool = False
+    # Variants whose own weights are random (tiny_vae with --tiny-vae random) even on a real model.
+    random_weight_variants: frozenset[str] = frozenset()
+
+
+@dataclass
+class Candidate:
+    """One composition at one batch size: measured, rejected on quality, skipped or failed."""
+
+    composition: str
+    kind: str
+    batch_size: int = 1
+    phase: str = SEARCH
+    step: int = 0
+    parent: str = ""
+    status: str = OK
+    reason: str = ""
+    quality: str = ""
+    measurement: Measurement | None = None
+    # Taken from an earlier call's tune.json (tune_resume), not measured in this one.
+    resumed: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.status == OK and self.measurement is not None
+
+    @property
+    def ms_per_image(self) -> float:
+        return math.nan if self.measurement is None else self.measurement.ms_per_image
+
+    @property
+    def images_per_s(self) -> float:
+        return 1000.0 / self.ms_per_image if self.measurement is not None else math.nan
+
+    def as_dict(self) -> dict[str, Any]:
+        measurement = self.measurement
+        return {
+            "composition": self.composition,
+            "kind": self.kind,
+            "batch_size": self.batch_size,
+            "phase": self.phase,
+            "step": self.step,
+            "parent": self.parent,
+            "status": self.status,
+            "reason": self.reason,
+            "quality": self.quality,
+            "ms_per_image": self.ms_per_image,
+            "images_per_s": self.images_per_s,
+            "run_minima_ms": [] if measurement is None else list(measurement.run_minima_ms),
+            "kernel_ms_per_image": None if measurement is None else measurement.kernel_ms,
+            "psnr_db": None if measurement is None else measurement.psnr_db,
+            "peak_gpu_mem_gb": None if measurement is None else measurement.peak_gpu_mem_gb,
+            "resumed": self.resumed,
+        }
+
+
+@dataclass
+class TuneResult:
+    options: TuneOptions
+    candidates: list[Candidate] = field(default_factory=list)
+    # Compositions the search reached but compose() refuses (a conflicting pair): never built.
+    conflicts_avoided: list[str] = field(default_factory=list)
+    elapsed_s: float = 0.0
+    cut_short: bool = False
+    stop_reason: str = ""
+    throughput_note: str = ""
+
+    def ranked(self) -> list[Candidate]:
+        """Batch-1 rows: measured ones fastest first, then rejected (fastest first), failed, skipped."""
+        order = {OK: 0, REJECTED: 1, FAILED: 2, SKIPPED: 3}
+        rows = [item for item in self.candidates if item.phase == SEARCH]
+        return sorted(rows, key=lambda item: (order[item.status], nan_last(item.ms_per_image)))
+
+    def measured_fastest(self) -> Candidate | None:
+        """The batch-1 composition with the lowest measured ms per image, however small its lead."""
+        measured = [item for item in self.candidates if item.phase == SEARCH and item.ok]
+        return min(measured, key=lambda item: item.ms_per_image, default=None)
+
+    def fastest(self) -> Candidate | None:
+        """The chosen batch-1 composition: the one with the fewest variants within the margin of the measured fastest.
+
+        A lead smaller than the noise margin is not a finding, and every variant added is one more
+        thing to maintain and to go wrong: among compositions that tie within the margin the simplest wins.
+        """
+        best = self.measured_fastest()
+        if best is None:
+            return None
+        tied = [
+            item
+            for item in self.candidates
+            if item.phase == SEARCH and item.ok and item.ms_per_image <= best.ms_per_image * (1 + self.options.margin)
+        ]
+        return min(tied, key=lambda item: (len(compose_id_names(item.composition)), item.ms_per_image))
+
+    def measured_best_throughput(self) -> Candidate | None:
+        """Most images per second over every measured batch size (batch 1 is the search's), however small its lead."""
+        measured = [item for item in self.candidates if item.ok]
+        return max(measured, key=lambda item: item.images_per_s, default=None)
+
+    def best_throughput(self) -> Candidate | None:
+        """The chosen throughput: within the margin of the most images/s, the fewest variants, then the smallest batch.
+
+        As at batch 1, a lead inside the noise margin is not a finding; among those that tie, a simpler
+        composition has less to go wrong and a smaller batch keeps each request's latency lower.
+        """
+        best = self.measured_best_throughput()
+        if best is None:
+            return None
+        tied = [
+            item
+            for item in self.candidates
+            if item.ok and item.images_per_s * (1 + self.options.margin) >= best.images_per_s
+        ]
+        return min(
+            tied, key=lambda item: (len(compose_id_names(item.composition)), item.batch_size, -item.images_per_s)
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        options = self.options
+        fastest, throughput, measured_fastest = self.fastest(), self.best_throughput(), self.measured_fastest()
+        measured_throughput = self.measured_best_throughput()
+        return {
+            "schema": "pytest-sdxl-tune",
+            "version": 1,
+            "estimator": ESTIMATOR,
+            "options": {
+                "beam": options.beam,
+                "budget_s": options.budget_s,
+                "min_psnr_db": options.min_psnr_db,
+                "margin": options.margin,
+                "batch_sizes": list(options.batch_sizes),
+                "random_weights": options.random_weights,
+            },
+            "elapsed_s": self.elapsed_s,
+            "cut_short": self.cut_short,
+            "stop_reason": self.stop_reason,
+            "throughput_note": self.throughput_note,
+            "fastest": None if fastest is None else fastest.as_dict(),
+            "measured_fastest": None if measured_fastest is None else measured_fastest.as_dict(),
+            "best_throughput": None if throughput is None else throughput.as_dict(),
+            "measured_best_throughput": None if measured_throughput is None else measured_throughput.as_dict(),
+            "candidates": [item.as_dict() for item in self.candidates],
+            "conflicts_avoided": list(self.conflicts_avoided),
+        }
+
+
+def nan_last(value: float) -> float:
+    return math.inf if math.isnan(value) else value
+
+
+def quality_verdict(
+    composition: Composition, psnr_db: float | None, options: TuneOptions, is_reference: bool = False
+) -> tuple[bool, str]:
+    """Whether the images are good enough, and how to say it.
+
+    Exact compositions must meet the floor whatever the weights: they promise the baseline's images.
+    A lossy one is judged only on real weights; on random weights its PSNR measures nothing.
+    """
+    if is_reference:
+        return True, "reference"
+    shown = "not compared" if psnr_db is None else ("identical" if psnr_db == math.inf else f"{psnr_db:.1f} dB")
+    if composition.kind == "exact":
+        if psnr_db is not None and psnr_db < options.min_psnr_db:
+            return False, f"exact, but {shown} against the baseline, below the {options.min_psnr_db:g} dB floor"
+        return True, f"exact ({shown})"
+    random = options.random_weights or any(name in options.random_weight_variants for name in composition.names)
+    if random:
+        return True, RANDOM_WEIGHTS_NOTE
+    if psnr_db is not None and psnr_db < options.min_psnr_db:
+        return False, f"lossy: {shown} against the baseline, below the {options.min_psnr_db:g} dB floor"
+    return True, f"lossy ({shown})"
+
+
+Measure = Callable[[Composition, int], Measurement]
+Unmet = Callable[[Composition], list[str]]
+
+
+def no_unmet_requirements(composition: Composition) -> list[str]:
+    return []
+
+
+class BeamSearch:
+    """One search: the measured candidates so far, the clock and the budget."""
+
+    def __init__(
+        self,
+        measure: Measure,
+        options: TuneOptions,
+        clock: Callable[[], float],
+        on_candidate: Callable[[Candidate], None] | None,
+        known: Mapping[tuple[str, int], Measurement] | None = None,
+    ) -> None:
+        self.measure = measure
+        self.options = options
+        self.clock = clock
+        self.on_candidate = on_candidate
+        self.known = dict(known or {})
+        self.started = clock()
+        self.result = TuneResult(options)
+        self.measured: dict[tuple[str, int], Candidate] = {}
+
+    def out_of_time(self, left_out: int, limit_s: float, what: str) -> bool:
+        """Whether ``limit_s`` seconds since the start are spent; if so the result says what was left out."""
+        if self.clock() - self.started < limit_s:
+            return False
+        self.result.cut_short = True
+        reason = f"{what} ran out with {left_out} planned measurement(s) not made"
+        if self.result.stop_reason:
+            self.result.throughput_note = reason
+        else:
+            self.result.stop_reason = reason
+        return True
+
+    def try_one(self, composition: Composition, batch_size: int, phase: str, step: int, parent: str) -> Candidate:
+        key = (composition.id, batch_size)
+        if key in self.measured:
+            return self.measured[key]
+        candidate = Candidate(composition.id, composition.kind, batch_size, phase, step, parent)
+        try:
+            if key in self.known:
+                candidate.measurement, candidate.resumed = self.known[key], True
+            else:
+                candidate.measurement = self.measure(composition, batch_size)
+        except VariantUnavailable as error:
+            candidate.status, candidate.reason = SKIPPED, str(error)
+        except Exception as error:
+            from pytest_sdxl.measure.core import failure_reason
+
+            candidate.status, candidate.reason = FAILED, failure_reason(error)
+        else:
+            is_reference = not composition.names and batch_size == 1
+            passed, candidate.quality = quality_verdict(
+                composition, candidate.measurement.psnr_db, self.options, is_reference
+            )
+            if not passed:
+                candidate.status, candidate.reason = REJECTED, candidate.quality
+        self.measured[key] = candidate
+        self.result.candidates.append(candidate)
+        if self.on_candidate is not None:
+            self.on_candidate(candidate)
+        return candidate
+
+    def children(self, beam: Sequence[Candidate], names: Sequence[str]) -> list[tuple[Composition, Candidate]]:
+        """Each beam member with one more variant, conflicting pairs left out, each composition once."""
+        found: dict[str, tuple[Composition, Candidate]] = {}
+        for parent in beam:
+            parent_names = compose_id_names(parent.composition)
+            for name in names:
+                if name in parent_names:
+                    continue
+                try:
+                    child = compose([*parent_names, name])
+                except VariantSpecError:
+                    order = list(REGISTRY)
+                    pair = "+".join(sorted([*parent_names, name], key=order.index))
+                    if pair not in self.result.conflicts_avoided:
+                        self.result.conflicts_avoided.append(pair)
+                    continue
+                if child.id not in found and (child.id, 1) not in self.measured:
+                    found[child.id] = (child, parent)
+        return list(found.values())
+
+    def batch_one(self, names: Sequence[str], limit_s: float, what: str) -> None:
+        """The beam search at batch 1, measuring until ``limit_s`` seconds since the start."""
+        baseline = self.try_one(compose([]), 1, SEARCH, 0, "")
+        if not baseline.ok:
+            self.result.stop_reason = f"the baseline could not be measured: {baseline.reason}"
+            return
+        beam = [baseline]
+        step = 0
+        while True:
+            step += 1
+            pending = self.children(beam, names)
+            if not pending:
+                self.result.stop_reason = f"step {step}: no composition left to try"
+                return
+            improving = []
+            for index, (composition, parent) in enumerate(pending):
+                if (composition.id, 1) not in self.known and self.out_of_time(len(pending) - index, limit_s, what):
+                    return
+                child = self.try_one(composition, 1, SEARCH, step, parent.composition)
+                if child.ok and child.ms_per_image < parent.ms_per_image * (1 - self.options.margin):
+                    improving.append(child)
+            if not improving:
+                self.result.stop_reason = (
+                    f"step {step}: no composition beat its parent by more than the {self.options.margin:.0%} margin"
+                )
+                return
+            beam = sorted(improving, key=lambda item: item.ms_per_image)[: self.options.beam]
+
+    def throughput(self, batch_only: Sequence[str]) -> None:
+        """The fastest batch-1 compositions with ``batch`` (and each batch-only variant) at every batch size."""
+        sizes = [size for size in self.options.batch_sizes if size > 1]
+        finalists = [item for item in self.result.ranked() if item.ok][: self.options.beam]
+        if "batch" not in batch_only:
+            self.result.throughput_note = "batch is not among the candidates: images per second are batch 1's"
+            return
+        if not sizes:
+            self.result.throughput_note = "only batch size 1 was asked for"
+            return
+        extras = [[], *([name] for name in batch_only if name != "batch")]
+        plan = []
+        for finalist in finalists:
+            for extra in extras:
+                try:
+                    composition = compose([*compose_id_names(finalist.composition), "batch", *extra])
+                except VariantSpecError:
+                    continue
+                plan += [(composition, size, finalist.composition) for size in sizes]
+        for index, (composition, size, parent) in enumerate(plan):
+            if (composition.id, size) not in self.known and self.out_of_time(
+                len(plan) - index, self.options.budget_s, f"the {self.options.budget_s:g} s budget"
+            ):
+                return
+            self.try_one(composition, size, THROUGHPUT, 0, parent)
+
+
+def compose_id_names(composition_id: str) -> list[str]:
+    return [] if composition_id == BASELINE else composition_id.split("+")
+
+
+def search(
+    names: Sequence[str],
+    measure: Measure,
+    options: TuneOptions,
+    unmet: Unmet = no_unmet_requirements,
+    clock: Callable[[], float] = time.monotonic,
+    on_candidate: Callable[[Candidate], None] | None = None,
+    known: Mapping[tuple[str, int], Measurement] | None = None,
+) -> TuneResult:
+    """The batch-1 beam search over ``names``, then the throughput step; ``measure`` times each candidate.
+
+    ``unmet`` says why a variant cannot run here (it is then skipped with that reason, once).
+    ``known``: measurements of an earlier call (``tune_resume``), keyed by (composition id, batch
+    size): the search takes them instead of measuring, and they cost none of the budget.
+    """
+    run = BeamSearch(measure, options, clock, on_candidate, known)
+    runnable = []
+    for name in names:
+        single = compose([name])
+        reasons = unmet(single)
+        if reasons:
+            run.result.candidates.append(Candidate(single.id, single.kind, status=SKIPPED, reason="; ".join(reasons)))
+        else:
+            runnable.append(name)
+    budget = options.budget_s
+    limit, what = budget, f"the {budget:g} s budget"
+    if "batch" in runnable and any(size > 1 for size in options.batch_sizes):
+        # The batch-1 search stops early enough to leave the throughput step its share.
+        limit = budget * (1 - THROUGHPUT_SHARE)
+        what = f"{1 - THROUGHPUT_SHARE:.0%} of the {budget:g} s budget (the rest is the throughput step's)"
+    run.batch_one([name for name in runnable if not needs_a_batch(name)], limit, what)
+    if run.result.fastest() is not None:
+        run.throughput([name for name in runnable if needs_a_batch(name)])
+    run.result.elapsed_s = clock() - run.started
+    return run.result
