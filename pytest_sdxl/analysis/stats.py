@@ -1,7 +1,7 @@
 """Statistics of timing samples: summaries, intervals and the tests a comparison needs.
 
-Pure Python (no scipy at run time: the GPU machines may not have it); the tests check every
-function against scipy where it is installed.
+Distributions and tests come from ``scipy.stats``, imported on first use: importing it takes about
+a second, which a pytest session that never reports should not pay.
 
 - ``summarize``: count, mean, geometric mean, median, standard deviation, quartiles and IQR
   (linear interpolation, numpy's default), CV (standard deviation / mean) and a 95 % confidence
@@ -10,12 +10,10 @@ function against scipy where it is installed.
 - ``run_statistic`` and ``compare_runs``: timings come in runs whose samples share the run's
   machine state, so they are not independent; the run is the unit. Each run is reduced to one
   statistic (its minimum, a low quantile, median or mean), then Welch's t test and interval on the
-  logarithms of those per-run statistics give the ratio new / base.
+  logarithms of those per-run statistics give the ratio new / base. (A rank test over every
+  sample of every run would treat those samples as independent and raise far too many false
+  alarms; the tests show it.)
 - ``holm``: Holm-Bonferroni adjusted p-values for a report that tests many signals at once.
-- ``mann_whitney_u``: two-sided Mann-Whitney U test; exact distribution for small samples
-  without ties, else the normal approximation with tie and continuity corrections (as scipy's
-  ``method="auto"`` does). Valid only for independent samples: pooling every sample of every run
-  into it gives far too many false alarms (the tests show it).
 - ``ratio_interval``: the ratio of geometric means of two positive samples with a Welch t
   interval computed on the logarithms (timings are multiplicative and skewed to the right).
 """
@@ -23,21 +21,24 @@ function against scipy where it is installed.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from functools import lru_cache
-from statistics import NormalDist
-
-from pytest_sdxl.analysis.distributions import t_cdf, t_quantile
+from typing import Any
 
 CONFIDENCE = 0.95
 CI_METHOD = "Student t interval on the logarithms (geometric mean)"
-# Exact Mann-Whitney distributions are counted by dynamic programming up to this many pairs.
-EXACT_PAIRS_LIMIT = 400
 # Per-run statistics a comparison may reduce each run to; host jitter only ever adds time, so the
 # low quantiles of a run are steadier than its mean.
 RUN_STATISTICS = ("min", "q10", "q25", "median", "mean")
 RUN_QUANTILES = {"min": 0.0, "q10": 0.10, "q25": 0.25, "median": 0.5}
+
+
+def scipy_stats() -> Any:
+    """``scipy.stats``, imported when a figure is first computed (about a second's import)."""
+    from scipy import stats
+
+    return stats
 
 
 @dataclass(frozen=True)
@@ -108,7 +109,7 @@ def summarize(samples: Sequence[float], confidence: float = CONFIDENCE) -> Summa
     ci_low = ci_high = stdev = math.nan
     if count > 1:
         stdev = math.sqrt(math.fsum((value - mean) ** 2 for value in values) / (count - 1))
-        critical = t_quantile(0.5 + confidence / 2, count - 1)
+        critical = float(scipy_stats().t.ppf(0.5 + confidence / 2, count - 1))
         if positive:
             half_width = critical * math.sqrt(log_variance / count)
             ci_low, ci_high = math.exp(log_mean - half_width), math.exp(log_mean + half_width)
@@ -130,77 +131,6 @@ def summarize(samples: Sequence[float], confidence: float = CONFIDENCE) -> Summa
     )
 
 
-def ranks(values: Sequence[float]) -> list[float]:
-    """Ranks from 1, ties sharing the mean of their ranks."""
-    order = sorted(range(len(values)), key=values.__getitem__)
-    result = [0.0] * len(values)
-    start = 0
-    while start < len(order):
-        end = start
-        while end + 1 < len(order) and values[order[end + 1]] == values[order[start]]:
-            end += 1
-        for position in range(start, end + 1):
-            result[order[position]] = (start + end) / 2 + 1
-        start = end + 1
-    return result
-
-
-@lru_cache(maxsize=64)
-def u_distribution(first: int, second: int) -> tuple[int, ...]:
-    """How many orderings of ``first`` + ``second`` distinct values give each U (0..first*second)."""
-    # counts[n][u]: orderings of m first-sample values among n second-sample values, grown one m at a time.
-    counts = [[1] for _ in range(second + 1)]
-    for _ in range(first):
-        grown = [[1]]
-        for n in range(1, second + 1):
-            # The largest value belongs to the first sample (it beats all n others) or to the second.
-            with_first = [0] * n + counts[n]
-            without = grown[n - 1]
-            size = max(len(with_first), len(without))
-            grown.append(
-                [
-                    (with_first[u] if u < len(with_first) else 0) + (without[u] if u < len(without) else 0)
-                    for u in range(size)
-                ]
-            )
-        counts = grown
-    return tuple(counts[second])
-
-
-def mann_whitney_u(first: Sequence[float], second: Sequence[float]) -> tuple[float, float]:
-    """Two-sided Mann-Whitney U test; returns (U of the first sample, p-value)."""
-    count_first, count_second = len(first), len(second)
-    if not count_first or not count_second:
-        raise ValueError("the Mann-Whitney U test needs at least one sample on each side")
-    pooled = [*first, *second]
-    all_ranks = ranks(pooled)
-    u_first = math.fsum(all_ranks[:count_first]) - count_first * (count_first + 1) / 2
-    pairs = count_first * count_second
-    has_ties = len(set(pooled)) < len(pooled)
-    if not has_ties and pairs <= EXACT_PAIRS_LIMIT:
-        distribution = u_distribution(count_first, count_second)
-        total = math.comb(count_first + count_second, count_first)
-        extreme = max(u_first, pairs - u_first)
-        upper = sum(distribution[round(extreme) :]) / total
-        return u_first, min(1.0, 2 * upper)
-    tie_sizes: dict[float, int] = {}
-    for value in pooled:
-        tie_sizes[value] = tie_sizes.get(value, 0) + 1
-    total_count = count_first + count_second
-    tie_term = math.fsum(size**3 - size for size in tie_sizes.values()) / (total_count * (total_count - 1))
-    variance = pairs / 12 * ((total_count + 1) - tie_term)
-    if variance <= 0:
-        return u_first, 1.0
-    distance = abs(u_first - pairs / 2) - 0.5
-    z_score = max(distance, 0.0) / math.sqrt(variance)
-    return u_first, min(1.0, 2 * (1 - NormalDist().cdf(z_score)))
-
-
-def smallest_mann_whitney_p(count_first: int, count_second: int) -> float:
-    """The smallest two-sided p-value the test can give for these sample sizes (no ties)."""
-    return min(1.0, 2 / math.comb(count_first + count_second, count_first))
-
-
 @dataclass(frozen=True)
 class RatioEstimate:
     """new / base as a ratio of geometric means, its confidence interval and the Welch p-value."""
@@ -212,18 +142,33 @@ class RatioEstimate:
 
 
 def welch_on_logarithms(base: Sequence[float], new: Sequence[float], confidence: float) -> RatioEstimate:
-    """Welch's t test and interval on the logarithms of two positive samples, as a ratio new / base."""
+    """Welch's t test and interval on the logarithms of two positive samples, as a ratio new / base.
+
+    scipy's ``ttest_ind`` does the test; the two cases it cannot answer are settled here: fewer
+    than two values on a side (no noise estimate: NaN interval and p) and no spread on either side
+    (the interval is the ratio itself, p is 1 for equal sides, else 0).
+    """
     mean_base, variance_base = log_moments(base)
     mean_new, variance_new = log_moments(new)
     difference = mean_new - mean_base
     if len(base) < 2 or len(new) < 2:
         return RatioEstimate(math.exp(difference), math.nan, math.nan, math.nan)
-    share_base, share_new = variance_base / len(base), variance_new / len(new)
-    standard_error = math.sqrt(share_base + share_new)
-    if standard_error == 0.0:
+    if variance_base == 0.0 and variance_new == 0.0:
         return t_on_logarithms(difference, 0.0, math.inf, confidence)
-    freedom = (share_base + share_new) ** 2 / (share_base**2 / (len(base) - 1) + share_new**2 / (len(new) - 1))
-    return t_on_logarithms(difference, standard_error, freedom, confidence)
+    with warnings.catch_warnings():
+        # A side whose runs agree to the last bits (a constant kernel count, say) is a fair input: the
+        # answer is right to every digit that matters, and scipy's precision warning would only alarm.
+        warnings.filterwarnings("ignore", "Precision loss occurred", RuntimeWarning)
+        test = scipy_stats().ttest_ind(
+            [math.log(value) for value in new], [math.log(value) for value in base], equal_var=False
+        )
+    low, high = test.confidence_interval(confidence)
+    return RatioEstimate(
+        ratio=math.exp(difference),
+        low=math.exp(float(low)),
+        high=math.exp(float(high)),
+        p_value=min(1.0, max(0.0, float(test.pvalue))),
+    )
 
 
 def t_on_logarithms(difference: float, standard_error: float, freedom: float, confidence: float) -> RatioEstimate:
@@ -234,8 +179,9 @@ def t_on_logarithms(difference: float, standard_error: float, freedom: float, co
     ratio = math.exp(difference)
     if standard_error == 0.0:
         return RatioEstimate(ratio, ratio, ratio, 1.0 if difference == 0.0 else 0.0)
-    critical = t_quantile(0.5 + confidence / 2, freedom)
-    p_value = 2 * (1 - t_cdf(abs(difference) / standard_error, freedom))
+    distribution = scipy_stats().t(freedom)
+    critical = float(distribution.ppf(0.5 + confidence / 2))
+    p_value = 2 * float(distribution.sf(abs(difference) / standard_error))
     return RatioEstimate(
         ratio=ratio,
         low=math.exp(difference - critical * standard_error),
