@@ -21,11 +21,12 @@ from pytest_sdxl.analysis.serving import (
     percentile,
     roofline,
     samples_needed,
+    serving_block,
     serving_summary,
 )
 from pytest_sdxl.measure import energy, matrix_peak
 from pytest_sdxl.reports.serving import roofline_table
-from pytest_sdxl.reports.tables import markdown_report, session_summary_lines
+from pytest_sdxl.reports.tables import markdown_report, session_summary_lines, write_reports
 from pytest_sdxl.results.schema import (
     DeviceSignals,
     ResultSet,
@@ -385,7 +386,7 @@ def test_an_old_results_file_without_the_new_fields_loads_and_reports(tmp_path: 
 
 def test_new_fields_round_trip_and_the_file_carries_the_derived_block(tmp_path: Path) -> None:
     result_set = ResultSet(variants=[VariantRecord("baseline", "exact", runs=[measured_run(n) for n in (1, 2, 3)])])
-    path = save_results(result_set, tmp_path / "results.json")
+    path = save_results(result_set, tmp_path / "results.json", derived=serving_block)
     again = load_results(path)
     assert again.variants[0].runs[1].energy_j_per_image == 2.5
     assert again.variants[0].runs[0].device is not None
@@ -393,3 +394,11 @@ def test_new_fields_round_trip_and_the_file_carries_the_derived_block(tmp_path: 
     assert again.variants[0].runs[0].device.matrix_peak_tflops == 400.0
     serving = json.loads(path.read_text())["variants"][0]["serving"]
     assert serving["latency"]["p99_s"] == pytest.approx(0.03) and serving["energy_j_per_image"] == 2.0
+
+
+def test_the_schema_alone_writes_no_derived_block_and_the_report_files_carry_it(tmp_path: Path) -> None:
+    result_set = ResultSet(variants=[VariantRecord("baseline", "exact", runs=[measured_run(n) for n in (1, 2, 3)])])
+    bare = json.loads(save_results(result_set, tmp_path / "bare.json").read_text())
+    assert "serving" not in bare["variants"][0]  # the results layer computes no figure of its own
+    written = write_reports(result_set, tmp_path / "report")
+    assert json.loads(written["json"].read_text())["variants"][0]["serving"] == serving_summary(result_set.variants[0])

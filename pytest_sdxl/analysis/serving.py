@@ -247,3 +247,8 @@ def serving_summary(record: VariantRecord) -> dict[str, Any]:
         "energy_not_applicable": found.not_applicable or None,
         "roofline": roofline(record.runs).as_dict(),
     }
+
+
+def serving_block(record: VariantRecord) -> dict[str, Any]:
+    """Each variant's derived block in results.json: ``save_results(result_set, path, derived=serving_block)``."""
+    return {"serving": serving_summary(record)}

@@ -47,11 +47,13 @@ def save_progress(state: SessionState) -> None:
     folder = state.settings.report
     if folder is None or not state.records:
         return
+    from pytest_sdxl.analysis.serving import serving_block
     from pytest_sdxl.results.schema import save_results
 
     # Should this write fail, the session's end writes every file again and says so when it cannot.
     with contextlib.suppress(OSError):
-        save_results(state.result_set(report_machine(state), partial="running"), folder / "results.json")
+        result_set = state.result_set(report_machine(state), partial="running")
+        save_results(result_set, folder / "results.json", derived=serving_block)
 
 
 def finish_report(state: SessionState, session: pytest.Session) -> None:

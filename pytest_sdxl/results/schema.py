@@ -5,9 +5,10 @@ variant (``VariantRecord`` -> ``RunRecord`` -> ``DeviceSignals``). The record cl
 beside the schema that stores them; the measurement core fills them. Version 1 files (before
 device signals) are still read: their runs have no device signals. Fields added since within a
 version are optional: a file without them reads with their defaults (no energy, no FLOPs per stage,
-no matrix peak, not partial), and the reports say "n/a" with the reason. Each variant's ``serving`` block
-(serving_metrics.serving_summary) is derived when written, for readers without this package, and
-ignored when read: the figures are computed again from the samples.
+no matrix peak, not partial), and the reports say "n/a" with the reason. Blocks derived from a
+variant's records (results.json's ``serving``) are written beside them for readers without this
+package, and ignored when read: the figures are computed again from the samples. The layer that
+computes them hands them to ``to_dict``/``save_results`` (``derived``); the schema computes none.
 Non-finite floats (PSNR of identical images is infinite) are stored as the strings
 ``"inf"``/``"-inf"``/``"nan"`` so the file stays strict JSON.
 """
@@ -18,6 +19,7 @@ import json
 import math
 import os
 import tempfile
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -179,6 +181,10 @@ class VariantRecord:
         return [run.device for run in self.runs if run.device is not None]
 
 
+# Blocks derived from one variant's records, by key, written beside them (results.json's "serving").
+DerivedBlocks = Callable[[VariantRecord], Mapping[str, Any]]
+
+
 @dataclass
 class ResultSet:
     """One measurement: settings, machine and every variant's records."""
@@ -196,8 +202,8 @@ class ResultSet:
     def variant(self, variant_id: str) -> VariantRecord | None:
         return next((record for record in self.variants if record.variant == variant_id), None)
 
-    def to_dict(self) -> dict[str, Any]:
-        return to_dict(self)
+    def to_dict(self, derived: DerivedBlocks | None = None) -> dict[str, Any]:
+        return to_dict(self, derived)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ResultSet:
@@ -240,13 +246,15 @@ def decode_float(value: Any) -> Any:
     return value
 
 
-def to_dict(result_set: ResultSet) -> dict[str, Any]:
-    """The JSON document of a result set (schema name and version first)."""
-    from pytest_sdxl.analysis.serving import serving_summary
+def to_dict(result_set: ResultSet, derived: DerivedBlocks | None = None) -> dict[str, Any]:
+    """The JSON document of a result set (schema name and version first).
 
+    ``derived`` gives each variant's derived blocks (key -> block), added to that variant's entry.
+    """
     document = {"schema": SCHEMA_NAME, **asdict(result_set)}
-    for item, record in zip(document["variants"], result_set.variants, strict=True):
-        item["serving"] = serving_summary(record)
+    if derived is not None:
+        for item, record in zip(document["variants"], result_set.variants, strict=True):
+            item.update(derived(record))
     encoded: dict[str, Any] = encode_float(document)
     return encoded
 
@@ -362,9 +370,9 @@ def write_atomically(path: str | os.PathLike[str], text: str | bytes) -> Path:
     return target
 
 
-def save_results(result_set: ResultSet, path: str | os.PathLike[str]) -> Path:
-    """Write the result set as JSON, atomically; returns the path written."""
-    return write_atomically(path, json.dumps(to_dict(result_set), indent=2, allow_nan=False) + "\n")
+def save_results(result_set: ResultSet, path: str | os.PathLike[str], derived: DerivedBlocks | None = None) -> Path:
+    """Write the result set as JSON, atomically, with each variant's ``derived`` blocks; returns the path written."""
+    return write_atomically(path, json.dumps(to_dict(result_set, derived), indent=2, allow_nan=False) + "\n")
 
 
 def load_results(path: str | os.PathLike[str]) -> ResultSet:
