@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pytest_sdxl import plugin
 from pytest_sdxl.machine import probes as machine
-from pytest_sdxl.plugin import benchmark as plugin_benchmark
+from pytest_sdxl.plugin import collection
+from pytest_sdxl.results.schema import encode_float
 from pytest_sdxl.variants.registry import BASELINE, all_single_variants, parse
 
 SINGLES = all_single_variants()
@@ -28,20 +28,20 @@ def fake_item(variant: Any) -> Any:
 def test_grouping_makes_each_variant_contiguous_and_leaves_other_tests_in_place(variants: list[Any]) -> None:
     items = [fake_item(variant) for variant in variants]
     grouped = list(items)
-    plugin.group_by_variant(grouped)
+    collection.group_by_variant(grouped)
     assert sorted(map(id, grouped)) == sorted(map(id, items))
     for before, after in zip(items, grouped, strict=True):
-        if plugin.variant_of(before) is None:
+        if collection.variant_of(before) is None:
             assert after is before
-    order = [plugin.variant_of(item).id for item in grouped if plugin.variant_of(item) is not None]
+    order = [collection.variant_of(item).id for item in grouped if collection.variant_of(item) is not None]
     runs = [name for index, name in enumerate(order) if index == 0 or order[index - 1] != name]
     assert len(runs) == len(set(runs)), f"a variant comes back after another: {order}"
     if BASELINE in order:
         assert order[0] == BASELINE
     # Within a variant, tests keep their order.
     for name in set(order):
-        assert [item for item in grouped if plugin.variant_of(item) and plugin.variant_of(item).id == name] == [
-            item for item in items if plugin.variant_of(item) and plugin.variant_of(item).id == name
+        assert [item for item in grouped if collection.variant_of(item) and collection.variant_of(item).id == name] == [
+            item for item in items if collection.variant_of(item) and collection.variant_of(item).id == name
         ]
 
 
@@ -51,26 +51,26 @@ def test_grouping_makes_each_variant_contiguous_and_leaves_other_tests_in_place(
 )
 def test_a_marker_restricts_to_its_variants_in_its_order(marked: list[Any], selected: Any) -> None:
     marker = pytest.mark.sdxl_variants(*(composition.id for composition in marked)).mark
-    chosen = plugin.variants_for(marker, selected, "test_x")
+    chosen = collection.variants_for(marker, selected, "test_x")
     expected = marked if selected is None else [composition for composition in marked if composition in selected]
     assert chosen == expected
 
 
 def test_without_a_marker_the_selection_or_every_variant() -> None:
-    assert plugin.variants_for(None, None, "test_x") == SINGLES
+    assert collection.variants_for(None, None, "test_x") == SINGLES
     selected = (parse("tiny_vae+batch"), parse("baseline"))
-    assert plugin.variants_for(None, selected, "test_x") == list(selected)
+    assert collection.variants_for(None, selected, "test_x") == list(selected)
 
 
 def test_a_marker_accepts_comma_lists_and_compositions_in_any_order() -> None:
     marker = pytest.mark.sdxl_variants("batch+tiny_vae, baseline", "baseline").mark
-    assert [item.id for item in plugin.variants_for(marker, None, "test_x")] == ["tiny_vae+batch", "baseline"]
+    assert [item.id for item in collection.variants_for(marker, None, "test_x")] == ["tiny_vae+batch", "baseline"]
 
 
 @pytest.mark.parametrize("marker", [pytest.mark.sdxl_variants(), pytest.mark.sdxl_variants(names="baseline")])
 def test_a_marker_without_names_says_how_to_write_it(marker: Any) -> None:
     with pytest.raises(pytest.fail.Exception, match=r"sdxl_variants takes variant names as strings, e\.g\."):
-        plugin.variants_for(marker.mark, None, "test_x")
+        collection.variants_for(marker.mark, None, "test_x")
 
 
 def write_driver_files(root: Path, names: list[str], driver: str, module: str = "x86_64 Kernel Module") -> Path:
@@ -124,6 +124,7 @@ def test_machine_differences_name_what_changed() -> None:
 
 
 def test_infinite_psnr_is_written_as_a_string() -> None:
-    assert plugin_benchmark.json_number(math.inf) == "inf"
-    assert plugin_benchmark.json_number(31.5) == 31.5
-    assert plugin_benchmark.json_number(None) is None
+    assert encode_float(math.inf) == "inf"
+    assert encode_float(31.5) == 31.5
+    assert encode_float(None) is None
+    assert encode_float({"psnr_db": [math.inf, -math.inf]}) == {"psnr_db": ["inf", "-inf"]}

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 from pytest_sdxl.errors import SettingsError, VariantSpecError
+from pytest_sdxl.plugin.collection import group_by_variant, planned_variants, variant_of, variants_for
 from pytest_sdxl.plugin.state import STATE_KEY, SessionState
 from pytest_sdxl.settings import OPTIONS, Option, Settings, resolve
-from pytest_sdxl.variants.registry import BASELINE, Composition
 
 GROUP = "sdxl"
 GPU_MARKER = "gpu: the test needs a CUDA GPU; skipped with the reason where torch sees none"
@@ -177,53 +177,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize("sdxl_variant", compositions, ids=ids, indirect=True, scope="session")
 
 
-def variants_for(marker: pytest.Mark | None, selected: tuple[Composition, ...] | None, where: str) -> list[Composition]:
-    """The test's variants: its marker's (restricted to the selection), else the selection, else all."""
-    from pytest_sdxl.variants.registry import all_single_variants, parse_list
-
-    if marker is None:
-        return list(selected) if selected is not None else all_single_variants()
-    if marker.kwargs or not marker.args or not all(isinstance(name, str) for name in marker.args):
-        pytest.fail(
-            f"{where}: sdxl_variants takes variant names as strings, e.g. "
-            f"@pytest.mark.sdxl_variants('baseline', 'tiny_vae+batch'); got args {marker.args!r} "
-            f"and keywords {marker.kwargs!r}",
-            pytrace=False,
-        )
-    try:
-        named = list(dict.fromkeys(composition for name in marker.args for composition in parse_list(name)))
-    except VariantSpecError as error:
-        pytest.fail(f"{where}: sdxl_variants: {error}", pytrace=False)
-    return named if selected is None else [composition for composition in named if composition in selected]
-
-
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     group_by_variant(items)
     skip_gpu_tests_without_cuda(items)
-
-
-def variant_of(item: pytest.Item) -> Composition | None:
-    callspec = getattr(item, "callspec", None)
-    composition = callspec.params.get("sdxl_variant") if callspec is not None else None
-    return composition if isinstance(composition, Composition) else None
-
-
-def group_by_variant(items: list[pytest.Item]) -> None:
-    """Put every test of one variant together, baseline first, so each pipeline is built once a session.
-
-    pytest's own grouping of session-scoped parameters does not guarantee it (tests whose variants
-    come in different orders get interleaved). Only sdxl tests move, among their own places; a
-    variant's order is that of its first test, and its tests keep their order.
-    """
-    placed = [(index, composition.id) for index, item in enumerate(items) if (composition := variant_of(item))]
-    first_seen: dict[str, int] = {}
-    for index, variant in placed:
-        first_seen.setdefault(variant, index)
-    ordered = sorted(placed, key=lambda pair: (pair[1] != BASELINE, first_seen[pair[1]], pair[0]))
-    grouped = [items[index] for index, _ in ordered]
-    for (place, _), item in zip(placed, grouped, strict=True):
-        items[place] = item
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -231,12 +188,6 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     state = session.config.stash.get(STATE_KEY, None)
     if state is not None:
         state.planned = planned_variants(session.items)
-
-
-def planned_variants(items: Sequence[pytest.Item]) -> list[str]:
-    """The variants of the sdxl benchmark tests, in their order, each once."""
-    benchmarked = (variant_of(item) for item in items if "sdxl_benchmark" in getattr(item, "fixturenames", ()))
-    return list(dict.fromkeys(composition.id for composition in benchmarked if composition is not None))
 
 
 def skip_gpu_tests_without_cuda(items: list[pytest.Item]) -> None:

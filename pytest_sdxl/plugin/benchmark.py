@@ -22,24 +22,6 @@ if TYPE_CHECKING:
     from pytest_sdxl.variants.assembly import VariantPipeline
 
 
-def json_number(value: float | None) -> float | str | None:
-    """Infinite PSNR (identical images) as the string 'inf': pytest-benchmark's JSON must stay strict."""
-    if value is not None and not math.isfinite(value):
-        return str(value)
-    return value
-
-
-def json_numbers(value: Any) -> Any:
-    """Every non-finite float inside ``value`` as its string (see ``json_number``)."""
-    if isinstance(value, float):
-        return json_number(value)
-    if isinstance(value, dict):
-        return {key: json_numbers(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [json_numbers(item) for item in value]
-    return value
-
-
 class VariantBenchmark:
     """Times a warmed variant pipeline with pytest-benchmark and records the notes' figures."""
 
@@ -167,7 +149,7 @@ class VariantBenchmark:
     def extra_info(self, measured: PipelineMeasurement, images_per_round: int) -> dict[str, Any]:
         from pytest_sdxl.analysis.serving import serving_summary
         from pytest_sdxl.reports.tables import device_summary
-        from pytest_sdxl.results.schema import VariantRecord, settings_as_dict
+        from pytest_sdxl.results.schema import VariantRecord, encode_float, settings_as_dict
 
         settings, pipeline, warm_up = self.state.settings, self.pipeline, self.warm_up
         runs = measured.runs
@@ -198,9 +180,10 @@ class VariantBenchmark:
             "stages_ms_per_image": runs[0].stages,
             "device_signals": device_summary(runs).as_dict(),
             # Latency percentiles, images/s, J/image and the roofline per stage; None where n/a, with the reason.
-            "serving": json_numbers(serving_summary(VariantRecord(pipeline.id, pipeline.composition.kind, runs=runs))),
+            "serving": encode_float(serving_summary(VariantRecord(pipeline.id, pipeline.composition.kind, runs=runs))),
             "peak_gpu_mem_gb": runs[0].peak_gpu_mem_gb,
-            "psnr_db": json_number(runs[0].psnr_db),
+            # Strict JSON for pytest-benchmark: an infinite PSNR (identical images) goes as the string "inf".
+            "psnr_db": encode_float(runs[0].psnr_db),
             "settings": {key: value for key, value in settings_as_dict(settings).items() if key != "prompts"},
             "prompts": len(settings.prompts),
         }

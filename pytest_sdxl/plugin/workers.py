@@ -24,8 +24,9 @@ from typing import Any
 
 import pytest
 
+from pytest_sdxl.plugin.collection import variant_of
 from pytest_sdxl.plugin.state import STATE_KEY, SessionState
-from pytest_sdxl.variants.registry import BASELINE, Composition
+from pytest_sdxl.variants.registry import BASELINE
 
 # The test report's attribute that carries a worker's payload (pytest serializes a report's attributes).
 REPORT_ATTRIBUTE = "sdxl_payload"
@@ -80,12 +81,6 @@ def configure(config: pytest.Config) -> None:
             # -n's default spreads a variant's tests over workers, each building its pipeline again.
             config.option.dist = "loadgroup"
     config.pluginmanager.register(XdistHooks(config), "sdxl-xdist")
-
-
-def variant_of(item: pytest.Item) -> Composition | None:
-    callspec = getattr(item, "callspec", None)
-    composition = callspec.params.get("sdxl_variant") if callspec is not None else None
-    return composition if isinstance(composition, Composition) else None
 
 
 def worker_devices(device: str) -> list[str] | None:
