@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import re
 from pathlib import Path
 
 import pytest
@@ -195,5 +196,33 @@ def test_a_version_one_file_still_loads_and_compares(tmp_path: Path, capsys: pyt
     assert "| wall_ratio" not in output and "| kernel_ms" not in output  # nothing on either side to compare
     # Against a version 2 file, the signals version 1 lacks are missing, not regressed.
     assert main(["compare", str(old), saved(tmp_path / "v2.json", measured_variant(2))]) == 0
-    wall_ratio = next(line for line in capsys.readouterr().out.splitlines() if "| wall_ratio" in line)
-    assert "missing (no samples on the base side)" in wall_ratio
+    output = capsys.readouterr().out
+    wall_ratio = next(line for line in output.splitlines() if "| wall_ratio" in line)
+    # The verdict's note is numbered in the cell and written once below the table.
+    note = re.search(r"missing \[(\d+)\]", wall_ratio)
+    assert note and f"[{note.group(1)}] no samples on the base side" in output
+
+
+def test_the_comparison_table_fits_120_columns_and_writes_each_note_once() -> None:
+    from pytest_sdxl.analysis.comparison import MetricComparison
+    from pytest_sdxl.reports.layout import WIDTH
+
+    why = "1 run on the base side and 1 run on the new side: at least 2 runs a side are needed to estimate the noise"
+    rows = [
+        MetricComparison(
+            "tiny_vae+cuda_graph+cached_embeds",
+            metric,
+            "insufficient data",
+            ratio=1.0,
+            test="host-adjusted: log variant min on log reference min, slope 0.75 fitted, 3 vs 3 blocks",
+            note=why,
+            threshold=0.05,
+        )
+        for metric in ("wall_ratio", "avg_gen_s", "load_s")
+    ]
+    table = comparison_table(rows)
+    assert max(len(line) for line in table.splitlines()) <= WIDTH
+    assert table.count("insufficient data [1]") == 3
+    # The test and the note, written once under the table.
+    assert table.count("[1] host-adjusted: log variant min on log reference min, slope 0.75 fitted") == 1
+    assert " ".join(line.strip() for line in table.splitlines()).count(why) == 1

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 from pytest_sdxl.analysis.comparison import MetricComparison
+from pytest_sdxl.reports.layout import fitted_tables, joined, wrapped
 from pytest_sdxl.results.schema import ResultSet, VariantRecord
 
 KERNEL_SIGNALS = ("kernel_ms", "kernels")
@@ -21,35 +22,40 @@ def threshold_cell(item: MetricComparison) -> str:
     return "-" if math.isnan(item.threshold) else f"{item.threshold:.0%}"
 
 
+COMPARISON_HEADER = ["variant", "metric", "new/base", "95% CI", "threshold", "p (Holm)", "runs", "verdict"]
+
+
 def comparison_table(comparisons: list[MetricComparison]) -> str:
-    """A markdown table of ratios (new / base) with their 95 % intervals, p-values, tests and verdicts."""
-    header = ["variant", "metric", "ratio new/base", "95% CI", "threshold", "p (Holm)", "statistic", "runs", "verdict"]
+    """Ratios (new / base) with their 95 % intervals, p-values and verdicts, fitted to the terminal.
+
+    The test behind a verdict and its note (why the data is insufficient, say) are numbered in the
+    verdict cell and written once below the table: many rows share them, and in a cell they would
+    widen every row past the terminal.
+    """
+    footnotes: dict[str, int] = {}
     rows = []
     for item in comparisons:
-        interval = "-" if math.isnan(item.low) else f"{item.low:.3f} – {item.high:.3f}"
         verdict = item.verdict.upper() if item.regressed else item.verdict
         if not item.gated and item.metric != "-":
             verdict += ", not gated"
+        footnote = "; ".join(part for part in (item.test, item.note) if part)
+        if footnote:
+            verdict += f" [{footnotes.setdefault(footnote, len(footnotes) + 1)}]"
         rows.append(
             [
                 item.variant,
                 item.metric,
                 "-" if math.isnan(item.ratio) else f"{item.ratio:.3f}",
-                interval,
+                "-" if math.isnan(item.low) else f"{item.low:.3f} – {item.high:.3f}",
                 threshold_cell(item),
                 "-" if math.isnan(item.p_value) else f"{item.p_value:.3g}",
-                item.test or "-",
                 f"{item.base_count}/{item.new_count}" if item.base_count else "-",
-                verdict + (f" ({item.note})" if item.note else ""),
+                verdict,
             ]
         )
-    widths = [max(len(row[index]) for row in [header, *rows]) for index in range(len(header))]
-
-    def line(cells: list[str]) -> str:
-        return "| " + " | ".join(cell.ljust(width) for cell, width in zip(cells, widths, strict=True)) + " |"
-
-    separator = "|" + "|".join("-" * (width + 2) for width in widths) + "|"
-    return "\n".join([line(header), separator, *(line(row) for row in rows)])
+    lines = joined(fitted_tables(COMPARISON_HEADER, rows, shared=2))
+    below = [f"[{number}] {text}" for text, number in footnotes.items()]
+    return "\n".join([*lines, *(["", *wrapped(below)] if below else [])])
 
 
 def kernel_table_of(record: VariantRecord | None) -> dict[str, tuple[float, float]]:

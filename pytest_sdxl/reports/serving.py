@@ -1,8 +1,8 @@
 """The tables serving teams read: latency percentiles, images/s and energy per variant; a roofline row per stage.
 
-The figures come from ``serving_metrics``; this module only lays them out. A figure that does not
+The figures come from ``analysis.serving``; this module only lays them out. A figure that does not
 apply is "n/a" in its cell with the reason below the table, once per reason, so a long reason does
-not stretch a column.
+not stretch a column; a column n/a for every variant (energy and kernel time on a CPU) is left out.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ import math
 
 from pytest_sdxl.analysis.bottleneck import what_holds_back
 from pytest_sdxl.analysis.serving import PERCENTILES, WHOLE_CALL, energy, latency, median_or_none, roofline
+from pytest_sdxl.reports import figures
+from pytest_sdxl.reports.layout import empty_columns, fitted_tables, joined, without, wrapped
 from pytest_sdxl.results.schema import ResultSet, VariantRecord
 
 SERVING_HEADER = ["variant", "timed calls", *(f"p{percent} ms" for percent in PERCENTILES), "images/s", "J/image"]
@@ -25,6 +27,8 @@ ROOFLINE_HEADER = [
     "TFLOP/s (stage)",
     "peak share (stage)",
 ]
+# Split to fit a terminal, the kernel-time columns and the stage-time columns go to separate tables.
+ROOFLINE_GROUPS = ["variant", "stage", "kernel", "kernel", "kernel", "kernel", "stage time", "stage time", "stage time"]
 DEFINITIONS = (
     "- latency: seconds per image of every timed call of every run (a batch call's time shared out over "
     "its images); percentiles by linear interpolation between order statistics, pN given from "
@@ -39,17 +43,13 @@ DEFINITIONS = (
 )
 
 
-def markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
-    widths = [max(len(row[index]) for row in [header, *rows]) for index in range(len(header))]
-
-    def line(cells: list[str]) -> str:
-        return "| " + " | ".join(cell.ljust(width) for cell, width in zip(cells, widths, strict=True)) + " |"
-
-    return [line(header), "|" + "|".join("-" * (width + 2) for width in widths) + "|", *(line(row) for row in rows)]
-
-
 def number(value: float | None, digits: int = 1, scale: float = 1.0) -> str:
     return "n/a" if value is None or math.isnan(value) else f"{value * scale:.{digits}f}"
+
+
+def milliseconds(value: float | None) -> str:
+    """A time in ms to three significant digits (``figures``), 'n/a' when it does not apply."""
+    return "n/a" if value is None or math.isnan(value) else figures.significant(value)
 
 
 def rate(tflops: float | None) -> str:
@@ -86,7 +86,7 @@ def serving_table(result_set: ResultSet) -> list[str]:
     if not rows:
         return ["no variant was measured"]
     reasons = reasons_below(energy_reasons, "J/image")
-    return [*markdown_table(SERVING_HEADER, rows), *(["", *reasons] if reasons else [])]
+    return fitted(SERVING_HEADER, rows, reasons)
 
 
 UNSPLIT = (
@@ -122,10 +122,10 @@ def roofline_table(result_set: ResultSet) -> list[str]:
                     record.variant,
                     stage.stage,
                     number(stage.flops_per_image, 2, 1e-9),
-                    number(stage.kernel_ms, 2),
+                    milliseconds(stage.kernel_ms),
                     rate(stage.kernel_tflops),
                     percent(stage.kernel_share),
-                    number(stage.stage_ms, 2),
+                    milliseconds(stage.stage_ms),
                     rate(stage.stage_tflops),
                     percent(stage.stage_share),
                 ]
@@ -136,7 +136,7 @@ def roofline_table(result_set: ResultSet) -> list[str]:
     notes += [f"- one row for {', '.join(unsplit)}: {UNSPLIT}"] if unsplit else []
     notes += [f"- {WHOLE_CALL}: every FLOP of a generation over its kernel time and over its wall time per image"]
     notes += reasons_below(kernel_reasons, "kernel time") + reasons_below(peak_reasons, "peak share")
-    return [*markdown_table(ROOFLINE_HEADER, rows), *(["", *notes] if notes else [])]
+    return fitted(ROOFLINE_HEADER, rows, notes, ROOFLINE_GROUPS, shared=2)
 
 
 def peak_notes(peaks: dict[float, list[str]]) -> list[str]:
@@ -169,12 +169,30 @@ def holds_back_table(result_set: ResultSet) -> list[str]:
         rows.append(
             [
                 record.variant,
-                number(wall_ms, 2),
-                number(kernel, 2),
+                milliseconds(wall_ms),
+                milliseconds(kernel),
                 what_holds_back(wall_ms, kernel, found.stages, found.whole),
             ]
         )
-    return markdown_table(HOLDS_BACK_HEADER, rows) if rows else ["no variant was measured"]
+    # Its last column says why a figure is n/a: every column stays.
+    return joined(fitted_tables(HOLDS_BACK_HEADER, rows)) if rows else ["no variant was measured"]
+
+
+def fitted(
+    header: list[str], rows: list[list[str]], notes: list[str], groups: list[str] | None = None, shared: int = 1
+) -> list[str]:
+    """The table without the columns n/a for every variant, fitted to the terminal, then its notes.
+
+    Why each figure is n/a is already in the notes, per variant: the line for the dropped columns
+    points there rather than repeat it.
+    """
+    dropped = empty_columns(header, rows)
+    kept_groups = [group for name, group in zip(header, groups or header, strict=True) if name not in dropped]
+    header, rows = without(header, rows, dropped)
+    lines = joined(fitted_tables(header, rows, kept_groups, shared=shared))
+    if dropped:
+        notes = [f"Not shown (n/a for every variant, why below): {', '.join(dropped)}", *notes]
+    return [*lines, *(["", *wrapped(notes)] if notes else [])]
 
 
 def measured(result_set: ResultSet) -> list[VariantRecord]:

@@ -1,11 +1,11 @@
-"""Markdown reports of a result set: the notes' per-variant tables, a summary table, and the files.
+"""Markdown reports of a result set: the reference protocol's per-variant tables, a summary, the files.
 
-``notes_table`` reproduces the notes' tables exactly (``| Metric | Run 1 | Run 2 | Run 3 |`` with
-rows Total Time, Load Time, Init Gen Time, Avg Gen Time, seconds at full precision, the notes'
-column widths). ``summary_table`` puts every variant side by side with its statistics, speed-up
-against the baseline, stage split and PSNR; serving_report adds latency percentiles, energy and the
-roofline. ``write_reports`` writes results.json, results.md and
-results.png, each atomically.
+``protocol_table`` has the reference protocol's shape (``| Metric | Run 1 | Run 2 | Run 3 |`` with
+rows Total Time, Load Time, Init Gen Time, Avg Gen Time, in seconds). ``summary_table`` puts every
+variant side by side with its statistics, speed-up against the baseline, stage split, PSNR and
+device signals, fitted to the terminal (``layout``); ``serving`` adds latency percentiles, energy
+and the roofline. Figures are rounded for reading (``figures``); results.json keeps every digit.
+``write_reports`` writes results.json, results.md and results.png, each atomically.
 """
 
 from __future__ import annotations
@@ -16,47 +16,33 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from pytest_sdxl.analysis.stats import CI_METHOD, summarize
+from pytest_sdxl.reports import figures
+from pytest_sdxl.reports.layout import dropped_line, empty_columns, fitted_tables, joined, without, wrapped
 from pytest_sdxl.reports.serving import serving_section, serving_table
 from pytest_sdxl.results.schema import STAGE_KEYS, ResultSet, RunRecord, VariantRecord, save_results, write_atomically
 
-# The notes' rows, in the notes' order, with the metric each one shows.
-NOTES_ROWS = (
+# The reference protocol's rows, in its order, with the metric each one shows.
+PROTOCOL_ROWS = (
     ("Total Time", "total_s"),
     ("Load Time", "load_s"),
     ("Init Gen Time", "init_gen_s"),
     ("Avg Gen Time", "avg_gen_s"),
 )
-# The notes pad the first column to 13 characters and each run column to 23.
-LABEL_WIDTH, VALUE_WIDTH = 13, 23
 
 
-def table_row(cells: list[str], widths: list[int]) -> str:
-    return "| " + " | ".join(cell.ljust(width) for cell, width in zip(cells, widths, strict=True)) + " |"
+def protocol_table(variant_record: VariantRecord) -> str:
+    """The variant's runs in the reference protocol's shape: seconds, one column per run.
 
-
-def notes_table(variant_record: VariantRecord) -> str:
-    """The variant's runs as the notes' markdown table (seconds, full precision, one column per run)."""
+    '-' where a run has no such figure (Load, Init Gen and Total exist for the run that loaded).
+    """
     runs = variant_record.runs
     header = ["Metric", *(f"Run {run.run}" for run in runs)]
-    rows = [[label, *(format_seconds(getattr(run, metric)) for run in runs)] for label, metric in NOTES_ROWS]
-    widths = [LABEL_WIDTH, *([VALUE_WIDTH] * len(runs))]
-    widths = [max(width, *(len(row[index]) for row in [header, *rows])) for index, width in enumerate(widths)]
-    lines = [table_row(header, widths), "|" + "|".join("-" * (width + 2) for width in widths) + "|"]
-    lines += [table_row(row, widths) for row in rows]
-    return "\n".join(lines)
+    rows = [[label, *(figures.seconds(getattr(run, metric)) for run in runs)] for label, metric in PROTOCOL_ROWS]
+    return "\n".join(joined(fitted_tables(header, rows)))
 
 
-def format_seconds(value: float) -> str:
-    """Full precision as in the notes; '-' where a run has no such figure (no load in a benchmark round)."""
-    return "-" if math.isnan(float(value)) else repr(float(value))
-
-
-def format_ms(seconds: float) -> str:
-    return "-" if math.isnan(seconds) else f"{seconds * 1000:.1f}"
-
-
-def format_percent(fraction: float) -> str:
-    return "-" if math.isnan(fraction) else f"{fraction * 100:.1f} %"
+# The name the CLI's run command still imports.
+notes_table = protocol_table
 
 
 def format_psnr(values: list[float]) -> str:
@@ -76,7 +62,7 @@ def stage_split(record: VariantRecord) -> str:
     medians = [median_of(record, key) for key in STAGE_KEYS]
     if all(math.isnan(value) for value in medians):
         return "-"
-    return " / ".join("-" if math.isnan(value) else f"{value:.1f}" for value in medians)
+    return " / ".join(figures.significant(value) for value in medians)
 
 
 @dataclass(frozen=True)
@@ -129,40 +115,45 @@ def device_summary(runs: list[RunRecord]) -> DeviceSummary:
     )
 
 
-def device_cells(record: VariantRecord) -> list[str]:
+def device_cells(summary: DeviceSummary) -> list[str]:
     """kernel ms (CV), kernels per image, busy fraction, TFLOP/s; 'n/a' where they do not apply."""
-    summary = device_summary(record.runs)
     if summary.not_applicable:
         return ["n/a"] * 4
     return [
-        f"{summary.kernel_ms:.2f} ({format_percent(summary.kernel_ms_cv)})",
+        f"{figures.significant(summary.kernel_ms)} ({figures.percent(summary.kernel_ms_cv)})",
         f"{summary.kernels:.0f}",
-        "-" if summary.busy_fraction is None else format_percent(summary.busy_fraction),
-        "-" if summary.achieved_tflops is None else f"{summary.achieved_tflops:.1f}",
+        figures.percent(summary.busy_fraction),
+        figures.significant(summary.achieved_tflops),
     ]
 
 
-SUMMARY_HEADER = [
-    "variant",
-    "kind",
-    "avg gen ms (median)",
-    "min ms",
-    "mean ms",
-    "95% CI ms",
-    "CV",
-    "IQR ms",
-    "speed-up",
-    "init gen s",
-    "load s",
-    "total s",
-    "text / unet / vae / other ms",
-    "PSNR dB",
-    "peak GB",
-    "kernel ms (CV)",
-    "kernels",
-    "GPU busy",
-    "TFLOP/s",
-]
+# (header, group): the columns of a group stay in one table when the summary is split to fit.
+SUMMARY_COLUMNS = (
+    ("variant", "variant"),
+    ("kind", "generation"),
+    ("avg gen ms (median)", "generation"),
+    ("min ms", "generation"),
+    ("mean ms", "generation"),
+    ("95% CI ms", "generation"),
+    ("CV", "generation"),
+    ("IQR ms", "generation"),
+    ("speed-up", "generation"),
+    ("PSNR dB", "generation"),
+    ("init gen s", "load"),
+    ("load s", "load"),
+    ("total s", "load"),
+    ("text / unet / vae / other ms", "stages"),
+    ("peak GB", "memory"),
+    ("kernel ms (CV)", "device"),
+    ("kernels", "device"),
+    ("GPU busy", "device"),
+    ("TFLOP/s", "device"),
+)
+SUMMARY_HEADER = [name for name, _ in SUMMARY_COLUMNS]
+SUMMARY_GROUPS = [group for _, group in SUMMARY_COLUMNS]
+# Figures only a CUDA device gives: on another device their columns say so in one line, not in every cell.
+GPU_ONLY = ("peak GB", "kernel ms (CV)", "kernels", "GPU busy", "TFLOP/s")
+NO_CUDA = "no CUDA device: measured on a GPU only"
 
 
 def summary_row(record: VariantRecord, baseline_median: float) -> list[str]:
@@ -178,39 +169,75 @@ def summary_row(record: VariantRecord, baseline_median: float) -> list[str]:
     return [
         record.variant,
         record.kind,
-        format_ms(gen.median),
-        format_ms(gen.minimum),
-        format_ms(gen.mean),
-        f"{format_ms(gen.ci_low)} – {format_ms(gen.ci_high)}",
-        format_percent(gen.cv),
-        format_ms(gen.iqr),
-        "-" if math.isnan(speed_up) else f"{speed_up:.2f}x",
-        f"{median_of(record, 'init_gen_s'):.3f}",
-        f"{median_of(record, 'load_s'):.3f}",
-        f"{median_of(record, 'total_s'):.3f}",
-        stage_split(record),
+        figures.milliseconds(gen.median),
+        figures.milliseconds(gen.minimum),
+        figures.milliseconds(gen.mean),
+        f"{figures.milliseconds(gen.ci_low)} – {figures.milliseconds(gen.ci_high)}",
+        figures.percent(gen.cv),
+        figures.milliseconds(gen.iqr),
+        figures.ratio(speed_up, "x"),
         format_psnr(psnr_values),
-        f"{max(peaks):.2f}" if peaks else "-",
-        *device_cells(record),
+        figures.seconds(median_of(record, "init_gen_s")),
+        figures.seconds(median_of(record, "load_s")),
+        figures.seconds(median_of(record, "total_s")),
+        stage_split(record),
+        figures.gigabytes(max(peaks)) if peaks else "-",
+        *device_cells(device_summary(record.runs)),
     ]
+
+
+def measured_without_cuda(result_set: ResultSet, device_reasons: list[str]) -> bool:
+    """Whether the result set was measured on a device other than CUDA (settings, else the recorded reasons)."""
+    device = str(result_set.settings.get("resolved_device") or result_set.settings.get("device") or "")
+    if device.startswith("cuda"):
+        return False
+    if device.startswith(("cpu", "mps", "xpu")):
+        return True
+    return bool(device_reasons) and all(reason.startswith("cpu") for reason in device_reasons)
+
+
+def why_dropped(result_set: ResultSet, columns: list[str], device_reasons: list[str]) -> dict[str, list[str]]:
+    """The dropped columns grouped by why they are empty."""
+    without_cuda = measured_without_cuda(result_set, device_reasons)
+    reasons: dict[str, list[str]] = {}
+    for name in columns:
+        if name in GPU_ONLY and without_cuda:
+            why = NO_CUDA
+        elif name in GPU_ONLY[1:] and device_reasons:
+            why = "; ".join(device_reasons)
+        elif name == "peak GB":
+            why = "no peak GPU memory recorded"
+        else:
+            why = "no variant has a value"
+        reasons.setdefault(why, []).append(name)
+    return reasons
 
 
 def summary_table(result_set: ResultSet) -> str:
-    """Every variant x metric: avg gen statistics over all timed generations, speed-up, stages, PSNR."""
+    """Every variant x metric, fitted to the terminal; below it, what was left out and each failure's reason.
+
+    Statistics of avg gen are over all timed generations; columns that no measured variant fills
+    are left out with one line saying why; a table still too wide is split, each part led by the
+    variant column.
+    """
     baseline = result_set.variant("baseline")
     baseline_median = summarize(baseline.samples("gen_s")).median if baseline and baseline.ok else math.nan
     rows = [summary_row(record, baseline_median) for record in result_set.variants]
-    widths = [max(len(row[index]) for row in [SUMMARY_HEADER, *rows]) for index in range(len(SUMMARY_HEADER))]
-    lines = [table_row(SUMMARY_HEADER, widths), "|" + "|".join("-" * (width + 2) for width in widths) + "|"]
-    lines += [table_row(row, widths) for row in rows]
-    reasons = [
-        f"- {record.variant} {record.status}: {record.reason}" for record in result_set.variants if not record.ok
-    ]
-    reasons += [f"- {record.variant}: {record.note}" for record in result_set.variants if record.note]
     ran = [record for record in result_set.variants if record.ok]
-    not_applicable = sorted({reason for record in ran if (reason := device_summary(record.runs).not_applicable)})
-    reasons += [f"- device signals n/a: {reason}" for reason in not_applicable]
-    return "\n".join(lines + (["", *reasons] if reasons else []))
+    device_reasons = sorted({reason for record in ran if (reason := device_summary(record.runs).not_applicable)})
+    dropped = empty_columns(
+        SUMMARY_HEADER, [row for row, record in zip(rows, result_set.variants, strict=True) if record.ok]
+    )
+    header, kept_rows = without(SUMMARY_HEADER, rows, dropped)
+    groups = [group for name, group in SUMMARY_COLUMNS if name not in dropped]
+    lines = joined(fitted_tables(header, kept_rows, groups))
+    notes = [dropped_line(why_dropped(result_set, dropped, device_reasons))] if dropped else []
+    notes += [f"- {record.variant} {record.status}: {record.reason}" for record in result_set.variants if not record.ok]
+    notes += [f"- {record.variant}: {record.note}" for record in result_set.variants if record.note]
+    if not set(GPU_ONLY[1:]) <= set(dropped):
+        # Some variants have device signals and some not: those without say why.
+        notes += [f"- device signals n/a: {reason}" for reason in device_reasons]
+    return "\n".join(lines + (["", *wrapped(notes)] if notes else []))
 
 
 def describe_machine(machine: dict[str, object]) -> str:
@@ -256,7 +283,7 @@ def measuring_summary(result_set: ResultSet) -> str:
 
 
 def markdown_report(result_set: ResultSet) -> str:
-    """The whole results.md: header, summary table, then one notes table per measured variant."""
+    """The whole results.md: header, summary table, then the reference protocol's table per measured variant."""
     settings = result_set.settings
     size = settings.get("image_size") or settings.get("size") or "auto"
     prompts = settings.get("prompts") or []
@@ -289,7 +316,7 @@ def markdown_report(result_set: ResultSet) -> str:
     for record in result_set.variants:
         lines += ["", f"## {record.variant} ({record.kind})", ""]
         if record.runs:
-            lines.append(notes_table(record))
+            lines.append(protocol_table(record))
         if not record.ok or record.reason:
             lines += ["", f"{record.status}: {record.reason}"]
     return "\n".join(lines) + "\n"
@@ -310,14 +337,18 @@ def write_reports(result_set: ResultSet, folder: str | os.PathLike[str], include
 
 
 def session_summary_lines(result_set: ResultSet) -> list[str]:
-    """The pytest plugin's terminal section: the summary, then the notes' table of every variant."""
+    """The pytest plugin's terminal section: the summary, then the reference protocol's table of every variant."""
     settings = result_set.settings
     size = settings.get("image_size") or settings.get("size") or "auto"
     prompts = settings.get("prompts") or []
     lines = [
-        f"model {settings.get('model')}, {size}x{size}, {settings.get('steps')} step(s), "
-        f"1 + {max(len(prompts) - 1, 0)} prompts; Load, Init Gen and Total exist for Run 1 only (the pipeline "
-        "is loaded and warmed once), each run is a block of benchmark rounds",
+        *wrapped(
+            [
+                f"model {settings.get('model')}, {size}x{size}, {settings.get('steps')} step(s), "
+                f"1 + {max(len(prompts) - 1, 0)} prompts; Load, Init Gen and Total exist for Run 1 only (the "
+                "pipeline is loaded and warmed once), each run is a block of benchmark rounds"
+            ]
+        ),
         "",
         *summary_table(result_set).splitlines(),
         "",
@@ -326,5 +357,5 @@ def session_summary_lines(result_set: ResultSet) -> list[str]:
     ]
     for record in result_set.variants:
         if record.runs:
-            lines += ["", f"{record.variant} ({record.kind})", *notes_table(record).splitlines()]
+            lines += ["", f"{record.variant} ({record.kind})", *protocol_table(record).splitlines()]
     return lines
