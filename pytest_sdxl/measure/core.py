@@ -41,6 +41,7 @@ from pytest_sdxl.results.schema import RunRecord
 
 if TYPE_CHECKING:
     from pytest_sdxl.measure.energy import EnergyCounter
+    from pytest_sdxl.settings import Settings
     from pytest_sdxl.variants.assembly import VariantPipeline
     from pytest_sdxl.variants.registry import Composition
 
@@ -68,7 +69,7 @@ Report = Callable[[str, str], None]
 Round = TypeVar("Round")
 
 
-def seeds_for(settings: Any) -> list[int]:
+def seeds_for(settings: Settings) -> list[int]:
     """Prompt i uses seed + i, whatever the variant: the same prompt and seed give the same image."""
     return [settings.seed + index for index in range(len(settings.prompts))]
 

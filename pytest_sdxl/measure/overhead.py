@@ -15,10 +15,13 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pytest_sdxl.analysis.stats import RatioEstimate, ratio_interval, summarize
 from pytest_sdxl.variants.registry import Composition
+
+if TYPE_CHECKING:
+    from pytest_sdxl.settings import Settings
 
 MODES = ("raw", "core")
 
@@ -46,7 +49,7 @@ class OverheadResult:
         return data
 
 
-def measure_overhead(settings: Any, composition: Composition, rounds: int = 10, warmup: int = 3) -> OverheadResult:
+def measure_overhead(settings: Settings, composition: Composition, rounds: int = 10, warmup: int = 3) -> OverheadResult:
     """Time the same generations both ways, ``rounds`` times each, in one process."""
     from pytest_sdxl.measure.core import TimedLoop, images_in, raw_round, seeds_for, timed_groups, warm_up
     from pytest_sdxl.measure.protocol import check_prompt_count

@@ -23,11 +23,14 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pytest_sdxl.analysis.comparison import DEFAULT_GATE, Rules, compare_results
 from pytest_sdxl.results.schema import ResultSet, VariantRecord
 from pytest_sdxl.variants.registry import Composition
+
+if TYPE_CHECKING:
+    from pytest_sdxl.settings import Settings
 
 KINDS = ("host", "device")
 DEFAULT_INJECTIONS = tuple((kind, level) for kind in KINDS for level in (0.02, 0.05, 0.10))
@@ -165,7 +168,7 @@ def judged(base: VariantRecord, new: VariantRecord, rules: Rules) -> tuple[set[s
 
 
 def measure_power(
-    settings: Any,
+    settings: Settings,
     composition: Composition,
     trials: int = 10,
     injections: Sequence[tuple[str, float]] = DEFAULT_INJECTIONS,

@@ -21,7 +21,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -39,6 +39,9 @@ from pytest_sdxl.measure.progress import Progress, ProgressEvent
 from pytest_sdxl.results.schema import ResultSet, RunRecord, VariantRecord, settings_as_dict
 from pytest_sdxl.variants.registry import BASELINE, Composition, all_single_variants, compose
 
+if TYPE_CHECKING:
+    from pytest_sdxl.settings import Settings
+
 __all__ = [
     "Progress",
     "ProgressEvent",
@@ -50,7 +53,7 @@ __all__ = [
 ]
 
 
-def check_prompt_count(settings: Any) -> None:
+def check_prompt_count(settings: Settings) -> None:
     if len(settings.prompts) < 2:
         raise SettingsError(
             f"the protocol needs at least 2 prompts (1 first generation + 1 or more timed), got "
@@ -77,7 +80,7 @@ def import_libraries() -> None:
 
 
 def measure_run(
-    settings: Any,
+    settings: Settings,
     composition: Composition,
     run: int,
     reference_images: np.ndarray | None,
@@ -145,7 +148,7 @@ def measure_run(
 
 
 def measure_variant(
-    settings: Any,
+    settings: Settings,
     composition: Composition,
     reference: np.ndarray | None,
     progress: Progress | None = None,
@@ -188,7 +191,7 @@ def measure_variant(
 
 
 def run_variant(
-    settings: Any,
+    settings: Settings,
     composition: Composition,
     baseline_images: np.ndarray | None = None,
     progress: Progress | None = None,
@@ -197,13 +200,13 @@ def run_variant(
     return measure_variant(settings, composition, baseline_images, progress)[0]
 
 
-def trace_file(settings: Any, composition: Composition) -> Path | None:
+def trace_file(settings: Settings, composition: Composition) -> Path | None:
     """Where ``--trace DIR`` keeps this variant's Chrome trace (``DIR/<variant>.json``), or None."""
     folder = getattr(settings, "trace", None)
     return None if folder is None else Path(folder) / f"{composition.id}.json"
 
 
-def reference_images(settings: Any, progress: Progress | None = None) -> np.ndarray | None:
+def reference_images(settings: Settings, progress: Progress | None = None) -> np.ndarray | None:
     """The baseline's images of the timed prompts and their seeds (untimed), or None if it cannot run."""
     from pytest_sdxl.pipelines.sources import components_for, image_size_for
     from pytest_sdxl.variants.assembly import VariantPipeline
@@ -224,7 +227,7 @@ def reference_images(settings: Any, progress: Progress | None = None) -> np.ndar
 
 
 def run_protocol(
-    settings: Any,
+    settings: Settings,
     compositions: Sequence[Composition] | None = None,
     progress: Progress | None = None,
     on_variant: Callable[[ResultSet], None] | None = None,

@@ -12,11 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from pytest_sdxl.results.merge import SAME_SETTINGS, differences, merge_result_sets
 from pytest_sdxl.results.schema import ResultSet, ResultsFileError, load_results, settings_as_dict
 from pytest_sdxl.variants.registry import Composition
+
+if TYPE_CHECKING:
+    from pytest_sdxl.settings import Settings
 
 THIS_RUN = "this run"
 
@@ -27,7 +30,7 @@ def earlier_results(report: Path) -> ResultSet | None:
     return load_results(path) if path.exists() else None
 
 
-def check_resumable(earlier: ResultSet, settings: Any, report: Path) -> None:
+def check_resumable(earlier: ResultSet, settings: Settings, report: Path) -> None:
     """ResultsFileError naming every difference between the earlier run's workload and card and this one's.
 
     Checked before measuring, on what is known then: the settings as given (``size`` rather than the

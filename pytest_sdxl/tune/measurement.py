@@ -14,13 +14,16 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from pytest_sdxl.measure.core import Group, call_groups, image_psnr, measure_pipeline, seeds_for
 from pytest_sdxl.tune.search import Candidate, Measurement, TuneOptions, TuneResult, search
 from pytest_sdxl.variants.registry import Composition
+
+if TYPE_CHECKING:
+    from pytest_sdxl.settings import Settings
 
 # Profiled passes a candidate: one. Kernel time moves well under 1 % from pass to pass, enough to rank
 # candidates, and each pass costs seconds on an H100: with three, a 4-minute search on one measured only
@@ -34,7 +37,7 @@ def filled_batch(prompts: Sequence[str], first_seed: int, batch_size: int) -> tu
     return filled, [first_seed + index for index in range(batch_size)]
 
 
-def round_groups(composition: Composition, settings: Any, batch_size: int) -> list[Group]:
+def round_groups(composition: Composition, settings: Settings, batch_size: int) -> list[Group]:
     """The calls of one timed round: every prompt one by one, or one call of ``batch_size`` in batch mode."""
     if composition.is_batch:
         prompts, seeds = filled_batch(settings.prompts, settings.seed, batch_size)
@@ -45,7 +48,9 @@ def round_groups(composition: Composition, settings: Any, batch_size: int) -> li
 class CoreMeasurer:
     """Measures a composition at a batch size through the measurement core; keeps the baseline's images."""
 
-    def __init__(self, settings: Any, runs: int, rounds: int | None, report: Callable[[str, str], None] | None) -> None:
+    def __init__(
+        self, settings: Settings, runs: int, rounds: int | None, report: Callable[[str, str], None] | None
+    ) -> None:
         from pytest_sdxl.pipelines.sources import components_for, image_size_for
 
         self.settings = settings
@@ -102,7 +107,7 @@ class CoreMeasurer:
         )
 
 
-def options_for_weights(settings: Any, options: TuneOptions) -> TuneOptions:
+def options_for_weights(settings: Settings, options: TuneOptions) -> TuneOptions:
     """The options with what is known about random weights: the model's, and each replacement VAE's."""
     from dataclasses import replace
 
@@ -119,7 +124,7 @@ def options_for_weights(settings: Any, options: TuneOptions) -> TuneOptions:
 
 
 def tune_settings(
-    settings: Any,
+    settings: Settings,
     names: Sequence[str],
     options: TuneOptions,
     runs: int,
