@@ -331,7 +331,7 @@ class GpuStateSummary:
                 f"{', '.join(self.throttle_reasons)}"
             )
         else:
-            parts.append(f"not throttled in {self.readings} readings")
+            parts.append(f"not throttled in {readings(self.readings)}")
         return ", ".join(parts)
 
     def as_dict(self) -> dict[str, Any]:
@@ -463,7 +463,15 @@ def clock_difference(
     first, second = sides
     direction = "higher" if change > 0 else "lower"
     return (
-        f"The {label} differs: the {first} ran at {base.mean:.0f} MHz on average ({base.low:.0f}–{base.high:.0f}), "
-        f"the {second} at {head.mean:.0f} MHz ({head.low:.0f}–{head.high:.0f}), {abs(change):.1%} {direction}; "
+        f"The {label} differs: the {first} ran at {base.mean:.0f} MHz on average{spread(base)}, "
+        f"the {second} at {head.mean:.0f} MHz{spread(head)}, {abs(change):.1%} {direction}; "
         "times move with the clocks, so a verdict may reflect them rather than the change."
     )
+
+
+def spread(figure: Range) -> str:
+    return "" if figure.low == figure.high else f" ({figure.low:.0f}–{figure.high:.0f})"
+
+
+def readings(count: int) -> str:
+    return f"{count} reading" if count == 1 else f"{count} readings"
