@@ -117,7 +117,10 @@ def test_every_action_is_pinned_to_a_commit_with_its_version_in_a_comment(workfl
 @pytest.mark.parametrize("workflow", ALL_WORKFLOWS, ids=lambda path: path.name)
 def test_least_privilege_and_no_expressions_in_shell(workflow: Path) -> None:
     parsed = load(workflow)
-    assert parsed["permissions"] == {"contents": "read"}
+    # Nothing by default: each job names what it needs.
+    assert parsed["permissions"] == {}
+    for job_name, job in parsed["jobs"].items():
+        assert job.get("permissions"), f"{job_name} declares no permissions"
     for job_name, step in steps(parsed):
         # Untrusted values (github.event.*, inputs.*) reach a shell only through env:.
         assert not UNTRUSTED_IN_RUN.search(step.get("run", "")), f"{job_name}: expression in run: {step['run']}"
@@ -186,12 +189,74 @@ def test_gpu_workflow_stores_main_per_card_and_deploys_one_asv_page() -> None:
     jobs = workflow["jobs"]
     for step in uses_steps(workflow, "actions/cache/restore") + uses_steps(workflow, "actions/cache/save"):
         assert step["with"]["key"].startswith("gpu-baseline-${{ matrix.card }}-")
-    writers = {name: job["permissions"] for name, job in jobs.items() if "permissions" in job}
-    assert writers == {
+    granted = {name: job["permissions"] for name, job in jobs.items()}
+    assert granted == {
+        "benchmark": {"contents": "read"},
+        "comment": {"pull-requests": "write"},
         "asv-history": {"contents": "write"},
+        "asv-publish": {"contents": "read"},
         "deploy-pages": {"pages": "write", "id-token": "write"},
     }
     assert uses_steps(workflow, "actions/upload-pages-artifact")[0]["with"]["path"] == ".asv/html"
     assert jobs["deploy-pages"]["environment"]["name"] == "github-pages"
     publish = "\n".join(step.get("run", "") for step in jobs["asv-publish"]["steps"])
     assert "asv --config asv-gpu.conf.json publish" in publish
+
+
+def test_gpu_comparison_goes_to_the_job_summary_on_every_run_and_keeps_the_gate() -> None:
+    job = load(GPU_BENCHMARKS)["jobs"]["benchmark"]
+    (compare,) = [step for step in job["steps"] if step.get("id") == "compare"]
+    assert compare["if"] == "${{ !cancelled() && steps.install.outcome == 'success' }}"
+    run = compare["run"]
+    assert re.search(
+        r"python -m pytest_sdxl compare main-baseline/results\.json report/results\.json[\s\\]+"
+        r'--format markdown --summary "\$summary" \|\| status=\$\?',
+        run,
+    )
+    # Every branch (no stored report, no new report, a comparison) writes the summary, which is appended
+    # before the step exits with compare's status: a regression still fails the job, with its table shown.
+    lines = run.splitlines()
+    append = next(index for index, line in enumerate(lines) if '>> "$GITHUB_STEP_SUMMARY"' in line)
+    assert 'cat "$summary"' in lines[append]
+    assert lines[-1].strip() == 'exit "$status"' and append < len(lines) - 1
+    assert run.count('| tee "$summary"') == 2 and '[ ! -s "$summary" ]' in run
+    (upload,) = [
+        step for step in uses_steps(load(GPU_BENCHMARKS), "actions/upload-artifact") if "comparison" in step["name"]
+    ]
+    assert upload["with"] == {
+        "name": "gpu-comparison-${{ matrix.card }}",
+        "path": "comparison/",
+        "if-no-files-found": "warn",
+    }
+    assert (
+        "github.event_name == 'pull_request'" in upload["if"] and "steps.compare.outcome != 'skipped'" in upload["if"]
+    )
+
+
+def test_one_comment_per_pull_request_from_this_repository_with_only_that_job_writing() -> None:
+    jobs = load(GPU_BENCHMARKS)["jobs"]
+    comment = jobs["comment"]
+    assert comment["needs"] == "benchmark" and comment["runs-on"] == "ubuntu-latest"
+    assert comment["permissions"] == {"pull-requests": "write"}
+    assert [name for name, job in jobs.items() if "pull-requests" in job["permissions"]] == ["comment"]
+    # Pull requests from forks get no comment; a regression (a failed benchmark job) still gets one.
+    condition = comment["if"]
+    assert "github.event_name == 'pull_request'" in condition
+    assert "github.event.pull_request.head.repo.full_name == github.repository" in condition
+    assert "!cancelled()" in condition
+    # It runs no project code: no checkout, only the comparisons the card jobs uploaded.
+    assert not any(step.get("uses", "").startswith("actions/checkout@") for step in comment["steps"])
+    (download,) = [step for step in comment["steps"] if step.get("uses", "").startswith("actions/download-artifact@")]
+    assert download["with"]["pattern"] == "gpu-comparison-*"
+    (post,) = [step for step in comment["steps"] if "run" in step]
+    assert post["env"]["GH_TOKEN"] == "${{ github.token }}"
+    assert post["env"]["PR_NUMBER"] == "${{ github.event.pull_request.number }}"
+    run = post["run"]
+    marker = re.search(r'marker="(<!-- .+ -->)"', run)
+    assert marker is not None and 'echo "$marker"' in run  # the hidden marker opens the body
+    # The existing comment is the bot's own one that starts with the marker; it is edited, else one is posted.
+    assert 'gh api --paginate "repos/${GITHUB_REPOSITORY}/issues/${PR_NUMBER}/comments"' in run
+    assert 'select(.user.login == "github-actions[bot]" and (.body | startswith($marker)))' in run
+    assert 'gh api --method PATCH "repos/${GITHUB_REPOSITORY}/issues/comments/${existing}" --input payload.json' in run
+    assert 'gh api --method POST "repos/${GITHUB_REPOSITORY}/issues/${PR_NUMBER}/comments" --input payload.json' in run
+    assert "jq --null-input --rawfile body comment.md" in run
