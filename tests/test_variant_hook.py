@@ -126,7 +126,7 @@ def test_cli_lists_a_conftest_variant_and_runs_it(
     assert cli.main(["variants", "--device", "cpu", "--conftest", str(tmp_path)]) == 0
     listing = capsys.readouterr().out
     line = next(line for line in listing.splitlines() if line.startswith("user_marker"))
-    assert line.split()[1:3] == ["exact", "plugin"] and "cached_embeds" in line and line.endswith("yes")
+    assert line.split()[1:3] == ["exact", "yes"] and line.endswith("a user's variant from a conftest")
     report = tmp_path / "report"
     arguments = ["run", "--conftest", str(tmp_path / "conftest.py"), "--quiet", "--model", "random:tiny"]
     arguments += ["--variants", "user_marker+tiny_vae", "--runs", "1", "--report", str(report)]

@@ -13,7 +13,7 @@ from pytest_sdxl.variants.definition import Variant
 SDPA_BACKENDS = {
     "sdpa_math": ("MATH", "the reference math implementation", False),
     "sdpa_flash": ("FLASH_ATTENTION", "FlashAttention-2", True),
-    "sdpa_efficient": ("EFFICIENT_ATTENTION", "the memory-efficient (xformers-style) kernel", True),
+    "sdpa_efficient": ("EFFICIENT_ATTENTION", "the memory-efficient kernel", True),
     "sdpa_cudnn": ("CUDNN_ATTENTION", "cuDNN's fused attention", True),
 }
 # Whatever replaces the UNet's or the whole call's kernels with a capture cannot be stacked on another capture.
@@ -38,8 +38,9 @@ def sdpa_variant(name: str) -> Variant:
     return Variant(
         name,
         "exact",
-        f"attention on {label} first (torch.nn.attention.sdpa_kernel, {backend} first, around every call; "
-        "calls it cannot run, such as the VAE's 512-wide head, fall back to the efficient kernel, then math)",
+        f"attention on {label} first",
+        details=f"torch.nn.attention.sdpa_kernel with {backend} first, around every call; calls it cannot run, "
+        "such as the VAE's 512-wide head, fall back to the memory-efficient kernel, then math",
         apply=optimizations.check_sdpa_backend(backend),
         needs_cuda=needs_cuda,
         # xformers replaces the attention processors: no scaled_dot_product_attention call is left to pin.
@@ -51,12 +52,16 @@ def sdpa_variant(name: str) -> Variant:
 
 BUILTIN: tuple[Variant, ...] = (
     Variant(
-        "baseline", "exact", "the pipeline as loaded: fp16 UNet, VAE upcast to fp32 for each decode", origin="notes"
+        "baseline",
+        "exact",
+        "the pipeline as loaded, no optimization",
+        details="on a GPU: fp16 UNet, the VAE upcast to fp32 around each decode",
+        origin="notes",
     ),
     Variant(
         "fp16_vae",
         "lossy",
-        "the fp16-fix VAE, decoding in half precision with no upcast",
+        "the fp16-fix VAE: decodes in half precision, no upcast",
         apply=optimizations.use_fp16_fix_vae,
         conflicts=("tiny_vae", "upcast_vae"),
         origin="notes",
@@ -64,7 +69,7 @@ BUILTIN: tuple[Variant, ...] = (
     Variant(
         "tiny_vae",
         "lossy",
-        "the tiny autoencoder (taesdxl) replaces the VAE",
+        "the tiny autoencoder (taesdxl) in place of the VAE",
         apply=optimizations.use_tiny_vae,
         conflicts=("upcast_vae",),
         origin="notes",
@@ -72,7 +77,7 @@ BUILTIN: tuple[Variant, ...] = (
     Variant(
         "upcast_vae",
         "exact",
-        "the VAE kept in float32 for good instead of cast up and down around every decode",
+        "the VAE kept in float32 instead of cast around each decode",
         apply=optimizations.keep_vae_in_float32,
         needs_half_precision=True,
         mutates=("vae",),
@@ -81,7 +86,8 @@ BUILTIN: tuple[Variant, ...] = (
     Variant(
         "bf16",
         "lossy",
-        "the whole pipeline (text encoders, UNet, VAE) in bfloat16; the VAE decodes in bfloat16 too",
+        "the whole pipeline in bfloat16, the VAE's decode included",
+        details="text encoders, UNet and VAE in bfloat16",
         apply=optimizations.use_bfloat16,
         # Both choose the VAE's precision themselves.
         conflicts=("fp16_vae", "upcast_vae"),
@@ -101,7 +107,8 @@ BUILTIN: tuple[Variant, ...] = (
     Variant(
         "vae_tiling",
         "lossy",
-        "the VAE decodes overlapping tiles of half the image size, blended at the seams",
+        "the VAE decodes overlapping tiles, blended at the seams",
+        details="tiles of half the image size",
         apply=optimizations.tile_vae,
         mutates=("vae",),
         origin="beyond",
@@ -109,7 +116,8 @@ BUILTIN: tuple[Variant, ...] = (
     Variant(
         "fused_qkv",
         "exact",
-        "the UNet's query, key and value projections fused into one matrix product",
+        "the UNet's query, key and value projections fused",
+        details="into one matrix product per attention block",
         apply=optimizations.fuse_qkv,
         conflicts=("xformers",),
         mutates=("unet",),
@@ -137,7 +145,8 @@ BUILTIN: tuple[Variant, ...] = (
     Variant(
         "tome",
         "lossy",
-        "token merging (tomesd, ratio 0.5, max_downsample 2 so SDXL's attention blocks are reached)",
+        "token merging in the UNet (tomesd, ratio 0.5)",
+        details="max_downsample 2, so that SDXL's attention blocks are reached",
         apply=optimizations.merge_tokens,
         needs_packages=("tomesd",),
         mutates=("unet",),
@@ -146,8 +155,8 @@ BUILTIN: tuple[Variant, ...] = (
     Variant(
         "quant_int8",
         "lossy",
-        "torchao dynamic int8 quantization of the linear layers of the UNet's attention blocks "
-        "(activations and weights)",
+        "int8 dynamic quantization of the UNet's attention (torchao)",
+        details="the linear layers of the UNet's attention blocks, activations and weights",
         apply=quantization.quantize_int8,
         needs_packages=("torchao",),
         # int8 dynamic quantization cannot be captured in a CUDA graph (REFERENCE.md, "The UNet step alone").
@@ -158,7 +167,8 @@ BUILTIN: tuple[Variant, ...] = (
     Variant(
         "quant_fp8",
         "lossy",
-        "torchao dynamic float8 quantization of the linear layers of the UNet's attention blocks (e4m3, per tensor)",
+        "float8 dynamic quantization of UNet attention (torchao)",
+        details="the linear layers of the UNet's attention blocks, e4m3, one scale per tensor",
         apply=quantization.quantize_fp8,
         needs_cuda=True,
         needs_packages=("torchao",),
@@ -170,7 +180,7 @@ BUILTIN: tuple[Variant, ...] = (
     Variant(
         "trace_unet",
         "exact",
-        "the UNet traced with torch.jit.trace for the first call's shapes",
+        "the UNet traced with torch.jit.trace at the first shapes",
         apply=optimizations.trace_unet,
         conflicts=(*others(CAPTURES, "trace_unet"), "cpu_offload"),
         origin="notes-could-not-try",
@@ -181,8 +191,9 @@ BUILTIN: tuple[Variant, ...] = (
     Variant(
         "compile_kernels",
         "exact",
-        "text encoders, UNet and VAE decoder each torch.compile'd in the default mode: inductor's kernels, "
-        "no CUDA graphs of their own, so that cuda_graph or graph_pipeline captures them",
+        "text encoders, UNet, VAE decoder compiled, no CUDA graphs",
+        details="each torch.compile'd in the default mode: inductor's kernels with no CUDA graphs of their own, "
+        "so that cuda_graph or graph_pipeline captures them",
         apply=compilation.compile_kernels,
         # Before cuda_graph and graph_pipeline in the canonical order: their captures wrap the compiled models.
         conflicts=(*others(CAPTURES, "compile_kernels", "cuda_graph", "graph_pipeline"), "cpu_offload"),
@@ -195,7 +206,8 @@ BUILTIN: tuple[Variant, ...] = (
     Variant(
         "cuda_graph",
         "exact",
-        "the UNet step captured in a CUDA graph and replayed (no torch.compile)",
+        "the UNet step captured in a CUDA graph and replayed",
+        details="no torch.compile",
         apply=optimizations.graph_unet,
         needs_cuda=True,
         # compile_regions and compile_kernels compose with it: their compiled code runs inside the captured graph.
@@ -219,9 +231,10 @@ BUILTIN: tuple[Variant, ...] = (
     Variant(
         "compile_regions",
         "exact",
-        "regional compilation: the UNet's repeated transformer blocks each torch.compile'd (fullgraph), "
-        "the rest eager; a fraction of compile_unet's compile time, no CUDA graph of its own "
-        "(with cuda_graph the whole UNet step, compiled blocks included, is captured and replayed)",
+        "the UNet's repeated transformer blocks each compiled",
+        details="regional compilation: each block torch.compile'd (fullgraph), the rest eager; a fraction of "
+        "compile_unet's compile time, no CUDA graph of its own (with cuda_graph the whole UNet step, compiled "
+        "blocks included, is captured and replayed)",
         apply=compilation.compile_regions,
         conflicts=(*others(CAPTURES, "compile_regions", "cuda_graph"), "cpu_offload"),
         # Compiling marks the blocks themselves: the shared UNet stays untouched for other variants.
@@ -233,8 +246,9 @@ BUILTIN: tuple[Variant, ...] = (
     Variant(
         "compile_max_autotune",
         "exact",
-        "torch.compile(unet, mode='max-autotune', fullgraph=True), skipped when compiling takes longer "
-        f"than PYTEST_SDXL_COMPILE_BUDGET (seconds, default {compilation.DEFAULT_BUDGET_S:.0f})",
+        "torch.compile(unet, mode='max-autotune', fullgraph=True)",
+        details="skipped when compiling takes longer than PYTEST_SDXL_COMPILE_BUDGET "
+        f"(seconds, default {compilation.DEFAULT_BUDGET_S:.0f})",
         apply=compilation.compile_unet_max_autotune,
         conflicts=(*others(CAPTURES, "compile_max_autotune"), "cpu_offload"),
         origin="beyond",
@@ -244,7 +258,8 @@ BUILTIN: tuple[Variant, ...] = (
     Variant(
         "compile_pipeline",
         "exact",
-        "text encoders, UNet and VAE decoder each torch.compile'd with mode='reduce-overhead'",
+        "text encoders, UNet, VAE decoder compiled, reduce-overhead",
+        details="each torch.compile'd with mode='reduce-overhead' (CUDA graphs)",
         apply=compilation.compile_pipeline,
         conflicts=(*others(CAPTURES, "compile_pipeline"), "cpu_offload"),
         # The VAE's decoder is replaced inside the VAE: it gets its own copy.
@@ -255,8 +270,9 @@ BUILTIN: tuple[Variant, ...] = (
     Variant(
         "graph_pipeline",
         "exact",
-        "the whole generation (text encoders, one UNet step, scheduler step, VAE decode) captured in one "
-        "CUDA graph per batch size and replayed with static inputs (with cached_embeds, from the embeddings on)",
+        "the whole generation captured in one CUDA graph",
+        details="text encoders, one UNet step, scheduler step and VAE decode, one graph per batch size, replayed "
+        "with static inputs (with cached_embeds, from the embeddings on)",
         apply=pipeline_graph.graph_the_generation,
         needs_cuda=True,
         # tome draws random merges each call. compile_kernels' models have no graphs of their own: this capture
@@ -270,7 +286,7 @@ BUILTIN: tuple[Variant, ...] = (
     Variant(
         "cpu_offload",
         "exact",
-        "model CPU offload: each model moved to the GPU only while it runs",
+        "model CPU offload: each model on the GPU only while it runs",
         apply=optimizations.offload_to_cpu,
         needs_cuda=True,
         needs_packages=("accelerate",),
@@ -280,7 +296,8 @@ BUILTIN: tuple[Variant, ...] = (
     Variant(
         "cached_embeds",
         "exact",
-        "prompt embeddings computed once per prompt and reused; text encoders skipped afterwards",
+        "prompt embeddings computed once per prompt, then reused",
+        details="the text encoders are skipped after the first call of a prompt",
         origin="notes-could-not-try",
     ),
     Variant("batch", "exact", "all prompts in one pipeline call, one generator per prompt", origin="notes"),

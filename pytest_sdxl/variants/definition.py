@@ -1,6 +1,6 @@
 """One variant as one object: its name, kind, needs, conflicts, warm-up and the function that applies it.
 
-Built-in variants (``builtin_variants.py``) and those a conftest or an installed package returns
+Built-in variants (``builtin``) and those a conftest or an installed package returns
 from the ``pytest_sdxl_variants`` hook are the same class. This module imports no torch: the
 plugin checks variant objects at start-up; torch is imported inside the checks that need a GPU.
 """
@@ -40,9 +40,19 @@ def changes_only_the_call(pipe: Any, context: Context) -> None:
 
 
 @dataclass(frozen=True)
+class UnmetNeed:
+    """Something a variant needs that is missing here: a short phrase, and the rest of the explanation."""
+
+    short: str  # "needs a CUDA GPU"
+    detail: str  # " (device here: cpu)": what the machine has, or how to provide it
+
+
+@dataclass(frozen=True)
 class Variant:
     """One optimization: what it does, what it needs, what it cannot be combined with and how to apply it.
 
+    ``summary`` says what it does in one line (``pytest-sdxl variants`` lists it, about 60
+    characters); ``details`` adds how and why, for ``--verbose`` and the user guide.
     ``apply(pipe, context)`` changes a ``StableDiffusionXLPipeline`` in place; the components
     named in ``mutates`` are private copies by then, the others are shared with other variants.
     ``call_context()``, when given, is entered around every pipeline call (and prompt encoding).
@@ -50,7 +60,7 @@ class Variant:
 
     name: str
     kind: Kind
-    summary: str
+    summary: str = ""
     apply: Callable[[Any, Context], None] = changes_only_the_call
     needs_cuda: bool = False
     needs_packages: tuple[str, ...] = ()
@@ -70,32 +80,40 @@ class Variant:
     idle_without: tuple[str, ...] = ()
     idle_because: str = ""
     call_context: Callable[[], AbstractContextManager[Any]] | None = None
+    details: str = ""
 
     @property
     def description(self) -> str:
-        return self.summary
+        """What it does, then how and why: the summary and the details in one text."""
+        return "; ".join(part for part in (self.summary, self.details) if part)
 
-    def unmet_requirements(self, device_type: str, dtype_name: str) -> list[str]:
-        """Why this variant cannot run on this device, precision and installation (empty: it can)."""
-        reasons = []
+    def unmet_needs(self, device_type: str, dtype_name: str) -> list[UnmetNeed]:
+        """What this variant needs that this device, precision and installation lack (empty: it can run)."""
+        unmet = []
         if self.needs_cuda and device_type != "cuda":
-            reasons.append(f"{self.name} needs a CUDA GPU (device here: {device_type})")
+            unmet.append(UnmetNeed("needs a CUDA GPU", f" (device here: {device_type})"))
         for package in self.needs_packages:
             if importlib.util.find_spec(package) is None:
-                reasons.append(f"{self.name} needs the package {package!r} (pip install {package})")
+                unmet.append(UnmetNeed(f"needs the package {package!r}", f" (pip install {package})"))
         if self.needs_half_precision and dtype_name not in HALF_PRECISIONS:
-            reasons.append(
-                f"{self.name} only changes a half-precision pipeline; in {dtype_name} the VAE already "
-                "decodes in full precision (use --sdxl-dtype float16)"
+            unmet.append(
+                UnmetNeed(
+                    "only changes a half-precision pipeline",
+                    f"; in {dtype_name} the VAE already decodes in full precision (use --sdxl-dtype float16)",
+                )
             )
         if self.needs_compute_capability is not None and device_type == "cuda":
             found = cuda_capability()
             if found is not None and found < self.needs_compute_capability:
                 wanted = ".".join(map(str, self.needs_compute_capability))
-                reasons.append(
-                    f"{self.name} needs CUDA compute capability {wanted} or more (this GPU: {found[0]}.{found[1]})"
+                unmet.append(
+                    UnmetNeed(f"needs CUDA compute capability {wanted} or more", f" (this GPU: {found[0]}.{found[1]})")
                 )
-        return reasons
+        return unmet
+
+    def unmet_requirements(self, device_type: str, dtype_name: str) -> list[str]:
+        """Why this variant cannot run on this device, precision and installation, in full (empty: it can)."""
+        return [f"{self.name} {need.short}{need.detail}" for need in self.unmet_needs(device_type, dtype_name)]
 
 
 def cuda_capability() -> tuple[int, int] | None:
@@ -122,6 +140,9 @@ def problems(variant: object) -> list[str]:
         found.append(f"kind {variant.kind!r} is not one of {', '.join(KINDS)}")
     if variant.origin not in ORIGINS:
         found.append(f"origin {variant.origin!r} is not one of {', '.join(ORIGINS)}")
+    for text_field in ("summary", "details"):
+        if not isinstance(getattr(variant, text_field), str):
+            found.append(f"{text_field} {getattr(variant, text_field)!r} is not a string")
     if not callable(variant.apply):
         found.append(f"apply {variant.apply!r} is not callable as apply(pipe, context)")
     if variant.call_context is not None and not callable(variant.call_context):
