@@ -6,9 +6,8 @@ Fakes check the arithmetic exactly; the tiny random pipeline on the CPU checks a
 from __future__ import annotations
 
 import ast
-import importlib.util
+import importlib
 import math
-import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +24,7 @@ from pytest_sdxl.measure import overhead, power, protocol
 from pytest_sdxl.measure.core import (
     MIN_RATIO_SAMPLES,
     MIN_TIMED_CALLS,
+    MeasuringOptions,
     TimedLoop,
     alternating_rounds,
     call_groups,
@@ -32,10 +32,9 @@ from pytest_sdxl.measure.core import (
     ratio_of_minima,
     rounds_per_run,
     side_by_side_reference,
-    split_into_runs,
-    wall_blocks,
     warm_up,
 )
+from pytest_sdxl.measure.records import split_into_runs, wall_blocks
 from pytest_sdxl.pipelines.sources import components_for
 from pytest_sdxl.plugin.benchmark import VariantBenchmark
 from pytest_sdxl.plugin.state import SessionState, WarmUp
@@ -281,7 +280,9 @@ def test_measure_pipeline_gives_one_full_record_per_run(pipelines: dict[str, Var
     batch, baseline = pipelines["batch"], pipelines["baseline"]
     reference_images = baseline.generate(TIMED_PROMPTS, TIMED_SEEDS)
     groups = call_groups(batch.composition, TIMED_PROMPTS, TIMED_SEEDS)
-    measured = measure_pipeline(batch, groups, runs=2, side_by_side=baseline, reference_images=reference_images)
+    measured = measure_pipeline(
+        batch, groups, MeasuringOptions(runs=2), side_by_side=baseline, reference_images=reference_images
+    )
     assert [record.run for record in measured.runs] == [1, 2] and len(measured.timed_s_per_run) == 2
     assert measured.flops is not None and measured.flops > 0
     for record in measured.runs:
@@ -308,7 +309,8 @@ def test_only_the_first_runs_are_profiled_so_many_short_runs_stay_affordable(
     baseline = pipelines["baseline"]
     groups = call_groups(baseline.composition, TIMED_PROMPTS[:1], TIMED_SEEDS[:1])
     runs = measurement.MAX_PROFILED_RUNS + 2
-    measured = measure_pipeline(baseline, groups, runs=runs, rounds=1, split_stages=False, count_flops=False)
+    options = MeasuringOptions(runs=runs, rounds=1, split_stages=False, count_flops=False)
+    measured = measure_pipeline(baseline, groups, options)
     assert [record.run for record in measured.runs] == list(range(1, runs + 1))
     assert all(record.device is not None for record in measured.runs[: measurement.MAX_PROFILED_RUNS])
     assert all(record.device is None for record in measured.runs[measurement.MAX_PROFILED_RUNS :])
@@ -384,15 +386,8 @@ def test_the_overhead_command_times_through_the_core(timed_rounds: list[str], on
 
 
 def asv_common() -> Any:
-    """benchmarks/common.py loaded by its path: ``benchmarks`` on sys.path may be tests/benchmarks."""
-    name = "asv_suite_common_for_measurement_tests"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / "common.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+    """The asv suite's shared module, as asv imports it from the package."""
+    return importlib.import_module("pytest_sdxl.suite.asv.common")
 
 
 def test_asvs_ratios_time_through_the_core(
@@ -442,7 +437,7 @@ def clocked_pipeline_calls(path: Path) -> list[str]:
 
 
 def test_no_module_but_the_core_times_a_pipeline_call_with_its_own_clock() -> None:
-    sources = sorted([*(ROOT / "pytest_sdxl").glob("*.py"), *(ROOT / "benchmarks").glob("*.py")])
+    sources = sorted([*(ROOT / "pytest_sdxl").rglob("*.py"), *(ROOT / "benchmarks").glob("*.py")])
     found = [hit for path in sources for hit in clocked_pipeline_calls(path)]
     # The scan sees the one bare loop there is: the overhead command's raw reference, inside the core.
-    assert found == ["pytest_sdxl/measurement.py:raw_round"]
+    assert found == ["pytest_sdxl/measure/core.py:raw_round"]

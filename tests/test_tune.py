@@ -374,14 +374,15 @@ def test_tune_end_to_end_on_random_tiny(tmp_path: Path, capsys: pytest.CaptureFi
 
 def test_each_candidate_gets_one_profiled_pass_however_many_runs(monkeypatch: pytest.MonkeyPatch) -> None:
     # Profiled passes cost seconds each on a GPU; kernel time ranks candidates from one.
+    from pytest_sdxl.measure.core import MeasuringOptions
     from pytest_sdxl.settings import Settings
     from pytest_sdxl.tune import measurement as tune_measurement
     from pytest_sdxl.variants.registry import compose
 
-    asked: list[dict[str, object]] = []
+    asked: list[MeasuringOptions] = []
 
-    def refuse(*arguments: object, **keywords: object) -> None:
-        asked.append(keywords)
+    def refuse(pipeline: object, groups: object, options: MeasuringOptions, **keywords: object) -> None:
+        asked.append(options)
         raise RuntimeError("not measured in this test")
 
     monkeypatch.setattr(tune_measurement, "measure_pipeline", refuse)
@@ -389,7 +390,7 @@ def test_each_candidate_gets_one_profiled_pass_however_many_runs(monkeypatch: py
     measurer = tune_measurement.CoreMeasurer(settings, runs=5, rounds=None, report=None)
     with pytest.raises(RuntimeError, match="not measured"):
         measurer(compose(["cached_embeds"]), 1)
-    assert asked[0]["runs"] == 5 and asked[0]["profiled_runs"] == tune_measurement.TUNE_PROFILED_RUNS == 1
+    assert asked[0].runs == 5 and asked[0].profiled_runs == tune_measurement.TUNE_PROFILED_RUNS == 1
 
 
 def test_a_resumed_search_reuses_what_was_measured_and_spends_its_budget_on_the_rest() -> None:

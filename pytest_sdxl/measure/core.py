@@ -1,9 +1,8 @@
-"""The one measurement core: warm-up, the timed loop, the stage split, device signals, run records.
+"""The one measurement core: warm-up, the timed loop, the stage split and device signals of one pipeline.
 
-Every caller that times generations comes through here: the notes' protocol (a fresh load per
+Every caller that times generations comes through here: the reference protocol (a fresh load per
 run), the plugin's ``sdxl_benchmark`` (pytest-benchmark drives the rounds), asv's ratios, the
-``overhead`` and ``power`` commands, and the GPU tools. The order inside ``measure_pipeline`` is
-the method:
+``overhead`` and ``power`` commands and ``tune``. The steps of ``measure_pipeline`` are the method:
 
 1. **warm-up**: one checked pass over the round's calls (its images are the run's images, for
    PSNR), then more untimed calls at each shape the round uses until every shape has been called
@@ -18,25 +17,31 @@ the method:
    share a timed pass; with them the card's matrix peak (measured once per card and cached).
 
 The GPU's energy counter (energy.py) is read around each timed round, outside every per-call clock
-reading: a run's joules per image count the variant's own calls only.
-
-Peak GPU memory is the variant's own: the peak is reset after the pipeline is built, and shared
-components the variant leaves unused are not counted.
+reading: a run's joules per image count the variant's own calls only. Peak GPU memory is the
+variant's own: the peak is reset after the pipeline is built, and shared components the variant
+leaves unused are not counted. ``records`` turns what was measured into run records.
 """
 
 from __future__ import annotations
 
 import math
-import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pytest_sdxl.errors import ImageCheckError
+from pytest_sdxl.measure.records import (
+    WALL_BLOCK_SAMPLES,
+    SharedFigures,
+    TimedRounds,
+    image_psnr,
+    run_records,
+    timed_seconds_per_run,
+    variant_note,
+)
 from pytest_sdxl.results.schema import RunRecord
 
 if TYPE_CHECKING:
@@ -45,28 +50,22 @@ if TYPE_CHECKING:
     from pytest_sdxl.variants.assembly import VariantPipeline
     from pytest_sdxl.variants.registry import Composition
 
-# A run's timed calls: the batch row had one sample per run before, and no statistic survives that.
+# Timed calls a run makes at least: a batch run makes one call a round, and a run of one sample has
+# no spread, no minimum worth the name and no statistic.
 MIN_TIMED_CALLS = 10
-# Samples per side and run when a side-by-side reference is timed. Each run's rounds are cut into
-# blocks of ``WALL_BLOCK_SAMPLES`` of the variant's samples, and each block's variant and reference minima
-# are one point of the host-adjusted wall test (host_adjusted.py). On an H100, blocks of 12 batch calls,
-# ten a side, caught a 5 % host-side slowdown of the batch path in 9 of 10 trials with no false alarm in
-# 10, where the plain ratio of minima over three runs of 30 caught 1 in 10 (docs/results/2026-11-27b).
-# Four blocks a run, so the notes' three runs give twelve a side.
-WALL_BLOCK_SAMPLES = 12
+# Samples per side and run beside a side-by-side reference: four wall blocks, so the reference
+# protocol's three runs give twelve blocks a side.
 MIN_RATIO_SAMPLES = 4 * WALL_BLOCK_SAMPLES
-# Profiled passes a measurement makes at most, one per run from the first: kernel time moves well
-# under 1 % from pass to pass, so five a side judge it, while each pass costs a profiler session
-# (seconds on an H100). Many short runs, which the wall ratio needs on a noisy host
-# (docs/results/2026-11-27), then stay affordable; the runs past these carry no device signals.
+# Profiled passes a measurement makes at most, one per run from the first. Kernel time moves well
+# under 1 % from pass to pass, so five judge it, while each pass costs a profiler session (seconds on
+# a large GPU): many short runs, which the wall ratio needs on a noisy host, stay affordable (method
+# page, 'Profiled passes'). The runs past these carry no device signals.
 MAX_PROFILED_RUNS = 5
 Group = tuple[list[str], list[int]]
 # A driver runs ``count`` rounds, each after an untimed ``before`` (the side-by-side reference's
 # round): plainly here, or through pytest-benchmark's pedantic mode (``setup=before``) in the plugin.
 Driver = Callable[[Callable[[], list[float]], int, Callable[[], object]], object]
 Report = Callable[[str, str], None]
-# One timed round as split into runs: its samples, or its joules.
-Round = TypeVar("Round")
 
 
 def seeds_for(settings: Settings) -> list[int]:
@@ -83,7 +82,7 @@ def call_groups(composition: Composition, prompts: Sequence[str], seeds: Sequenc
 
 
 def timed_groups(composition: Composition, prompts: Sequence[str], seeds: Sequence[int]) -> list[Group]:
-    """The timed calls of the notes' protocol: every prompt after the first, which is the first generation."""
+    """The timed calls of the reference protocol: every prompt after the first, which is the first generation."""
     return call_groups(composition, prompts[1:], seeds[1:])
 
 
@@ -97,37 +96,6 @@ def rounds_per_run(groups: Sequence[Group], reference_groups: Sequence[Group] = 
 
 def images_in(groups: Sequence[Group]) -> int:
     return sum(len(prompts) for prompts, _ in groups)
-
-
-def failure_reason(error: BaseException) -> str:
-    """One line that says what went wrong: out of memory, a bad image, or the exception itself."""
-    from pytest_sdxl.machine.devices import is_out_of_memory
-
-    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
-    if is_out_of_memory(error):
-        return f"out of memory: {text}"[:500]
-    if isinstance(error, ImageCheckError):
-        return f"bad images: {text}"[:500]
-    return f"{type(error).__name__}: {text}"[:500]
-
-
-def image_psnr(reference: np.ndarray | None, images: np.ndarray) -> float | None:
-    from pytest_sdxl.pipelines.images import psnr
-
-    if reference is None or reference.shape != images.shape:
-        return None
-    return psnr(reference, images)
-
-
-def variant_note(composition: Composition) -> str:
-    """What a reader of this variant's figures must know (empty when nothing)."""
-    notes = [composition.no_effect_reason()] if composition.no_effect_reason() else []
-    if composition.has("cached_embeds"):
-        notes.append(
-            "the warm-up encodes every timed prompt, so the timed calls reuse the cached "
-            "embeddings (the prompts repeat, as in serving); text encoding is paid once per prompt, untimed"
-        )
-    return "; ".join(notes)
 
 
 def warm_up(pipeline: VariantPipeline, groups: Sequence[Group], calls_at_one: int = 0) -> tuple[np.ndarray, int]:
@@ -215,8 +183,8 @@ def alternating_rounds(
 def ratio_of_minima(first: Sequence[float], second: Sequence[float]) -> float:
     """min(first) / min(second): host jitter only adds time, so each side's minimum is its steadiest figure.
 
-    On an H100 the batch-over-one-by-one ratio of minima from 40 alternating rounds moved 1.3 %
-    across fresh processes, where the ratio of medians moved 37 % (REFERENCE.md).
+    The batch-over-one-by-one ratio of minima from 40 alternating rounds moved 1.3 % across fresh
+    processes, where the ratio of medians moved 37 % (method page, 'Wall-time noise between processes').
     """
     return min(first) / min(second)
 
@@ -236,33 +204,6 @@ def raw_round(pipeline: VariantPipeline, groups: Sequence[Group]) -> float:
         pipeline.call(prompts, [torch.Generator("cpu").manual_seed(seed) for seed in seeds])
     synchronize(pipeline.device)
     return (time.perf_counter() - started) / images_in(groups)
-
-
-def stages_per_image(times: Any, images: int) -> dict[str, float]:
-    """Stage milliseconds per image; the four stage keys add up to ``total_ms``."""
-    count = max(images, 1)
-    stages = {
-        "text_encode_ms": times.text_encode_ms / count,
-        "unet_ms": times.unet_total_ms / count,
-        "vae_decode_ms": times.vae_decode_ms / count,
-    }
-    stages["total_ms"] = times.total_ms / count
-    stages["other_ms"] = stages["total_ms"] - stages["text_encode_ms"] - stages["unet_ms"] - stages["vae_decode_ms"]
-    stages["unet_step_ms"] = times.unet_ms
-    stages["unet_calls_per_image"] = times.unet_calls / count
-    return stages
-
-
-def stage_split(pipeline: VariantPipeline, groups: Sequence[Group]) -> dict[str, float]:
-    """Milliseconds per image of each stage, from one warm pass with the stage timer attached."""
-    from pytest_sdxl.measure.timing import StageTimer
-
-    with StageTimer(pipeline.pipe, pipeline.device) as timer:
-        for prompts, seeds in groups:
-            with timer.generation():
-                pipeline.generate(prompts, seeds, check=False)
-        times = timer.read()
-    return stages_per_image(times, images_in(groups))
 
 
 def call_functions(pipeline: VariantPipeline, groups: Sequence[Group]) -> list[Callable[[], int]]:
@@ -308,6 +249,34 @@ def side_by_side_reference(composition: Composition) -> Composition | None:
     return None if not composition.names else compose([])
 
 
+def nothing() -> None:
+    """The ``before`` of a measurement without a side-by-side reference."""
+
+
+@dataclass(frozen=True)
+class MeasuringOptions:
+    """How ``measure_pipeline`` measures; the defaults are the reference protocol's single run."""
+
+    runs: int = 1
+    # Rounds a run; None: ``rounds_per_run`` (with the side-by-side reference's calls).
+    rounds: int | None = None
+    driver: Driver = plain_driver
+    # Hears each step as it starts (warm-up, timed, stage split, device signals) with a detail.
+    report: Report | None = None
+    # Calls of one prompt made already (the protocol's first generation), which the warm-up counts.
+    calls_at_one: int = 0
+    split_stages: bool = True
+    count_flops: bool = True
+    # Profiled passes, one per run from the first; never more than ``MAX_PROFILED_RUNS``.
+    profiled_runs: int = MAX_PROFILED_RUNS
+    # Where to keep a Chrome trace of one generation; None keeps none.
+    trace_path: Path | None = None
+
+    def say(self, step: str, detail: str = "") -> None:
+        if self.report is not None:
+            self.report(step, detail)
+
+
 @dataclass
 class PipelineMeasurement:
     """What ``measure_pipeline`` measured on one built pipeline: run records without load or first generation."""
@@ -324,154 +293,100 @@ class PipelineMeasurement:
 def measure_pipeline(
     pipeline: VariantPipeline,
     groups: Sequence[Group],
-    runs: int = 1,
-    rounds: int | None = None,
-    driver: Driver = plain_driver,
-    reference_images: np.ndarray | None = None,
+    options: MeasuringOptions = MeasuringOptions(),
     side_by_side: VariantPipeline | None = None,
-    trace_path: Path | None = None,
-    calls_at_one: int = 0,
-    report: Report | None = None,
-    split_stages: bool = True,
-    count_flops: bool = True,
-    profiled_runs: int = MAX_PROFILED_RUNS,
+    reference_images: np.ndarray | None = None,
 ) -> PipelineMeasurement:
     """Warm up, time ``runs`` x ``rounds`` rounds, split the stages, profile; one record per run.
 
-    ``rounds`` defaults to ``rounds_per_run`` (with the reference's calls). ``side_by_side`` (see
-    ``side_by_side_reference``) runs one untimed-by-the-variant round of the same prompts before
-    each timed round, timed by its own loop: each run then holds the reference's samples too. The
-    records hold NaN for load, first generation and total: the caller that loaded the pipeline
-    fills them in. The ``power`` command, which measures one pipeline over and over, leaves out the
-    stage split and FLOPs and profiles fewer runs (``profiled_runs``, at most ``MAX_PROFILED_RUNS``).
-    Peak memory comes from the stage-split pass, where the variant runs alone.
+    ``side_by_side`` (see ``side_by_side_reference``) runs one round of the same prompts before each
+    timed round, timed by its own loop: each run then holds the reference's samples too.
+    ``reference_images`` are the baseline's, for PSNR. The records hold NaN for load, first
+    generation and total: the caller that loaded the pipeline fills them in. The ``power`` command,
+    which measures one pipeline over and over, leaves out the stage split and FLOPs and profiles
+    fewer runs. Peak memory comes from the stage-split pass, where the variant runs alone.
     """
     from pytest_sdxl.machine.devices import reset_peak_memory
-    from pytest_sdxl.measure.device_signals import flops_by_stage, kernel_signals, trace_one_generation
-    from pytest_sdxl.measure.energy import joules_per_image, open_counter
-    from pytest_sdxl.measure.matrix_peak import matrix_peak
+    from pytest_sdxl.measure.device_signals import profiled_passes
+
+    reference_groups = [] if side_by_side is None else same_calls(side_by_side.composition, groups)
+    rounds = options.rounds or rounds_per_run(groups, reference_groups)
+    reset_peak_memory(pipeline.device)
+    options.say("warm-up")
+    images, warmup_calls, warmup_s = timed_warm_up(pipeline, groups, options.calls_at_one)
+    timed = timed_rounds(pipeline, groups, side_by_side, reference_groups, options.runs * rounds, options)
+    calls = call_functions(pipeline, groups)
+    options.say("stage split")
+    stages, peak_memory = stages_and_peak_memory(pipeline, calls, options.split_stages)
+    options.say("device signals")
+    passes = min(options.runs, options.profiled_runs, MAX_PROFILED_RUNS)
+    signals, flops = profiled_passes(pipeline, calls, passes, options.count_flops, options.trace_path)
+    shared = SharedFigures(stages, peak_memory, image_psnr(reference_images, images), warmup_calls)
+    images_per_call = [len(prompts) for prompts, _ in groups]
+    return PipelineMeasurement(
+        runs=run_records(timed, options.runs, images_per_call, signals, shared),
+        images=images,
+        warmup_s=warmup_s,
+        timed_s_per_run=timed_seconds_per_run(timed, options.runs, images_per_call),
+        note=variant_note(pipeline.composition),
+        flops=flops,
+    )
+
+
+def same_calls(composition: Composition, groups: Sequence[Group]) -> list[Group]:
+    """The composition's calls over the same prompts and seeds as ``groups`` (a side-by-side reference's round)."""
+    prompts = [prompt for group_prompts, _ in groups for prompt in group_prompts]
+    seeds = [seed for _, group_seeds in groups for seed in group_seeds]
+    return call_groups(composition, prompts, seeds)
+
+
+def timed_warm_up(
+    pipeline: VariantPipeline, groups: Sequence[Group], calls_at_one: int
+) -> tuple[np.ndarray, int, float]:
+    """``warm_up`` between two synchronized clock readings: the checked images, the calls made and the seconds."""
     from pytest_sdxl.measure.timing import SyncClock
 
-    def say(step: str, detail: str = "") -> None:
-        if report is not None:
-            report(step, detail)
-
-    reference_groups: list[Group] = []
-    if side_by_side is not None:
-        prompts = [prompt for group_prompts, _ in groups for prompt in group_prompts]
-        seeds = [seed for _, group_seeds in groups for seed in group_seeds]
-        reference_groups = call_groups(side_by_side.composition, prompts, seeds)
-    per_run = rounds or rounds_per_run(groups, reference_groups)
     clock = SyncClock(pipeline.device)
-    reset_peak_memory(pipeline.device)
-    say("warm-up")
     started = clock.now()
-    images, warmup_calls = warm_up(pipeline, groups, calls_at_one)
-    warmup_s = clock.now() - started
+    images, calls = warm_up(pipeline, groups, calls_at_one)
+    return images, calls, clock.now() - started
+
+
+def timed_rounds(
+    pipeline: VariantPipeline,
+    groups: Sequence[Group],
+    side_by_side: VariantPipeline | None,
+    reference_groups: Sequence[Group],
+    count: int,
+    options: MeasuringOptions,
+) -> TimedRounds:
+    """``count`` timed rounds through the options' driver, each after the warmed reference's round (if any)."""
+    from pytest_sdxl.measure.energy import open_counter
+
     energy_counter, energy_reason = open_counter(pipeline.device)
     loop = TimedLoop(pipeline, groups, energy_counter)
     reference_loop = None
     if side_by_side is not None:
         warm_up(side_by_side, reference_groups)
         reference_loop = TimedLoop(side_by_side, reference_groups)
-    say("timed", f"{runs * per_run} rounds of {len(groups)} call(s)")
-    driver(loop.round, runs * per_run, reference_loop.round if reference_loop is not None else nothing)
-    say("stage split")
-    reset_peak_memory(pipeline.device)
-    stages = stage_split(pipeline, groups) if split_stages else {}
-    peak_memory = own_peak_memory_gb(pipeline)
-    calls = call_functions(pipeline, groups)
-    say("device signals")
-    signals = [
-        kernel_signals(pipeline.pipe, calls, pipeline.device)
-        for _ in range(min(runs, profiled_runs, MAX_PROFILED_RUNS))
-    ]
-    flops, stage_flops = flops_by_stage(pipeline.pipe, calls[0]) if count_flops else (None, {})
-    peak, peak_reason = matrix_peak(pipeline.device, pipeline.components.dtype) if count_flops else (None, "")
-    for item in signals:
-        item.flops = flops
-        item.stage_flops = dict(stage_flops)
-        item.matrix_peak_tflops, item.matrix_peak_not_applicable = peak, peak_reason
-    if trace_path is not None:
-        trace_one_generation(pipeline.pipe, calls[0], pipeline.device, trace_path)
-    psnr = image_psnr(reference_images, images)
-    records = []
-    timed_s_per_run = []
-    calls_images = [len(prompts) for prompts, _ in groups]
-    # pytest-benchmark may run fewer rounds than asked (--benchmark-disable runs one): split what ran.
-    blocks = split_into_runs(loop.rounds, runs)
-    energy_blocks = split_into_runs(loop.round_joules, runs) if energy_counter is not None else []
-    reference_blocks = split_into_runs(reference_loop.rounds, runs) if reference_loop is not None else []
-    energy_reason = energy_counter.not_applicable if energy_counter is not None else energy_reason
-    for number, block in enumerate(blocks, start=1):
-        samples = [sample for one_round in block for sample in one_round]
-        reference_block = reference_blocks[number - 1] if number <= len(reference_blocks) else []
-        timed_s_per_run.append(
-            math.fsum(
-                sample * images for one_round in block for sample, images in zip(one_round, calls_images, strict=True)
-            )
-        )
-        energy_block = energy_blocks[number - 1] if number <= len(energy_blocks) else []
-        energy_j, energy_note = joules_per_image(list(energy_block), len(block) * images_in(groups), energy_reason)
-        records.append(
-            RunRecord(
-                run=number,
-                load_s=math.nan,
-                init_gen_s=math.nan,
-                gen_s=samples,
-                avg_gen_s=statistics.fmean(samples),
-                median_gen_s=statistics.median(samples),
-                total_s=math.nan,
-                stages=dict(stages),
-                peak_gpu_mem_gb=peak_memory,
-                psnr_db=psnr,
-                warmup_calls=warmup_calls,
-                device=signals[number - 1] if number <= len(signals) else None,
-                reference=side_by_side.id if side_by_side is not None else "",
-                reference_gen_s=[sample for one_round in reference_block for sample in one_round],
-                wall_blocks=wall_blocks(block, reference_block),
-                energy_j_per_image=energy_j,
-                energy_not_applicable=energy_note,
-            )
-        )
-    return PipelineMeasurement(
-        runs=records,
-        images=images,
-        warmup_s=warmup_s,
-        timed_s_per_run=timed_s_per_run,
-        note=variant_note(pipeline.composition),
-        flops=flops,
+    options.say("timed", f"{count} rounds of {len(groups)} call(s)")
+    options.driver(loop.round, count, reference_loop.round if reference_loop is not None else nothing)
+    return TimedRounds(
+        own=loop.rounds,
+        reference=reference_loop.rounds if reference_loop is not None else [],
+        reference_id=side_by_side.id if side_by_side is not None else "",
+        joules=loop.round_joules if energy_counter is not None else None,
+        energy_reason=energy_counter.not_applicable if energy_counter is not None else energy_reason,
     )
 
 
-def wall_blocks(own: Sequence[Sequence[float]], reference: Sequence[Sequence[float]]) -> list[list[float]]:
-    """[min own, min reference] of each block of consecutive rounds holding ``WALL_BLOCK_SAMPLES`` of the
-    variant's samples; a shorter rest joins the last block."""
-    count = min(len(own), len(reference))
-    if count == 0:
-        return []
-    size = max(1, math.ceil(WALL_BLOCK_SAMPLES / max(len(own[0]), 1)))
-    starts = list(range(0, count, size))
-    if len(starts) > 1 and count - starts[-1] < size:
-        starts.pop()
-    ends = [*starts[1:], count]
-    return [
-        [
-            min(sample for one_round in own[start:end] for sample in one_round),
-            min(sample for one_round in reference[start:end] for sample in one_round),
-        ]
-        for start, end in zip(starts, ends, strict=True)
-    ]
+def stages_and_peak_memory(
+    pipeline: VariantPipeline, calls: list[Callable[[], int]], split: bool
+) -> tuple[dict[str, float], float | None]:
+    """The stage split (when asked) and the variant's own peak GPU memory, counted from a reset just before it."""
+    from pytest_sdxl.machine.devices import reset_peak_memory
+    from pytest_sdxl.measure.timing import stage_split
 
-
-def nothing() -> None:
-    """The ``before`` of a measurement without a side-by-side reference."""
-
-
-def split_into_runs(rounds: list[Round], runs: int) -> list[list[Round]]:
-    """Consecutive blocks of rounds, one per run (fewer blocks when fewer rounds ran)."""
-    if not rounds:
-        return []
-    count = min(runs, len(rounds))
-    size = math.ceil(len(rounds) / count)
-    return [rounds[start : start + size] for start in range(0, len(rounds), size)]
+    reset_peak_memory(pipeline.device)
+    stages = stage_split(pipeline.pipe, pipeline.device, calls) if split else {}
+    return stages, own_peak_memory_gb(pipeline)

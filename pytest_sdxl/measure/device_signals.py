@@ -17,10 +17,13 @@ import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pytest_sdxl.analysis.kernels import OTHER_STAGE
 from pytest_sdxl.results.schema import DeviceSignals
+
+if TYPE_CHECKING:
+    from pytest_sdxl.variants.assembly import VariantPipeline
 
 # Profiled calls per run: enough for a median and a spread of the kernel time, few enough to stay cheap.
 PROFILED_CALLS = 3
@@ -116,3 +119,25 @@ def flops_by_stage(pipe: Any, call: Callable[[], int]) -> tuple[float | None, di
     stages = {stage: flops / count for stage, flops in by_stage.items()}
     stages[OTHER_STAGE] = max(total - sum(by_stage.values()), 0.0) / count
     return total / count, stages
+
+
+def profiled_passes(
+    pipeline: VariantPipeline, calls: list[Callable[[], int]], passes: int, count_flops: bool, trace_path: Path | None
+) -> tuple[list[DeviceSignals], float | None]:
+    """A measurement's device signals, after its timed rounds: ``passes`` profiled passes over the round's calls.
+
+    With ``count_flops``, the FLOPs of one call and the card's matrix peak go into every pass's signals;
+    with ``trace_path``, one generation's Chrome trace is kept. Returns the passes' signals and the FLOPs.
+    """
+    from pytest_sdxl.measure.matrix_peak import matrix_peak
+
+    signals = [kernel_signals(pipeline.pipe, calls, pipeline.device) for _ in range(passes)]
+    flops, stage_flops = flops_by_stage(pipeline.pipe, calls[0]) if count_flops else (None, {})
+    peak, peak_reason = matrix_peak(pipeline.device, pipeline.components.dtype) if count_flops else (None, "")
+    for item in signals:
+        item.flops = flops
+        item.stage_flops = dict(stage_flops)
+        item.matrix_peak_tflops, item.matrix_peak_not_applicable = peak, peak_reason
+    if trace_path is not None:
+        trace_one_generation(pipeline.pipe, calls[0], pipeline.device, trace_path)
+    return signals, flops

@@ -143,19 +143,13 @@ def measured_record(
     rounds: int | None = None,
 ) -> VariantRecord:
     """One measurement through the core, the slowdown (if any) injected into the variant's path only."""
-    from pytest_sdxl.measure.core import measure_pipeline
+    from pytest_sdxl.measure.core import MeasuringOptions, measure_pipeline
 
+    options = MeasuringOptions(
+        runs=runs, rounds=rounds, split_stages=False, count_flops=False, profiled_runs=POWER_PROFILED_RUNS
+    )
     with injected(pipeline, slowdown):
-        measured = measure_pipeline(
-            pipeline,
-            groups,
-            runs=runs,
-            rounds=rounds,
-            side_by_side=reference,
-            count_flops=False,
-            split_stages=False,
-            profiled_runs=POWER_PROFILED_RUNS,
-        )
+        measured = measure_pipeline(pipeline, groups, options, side_by_side=reference)
     return VariantRecord(pipeline.id, pipeline.composition.kind, runs=measured.runs)
 
 

@@ -27,15 +27,9 @@ import numpy as np
 
 from pytest_sdxl.errors import SettingsError, VariantUnavailable
 from pytest_sdxl.machine.probes import resolved_precision
-from pytest_sdxl.measure.core import (
-    failure_reason,
-    measure_pipeline,
-    seeds_for,
-    side_by_side_reference,
-    timed_groups,
-    variant_note,
-)
+from pytest_sdxl.measure.core import MeasuringOptions, measure_pipeline, seeds_for, side_by_side_reference, timed_groups
 from pytest_sdxl.measure.progress import Progress, ProgressEvent
+from pytest_sdxl.measure.records import failure_reason, variant_note
 from pytest_sdxl.results.schema import ResultSet, RunRecord, VariantRecord, settings_as_dict
 from pytest_sdxl.variants.registry import BASELINE, Composition, all_single_variants, compose
 
@@ -126,11 +120,9 @@ def measure_run(
         measured = measure_pipeline(
             pipeline,
             timed_groups(composition, prompts, seeds),
-            reference_images=reference_images,
+            MeasuringOptions(report=report, calls_at_one=1, trace_path=trace_path),
             side_by_side=reference,
-            trace_path=trace_path,
-            calls_at_one=1,
-            report=report,
+            reference_images=reference_images,
         )
         record = measured.runs[0]
         record.run = run

@@ -253,7 +253,7 @@ def skip_reason(report: pytest.TestReport) -> str:
 
 
 def outcome_reason(call: pytest.CallInfo[None]) -> str:
-    from pytest_sdxl.measure.core import failure_reason
+    from pytest_sdxl.measure.records import failure_reason
 
     if call.excinfo is None:
         return "failed"

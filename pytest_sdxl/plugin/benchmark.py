@@ -50,6 +50,7 @@ class VariantBenchmark:
 
     def measure(self, runs: int) -> np.ndarray:
         from pytest_sdxl.measure.core import (
+            MeasuringOptions,
             images_in,
             measure_pipeline,
             seeds_for,
@@ -90,14 +91,13 @@ class VariantBenchmark:
             None if beside is None else VariantPipeline(pipeline.components, beside, pipeline.size, pipeline.steps)
         )
         try:
+            trace_path = None if settings.trace is None else settings.trace / f"{pipeline.id}.json"
             measured = measure_pipeline(
                 pipeline,
                 groups,
-                runs=runs,
-                driver=drive,
-                reference_images=self.reference_images(),
+                MeasuringOptions(runs=runs, driver=drive, trace_path=trace_path),
                 side_by_side=reference,
-                trace_path=None if settings.trace is None else settings.trace / f"{pipeline.id}.json",
+                reference_images=self.reference_images(),
             )
         finally:
             if reference is not None:

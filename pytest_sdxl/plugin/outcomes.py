@@ -26,7 +26,7 @@ def skip_variant(state: SessionState, composition: Composition, reason: str) -> 
 def fail_variant(error: BaseException, variant: str, doing: str, device: Any) -> NoReturn:
     """Free what the failure holds, then fail with one line for an expected failure, the full error otherwise."""
     from pytest_sdxl.errors import ImageCheckError
-    from pytest_sdxl.measure.core import failure_reason
+    from pytest_sdxl.measure.records import failure_reason
 
     release_after_failure(error, device)
     if not isinstance(error, Exception):  # an interrupt: the memory is freed, the interrupt goes on

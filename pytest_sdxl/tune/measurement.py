@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pytest_sdxl.measure.core import Group, call_groups, image_psnr, measure_pipeline, seeds_for
+from pytest_sdxl.measure.core import Group, MeasuringOptions, call_groups, measure_pipeline, seeds_for
+from pytest_sdxl.measure.records import image_psnr
 from pytest_sdxl.tune.search import Candidate, Measurement, TuneOptions, TuneResult, search
 from pytest_sdxl.variants.registry import Composition
 
@@ -73,15 +74,14 @@ class CoreMeasurer:
         pipeline = None
         try:
             pipeline = VariantPipeline(self.components, composition, self.size, self.settings.steps)
-            measured = measure_pipeline(
-                pipeline,
-                groups,
+            options = MeasuringOptions(
                 runs=self.runs,
                 rounds=self.rounds,
                 report=self.report,
                 count_flops=False,
                 profiled_runs=TUNE_PROFILED_RUNS,
             )
+            measured = measure_pipeline(pipeline, groups, options)
         except Exception as error:
             if pipeline is not None:
                 pipeline.close()

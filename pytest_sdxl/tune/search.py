@@ -303,7 +303,7 @@ class BeamSearch:
         except VariantUnavailable as error:
             candidate.status, candidate.reason = SKIPPED, str(error)
         except Exception as error:
-            from pytest_sdxl.measure.core import failure_reason
+            from pytest_sdxl.measure.records import failure_reason
 
             candidate.status, candidate.reason = FAILED, failure_reason(error)
         else:

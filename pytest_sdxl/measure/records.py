@@ -1,0 +1,174 @@
+"""From what the measurement core timed to the records a results file keeps.
+
+The timed rounds are cut into runs, each run into wall blocks beside its side-by-side reference, and
+each run gets its record with the figures measured once for all of them (stage split, peak memory,
+PSNR). Also what a variant's record says in words: its note and why it failed. Nothing here runs a
+pipeline or reads a clock (``core`` does both).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, TypeVar
+
+import numpy as np
+
+from pytest_sdxl.errors import ImageCheckError
+from pytest_sdxl.measure.energy import joules_per_image
+from pytest_sdxl.results.schema import DeviceSignals, RunRecord
+
+if TYPE_CHECKING:
+    from pytest_sdxl.variants.registry import Composition
+
+# Samples of the variant in one wall block when a side-by-side reference is timed: each block's variant
+# and reference minima are one point of the host-adjusted wall test (analysis/host_adjusted.py). Blocks of
+# 12 batch calls caught a 5 % host-side slowdown of the batch path in 9 of 10 trials, with no false alarm
+# in 10 unchanged ones, where the ratio of minima over three runs of 30 calls caught 1 in 10 (method
+# page, 'Host-adjusted wall time').
+WALL_BLOCK_SAMPLES = 12
+# One timed round as split into runs: its samples, or its joules.
+Round = TypeVar("Round")
+
+
+@dataclass
+class TimedRounds:
+    """What the timed rounds left: seconds per image of each call, round by round, for both sides, and energy."""
+
+    own: list[list[float]]
+    # The side-by-side reference's rounds and its id; empty without one.
+    reference: list[list[float]] = field(default_factory=list)
+    reference_id: str = ""
+    # Joules of each of the variant's rounds (None where a read failed); None where no energy counter opened.
+    joules: list[float | None] | None = None
+    # Why there is no energy figure, read after the rounds (a read that failed during them says why).
+    energy_reason: str = ""
+
+
+@dataclass(frozen=True)
+class SharedFigures:
+    """What one measurement measures once and every run's record carries: from the untimed passes and the warm-up."""
+
+    stages: dict[str, float]
+    peak_gpu_mem_gb: float | None
+    psnr_db: float | None
+    warmup_calls: int
+
+
+def split_into_runs(rounds: list[Round], runs: int) -> list[list[Round]]:
+    """Consecutive blocks of rounds, one per run (fewer blocks when fewer rounds ran)."""
+    if not rounds:
+        return []
+    count = min(runs, len(rounds))
+    size = math.ceil(len(rounds) / count)
+    return [rounds[start : start + size] for start in range(0, len(rounds), size)]
+
+
+def wall_blocks(own: Sequence[Sequence[float]], reference: Sequence[Sequence[float]]) -> list[list[float]]:
+    """[min own, min reference] of each block of consecutive rounds holding ``WALL_BLOCK_SAMPLES`` of the
+    variant's samples; a shorter rest joins the last block."""
+    count = min(len(own), len(reference))
+    if count == 0:
+        return []
+    size = max(1, math.ceil(WALL_BLOCK_SAMPLES / max(len(own[0]), 1)))
+    starts = list(range(0, count, size))
+    if len(starts) > 1 and count - starts[-1] < size:
+        starts.pop()
+    ends = [*starts[1:], count]
+    return [
+        [
+            min(sample for one_round in own[start:end] for sample in one_round),
+            min(sample for one_round in reference[start:end] for sample in one_round),
+        ]
+        for start, end in zip(starts, ends, strict=True)
+    ]
+
+
+def timed_seconds_per_run(timed: TimedRounds, runs: int, images_per_call: Sequence[int]) -> list[float]:
+    """Seconds inside the timed calls of each run: each call's seconds per image times its images."""
+    return [
+        math.fsum(
+            sample * images for one_round in block for sample, images in zip(one_round, images_per_call, strict=True)
+        )
+        for block in split_into_runs(timed.own, runs)
+    ]
+
+
+def run_records(
+    timed: TimedRounds,
+    runs: int,
+    images_per_call: Sequence[int],
+    signals: Sequence[DeviceSignals],
+    shared: SharedFigures,
+) -> list[RunRecord]:
+    """One record per run of the timed rounds (pytest-benchmark may run fewer rounds than asked: what ran is split).
+
+    Load, first generation and total are NaN: the caller that loaded the pipeline fills them in. The
+    profiled passes' signals go to the first runs, one each.
+    """
+    blocks = split_into_runs(timed.own, runs)
+    energy_blocks = split_into_runs(timed.joules, runs) if timed.joules is not None else []
+    reference_blocks = split_into_runs(timed.reference, runs)
+    images_per_round = sum(images_per_call)
+    records = []
+    for number, block in enumerate(blocks, start=1):
+        samples = [sample for one_round in block for sample in one_round]
+        reference_block = reference_blocks[number - 1] if number <= len(reference_blocks) else []
+        energy_block = energy_blocks[number - 1] if number <= len(energy_blocks) else []
+        energy_j, energy_note = joules_per_image(list(energy_block), len(block) * images_per_round, timed.energy_reason)
+        records.append(
+            RunRecord(
+                run=number,
+                load_s=math.nan,
+                init_gen_s=math.nan,
+                gen_s=samples,
+                avg_gen_s=statistics.fmean(samples),
+                median_gen_s=statistics.median(samples),
+                total_s=math.nan,
+                stages=dict(shared.stages),
+                peak_gpu_mem_gb=shared.peak_gpu_mem_gb,
+                psnr_db=shared.psnr_db,
+                warmup_calls=shared.warmup_calls,
+                device=signals[number - 1] if number <= len(signals) else None,
+                reference=timed.reference_id,
+                reference_gen_s=[sample for one_round in reference_block for sample in one_round],
+                wall_blocks=wall_blocks(block, reference_block),
+                energy_j_per_image=energy_j,
+                energy_not_applicable=energy_note,
+            )
+        )
+    return records
+
+
+def image_psnr(reference: np.ndarray | None, images: np.ndarray) -> float | None:
+    """The images' PSNR against the reference's, or None without a reference of the same shape."""
+    from pytest_sdxl.pipelines.images import psnr
+
+    if reference is None or reference.shape != images.shape:
+        return None
+    return psnr(reference, images)
+
+
+def variant_note(composition: Composition) -> str:
+    """What a reader of this variant's figures must know (empty when nothing)."""
+    notes = [composition.no_effect_reason()] if composition.no_effect_reason() else []
+    if composition.has("cached_embeds"):
+        notes.append(
+            "the warm-up encodes every timed prompt, so the timed calls reuse the cached "
+            "embeddings (the prompts repeat, as in serving); text encoding is paid once per prompt, untimed"
+        )
+    return "; ".join(notes)
+
+
+def failure_reason(error: BaseException) -> str:
+    """One line that says what went wrong: out of memory, a bad image, or the exception itself."""
+    from pytest_sdxl.machine.devices import is_out_of_memory
+
+    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    if is_out_of_memory(error):
+        return f"out of memory: {text}"[:500]
+    if isinstance(error, ImageCheckError):
+        return f"bad images: {text}"[:500]
+    return f"{type(error).__name__}: {text}"[:500]
