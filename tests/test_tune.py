@@ -13,9 +13,7 @@ import pytest
 
 from pytest_sdxl.cli.main import main
 from pytest_sdxl.errors import VariantSpecError
-from pytest_sdxl.tune.options import parse_batch_sizes, parse_budget, parse_candidates, parse_min_psnr
-from pytest_sdxl.tune.report import choices, ranked_table, tune_markdown
-from pytest_sdxl.tune.search import (
+from pytest_sdxl.tune.candidates import (
     FAILED,
     OK,
     RANDOM_WEIGHTS_NOTE,
@@ -24,10 +22,17 @@ from pytest_sdxl.tune.search import (
     THROUGHPUT,
     Candidate,
     Measurement,
-    TuneOptions,
     TuneResult,
-    search,
 )
+from pytest_sdxl.tune.options import (
+    TuneOptions,
+    parse_batch_sizes,
+    parse_budget,
+    parse_candidates,
+    parse_min_psnr,
+)
+from pytest_sdxl.tune.report import choices, ranked_table, tune_markdown
+from pytest_sdxl.tune.search import search
 from pytest_sdxl.variants.registry import REGISTRY, Composition, parse
 
 BASELINE_MS = 100.0

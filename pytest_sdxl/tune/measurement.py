@@ -20,7 +20,9 @@ import numpy as np
 
 from pytest_sdxl.measure.core import Group, MeasuringOptions, call_groups, measure_pipeline, seeds_for
 from pytest_sdxl.measure.records import image_psnr
-from pytest_sdxl.tune.search import Candidate, Measurement, TuneOptions, TuneResult, search
+from pytest_sdxl.tune.candidates import Candidate, Measurement, TuneResult
+from pytest_sdxl.tune.options import TuneOptions
+from pytest_sdxl.tune.search import search
 from pytest_sdxl.variants.registry import Composition
 
 if TYPE_CHECKING:
@@ -135,7 +137,7 @@ def tune_settings(
 ) -> TuneResult:
     """The search over ``names`` on the settings' model and device, every candidate measured by the core.
 
-    ``known``: an earlier call's measurements (``tune_resume.read_known``), reused instead of measured.
+    ``known``: an earlier call's measurements (``tune.resume.read_known``), reused instead of measured.
     """
     measurer = CoreMeasurer(settings, runs, rounds, report)
     return search(

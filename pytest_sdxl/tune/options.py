@@ -1,4 +1,5 @@
-"""The ``tune`` command's inputs read from text: budget, batch sizes, quality floor and candidate variants.
+"""The ``tune`` search's inputs: their defaults, ``TuneOptions`` that holds them, and the parsers that
+read them from text (budget, batch sizes, quality floor and candidate variants).
 
 Each parser returns the value or raises an error that says what was wrong and what is accepted.
 """
@@ -7,12 +8,33 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass
 
 from pytest_sdxl.errors import VariantSpecError
 from pytest_sdxl.variants.registry import BASELINE, REGISTRY, unknown_name_message
 
+DEFAULT_BEAM = 2
+DEFAULT_MARGIN = 0.03
+DEFAULT_MIN_PSNR_DB = 30.0
+DEFAULT_BATCH_SIZES = (1, 2, 4, 8, 16)
+DEFAULT_BUDGET = "10m"
 UNIT_SECONDS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0}
 BUDGET_PATTERN = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*([smh]?)")
+
+
+@dataclass(frozen=True)
+class TuneOptions:
+    """How the search searches: the beam's width, the time budget, the quality floor, the noise margin."""
+
+    beam: int = DEFAULT_BEAM
+    budget_s: float = 600.0
+    min_psnr_db: float = DEFAULT_MIN_PSNR_DB
+    margin: float = DEFAULT_MARGIN
+    batch_sizes: tuple[int, ...] = DEFAULT_BATCH_SIZES
+    # Random model weights: a lossy variant's PSNR says nothing about a real model's images.
+    random_weights: bool = False
+    # Variants whose own weights are random (tiny_vae with --tiny-vae random) even on a real model.
+    random_weight_variants: frozenset[str] = frozenset()
 
 
 def parse_budget(text: str) -> float:

@@ -1,6 +1,6 @@
 """What the ``tune`` search found: the ranked table, the two choices, the chart, and tune.json/.md/.png.
 
-The chart is drawn as ``plot.py`` draws, with matplotlib's object API on the Agg canvas.
+The chart is drawn as ``reports.chart`` draws, with matplotlib's object API on the Agg canvas.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 
 from pytest_sdxl.analysis.bottleneck import what_holds_back
 from pytest_sdxl.results.schema import encode_float, write_atomically
-from pytest_sdxl.tune.search import ESTIMATOR, RANDOM_WEIGHTS_NOTE, THROUGHPUT, Candidate, TuneResult
+from pytest_sdxl.tune.candidates import ESTIMATOR, RANDOM_WEIGHTS_NOTE, THROUGHPUT, Candidate, TuneResult
 
 # Lines on the chart: more than a few compositions make it unreadable.
 CHART_LINES = 4

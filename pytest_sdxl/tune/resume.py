@@ -18,7 +18,7 @@ from typing import Any
 
 from pytest_sdxl.errors import SettingsError
 from pytest_sdxl.results.schema import optional_float
-from pytest_sdxl.tune.search import OK, REJECTED, Measurement
+from pytest_sdxl.tune.candidates import OK, REJECTED, Measurement
 from pytest_sdxl.variants.registry import BASELINE
 
 # Settings and tune options a measurement depends on.
