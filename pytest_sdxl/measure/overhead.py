@@ -4,7 +4,7 @@ One pipeline, one process, two ways of timing the same generations, in alternati
 round so drift and warm-up hit both alike:
 
 - ``raw``: a bare loop of the pipeline calls with one synchronization at each end (the truth);
-- ``core``: ``measurement.TimedLoop`` (what ``run``, the plugin and asv report).
+- ``core``: ``core.TimedLoop`` (what ``run``, the plugin and asv report).
 
 The ratio core / raw (the harness's whole cost) is the median of the per-round ratios, with a
 95 % interval of the ratio of geometric means. The stage split and the device signals come from

@@ -2,7 +2,7 @@
 
 One pipeline of the chosen variant is built once. A trial measures it through the measurement core
 (``runs`` runs of at least ten timed calls, then the profiled passes) unchanged, and once with each
-injected slowdown; ``comparison.compare_results`` then judges, signal by signal, the previous
+injected slowdown; ``analysis.comparison.compare_results`` then judges, signal by signal, the previous
 unchanged measurement against this trial's unchanged one (a false alarm when anything is flagged)
 and against each injected one (a detection when the signal is flagged). Injections, sized from a
 calibration of the unchanged pipeline:
@@ -12,7 +12,7 @@ calibration of the unchanged pipeline:
   (a slower kernel). On a CPU it is CPU work, and only wall time can see it.
 
 All measurements of a trial come from one process, so the process-to-process drift of a real
-``compare`` between two CI runs is not in these rates; ``docs/results`` says what it adds.
+``compare`` between two CI runs is not in these rates (method page, 'Detection power', says what it adds).
 """
 
 from __future__ import annotations
@@ -39,8 +39,8 @@ POWER_SIGNALS = ("avg_gen_s", "wall_ratio", "kernel_ms", "kernels")
 # absolute wall time is shown beside them without diluting it.
 POWER_GATE = tuple(signal for signal in POWER_SIGNALS if signal in DEFAULT_GATE)
 # Profiled passes a measurement: kernel time moves well under 1 % from pass to pass, so three a side
-# judge it (a 2 % device-side slowdown: 10 of 10 with three runs, docs/results/measurement), and the
-# passes beyond cost seconds each across many measurements, time the wall signal needs for its rounds.
+# judge it (a 2 % device-side slowdown was flagged 10 times in 10 with three; method page, 'Profiled
+# passes'), and each pass beyond costs seconds over many measurements, time the wall signal needs.
 POWER_PROFILED_RUNS = 3
 
 

@@ -1,7 +1,8 @@
-"""The notes' protocol: per variant, R runs of load, first generation and timed generations.
+"""The reference protocol: per variant, R runs of load, first generation and timed generations.
 
-One run, as in the notes' Run 1..3: a fresh load of every component (never the in-process
-cache) plus applying the variant is **Load Time**; the first prompt's generation is **Init Gen
+The protocol of the SDXL-Turbo optimization write-up (on an RTX 3060 Ti) this project started from:
+1 + 4 prompts, 3 runs. One run, a fresh process there: a fresh load of every component (never the
+in-process cache) plus applying the variant is **Load Time**; the first prompt's generation is **Init Gen
 Time**; then the measurement core (``pytest_sdxl.measure.core``) warms every shape the timed calls
 use and times at least ten calls over the other prompts, one pipeline call each (or one call for
 all of them in batch mode): **Avg Gen Time** per image (mean and median). **Total Time** is load,
@@ -56,7 +57,7 @@ def check_prompt_count(settings: Settings) -> None:
 
 
 def forget_compiled_graphs() -> None:
-    """Drop torch.compile's in-process caches so each run compiles afresh, like the notes' new process."""
+    """Drop torch.compile's in-process caches so each run compiles afresh, as a new process would."""
     dynamo = sys.modules.get("torch._dynamo")
     if dynamo is not None:
         dynamo.reset()
@@ -188,7 +189,7 @@ def run_variant(
     baseline_images: np.ndarray | None = None,
     progress: Progress | None = None,
 ) -> VariantRecord:
-    """The notes' protocol for one variant: ``settings.runs`` runs, each from a fresh load."""
+    """The reference protocol for one variant: ``settings.runs`` runs, each from a fresh load."""
     return measure_variant(settings, composition, baseline_images, progress)[0]
 
 

@@ -4,7 +4,7 @@ A matrix of every variant outlasts a CI job's or a device command's time limit. 
 keeps every variant it finished (results.json, marked partial); ``--resume`` picks up from there. It
 keeps the earlier records as they are and measures the requested variants that have no record yet.
 A variant that was skipped or failed has a record too: it is kept, not retried. Earlier records must
-come from the same workload on the same kind of card (the checks of ``results_merge``). A mismatch
+come from the same workload on the same kind of card (the checks of ``results.merge``). A mismatch
 stops the run before anything is measured and names each difference.
 """
 

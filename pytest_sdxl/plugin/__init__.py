@@ -319,7 +319,7 @@ def benchmarks_switched_off(config: pytest.Config) -> bool:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-    """The notes' tables, before pytest-benchmark's table and its regression verdict, which ends the output."""
+    """The reference protocol's tables, before pytest-benchmark's table and its regression verdict, which end it."""
     state = config.stash.get(STATE_KEY, None)
     if state is None:
         return

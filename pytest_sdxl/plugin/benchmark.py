@@ -4,7 +4,7 @@ pytest-benchmark drives the core's timed loop (its pedantic mode runs the core's
 one benchmark sample), so a variant's pytest-benchmark figures, the session's tables and
 ``--sdxl-report`` come from the same calls the protocol times. The rounds are split into
 ``--sdxl-runs`` runs of at least ten timed calls each, the unit a run-aware comparison treats as
-independent. ``extra_info`` gets the notes' figures, the stage split and the device signals.
+independent. ``extra_info`` gets the reference protocol's figures, the stage split and the device signals.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 
 class VariantBenchmark:
-    """Times a warmed variant pipeline with pytest-benchmark and records the notes' figures."""
+    """Times a warmed variant pipeline with pytest-benchmark and records the reference protocol's figures."""
 
     def __init__(
         self,
@@ -108,7 +108,7 @@ class VariantBenchmark:
             for run in measured.runs:
                 run.psnr_db = math.inf  # the baseline is its own reference
         # The variant's share of the session's wall clock: its build, first generation and every run. The shared
-        # components' load is the session's, once per model, so it is left out (the notes' Load Time has it).
+        # components' load is the session's, once per model, so it is left out (the protocol's load time has it).
         measure_s = self.warm_up.build_s + self.warm_up.init_gen_s + time.perf_counter() - started
         self.state.record_runs(pipeline.id, pipeline.composition.kind, measured.runs, measured.note, measure_s)
         self.benchmark.extra_info.update(self.extra_info(measured, images_per_round))

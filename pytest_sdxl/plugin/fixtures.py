@@ -97,7 +97,7 @@ def sdxl_benchmark(
 
 
 def warm_pipeline(state: SessionState, components: Components, composition: Composition) -> VariantPipeline:
-    """Build a variant's pipeline and generate the first prompt once (the notes' Load and Init Gen).
+    """Build a variant's pipeline and generate the first prompt once (the protocol's load and first generation).
 
     A variant that cannot run here is skipped with its reason; one that fails (out of memory, a
     bad image) fails with a one-line reason after its memory is freed.

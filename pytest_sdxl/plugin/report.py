@@ -21,7 +21,7 @@ from pytest_sdxl.plugin.state import SessionState
 
 
 def stop_reason(session: pytest.Session) -> str:
-    """Why the session stopped before its last test (results.PARTIAL_REASONS), or "" when it ran them all."""
+    """Why the session stopped before its last test (results.schema.PARTIAL_REASONS), or "" when it ran them all."""
     if session.exitstatus == pytest.ExitCode.INTERRUPTED:
         return "interrupted"  # under xdist, -x and --maxfail also end the controller this way
     if session.shouldfail or session.shouldstop:

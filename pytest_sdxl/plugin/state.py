@@ -4,7 +4,7 @@ The resolved settings, how each variant's pipeline was built and warmed (load an
 generation times), what each variant's benchmark measured, how each variant ended (ok,
 skipped, failed), why benchmark tests were skipped and which variants the session planned.
 After each test and at the end of the session this becomes a ``ResultSet``; the tables and
-files made of it belong to ``reports`` and ``plugin_report``. Standard library only at import time.
+files made of it belong to ``reports`` and ``plugin.report``. Standard library only at import time.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ class WarmUp:
     """How one variant's pipeline was built and warmed, once per session.
 
     ``components_load_s`` is the shared components' load (once per source, counted for every
-    variant as the notes' Load Time counts it); ``build_s`` assembles this variant's pipeline.
+    variant as the reference protocol's load time counts it); ``build_s`` assembles this variant's pipeline.
     """
 
     variant: str
@@ -46,7 +46,7 @@ class SessionState:
 
     settings: Settings
     warm_ups: dict[str, WarmUp] = field(default_factory=dict)
-    # Variant id -> its record (results.VariantRecord), in the order variants first ended.
+    # Variant id -> its record (results.schema.VariantRecord), in the order variants first ended.
     records: dict[str, VariantRecord] = field(default_factory=dict)
     # The baseline's images of the timed prompts, for every other variant's PSNR.
     reference_images: Any = None
@@ -108,7 +108,7 @@ class SessionState:
         return [variant for variant in self.planned if variant not in self.records]
 
     def result_set(self, machine: dict[str, Any], partial: str = "") -> ResultSet:
-        """The session's results; ``partial`` (results.PARTIAL_REASONS) says why planned variants may be missing."""
+        """The session's results; ``partial`` (``results.schema.PARTIAL_REASONS``) says why variants may be missing."""
         from pytest_sdxl.results.schema import ResultSet, settings_as_dict
 
         settings = settings_as_dict(self.settings)

@@ -65,7 +65,7 @@ class DeviceSignals:
     not_applicable: str = ""
     # Matrix FLOPs of one image by stage (text_encode, unet, vae_decode; other when any falls outside).
     stage_flops: dict[str, float] = field(default_factory=dict)
-    # The card's measured matrix peak (matrix_peak.py) in the run's dtype, or why there is none.
+    # The card's measured matrix peak (measure.matrix_peak) in the run's dtype, or why there is none.
     matrix_peak_tflops: float | None = None
     matrix_peak_not_applicable: str = ""
 
@@ -76,7 +76,7 @@ class DeviceSignals:
 
 @dataclass
 class RunRecord:
-    """One run of the notes' protocol: a fresh load, a first generation, then the timed ones.
+    """One run of the reference protocol: a fresh load, a first generation, then the timed ones.
 
     Times in seconds; ``gen_s`` holds seconds per image of each timed generation after the first
     (a batch call gives one sample: its time divided by its images). ``stages`` holds milliseconds
@@ -97,17 +97,17 @@ class RunRecord:
     # Untimed calls made before the timed ones, so every shape they use was seen (and captured) first.
     warmup_calls: int = 0
     device: DeviceSignals | None = None
-    # The side-by-side reference (measurement.side_by_side_reference) and its per-image samples,
+    # The side-by-side reference (measure.core.side_by_side_reference) and its per-image samples,
     # timed in rounds alternating with this run's own: their ratio cancels what the machine does.
     reference: str = ""
     reference_gen_s: list[float] = field(default_factory=list)
     # [variant minimum, reference minimum] of each block of consecutive rounds in this run
-    # (measurement.WALL_BLOCK_SAMPLES): the units of the host-adjusted wall comparison.
+    # (measure.records.WALL_BLOCK_SAMPLES): the units of the host-adjusted wall comparison.
     wall_blocks: list[list[float]] = field(default_factory=list)
-    # Joules the GPU drew per image over this run's own timed calls (energy.py), or why there is no figure.
+    # Joules the GPU drew per image over this run's own timed calls (measure.energy), or why there is no figure.
     energy_j_per_image: float | None = None
     energy_not_applicable: str = ""
-    # What this run's first generation found in the compile cache (compile_cache.CacheUse.describe): the
+    # What this run's first generation found in the compile cache (machine.compile_cache.CacheUse.describe): the
     # protocol compiles afresh in every run, so its runs can go from cold to warm; "" where nothing compiled.
     compile_cache: str = ""
 
@@ -119,7 +119,7 @@ class RunRecord:
         return min(self.gen_s) / min(self.reference_gen_s)
 
     def metric(self, name: str) -> float:
-        """A metric by its notes name (``total_s``, ``load_s``, ``init_gen_s``, ``avg_gen_s``, ...)."""
+        """A metric by its name in the tables (``total_s``, ``load_s``, ``init_gen_s``, ``avg_gen_s``, a stage key)."""
         if name in STAGE_KEYS or name in self.stages:
             return float(self.stages.get(name, math.nan))
         value = getattr(self, name)
@@ -138,7 +138,7 @@ class VariantRecord:
     # What a reader must know to read the figures (no effect at batch 1, cache hits on repeated prompts).
     note: str = ""
     # For a compiled variant, what its first generation found in the persistent compile cache
-    # (compile_cache.CacheUse.describe: cold, warm or partly warm); "" where nothing compiled.
+    # (machine.compile_cache.CacheUse.describe: cold, warm or partly warm); "" where nothing compiled.
     compile_cache: str = ""
     # Seconds the harness spent on the variant, every run from build to profiled pass: its share of a
     # matrix's wall time, added up the same way over lanes and over resumed runs. None where not timed.

@@ -1,7 +1,7 @@
 """The ``tune`` search's measuring function: each candidate built from shared components and timed by the core.
 
 Components are built or loaded once; each candidate gets its own ``VariantPipeline`` (sharing what it
-does not change), measured by ``measurement.measure_pipeline`` (warm-up, ``runs`` runs of timed
+does not change), measured by ``measure.core.measure_pipeline`` (warm-up, ``runs`` runs of timed
 rounds, the stage split for peak memory, one profiled pass for kernel time), then closed so the
 next candidate starts with its GPU memory back.
 
@@ -29,8 +29,8 @@ if TYPE_CHECKING:
     from pytest_sdxl.settings import Settings
 
 # Profiled passes a candidate: one. Kernel time moves well under 1 % from pass to pass, enough to rank
-# candidates, and each pass costs seconds on an H100: with three, a 4-minute search on one measured only
-# single variants (docs/results/2026-11-27b).
+# candidates, and each pass costs seconds on a large GPU: with three, a 4-minute search measured only
+# single variants (method page, 'Profiled passes').
 TUNE_PROFILED_RUNS = 1
 
 
