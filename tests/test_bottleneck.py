@@ -21,7 +21,7 @@ def stages(unet_share_of_peak: float | None) -> list[StageRoofline]:
 
 
 def test_an_eager_one_step_variant_is_launch_bound_with_its_host_time() -> None:
-    # The H100's eager baseline: 46 ms of kernels in 112 ms of wall time (docs/results/2026-11-27b).
+    # An eager baseline on a fast GPU: 46 ms of kernels in 112 ms of wall time.
     verdict = what_holds_back(112.2, 46.0, stages(0.1))
     assert verdict.startswith("launch-bound: GPU busy 41.0% (46.0 kernel ms of 112.2 wall ms per image)")
     assert "66.2 ms per image is the host launching kernels" in verdict
@@ -57,7 +57,7 @@ def test_once_gpu_bound_the_busiest_stage_is_placed_on_the_roofline(share: float
 
 
 def test_a_busy_fraction_just_under_a_band_edge_is_not_printed_as_the_edge() -> None:
-    # The batch-16 winner on an H100 (2026-11-27h): 4.59 kernel ms of 5.74 wall ms, 79.9 % busy.
+    # A fast batch-16 composition: 4.59 kernel ms of 5.74 wall ms, 79.9 % busy.
     verdict = what_holds_back(5.745, 4.59, [])
     assert verdict.startswith("partly launch-bound: GPU busy 79.9% (4.6 kernel ms of 5.7 wall ms per image)")
 

@@ -108,7 +108,7 @@ def test_a_slower_variant_beside_an_unchanged_reference_fails_the_gate() -> None
 
 @pytest.mark.parametrize(("slowdown", "verdict"), [(1.05, "regressed"), (1.01, "unchanged")])
 def test_a_slowdown_of_the_wall_threshold_is_caught_and_one_well_inside_is_not(slowdown: float, verdict: str) -> None:
-    # Per-run ratios of minima steady to under 1 %, as the batch-over-loop ratio was on an H100 (REFERENCE.md).
+    # Per-run ratios of minima steady to under 1 %, as on a quiet GPU (method page, "Minima, not medians").
     comparisons = compare_results(
         ResultSet(variants=[measured_variant(1, noise_share=0.01)]),
         ResultSet(variants=[measured_variant(2, slowdown=slowdown, noise_share=0.01)]),

@@ -53,8 +53,9 @@ def simulated_measurement(
 ) -> list[list[float]]:
     """Runs of (variant min, reference min) on a host whose speed drifts from run to run.
 
-    As on the H100 (docs/results/2026-11-27b): the reference is 27 ms per image on a fast host and up to
-    30 % slower on a slow one, and the variant (11 ms) rises by ``elasticity`` of the reference's share.
+    Shaped like a batch path on a fast GPU (the user guide's method page, "Blocks of rounds and the
+    host-adjusted wall test"): the reference is 27 ms per image on a fast host and up to 30 % slower on
+    a slow one, and the variant (11 ms) rises by ``elasticity`` of the reference's share.
     """
     level = rng.choice([1.0, 1.0, 1.05, 1.15])  # the host's state over this whole measurement
     pairs = []

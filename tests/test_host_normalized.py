@@ -41,7 +41,7 @@ def test_at_the_fixed_host_speed_it_is_the_plain_ratio(
 
 
 def test_a_plain_ratio_that_moved_with_the_host_does_not_move_here() -> None:
-    # Shaped like the batch path on an H100 (2026-11-27): 7.4 of 10.9 ms in kernels, its one-by-one
+    # Shaped like a batch path on a fast GPU: 7.4 of 10.9 ms in kernels, its one-by-one
     # reference 14.7 of 26.3 ms; then a host 20 % slower.
     quick = host_normalized_ratio(10.9e-3, 7.4e-3, 26.3e-3, 14.7e-3)
     slow_own, slow_reference = 7.4e-3 + 1.2 * 3.5e-3, 14.7e-3 + 1.2 * 11.6e-3

@@ -17,7 +17,7 @@ from pytest_sdxl.variants.registry import parse
 
 CPU = torch.device("cpu")
 
-# Parameter counts of stabilityai/sdxl-turbo and madebyollin/taesdxl (REFERENCE.md).
+# Parameter counts of the published stabilityai/sdxl-turbo and madebyollin/taesdxl weights.
 SDXL_TURBO_PARAMETERS = {
     "unet": 2_567_463_684,
     "vae": 83_653_863,

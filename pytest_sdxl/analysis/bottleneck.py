@@ -4,17 +4,19 @@ From figures the measurement already has (no new measurement):
 
 - the **busy fraction**, GPU kernel time over wall time per image. Below ``LAUNCH_BOUND_BELOW`` the
   GPU idles most of the time, waiting for the host: the variant is launch-bound, and what helps is
-  fewer launches (a CUDA graph, compilation) or more work per launch (a bigger batch). Eager one-step
-  SDXL-Turbo is busy 16-40 % on an H100 (docs/results/measurement). Up to ``GPU_BOUND_FROM`` it is
-  partly launch-bound: both sides matter.
+  fewer launches (a CUDA graph, compilation) or more work per launch (a bigger batch); eager one-step
+  SDXL-Turbo is launch-bound on a fast GPU. Up to ``GPU_BOUND_FROM`` it is partly launch-bound: both
+  sides matter.
 - once GPU-bound, the **stage with the most kernel time** and its share of the card's measured matrix
-  peak (``serving_metrics.StageRoofline``). Under ``NEAR_ROOF_FROM`` the stage's kernels are far from
+  peak (``serving.StageRoofline``). Under ``NEAR_ROOF_FROM`` the stage's kernels are far from
   the matrix units' roof: memory traffic or small kernels hold it, not arithmetic. From it on the
   stage is compute-heavy, and the verdict says how far under the measured peak it still is. The roofline here
   has no memory side (traffic is not measured), so the verdict says "memory or small kernels", not
   one of them.
 
 Each verdict is a sentence with its figures, and "n/a" with the reason where a figure is missing.
+The three bounds are chosen to separate groups of measured busy fractions and peak shares, not
+measured constants themselves (the user guide's method page, "What holds a variant back").
 Standard library only.
 """
 

@@ -7,7 +7,7 @@ Each signal has its own rule, and each verdict names the statistic it rests on:
 - ``kernel_ms`` (the GPU's summed kernel time per image) is steady to well under 1 %: its own
   threshold, 2 % by default;
 - ``wall_ratio`` (the variant's wall time beside its side-by-side reference,
-  ``measurement.side_by_side_reference``, timed in alternating rounds in the same process) is judged on
+  ``measure.core.side_by_side_reference``, timed in alternating rounds in the same process) is judged on
   blocks of rounds by the host-adjusted test (``host_adjusted``): the ratio new / base of the variant's
   minimum at equal reference speed, which cancels what the machine does: threshold 5 %;
 - ``avg_gen_s`` (wall time per image) follows the host: compared on each run's **minimum** by
@@ -15,23 +15,24 @@ Each signal has its own rule, and each verdict names the statistic it rests on:
 - ``init_gen_s``, ``load_s``, ``total_s`` and ``peak_gpu_mem_gb``: one value per run.
 
 Which signals can fail a comparison is the ``gate`` (default: kernel launches, kernel time, the
-side-by-side wall ratio and peak memory). The others are judged and shown but only inform: on an
-H100 the absolute wall minima of unchanged variants moved up to 8 % between two processes
-(docs/results/measurement), more than any threshold worth gating on.
+side-by-side wall ratio and peak memory). The others are judged and shown but only inform: the
+absolute wall minima of unchanged variants move several percent between two processes, more than
+any threshold worth gating on (the user guide's method page, "Absolute wall time between processes").
 
 Samples within a run are not independent, so a run is the unit: each run is reduced to its
-statistic, then Welch's t test on the logarithms of the per-run statistics (``statistics.compare_runs``)
+statistic, then Welch's t test on the logarithms of the per-run statistics (``stats.compare_runs``)
 gives the ratio of geometric means, its 95 % interval (never below zero) and the p-value. The wall
 ratio's units are blocks of rounds instead, since its fit takes the host's speed out of each block
-(``host_adjusted``; its false-alarm rate on a GPU is measured in docs/results/2026-11-27b). The
-p-values of every gated comparison in the report are Holm-adjusted together, since many variants and
-signals are tested at once (the informing ones form a family of their own). A change is a
-regression only when it is large enough and significant at ``alpha`` after the adjustment. A
-threshold names the smallest change the gate must catch, so the estimate must pass ``FLAG_SHARE``
-(half) of it: a 5 % wall threshold flags a significant change above 2.5 %, and a 5 % slowdown is not
-left to a coin toss at the bound. With fewer than two runs on a side the verdict is ``insufficient
-data`` (one load time per plugin session can never reach alpha). A variant that ran before and fails
-now is a regression; one that is skipped now is not.
+(``host_adjusted``; its detection and false-alarm rates: the method page, "Blocks of rounds and the
+host-adjusted wall test"). The p-values of every gated comparison in the report are Holm-adjusted
+together, since many variants and signals are tested at once (the informing ones form a family of
+their own). A change is a regression only when it is large enough and significant at ``alpha`` after
+the adjustment. A threshold names the smallest change the gate must catch, so the estimate must pass
+``FLAG_SHARE`` (half) of it: a 5 % wall threshold flags a significant change above 2.5 %, and a 5 %
+slowdown is not left to a coin toss at the bound (the method page, "Flagging past half the
+threshold"). With fewer than two runs on a side the verdict is ``insufficient data`` (one load time
+per plugin session can never reach alpha). A variant that ran before and fails now is a regression;
+one that is skipped now is not.
 """
 
 from __future__ import annotations
@@ -45,12 +46,12 @@ from pytest_sdxl.analysis.stats import RUN_STATISTICS, compare_runs, count_runs,
 from pytest_sdxl.results.schema import ResultSet, VariantRecord
 
 DEFAULT_THRESHOLD = 0.05
-# Unchanged kernel time moved at most 0.5 % between two processes over 12 variants on an H100
-# (docs/results/measurement): a 2 % slowdown, flagged past 1 %, stands clear of that.
+# Unchanged kernel time moves at most about 0.5 % between processes (the user guide's method page,
+# "Kernel time between processes"): a 2 % slowdown, flagged past 1 %, stands clear of that.
 DEFAULT_KERNEL_THRESHOLD = 0.02
 # A threshold is the smallest change the gate is sized to catch, so a change is flagged once its
 # estimate passes this share of it: a bound *at* the threshold flags a change of exactly that size
-# half the time at best (a 2 % device-side slowdown was caught in 2 of 10 trials with the bound at 2 %).
+# half the time at best (the method page, "Flagging past half the threshold").
 FLAG_SHARE = 0.5
 DEFAULT_ALPHA = 0.05
 DEFAULT_WALL_STATISTIC = "min"

@@ -1,12 +1,12 @@
 """The wall gate's test: a variant's wall time, new over base, at the same speed of the host.
 
-Each run times the variant beside its side-by-side reference (``measurement.side_by_side_reference``)
+Each run times the variant beside its side-by-side reference (``measure.core.side_by_side_reference``)
 in alternating rounds, and each block of those rounds keeps both sides' minima. The plain ratio of
 minima assumes the two sides slow down in proportion when the host does. They do not: the sides
-differ in how much of their wall time is the CPU launching kernels. On an H100 the batch path (11 ms
-per image) rose about 0.75 % for each 1 % its one-by-one reference (27 ms per image) rose, so a host
-that was 10 % slower for half a minute moved the ratio of minima about 2.5 %, and unchanged
-measurements in one process spread 5 % (docs/results/2026-11-27b).
+differ in how much of their wall time is the CPU launching kernels, so a batch path can rise three
+quarters as much as its one-by-one reference when the host slows, and a host slower for half a minute
+moves the plain ratio by several percent (the user guide's method page, "Blocks of rounds and the
+host-adjusted wall test").
 
 So the comparison fits the analysis of covariance
 
@@ -20,7 +20,8 @@ standard error grows when the two sides ran at different host speeds, where the 
 Where the references did not vary within either side, the slope cannot be estimated: the test then
 falls back to ``b = 1`` and says so.
 
-Pure Python, like ``statistics``; the tests check it against a least-squares fit.
+The fit is a few sums (scipy.stats has no analysis of covariance); its t distribution is scipy's,
+through ``stats.t_on_logarithms``. The tests check it against a least-squares fit.
 """
 
 from __future__ import annotations
@@ -63,8 +64,8 @@ def compare_host_adjusted(
 ) -> RunComparison:
     """New over base for the variant's wall time at equal reference speed; blocks as [own min, reference min].
 
-    A block is a stretch of consecutive rounds (``measurement.wall_blocks``), or a whole run in a results
-    file written before blocks were kept.
+    A block is a stretch of consecutive rounds (``measure.records.wall_blocks``), or a whole run where a
+    results file holds no blocks.
     """
     base_points, new_points = log_pairs(base, "base"), log_pairs(new, "new")
     short = [

@@ -2,8 +2,8 @@
 
 ``compare`` and ``power`` remove the host's speed with a fit over many blocks of two measurements
 (``host_adjusted``). asv cannot: it judges one number a commit, each from a fresh process, and the
-plain ratio of minima moved 6.8 % between two fresh processes with nothing changed (one H100,
-2026-11-27). Why: the two sides are not equally host-bound, so the host's speed does not cancel.
+plain ratio of minima moves several percent between two fresh processes with nothing changed. Why:
+the two sides are not equally host-bound, so the host's speed does not cancel.
 
 The model: a call's wall time is the GPU's kernel time (steady to 0.1-0.2 % on a GPU) plus the time
 the GPU waits for the host (``idle``), and the host's speed scales the idle time of both sides
@@ -12,22 +12,12 @@ can be restated at one fixed host speed: the one at which the reference waits ex
 time. The result keeps the wall-time scale of the plain ratio (a batch path 5 % slower reads about
 6 % higher) while its host-speed drift is divided out.
 
-On the raw samples of four `power` files of 2026-11-27 (the batch path of
-``tiny_vae+cuda_graph+cached_embeds``, four H100 machines, 23 unchanged and 19 host-slowed
-measurements; ``tools/host_normalized_reading.py``, a re-reading of measured data, not a new
-measurement), the unchanged values spanned 2.0 % against the plain ratio's 5.3 %. Judged pairwise
-as ``asv compare --factor 1.03`` would, they raised no false alarm in 506 pairs where the plain
-ratio raised 20, and flagged all 437 slowed pairs where the plain ratio flagged 405.
-
-Measured between commits it falls short: asv's rule over 12 trials on four H100s at once
-(2026-11-27d) flagged a 5 % slower batch path in 9 of 12 and an unchanged commit in 3 of 12 at
-factor 1.03. Fresh processes differ by about 4.2 % with nothing changed, and the kernel-time
-normalization does not remove that. Pinned to two CPUs a process (``asv --cpu-affinity``,
-2026-11-27f) fresh processes of this ratio differed by 0.26-0.96 % in a loop of processes and
-asv's rule gave 10 of 12 flagged and 2 of 12 false alarms: closer, still short of 9 in 10 with at
-most 1 in 10. ``compare`` over the plugin's runs is the gate for host-side slowdowns. Where the GPU
-is busy 80 % of the time or more (``graph_pipeline``) the reference's idle time is small and this
-ratio spreads more than the plain one (4.9 % against 1.1-1.3 % pinned).
+What it achieves, measured (the user guide's method page, "The host-normalized ratio for asv"): on
+re-read samples of host-slowed and unchanged runs it spreads less than half as much as the plain
+ratio and raises far fewer false alarms; between commits on a shared host it still falls short of
+asv's bar, so ``compare`` over the plugin's runs stays the gate for host-side slowdowns. Where the
+GPU is busy 80 % of the time or more the reference's idle time is small, and this ratio spreads more
+than the plain one.
 
 Standard library only.
 """

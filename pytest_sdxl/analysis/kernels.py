@@ -6,7 +6,7 @@ GPU kernels under ``"cat": "kernel"``, their host-side launches under ``"cuda_ru
 ``"cuda_driver"`` with the same ``args.correlation``, and ``record_function`` ranges as
 ``"user_annotation"`` on the CPU timeline and ``"gpu_user_annotation"`` on the GPU timeline.
 
-The profiled pass (``profiling.py``) names its ranges ``sdxl:call#<i>`` around each call and
+The profiled pass (``measure.profiling``) names its ranges ``sdxl:call#<i>`` around each call and
 ``sdxl:<stage>`` around each stage; a kernel belongs to the call and the innermost stage whose
 CPU range holds its launch. Pure standard library: reading a trace never imports torch.
 """

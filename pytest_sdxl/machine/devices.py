@@ -53,7 +53,7 @@ def resolve_device(name: str) -> torch.device:
             )
         # The process measures on this GPU alone: make it the current one, which CUDA events, graph
         # capture and cuDNN handles use when no device is named (an xdist worker pinned to cuda:1
-        # recorded its timing events on cuda:0 and could not read them, seen on two H100s).
+        # would record its timing events on cuda:0 and could not read them).
         torch.cuda.set_device(device)
     return device
 

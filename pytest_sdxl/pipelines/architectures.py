@@ -6,7 +6,7 @@ VAE); building them on the meta device gives exactly the real parameter counts.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from pytest_sdxl.pipelines.clip_tokenizer import END_OF_TEXT_ID, START_OF_TEXT_ID
@@ -27,7 +27,6 @@ class Architecture:
     # Random weights are multiplied by this so that half-precision activations stay finite.
     weight_scale: float = 1.0
     seed: int = 0
-    notes: tuple[str, ...] = field(default_factory=tuple)
 
 
 SCHEDULER = {

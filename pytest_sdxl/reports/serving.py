@@ -142,7 +142,7 @@ def roofline_table(result_set: ResultSet) -> list[str]:
 def peak_notes(peaks: dict[float, list[str]]) -> list[str]:
     """The measured peak; where variants were measured against different ones, which against which.
 
-    Each process measures the peak of the card it runs on (matrix_peak.py). A report resumed on another
+    Each process measures the peak of the card it runs on (``measure.matrix_peak``). A report resumed on another
     machine of the same card holds two peaks, and its shares are each against their own.
     """
     if len(peaks) <= 1:
@@ -183,8 +183,8 @@ def fitted(
 ) -> list[str]:
     """The table without the columns n/a for every variant, fitted to the terminal, then its notes.
 
-    Why each figure is n/a is already in the notes, per variant: the line for the dropped columns
-    points there rather than repeat it.
+    Why each figure is n/a is already in the lines under the table, per variant: the line for the
+    dropped columns points there rather than repeat it.
     """
     dropped = empty_columns(header, rows)
     kept_groups = [group for name, group in zip(header, groups or header, strict=True) if name not in dropped]

@@ -104,9 +104,9 @@ class VariantPipeline:
     def restore_shared_vae_precision(self) -> None:
         """Cast the shared VAE back when a call failed between diffusers' upcast and its cast back.
 
-        diffusers casts a float16 VAE to float32 around each decode; a failure inside the decode (seen
-        with a strictly pinned attention backend on an H100) left the shared VAE in float32, and every
-        later variant then failed on mixed precisions.
+        diffusers casts a float16 VAE to float32 around each decode; a failure inside the decode (a
+        strictly pinned attention backend, for one) leaves the shared VAE in float32, and every later
+        variant would then fail on mixed precisions.
         """
         shared = self.components.modules.get("vae")
         if self.pipe is not None and self.pipe.vae is shared and shared.dtype != self.components.dtype:
@@ -279,8 +279,8 @@ def plain_tensors(tensor: Any) -> list[Any]:
     """The tensors that hold a tensor's memory: itself, or a wrapper subclass's inner tensors.
 
     A quantized weight (torchao's int8 and float8 tensors) is a wrapper with no storage of its own;
-    asking for one raises "invalid python storage" (quant_int8 and quant_fp8 failed so on an H100,
-    2026-11-27). Its memory is in the tensors ``__tensor_flatten__`` names, wrappers themselves maybe.
+    asking for one raises "invalid python storage" (quant_int8 and quant_fp8 would fail so). Its memory
+    is in the tensors ``__tensor_flatten__`` names, wrappers themselves maybe.
     """
     from torch.utils._python_dispatch import is_traceable_wrapper_subclass
 

@@ -159,7 +159,8 @@ BUILTIN: tuple[Variant, ...] = (
         details="the linear layers of the UNet's attention blocks, activations and weights",
         apply=quantization.quantize_int8,
         needs_packages=("torchao",),
-        # int8 dynamic quantization cannot be captured in a CUDA graph (REFERENCE.md, "The UNet step alone").
+        # int8 dynamic quantization cannot be captured in a CUDA graph (the user guide's method page,
+        # "Quantized variants").
         conflicts=("quant_fp8", "cuda_graph", "graph_pipeline", "trace_unet"),
         mutates=("unet",),
         origin="beyond",

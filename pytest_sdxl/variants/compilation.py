@@ -57,10 +57,10 @@ def compile_pipeline(pipe: Any, context: Context) -> None:
 def compile_kernels(pipe: Any, context: Context) -> None:
     """``compile_pipeline``'s models compiled in torch.compile's default mode: inductor's kernels, no CUDA graphs.
 
-    ``compile_pipeline`` cut the GPU's work per image the most of any variant on an H100 (10.0 kernel ms
-    at batch 1 with tiny_vae and cached_embeds), but its graphs are captured model by model and the steps
-    between them run eagerly: the GPU was 40 % busy. Without graphs of their own, the compiled models can
-    sit inside one capture of the whole generation (``graph_pipeline``) or of the UNet step (``cuda_graph``).
+    ``compile_pipeline`` cuts the GPU's work per image the most, but its graphs are captured model by model
+    and the steps between them run eagerly, so the GPU still waits for the host between them. Without
+    graphs of their own, the compiled models can sit inside one capture of the whole generation
+    (``graph_pipeline``) or of the UNet step (``cuda_graph``).
     """
     compile_models(pipe, mode=None)
 
@@ -76,7 +76,7 @@ def compile_models(pipe: Any, mode: str | None) -> None:
             compiled = torch.compile(encoder, mode=mode)
             if mode == "reduce-overhead":
                 # The pipeline holds the first encoder's hidden states while the second runs, and CUDA graph
-                # trees overwrite a graph's outputs then (seen on an H100, 2026-11-26): outputs are cloned.
+                # trees overwrite a graph's outputs then: outputs are cloned.
                 compiled = outputs_cloned(encoder, compiled)
             setattr(pipe, name, compiled)
     pipe.unet = torch.compile(pipe.unet, mode=mode, fullgraph=True)

@@ -108,8 +108,9 @@ def sdpa_kernel_for(backend: str) -> AbstractContextManager[Any]:
 def sdpa_kernel_first(backend: str) -> AbstractContextManager[Any]:
     """This backend first wherever it supports the call, then the memory-efficient kernel, then math.
 
-    Strictly pinned, a generation fails on an H100: the VAE's attention has one 512-wide head, beyond
-    flash's and cuDNN's head sizes (seen 2026-11-26), so the VAE keeps the backend it has by default.
+    Strictly pinned, a generation fails: the VAE's attention has one 512-wide head, beyond flash's and
+    cuDNN's head sizes (the user guide's method page, "Attention backends and the VAE's head"), so the
+    VAE keeps the backend it has by default.
     """
     from torch.nn.attention import SDPBackend, sdpa_kernel
 

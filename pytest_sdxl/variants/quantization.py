@@ -1,8 +1,8 @@
 """torchao dynamic quantization of the UNet's linear layers: int8 and float8.
 
 torchao is optional (the variants need it and are skipped without it). Without compilation its
-dynamic quantization adds separate quantize kernels and runs at about half fp16's speed on an
-H100 (REFERENCE.md, "The UNet step alone"): measure these composed with compile_unet. Only the
+dynamic quantization adds separate quantize kernels and runs at about half fp16's speed (the user
+guide's method page, "Quantized variants"): measure these composed with compile_unet. Only the
 attention blocks' linear layers are quantized (``is_token_linear``).
 """
 
@@ -20,8 +20,8 @@ def is_token_linear(module: Any, fully_qualified_name: str) -> bool:
 
     The time and added-condition embeddings (``time_embedding``, ``add_embedding``, each resnet's
     ``time_emb_proj``) see one row per image, and int8's matrix product needs more than 16 rows:
-    quantized, they failed at batch 1 on an H100 ("self.size(0) needs to be greater than 16, but got 1",
-    2026-11-27). They are a negligible share of the UNet's FLOPs, so they stay in half precision.
+    quantized, they fail at batch 1 ("self.size(0) needs to be greater than 16, but got 1"). They are a
+    negligible share of the UNet's FLOPs, so they stay in half precision.
     """
     import torch
 
@@ -55,9 +55,9 @@ def leaving_inductor_alone(make_config: Any) -> Any:
     """torchao's config with ``set_inductor_config=False`` where it takes one, else its default.
 
     By default torchao switches on inductor's coordinate-descent tuning for the whole process when it
-    quantizes. On an H100 that kept ``quant_int8+compile_unet`` compiling for over 7 minutes
-    (2026-11-27) and would slow every variant compiled after it in the same session; the compiled
-    variants are compared at inductor's own settings.
+    quantizes: ``quant_int8+compile_unet`` then compiles for many minutes (the user guide's method
+    page, "Quantized variants"), and every variant compiled after it in the same process would slow
+    too; the compiled variants are compared at inductor's own settings.
     """
     try:
         return make_config(set_inductor_config=False)

@@ -1,7 +1,7 @@
 """The variant registry: which variants exist, composition with ``+`` and parsing of what users type.
 
-A variant is one object (``variant_definition.Variant``) carrying its apply function, needs,
-conflicts and kind. The registry holds the built-in ones (``builtin_variants``) and those added by
+A variant is one object (``definition.Variant``) carrying its apply function, needs,
+conflicts and kind. The registry holds the built-in ones (``builtin``) and those added by
 the ``pytest_sdxl_variants`` hook (``register``). A composition is a set of variants written with
 ``+`` in any order; its canonical form lists them in registry order, which is also the order they
 are applied in. This module imports no torch: the plugin parses variant options with it at start-up.
