@@ -1,4 +1,4 @@
-"""GPU state through a fake NVML: readings, throttle reasons, n/a with the reason, the comparison's sentences."""
+"""GPU state through a fake NVML: readings, throttle reasons, n/a with the reason, the sentences compare says."""
 
 from __future__ import annotations
 
@@ -10,10 +10,9 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from pytest_sdxl.machine import gpu_state
+from pytest_sdxl.machine import gpu_state, nvml
 from pytest_sdxl.machine.gpu_state import (
     NO_CUDA_DEVICE,
-    NO_PYNVML,
     NOT_RECORDED,
     GpuStateSample,
     GpuStateSummary,
@@ -23,6 +22,7 @@ from pytest_sdxl.machine.gpu_state import (
     read_gpu_state,
     summarize,
 )
+from pytest_sdxl.machine.nvml import NO_PYNVML
 
 NOT_SUPPORTED = 3
 GPU_IS_LOST = 15
@@ -197,11 +197,11 @@ def test_nvml_errors_give_na_with_the_error_and_unsupported_queries_give_none(mo
 
 
 def test_torch_index_maps_to_the_nvml_card_through_cuda_visible_devices() -> None:
-    nvml = fake_pynvml(Card())
-    assert gpu_state.nvml_handle(nvml, 0, None, {"CUDA_VISIBLE_DEVICES": "1,0"}) == 1
-    assert gpu_state.nvml_handle(nvml, 1, None, {"CUDA_VISIBLE_DEVICES": "GPU-bbbb-2222,GPU-aaaa"}) == 0
+    fake = fake_pynvml(Card())
+    assert nvml.nvml_handle(fake, 0, None, {"CUDA_VISIBLE_DEVICES": "1,0"}) == 1
+    assert nvml.nvml_handle(fake, 1, None, {"CUDA_VISIBLE_DEVICES": "GPU-bbbb-2222,GPU-aaaa"}) == 0
     with pytest.raises(LookupError):
-        gpu_state.nvml_handle(nvml, 2, None, {"CUDA_VISIBLE_DEVICES": "0,1"})
+        nvml.nvml_handle(fake, 2, None, {"CUDA_VISIBLE_DEVICES": "0,1"})
 
 
 def test_clocks_apart_beyond_the_tolerance_are_said_with_side_and_size() -> None:
