@@ -17,9 +17,9 @@ def pytest_sdxl_variants() -> Iterable[Variant] | None:
 
     Implement it in a ``conftest.py`` or in a package installed with a ``pytest11`` entry point. The
     command line (``python -m pytest_sdxl variants`` / ``run``) loads installed ``pytest11`` plugins,
-    modules named by ``-p`` or ``PYTEST_PLUGINS`` and files named by ``--conftest``. Example::
+    modules named by ``-p`` or ``PYTEST_PLUGINS`` and files named by ``--conftest``. For example:
 
-        from pytest_sdxl.variants.registry import Variant
+        from pytest_sdxl.variants import Variant
 
         def apply(pipe, context):
             # pipe is a diffusers StableDiffusionXLPipeline; components in `mutates` are private copies
