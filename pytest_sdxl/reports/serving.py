@@ -12,7 +12,7 @@ import math
 from pytest_sdxl.analysis.bottleneck import what_holds_back
 from pytest_sdxl.analysis.serving import PERCENTILES, WHOLE_CALL, energy, latency, median_or_none, roofline
 from pytest_sdxl.reports import figures
-from pytest_sdxl.reports.layout import empty_columns, fitted_tables, joined, without, wrapped
+from pytest_sdxl.reports.layout import empty_columns, fitted_tables, joined, markdown_table, without, wrapped
 from pytest_sdxl.results.schema import ResultSet, VariantRecord
 
 SERVING_HEADER = ["variant", "timed calls", *(f"p{percent} ms" for percent in PERCENTILES), "images/s", "J/image"]
@@ -174,8 +174,9 @@ def holds_back_table(result_set: ResultSet) -> list[str]:
                 what_holds_back(wall_ms, kernel, found.stages, found.whole),
             ]
         )
-    # Its last column says why a figure is n/a: every column stays.
-    return joined(fitted_tables(HOLDS_BACK_HEADER, rows)) if rows else ["no variant was measured"]
+    # Every column stays: the last says why a figure is n/a. Nor is it split: that column is a sentence,
+    # as wide on its own as the terminal on a GPU, and this table is for results.md, which renders it.
+    return markdown_table(HOLDS_BACK_HEADER, rows) if rows else ["no variant was measured"]
 
 
 def fitted(
