@@ -23,6 +23,8 @@ from pytest_sdxl.errors import VariantUnavailable
 from pytest_sdxl.variants.definition import Context
 
 BUDGET_VARIABLE = "PYTEST_SDXL_COMPILE_BUDGET"
+# Room for compile_unet's minute and a half, not for a max-autotune compile that never ends (the user
+# guide's method page, "The compile budget").
 DEFAULT_BUDGET_S = 300.0
 
 
