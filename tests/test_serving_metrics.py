@@ -24,6 +24,7 @@ from pytest_sdxl.analysis.serving import (
     serving_block,
     serving_summary,
 )
+from pytest_sdxl.machine.nvml import nvml_handle
 from pytest_sdxl.measure import energy, matrix_peak
 from pytest_sdxl.reports.serving import roofline_table
 from pytest_sdxl.reports.tables import markdown_report, session_summary_lines, write_reports
@@ -163,11 +164,11 @@ def test_a_counter_that_does_not_move_or_fails_is_never_a_zero() -> None:
 
 def test_cuda_visible_devices_maps_torch_index_to_the_nvml_card() -> None:
     nvml = fake_pynvml([])
-    assert energy.nvml_handle(nvml, 0, None, {"CUDA_VISIBLE_DEVICES": "1,0"}) == 1
-    assert energy.nvml_handle(nvml, 1, None, {"CUDA_VISIBLE_DEVICES": "GPU-bbbb-2222,GPU-aaaa"}) == 0  # a prefix
-    assert energy.nvml_handle(nvml, 1, None, {}) == 1
+    assert nvml_handle(nvml, 0, None, {"CUDA_VISIBLE_DEVICES": "1,0"}) == 1
+    assert nvml_handle(nvml, 1, None, {"CUDA_VISIBLE_DEVICES": "GPU-bbbb-2222,GPU-aaaa"}) == 0  # a prefix
+    assert nvml_handle(nvml, 1, None, {}) == 1
     with pytest.raises(LookupError):
-        energy.nvml_handle(nvml, 2, None, {"CUDA_VISIBLE_DEVICES": "0,1"})
+        nvml_handle(nvml, 2, None, {"CUDA_VISIBLE_DEVICES": "0,1"})
 
 
 # --- roofline and the measured peak ----------------------------------------------------------------

@@ -51,15 +51,15 @@ if TYPE_CHECKING:
     from pytest_sdxl.variants.registry import Composition
 
 # Timed calls a run makes at least: a batch run makes one call a round, and a run of one sample has
-# no spread, no minimum worth the name and no statistic.
+# no spread and no interval (the user guide's method page, "Timed calls per run").
 MIN_TIMED_CALLS = 10
 # Samples per side and run beside a side-by-side reference: four wall blocks, so the reference
 # protocol's three runs give twelve blocks a side.
 MIN_RATIO_SAMPLES = 4 * WALL_BLOCK_SAMPLES
 # Profiled passes a measurement makes at most, one per run from the first. Kernel time moves well
 # under 1 % from pass to pass, so five judge it, while each pass costs a profiler session (seconds on
-# a large GPU): many short runs, which the wall ratio needs on a noisy host, stay affordable (method
-# page, 'Profiled passes'). The runs past these carry no device signals.
+# a large GPU): many short runs, which the wall ratio needs on a noisy host, stay affordable (the user
+# guide's method page, "Profiled passes"). The runs past these carry no device signals.
 MAX_PROFILED_RUNS = 5
 Group = tuple[list[str], list[int]]
 # A driver runs ``count`` rounds, each after an untimed ``before`` (the side-by-side reference's
@@ -184,7 +184,7 @@ def ratio_of_minima(first: Sequence[float], second: Sequence[float]) -> float:
     """min(first) / min(second): host jitter only adds time, so each side's minimum is its steadiest figure.
 
     The batch-over-one-by-one ratio of minima from 40 alternating rounds moved 1.3 % across fresh
-    processes, where the ratio of medians moved 37 % (method page, 'Wall-time noise between processes').
+    processes, where the ratio of medians moved 37 % (the user guide's method page, "Minima, not medians").
     """
     return min(first) / min(second)
 

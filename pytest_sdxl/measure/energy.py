@@ -13,18 +13,16 @@ Without a figure the reason is kept instead of a zero: on a CPU, without ``pynvm
 ``gpu`` extra, ``nvidia-ml-py``), when NVML cannot start, finds no device for torch's, or the card
 does not support the counter. ``pynvml`` is imported only when a counter is opened.
 
-Which NVML device is torch's ``cuda:i``: torch numbers the visible devices in CUDA's order, NVML
-numbers every device in PCI bus order, so the card's UUID (from torch) names it in both. Without a
-UUID, the i-th entry of ``CUDA_VISIBLE_DEVICES`` (an NVML index or a UUID, or the prefix of one) is
-used, else NVML index i, which is right only when CUDA's order is the PCI bus order
-(``CUDA_DEVICE_ORDER=PCI_BUS_ID``) or there is one GPU. A MIG instance has no counter of its own.
+The NVML device of torch's ``cuda:i`` is found as for the GPU's state readings
+(``machine.nvml.nvml_handle``: by the card's UUID, which CUDA's and NVML's orders share). A MIG
+instance has no counter of its own.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
 from typing import Any
+
+from pytest_sdxl.machine.nvml import nvml_handle, text_of, torch_uuid
 
 ON_CPU = "n/a: cpu (no GPU energy counter)"
 NO_NVML = "n/a: no NVML (install the gpu extra: pip install 'pytest-sdxl[gpu]')"
@@ -55,60 +53,10 @@ def unsupported_reason(nvml: Any, handle: Any, error: BaseException) -> str:
         name = nvml.nvmlDeviceGetName(handle)
     except Exception:  # the name only decorates the reason
         name = "this GPU"
-    name = name.decode() if isinstance(name, bytes) else str(name)
+    name = text_of(name)
     if getattr(error, "value", None) == getattr(nvml, "NVML_ERROR_NOT_SUPPORTED", object()):
         return f"n/a: {name} has no NVML energy counter (needs Volta or newer, not a MIG instance)"
     return f"n/a: NVML energy counter of {name} cannot be read ({error})"
-
-
-def visible_entry(index: int, environment: Mapping[str, str]) -> str | None:
-    """The ``CUDA_VISIBLE_DEVICES`` entry torch's ``cuda:index`` is, or None when the variable is unset."""
-    visible = environment.get("CUDA_VISIBLE_DEVICES")
-    if visible is None:
-        return None
-    entries = [entry.strip() for entry in visible.split(",") if entry.strip()]
-    if index >= len(entries):
-        raise LookupError(f"cuda:{index} is not among CUDA_VISIBLE_DEVICES={visible!r}")
-    return entries[index]
-
-
-def handle_by_uuid(nvml: Any, uuid: str) -> Any:
-    """The NVML handle of a full UUID, or of the one device whose UUID starts with a prefix (CUDA accepts both)."""
-    try:
-        return nvml.nvmlDeviceGetHandleByUUID(uuid)
-    except nvml.NVMLError:
-        matches = []
-        for number in range(nvml.nvmlDeviceGetCount()):
-            handle = nvml.nvmlDeviceGetHandleByIndex(number)
-            known = nvml.nvmlDeviceGetUUID(handle)
-            if (known.decode() if isinstance(known, bytes) else str(known)).startswith(uuid):
-                matches.append(handle)
-        if len(matches) != 1:
-            raise LookupError(f"NVML finds {len(matches)} devices for UUID {uuid!r}") from None
-        return matches[0]
-
-
-def nvml_handle(nvml: Any, index: int, uuid: str | None, environment: Mapping[str, str] = os.environ) -> Any:
-    """The NVML handle of torch's ``cuda:index`` (see the module docstring for how it is found)."""
-    if uuid:
-        return handle_by_uuid(nvml, uuid if uuid.startswith(("GPU-", "MIG-")) else f"GPU-{uuid}")
-    entry = visible_entry(index, environment)
-    if entry is None:
-        return nvml.nvmlDeviceGetHandleByIndex(index)
-    if entry.isdigit():
-        return nvml.nvmlDeviceGetHandleByIndex(int(entry))
-    return handle_by_uuid(nvml, entry)
-
-
-def torch_uuid(index: int) -> str | None:
-    """The card's UUID as torch knows it (torch 2.1 and later), or None."""
-    import torch
-
-    try:
-        uuid = getattr(torch.cuda.get_device_properties(index), "uuid", None)
-    except Exception:  # without the UUID, CUDA_VISIBLE_DEVICES or the index still name the card
-        return None
-    return None if uuid is None else str(uuid)
 
 
 def open_counter(device: Any, uuid: str | None = None) -> tuple[EnergyCounter | None, str]:

@@ -12,7 +12,8 @@ calibration of the unchanged pipeline:
   (a slower kernel). On a CPU it is CPU work, and only wall time can see it.
 
 All measurements of a trial come from one process, so the process-to-process drift of a real
-``compare`` between two CI runs is not in these rates (method page, 'Detection power', says what it adds).
+``compare`` between two CI runs is not in these rates (the user guide's method page, "Detection power",
+says what it adds).
 """
 
 from __future__ import annotations
@@ -39,8 +40,9 @@ POWER_SIGNALS = ("avg_gen_s", "wall_ratio", "kernel_ms", "kernels")
 # absolute wall time is shown beside them without diluting it.
 POWER_GATE = tuple(signal for signal in POWER_SIGNALS if signal in DEFAULT_GATE)
 # Profiled passes a measurement: kernel time moves well under 1 % from pass to pass, so three a side
-# judge it (a 2 % device-side slowdown was flagged 10 times in 10 with three; method page, 'Profiled
-# passes'), and each pass beyond costs seconds over many measurements, time the wall signal needs.
+# judge it (a 2 % device-side slowdown was flagged in 10 trials of 10 with three: the user guide's method
+# page, "Profiled passes"), and each pass beyond costs seconds over many measurements, time the wall
+# signal needs for its rounds.
 POWER_PROFILED_RUNS = 3
 
 

@@ -26,8 +26,8 @@ if TYPE_CHECKING:
 # Samples of the variant in one wall block when a side-by-side reference is timed: each block's variant
 # and reference minima are one point of the host-adjusted wall test (analysis/host_adjusted.py). Blocks of
 # 12 batch calls caught a 5 % host-side slowdown of the batch path in 9 of 10 trials, with no false alarm
-# in 10 unchanged ones, where the ratio of minima over three runs of 30 calls caught 1 in 10 (method
-# page, 'Host-adjusted wall time').
+# in 10 unchanged ones, where the ratio of minima over three runs of 30 calls caught 1 in 10 (the user
+# guide's method page, "Blocks of rounds and the host-adjusted wall test").
 WALL_BLOCK_SAMPLES = 12
 # One timed round as split into runs: its samples, or its joules.
 Round = TypeVar("Round")

@@ -19,16 +19,16 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from pytest_sdxl.errors import SdxlError
 
 if TYPE_CHECKING:
-    from pytest_sdxl.variants.registry import Composition
+    from pytest_sdxl.results.settings_fields import RecordedSettings
 
 SCHEMA_VERSION = 2
 READABLE_VERSIONS = (1, 2)
@@ -211,42 +211,6 @@ class ResultSet:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ResultSet:
         return from_dict(data)
-
-
-class RecordedSettings(Protocol):
-    """The settings a results document records: what ``settings_as_dict`` reads of ``pytest_sdxl.settings.Settings``.
-
-    Declared here because the schema sits below the settings, which validate variant names.
-    """
-
-    @property
-    def model(self) -> str: ...
-    @property
-    def device(self) -> str: ...
-    @property
-    def dtype(self) -> str: ...
-    @property
-    def size(self) -> int | None: ...
-    @property
-    def steps(self) -> int: ...
-    @property
-    def prompts(self) -> Sequence[str]: ...
-    @property
-    def runs(self) -> int: ...
-    @property
-    def variants(self) -> Sequence[Composition] | None: ...
-    @property
-    def report(self) -> Path | None: ...
-    @property
-    def trace(self) -> Path | None: ...
-    @property
-    def seed(self) -> int: ...
-    @property
-    def tiny_vae(self) -> str: ...
-    @property
-    def fp16_vae(self) -> str: ...
-    @property
-    def compile_cache(self) -> Path | None: ...
 
 
 def settings_as_dict(settings: RecordedSettings) -> dict[str, Any]:

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 # Profiled passes a candidate: one. Kernel time moves well under 1 % from pass to pass, enough to rank
 # candidates, and each pass costs seconds on a large GPU: with three, a 4-minute search measured only
-# single variants (method page, 'Profiled passes').
+# single variants (the user guide's method page, "Profiled passes").
 TUNE_PROFILED_RUNS = 1
 
 

@@ -67,7 +67,7 @@ __all__ += [
 
 # The share of the budget kept for the throughput step when ``batch`` is a candidate: a batch-1 search
 # that may use the whole budget can end with no images-per-second figure at all, as a 4-minute search
-# on a large GPU did (method page, 'The tune budget').
+# on a large GPU did (the user guide's method page, "The tune budget").
 THROUGHPUT_SHARE = 0.25
 
 
