@@ -1,11 +1,11 @@
 """Where a compiled variant's first generation spends its time, cold or warm: one fresh process per call.
 
-Usage: python tools/compile_breakdown.py --variant tiny_vae+compile_unet --cache DIR --out FILE.json
+Usage: python lab/compile_breakdown.py --variant tiny_vae+compile_unet --cache DIR --out FILE.json
        (run it two or three times over the same --cache: the first call is cold, the next ones warm)
 
-issue 10 asks for a warm init gen of at most 10 s on an H100; `tiny_vae+compile_unet` took 27.7 s
-warm there (2026-11-27) although every compiled graph came from the cache. This tool splits that
-time so the next lever is chosen by measurement: dynamo's tracing and inductor's loading (torch's own
+A compiled variant's first generation stays long even when every compiled graph comes from the
+cache (``tiny_vae+compile_unet`` on an H100: tens of seconds warm). This splits that time so the next
+lever is chosen by measurement: dynamo's tracing and inductor's loading (torch's own
 ``compile_times``), the cache hits and misses, and the first three calls (call 1 compiles, call 2
 records the CUDA graph trees, call 3 replays). Writes FILE.json atomically and prints it.
 """

@@ -1,13 +1,35 @@
-# The whole variant matrix of docs/results (2026-11-27e's 27 variants, cpu_offload and compile_kernels), split
-# into parts that each fit one device command (600 s) on one GPU through the plugin at its defaults (3 runs),
-# from a cold compile cache, on 16 CPUs. Sourced by tools/gpu_workers.sh and tools/gpu_side_by_side.sh (PART=k).
-# Sizes from 2026-11-27i: about 85 s an eager variant (part 4 of the old split, cut after 6 of its 12 in 527 s),
-# a compiled one its cold compile plus about 70 s, cpu_offload and quant_int8 their `run` figures there (about
-# 420 s and 330 s). Each part is about 400-490 s. The baseline is in the first part only: a session without
-# it builds its PSNR reference aside, so the parts add up to the matrix measured once, and the whole matrix's
-# wall time on n GPUs is the sum of its parts'. Each variant's measure_s in a part's report is its real cost.
-# Left out, as in 2026-11-27e: compile_max_autotune (no compile within 4 minutes, 2026-11-27d), and xformers,
-# tome and vae_tiling (their wheels are not carried to the GPU machines, or lossy at 512x512 with no gain).
+# shellcheck shell=bash
+# Sourced by lab/lanes.sh and lab/steps.sh: the conventions of the one kind of host the docs' figures were
+# measured on (see lab/README.md), in one place. A GPU machine reached by a device command that stops at
+# 600 s, brings back few files from $OUT, has torch with CUDA but no diffusers and no network: the wheels
+# travel in $LAB_WHEELS and are installed once a machine into /tmp/site.
+set -uo pipefail
+LAB_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$LAB_ROOT" || exit 1
+OUT="${OUT:-$PWD/gpu-out}"
+MODEL="${MODEL:-random:sdxl-turbo}"
+LAB_WHEELS="${LAB_WHEELS:-.whl}"
+export OUT MODEL PYTHONUNBUFFERED=1 PYTHONWARNINGS=ignore
+
+# Installs the carried wheels and the project (for its pytest11 entry point) once a machine, when
+# $LAB_WHEELS exists; a machine without it is taken to have everything installed. The tree's own code
+# comes first on PYTHONPATH either way, so a lab run measures the checkout it was started from.
+lab_install() {
+    if [ -d "$LAB_WHEELS" ] && [ ! -e /tmp/site-project/.installed ]; then
+        python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
+            "$LAB_WHEELS"/*.whl || return 1
+        python3 -m pip install -q --no-deps --no-build-isolation --no-index --target /tmp/site-project . || return 1
+        touch /tmp/site-project/.installed
+    fi
+    export PYTHONPATH="$PWD:/tmp/site-project:/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
+}
+
+# The whole variant matrix split into parts that each fit one 600 s device command on one H100 with 16 CPUs,
+# through the plugin at its defaults (3 runs), from a cold compile cache. Sizes as measured there: about 85 s
+# an eager variant, a compiled one its cold compile plus about 70 s, cpu_offload about 420 s and quant_int8
+# about 330 s; each part about 400-490 s. The baseline is in the first part only: a session without it builds
+# its PSNR reference aside, so the parts add up to the matrix measured once. Left out: compile_max_autotune
+# (no compile within 4 minutes), xformers, tome and vae_tiling (not carried, or lossy at 512x512 with no gain).
 # shellcheck disable=SC2034  # read by the scripts that source this file
 MATRIX_PARTS=(
     "baseline,quant_int8+compile_unet"
@@ -21,9 +43,8 @@ MATRIX_PARTS=(
     "sdpa_flash,sdpa_cudnn,sdpa_efficient,sdpa_math,batch"
 )
 
-# Exits with status 2 and says what is accepted unless $1 names a part, or several joined by commas ("1,2":
-# one session over both, as a two-GPU session that takes two one-GPU parts in the same time does); the
-# scripts that take PART call it before they install anything.
+# Exits with status 2, saying what is accepted, unless $1 names a part or several joined by commas ("1,2":
+# one session over both).
 require_part() {
     local part
     [[ "$1" =~ ^[0-9]+(,[0-9]+)*$ ]] || refuse_part "$1"
@@ -33,7 +54,7 @@ require_part() {
 }
 
 refuse_part() {
-    echo "PART=$1: give a part from 1 to ${#MATRIX_PARTS[@]}, or several joined by commas (tools/matrix_parts.sh)"
+    echo "PART=$1: give a part from 1 to ${#MATRIX_PARTS[@]}, or several joined by commas (lab/host.sh)"
     exit 2
 }
 

@@ -1,32 +1,182 @@
-"""Add up ``power --json`` files of one experiment run in several processes (one per GPU).
+"""``power --json`` files: trials of one experiment added up, and two re-readings of their raw samples.
 
-Usage: python tools/merge_power.py OUT_STEM FILE.json [FILE.json ...]   writes OUT_STEM.md and OUT_STEM.json
+Usage:
+  python lab/power_files.py merge STEM FILE.json [FILE.json ...]
+      the trials of one experiment run in several processes (one per GPU) added up: STEM.md and STEM.json
+  python lab/power_files.py blocks FILE.json [--blocks 30,15,10,6,5]
+      how the wall-ratio gate would have judged the same rounds cut into shorter runs
+  python lab/power_files.py host-normalized FILE.json [...] --reference-kernel-ms 14.7 [--factor 1.03]
+      each measurement's plain and host-normalized ratio, judged pair by pair as ``asv compare`` would
+
+``blocks`` and ``host-normalized`` read measurements already made; they measure nothing. A run of the
+measurement core is a block of consecutive alternating rounds, so the same rounds cut into blocks of k
+are what ``--runs R*30/k --rounds k`` would have measured: ``blocks`` re-judges every trial (unchanged
+against the one before, injected against unchanged) with compare's rule on each block's minima, the
+p-value doubled for the Holm family wall ratio shares with kernel time. Block sizes chosen after the
+fact: confirm one with ``power --runs --rounds`` before relying on it. ``host-normalized`` takes each
+side's fastest sample per measurement, the variant's kernel time from the file's calibration and the
+reference's from ``--reference-kernel-ms`` (the files do not keep it); the measurements of one file
+shared a process, which the pairs do not account for.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from pytest_sdxl.analysis.comparison import SIGNALS_BY_NAME, Rules, compare_signal, verdict_of
+from pytest_sdxl.analysis.host_normalized import host_normalized_ratio
 from pytest_sdxl.measure.power import combined, power_from_dict, power_report
 from pytest_sdxl.results.schema import encode_float, write_atomically
 
+GATED_P_VALUES = 2  # wall_ratio and kernel_ms (kernel launches are exact and carry no p-value)
 
-def main(arguments: list[str]) -> int:
-    if len(arguments) < 2:
-        print(__doc__, file=sys.stderr)
-        return 2
-    stem, files = arguments[0], arguments[1:]
-    total = combined([power_from_dict(json.loads(Path(name).read_text())) for name in files])
+
+def merge(stem: str, files: list[Path]) -> str:
+    try:
+        total = combined([power_from_dict(json.loads(path.read_text())) for path in files])
+    except ValueError as error:  # files of different experiments: their rates do not add up
+        raise SystemExit(f"power_files.py merge: {error}") from None
     text = power_report(total)
-    print(text)
-    write_atomically(stem + ".md", text + "\n")
-    write_atomically(stem + ".json", json.dumps(encode_float(total.as_dict()), indent=2) + "\n")
+    write_atomically(Path(stem + ".md"), text + "\n")
+    write_atomically(Path(stem + ".json"), json.dumps(encode_float(total.as_dict()), indent=2) + "\n")
+    return text
+
+
+def block_pairs(measurement: dict[str, Any], size: int) -> list[list[float]]:
+    """Each block of ``size`` rounds as one run: [min(own samples), min(reference samples)], as the core keeps."""
+    blocks = []
+    for own, reference in measurement["runs"]:
+        calls = len(reference) // len(own)  # the reference's calls in each round
+        for start in range(0, len(own) - size + 1, size):
+            blocks.append([min(own[start : start + size]), min(reference[start * calls : (start + size) * calls])])
+    return blocks
+
+
+def block_flagged(base: dict[str, Any], new: dict[str, Any], size: int) -> bool:
+    """compare's verdict on the blocks' wall ratios, the p-value doubled for the Holm family it shares."""
+    rules = Rules()
+    pending = compare_signal("", SIGNALS_BY_NAME["wall_ratio"], block_pairs(base, size), block_pairs(new, size), rules)
+    return verdict_of(pending, min(1.0, pending.p_value * GATED_P_VALUES), rules).regressed
+
+
+def blocks(path: Path, sizes: list[int]) -> list[str]:
+    samples = json.loads(path.read_text())["samples"]
+    trials = sorted({item["trial"] for item in samples if item["trial"] > 0})
+    longest = min(len(own) for item in samples for own, _ in item["runs"])
+    lines = ["| rounds a run | runs a measurement | injected flagged | false alarms |", "|---|---|---|---|"]
+    for size in sizes:
+        if size > longest:
+            lines.append(f"| {size} | - | blocks longer than the stored runs ({longest} rounds) | - |")
+            continue
+        previous = next(item for item in samples if item["comparison"] == "calibration")
+        detections = false_alarms = 0
+        for trial in trials:
+            unchanged = next(item for item in samples if item["trial"] == trial and item["comparison"] == "none")
+            slowed = next(item for item in samples if item["trial"] == trial and item["comparison"] != "none")
+            false_alarms += block_flagged(previous, unchanged, size)
+            detections += block_flagged(unchanged, slowed, size)
+            previous = unchanged
+        runs = len(block_pairs(previous, size))
+        lines.append(f"| {size} | {runs} | {detections}/{len(trials)} | {false_alarms}/{len(trials)} |")
+    return lines
+
+
+def ratios_of(path: Path, reference_kernel_s: float, images_per_call: int) -> dict[str, list[tuple[float, float]]]:
+    """Per comparison ("none" or an injection): each measurement's (plain ratio of minima, host-normalized)."""
+    document = json.loads(path.read_text())
+    own_kernel_s = document["calibration"]["kernel_ms_per_call"] / images_per_call / 1000
+    found: dict[str, list[tuple[float, float]]] = {}
+    for measurement in document["samples"]:
+        own = min(sample for run in measurement["runs"] for sample in run[0])
+        reference = min(sample for run in measurement["runs"] for sample in run[1])
+        normalized = host_normalized_ratio(own, own_kernel_s, reference, reference_kernel_s)
+        # The calibration is an unchanged measurement like the trials' own.
+        group = "none" if measurement["comparison"] == "calibration" else measurement["comparison"]
+        found.setdefault(group, []).append((own / reference, normalized))
+    return found
+
+
+def judged_pairs(unchanged: list[float], slowed: list[float], factor: float) -> tuple[int, int, int, int]:
+    """False alarms among ordered unchanged pairs, and detections of slowed over unchanged, at ``factor``."""
+    false_alarms = sum(
+        1 for i, base in enumerate(unchanged) for j, new in enumerate(unchanged) if i != j and new / base > factor
+    )
+    detections = sum(1 for base in unchanged for new in slowed if new / base > factor)
+    return false_alarms, len(unchanged) * (len(unchanged) - 1), detections, len(unchanged) * len(slowed)
+
+
+def host_normalized(
+    files: list[Path], reference_kernel_ms: float, images_per_call: int, factor: float, injection: str
+) -> list[str]:
+    unchanged: list[tuple[float, float]] = []
+    slowed: list[tuple[float, float]] = []
+    for path in files:
+        found = ratios_of(path, reference_kernel_ms / 1000, images_per_call)
+        unchanged += found.get("none", [])
+        slowed += found.get(injection, [])
+    if len(unchanged) < 2 or not slowed:
+        found = f"found {len(unchanged)} and {len(slowed)}"
+        raise SystemExit(f"need two unchanged measurements and one {injection!r} to judge pairs: {found}")
+    lines = [
+        f"{len(unchanged)} unchanged and {len(slowed)} slowed measurements, pairs judged at factor {factor}",
+        "| ratio | unchanged range | slowed range | false alarms | detected |",
+        "|---|---|---|---|---|",
+    ]
+    for index, name in enumerate(("plain ratio of minima", "host-normalized")):
+        base = [pair[index] for pair in unchanged]
+        new = [pair[index] for pair in slowed]
+        false_alarms, pairs, detections, slowed_pairs = judged_pairs(base, new, factor)
+        lines.append(
+            f"| {name} | {min(base):.4f}-{max(base):.4f} ({(max(base) / min(base) - 1) * 100:.1f} %) "
+            f"| {min(new):.4f}-{max(new):.4f} | {false_alarms}/{pairs} | {detections}/{slowed_pairs} |"
+        )
+    return lines
+
+
+def block_sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a list of round counts: {text!r}; use 30,15,10") from None
+    if any(size < 1 for size in sizes):
+        raise argparse.ArgumentTypeError(f"round counts must be 1 or more: {text!r}")
+    return sizes
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    merging = commands.add_parser("merge", help="add up the trials of one experiment run in several processes")
+    merging.add_argument("stem", help="writes STEM.md and STEM.json")
+    merging.add_argument("files", nargs="+", type=Path)
+    cutting = commands.add_parser("blocks", help="the wall-ratio gate on the same rounds cut into shorter runs")
+    cutting.add_argument("file", type=Path)
+    cutting.add_argument("--blocks", type=block_sizes, default=[30, 15, 10, 6, 5])
+    normalizing = commands.add_parser("host-normalized", help="plain and host-normalized ratios judged pair by pair")
+    normalizing.add_argument("files", nargs="+", type=Path)
+    normalizing.add_argument("--reference-kernel-ms", type=float, required=True)
+    normalizing.add_argument("--images-per-call", type=int, default=4)
+    normalizing.add_argument("--factor", type=float, default=1.03)
+    normalizing.add_argument("--injection", default="host 5%")
+    arguments = parser.parse_args(argv)
+    if arguments.command == "merge":
+        print(merge(arguments.stem, arguments.files))
+    elif arguments.command == "blocks":
+        print("\n".join(blocks(arguments.file, arguments.blocks)))
+    else:
+        lines = host_normalized(
+            arguments.files, arguments.reference_kernel_ms, arguments.images_per_call, arguments.factor,
+            arguments.injection,
+        )  # fmt: skip
+        print("\n".join(lines))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    raise SystemExit(main())

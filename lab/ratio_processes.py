@@ -1,10 +1,10 @@
 """How far apart fresh processes put asv's side-by-side batch ratio: the noise between two commits.
 
-Usage: python tools/ratio_processes.py --variant V --processes K --out STEM [--seconds S] [--pin CPUS]
+Usage: python lab/ratio_processes.py --variant V --processes K --out STEM [--seconds S] [--pin CPUS]
 
 ``asv continuous`` measures each commit in its own fresh process, so what it can detect is bounded by
 how much an unchanged ratio moves from one process to the next. This runs the suite's own ratio
-(``benchmarks.common``: the batch path of ``--variant`` at 4 prompts over its one-by-one reference,
+(``pytest_sdxl.suite.asv.common``: the batch path of ``--variant`` at 4 prompts over its one-by-one reference,
 alternating rounds, ratio of minima) in K fresh processes, one after another. It reports each
 process's plain ratio, each side's fastest time per image and, on a CUDA GPU, each side's kernel time
 and the host-normalized ratio, each figure with the standard deviation of its logarithms over the
@@ -59,9 +59,9 @@ def one_process(variant: str, pin: set[int] | None) -> dict[str, Any]:
         os.sched_setaffinity(0, pin)
     import torch
 
-    from benchmarks import common
     from pytest_sdxl.analysis.host_normalized import host_normalized_ratio
     from pytest_sdxl.measure.core import ratio_of_minima
+    from pytest_sdxl.suite.asv import common
     from pytest_sdxl.variants.registry import parse
 
     started = time.perf_counter()
@@ -163,7 +163,8 @@ def main() -> int:
             print(done.stderr[-3000:], file=sys.stderr)
             return 1
         records.append(json.loads(done.stdout.strip().splitlines()[-1]))
-        print(f"process {index + 1}: {records[-1]}", flush=True)
+        figures = {name: value for name, value in records[-1].items() if not name.endswith("_calls_s")}
+        print(f"process {index + 1}: {figures}", flush=True)
         write_report(arguments.out, arguments.variant, records)
     return 0 if records else 1
 

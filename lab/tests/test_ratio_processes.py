@@ -1,4 +1,4 @@
-"""tools/ratio_processes.py: the suite's batch ratio in fresh processes, and the spread between them."""
+"""lab/ratio_processes.py: the suite's batch ratio in fresh processes, and the spread between them."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-TOOL = ROOT / "tools" / "ratio_processes.py"
+ROOT = Path(__file__).resolve().parents[2]
+TOOL = ROOT / "lab" / "ratio_processes.py"
 
 
 def load_tool() -> Any:
@@ -50,6 +50,7 @@ def test_a_bad_cpu_list_says_what_is_accepted() -> None:
         load_tool().cpu_list("first")
 
 
+@pytest.mark.slow
 def test_two_fresh_processes_pinned_to_one_cpu_on_the_tiny_cpu_model(tmp_path: Path) -> None:
     environment = {
         **os.environ,

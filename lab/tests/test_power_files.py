@@ -1,0 +1,90 @@
+"""lab/power_files.py: power files of one experiment added up, and the two re-readings of their raw samples."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_sdxl.measure.power import PowerResult
+
+ROOT = Path(__file__).resolve().parents[2]
+ROUNDS, RUNS, REFERENCE_CALLS = 12, 3, 4
+
+
+def load_tool() -> Any:
+    spec = importlib.util.spec_from_file_location("power_files", ROOT / "lab" / "power_files.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def measurement(trial: int, comparison: str, own_s: float, noise: random.Random) -> dict[str, Any]:
+    """One measurement's raw samples as the core keeps them: per run, own rounds and the reference's calls."""
+    runs = []
+    for _ in range(RUNS):
+        own = [own_s * (1 + noise.uniform(0, 0.004)) for _ in range(ROUNDS)]
+        reference = [1.0 * (1 + noise.uniform(0, 0.004)) for _ in range(ROUNDS * REFERENCE_CALLS)]
+        runs.append([own, reference])
+    return {"trial": trial, "comparison": comparison, "runs": runs}
+
+
+def power_file(path: Path, trials: int, variant: str = "batch", seed: int = 0) -> Path:
+    """A ``power --json`` file: the calibration, then per trial an unchanged and a 10 % slower measurement."""
+    noise = random.Random(seed)
+    samples = [measurement(0, "calibration", 0.4, noise)]
+    for trial in range(1, trials + 1):
+        samples += [measurement(trial, "none", 0.4, noise), measurement(trial, "host 5%", 0.44, noise)]
+    result = PowerResult(
+        variant, "random:sdxl-turbo", "NVIDIA H100", trials, RUNS,
+        calibration={"wall_ms_per_call": 1600.0, "kernel_ms_per_call": 1200.0},
+        detections={"host 5%": {"wall_ratio": trials}}, false_alarms={"wall_ratio": 1},
+        unchanged_trials=trials, rounds=ROUNDS, samples=samples,
+    )  # fmt: skip
+    path.write_text(json.dumps(result.as_dict()))
+    return path
+
+
+def test_trials_of_one_experiment_add_up(tmp_path: Path) -> None:
+    files = [power_file(tmp_path / "a.json", 2), power_file(tmp_path / "b.json", 3, seed=1)]
+    load_tool().merge(str(tmp_path / "merged"), files)
+    merged = json.loads((tmp_path / "merged.json").read_text())
+    assert merged["trials"] == 5 and merged["unchanged_trials"] == 5
+    assert merged["detections"] == {"host 5%": {"wall_ratio": 5}}
+    assert merged["false_alarms"] == {"wall_ratio": 2}
+    assert len(merged["samples"]) == (1 + 2 * 2) + (1 + 3 * 2)  # every measurement's raw samples kept
+    assert (tmp_path / "merged.md").read_text().strip()
+
+
+def test_power_files_of_different_experiments_are_refused(tmp_path: Path) -> None:
+    files = [power_file(tmp_path / "a.json", 2), power_file(tmp_path / "b.json", 2, variant="tiny_vae+batch")]
+    with pytest.raises(SystemExit, match="different experiments"):
+        load_tool().merge(str(tmp_path / "merged"), files)
+    assert not (tmp_path / "merged.json").exists()
+
+
+def test_blocks_flag_every_slower_trial_and_no_unchanged_one(tmp_path: Path) -> None:
+    lines = load_tool().blocks(power_file(tmp_path / "power.json", 3), [6, 30])
+    assert lines[2] == f"| 6 | {RUNS * ROUNDS // 6} | 3/3 | 0/3 |"
+    assert lines[3] == f"| 30 | - | blocks longer than the stored runs ({ROUNDS} rounds) | - |"
+
+
+def test_pairs_are_judged_at_the_factor_both_ways() -> None:
+    # 1.05 over 1.0 is the one unchanged pair past 1.03; 1.1 is past it over every unchanged value.
+    assert load_tool().judged_pairs([1.0, 1.02, 1.05], [1.1], 1.03) == (1, 6, 3, 3)
+
+
+def test_the_host_normalized_reading_counts_every_measurement(tmp_path: Path) -> None:
+    files = [power_file(tmp_path / "a.json", 2), power_file(tmp_path / "b.json", 2, seed=1)]
+    lines = load_tool().host_normalized(files, 700.0, 4, 1.03, "host 5%")
+    # Calibrations count as unchanged measurements: 2 files x (1 + 2 trials).
+    assert lines[0] == "6 unchanged and 4 slowed measurements, pairs judged at factor 1.03"
+    assert lines[3].startswith("| plain ratio of minima |") and lines[3].endswith("| 0/30 | 24/24 |")
+    assert lines[4].startswith("| host-normalized |")
+    with pytest.raises(SystemExit, match="need two unchanged measurements"):
+        load_tool().host_normalized(files, 700.0, 4, 1.03, "device 2%")
