@@ -62,10 +62,10 @@ def test_benchmark_json_holds_the_figures_and_the_machine(pytester: pytest.Pytes
     assert benchmarks["baseline"]["extra_info"]["psnr_db"] == "inf"
     assert benchmarks["batch"]["extra_info"]["psnr_db"] == "inf" or benchmarks["batch"]["extra_info"]["psnr_db"] > 40
     assert isinstance(benchmarks["tiny_vae"]["extra_info"]["psnr_db"], float)
-    # The notes' tables in the terminal summary, one column per run, and the skip with its reason.
+    # The reference protocol's tables in the terminal summary, one column per run, and the skip with its reason.
     result.stdout.fnmatch_lines(
         [
-            "*= sdxl: summary and the notes' protocol tables =*",
+            "*= sdxl: summary and the reference protocol's tables =*",
             "| variant *| kind *| avg gen ms (median) *",
             "- upcast_vae skipped: upcast_vae only changes a half-precision pipeline*",
             "baseline (exact)",

@@ -1,4 +1,4 @@
-"""The notes' protocol on random:tiny: records, fresh loads, PSNR, skips and failure isolation."""
+"""The reference protocol on random:tiny: records, fresh loads, PSNR, skips and failure isolation."""
 
 from __future__ import annotations
 

@@ -35,9 +35,9 @@ RULE_WORDING = {
     ),
 }
 ORIGIN_WORDING = {
-    "notes": "one of the write-up's eight settings",
-    "notes-tried": "tried in the write-up",
-    "notes-could-not-try": "the write-up could not try it",
+    "write-up": "one of the write-up's eight settings",
+    "write-up-tried": "tried in the write-up",
+    "write-up-untried": "the write-up could not try it",
     "beyond": "beyond the write-up",
     "plugin": "plugin",
 }
@@ -122,7 +122,7 @@ def builtin_variants() -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for variant in BUILTIN:
-        summary = variant.summary
+        summary = variant.description
         if variant.idle_without:
             partners = " or ".join(f"`{name}`" for name in variant.idle_without)
             summary += f"; no effect without {partners} ({variant.idle_because})"

@@ -327,7 +327,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         from pytest_sdxl.machine.probes import machine_details
         from pytest_sdxl.reports.tables import session_summary_lines
 
-        terminalreporter.write_sep("=", "sdxl: summary and the notes' protocol tables")
+        terminalreporter.write_sep("=", "sdxl: summary and the reference protocol's tables")
         for line in session_summary_lines(state.result_set(state.machine_details or machine_details())):
             terminalreporter.write_line(line)
         from pytest_sdxl.machine.compile_cache import summary_line

@@ -1,4 +1,4 @@
-"""Markdown tables that fit a terminal of ``WIDTH`` columns, and the notes under them.
+"""Markdown tables that fit a terminal of ``WIDTH`` columns, and the footnotes under them.
 
 A column that no measured variant can fill (every cell 'n/a' or '-', as the GPU's signals are on a
 CPU) is left out, and one line under the table names the dropped columns and why. A table still

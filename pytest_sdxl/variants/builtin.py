@@ -56,7 +56,7 @@ BUILTIN: tuple[Variant, ...] = (
         "exact",
         "the pipeline as loaded, no optimization",
         details="on a GPU: fp16 UNet, the VAE upcast to fp32 around each decode",
-        origin="notes",
+        origin="write-up",
     ),
     Variant(
         "fp16_vae",
@@ -64,7 +64,7 @@ BUILTIN: tuple[Variant, ...] = (
         "the fp16-fix VAE: decodes in half precision, no upcast",
         apply=optimizations.use_fp16_fix_vae,
         conflicts=("tiny_vae", "upcast_vae"),
-        origin="notes",
+        origin="write-up",
     ),
     Variant(
         "tiny_vae",
@@ -72,7 +72,7 @@ BUILTIN: tuple[Variant, ...] = (
         "the tiny autoencoder (taesdxl) in place of the VAE",
         apply=optimizations.use_tiny_vae,
         conflicts=("upcast_vae",),
-        origin="notes",
+        origin="write-up",
     ),
     Variant(
         "upcast_vae",
@@ -81,7 +81,7 @@ BUILTIN: tuple[Variant, ...] = (
         apply=optimizations.keep_vae_in_float32,
         needs_half_precision=True,
         mutates=("vae",),
-        origin="notes",
+        origin="write-up",
     ),
     Variant(
         "bf16",
@@ -102,7 +102,7 @@ BUILTIN: tuple[Variant, ...] = (
         mutates=("vae",),
         idle_without=("batch",),
         idle_because="at batch 1: diffusers slices only batches of more than one image",
-        origin="notes",
+        origin="write-up",
     ),
     Variant(
         "vae_tiling",
@@ -139,7 +139,7 @@ BUILTIN: tuple[Variant, ...] = (
         needs_cuda=True,
         needs_packages=("xformers",),
         mutates=("unet", "vae"),
-        origin="notes-tried",
+        origin="write-up-tried",
     ),
     *(sdpa_variant(name) for name in SDPA_BACKENDS),
     Variant(
@@ -150,7 +150,7 @@ BUILTIN: tuple[Variant, ...] = (
         apply=optimizations.merge_tokens,
         needs_packages=("tomesd",),
         mutates=("unet",),
-        origin="notes-tried",
+        origin="write-up-tried",
     ),
     Variant(
         "quant_int8",
@@ -184,7 +184,7 @@ BUILTIN: tuple[Variant, ...] = (
         "the UNet traced with torch.jit.trace at the first shapes",
         apply=optimizations.trace_unet,
         conflicts=(*others(CAPTURES, "trace_unet"), "cpu_offload"),
-        origin="notes-could-not-try",
+        origin="write-up-untried",
         # Call 1 traces and runs the profiling plan; TorchScript's profiling executor builds
         # the optimized plan on call 2 (one profiled run by default) and reuses it afterwards.
         warmup_calls=2,
@@ -227,7 +227,7 @@ BUILTIN: tuple[Variant, ...] = (
         # Call 1 compiles and runs eagerly to warm up; CUDA graph trees record on call 2 and
         # replay from call 3.
         warmup_calls=2,
-        origin="notes",
+        origin="write-up",
     ),
     Variant(
         "compile_regions",
@@ -292,14 +292,14 @@ BUILTIN: tuple[Variant, ...] = (
         needs_cuda=True,
         needs_packages=("accelerate",),
         mutates=("unet", "vae", "text_encoder", "text_encoder_2"),
-        origin="notes",
+        origin="write-up",
     ),
     Variant(
         "cached_embeds",
         "exact",
         "prompt embeddings computed once per prompt, then reused",
         details="the text encoders are skipped after the first call of a prompt",
-        origin="notes-could-not-try",
+        origin="write-up-untried",
     ),
-    Variant("batch", "exact", "all prompts in one pipeline call, one generator per prompt", origin="notes"),
+    Variant("batch", "exact", "all prompts in one pipeline call, one generator per prompt", origin="write-up"),
 )

@@ -18,9 +18,9 @@ if TYPE_CHECKING:
     from pytest_sdxl.pipelines.sources import Components
 
 Kind = Literal["exact", "lossy"]
-Origin = Literal["notes", "notes-tried", "notes-could-not-try", "beyond", "plugin"]
+Origin = Literal["write-up", "write-up-tried", "write-up-untried", "beyond", "plugin"]
 KINDS = ("exact", "lossy")
-ORIGINS = ("notes", "notes-tried", "notes-could-not-try", "beyond", "plugin")
+ORIGINS = ("write-up", "write-up-tried", "write-up-untried", "beyond", "plugin")
 HALF_PRECISIONS = ("float16", "bfloat16")
 # Names users type in --sdxl-variants: lower snake_case, so that parsing (which lower-cases) finds them.
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]*")
