@@ -29,7 +29,7 @@ def power_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, str, dict[
     prompts = folder / "prompts.txt"
     prompts.write_text("a red cube\na blue sphere\na green cone\n")
     out = folder / "power.json"
-    # Two blocks of twelve calls a run (measurement.WALL_BLOCK_SAMPLES): enough for a 30 % slowdown.
+    # Two blocks of twelve calls a run (measure.records.WALL_BLOCK_SAMPLES): enough for a 30 % slowdown.
     arguments = [
         "power",
         "--variant",
