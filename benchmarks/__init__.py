@@ -1,7 +1,4 @@
-"""The asv benchmark suite of pytest-sdxl: a performance history across commits.
+"""This repository's asv suite: thin modules re-exporting pytest-sdxl's (``pytest_sdxl.suite.asv``).
 
-``bench_protocol``: the notes' metrics per variant (load, init gen, avg gen, stages, peak GPU memory).
-``bench_generation``: the time of one generation per variant, and of one batch call per batch size.
-``bench_ratios``: ratios measured side by side in one process (batch over one by one, variant over
-baseline), the gate that a shared, drifting machine cannot blur.
+Each module keeps the name its benchmarks have in the results history (``bench_ratios.VariantOverBaseline``...).
 """

@@ -3,7 +3,7 @@
 The scratch repository holds the project as it is now (tracked and new files alike) in a first
 commit on ``main``; ``unchanged`` adds a commit that touches only the README, ``slower-batch`` one
 that makes only the batch path slower (a sleep per batch, proportional to its images, appended to
-the scratch copy of ``pytest_sdxl/assembly.py``). asv builds each commit into its own environment
+the scratch copy of ``pytest_sdxl/variants/assembly.py``). asv builds each commit into its own environment
 and runs a small selection of the ratio benchmarks: two that involve the batch path and one that
 does not. ``asv publish`` output is then opened in headless Chromium.
 """
@@ -27,7 +27,7 @@ import pytest
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRATCH_PATHS = ("pyproject.toml", "README.md", "asv.conf.json", "pytest_sdxl", "benchmarks")
+SCRATCH_PATHS = ("pyproject.toml", "README.md", "LICENSE", "asv.conf.json", "pytest_sdxl", "benchmarks")
 VARIANTS = "baseline,batch,tiny_vae"
 # Two ratios through the batch path and one control (tiny_vae over baseline) that never touches it.
 SELECTION = (r"BatchOverOneByOne\.track_batch_over_one_by_one\('baseline', 4\)", r"VariantOverBaseline")
@@ -43,8 +43,7 @@ CONTROL_BENCHMARK = "bench_ratios.VariantOverBaseline.track_variant_over_baselin
 # (21 processes) on this repository's machine, because the baseline's every round shifts with the
 # build (98-113 ms in one build, 106-125 ms in the next), and CI's machine once read 0.595 then
 # 0.763, a 1.28 ratio that a 25 % factor flagged with nothing changed. Detection power on a GPU is
-# measured, not assumed here (docs/results/2026-11-27g: 13 of 13 at 5 %); this test checks the
-# mechanism end to end.
+# measured (``pytest-sdxl power``), not assumed here; this test checks the mechanism end to end.
 SLOWDOWN = 2.0
 FACTOR = "1.6"
 ASV_TIMEOUT_S = 1200
@@ -174,7 +173,7 @@ def make_scratch(folder: Path, slowdown: float = SLOWDOWN) -> Scratch:
         readme.write("\nA line of documentation: no code changes.\n")
     scratch.git("commit", "--quiet", "--all", "--message=documentation only")
     scratch.git("checkout", "--quiet", "-b", "slower-batch", "main")
-    assembly = scratch.root / "pytest_sdxl" / "assembly.py"
+    assembly = scratch.root / "pytest_sdxl" / "variants" / "assembly.py"
     assert "class VariantPipeline" in assembly.read_text(encoding="utf-8")
     with assembly.open("a", encoding="utf-8") as module:
         module.write(SLOWER_BATCH_PATCH.format(slowdown=slowdown))

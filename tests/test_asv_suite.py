@@ -1,13 +1,15 @@
 """The asv suite itself: its shape as asv sees it, its settings, the paired ratio, and each class run once.
 
-The end-to-end proof (two commits, ``asv continuous``, the published page) is in
-``test_asv_continuous.py``; these are the fast checks under it.
+The suite lives in the package (``pytest_sdxl.suite.asv``); this repository's ``benchmarks/`` re-exports
+it. The end-to-end proof (two commits, ``asv continuous``, the published page) is in
+``test_asv_continuous.py``, the suite from an installed wheel in ``test_wheel_install.py``; these
+are the fast checks under them.
 """
 
 from __future__ import annotations
 
+import ast
 import importlib
-import importlib.util
 import inspect
 import math
 import os
@@ -21,33 +23,12 @@ from typing import Any
 import pytest
 
 from pytest_sdxl.errors import SettingsError
+from pytest_sdxl.suite.asv import bench_generation, bench_protocol, bench_ratios, common
+from pytest_sdxl.variants import registry as variants
 from pytest_sdxl.variants.registry import REGISTRY, parse
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def load_suite(name: str = "asv_suite") -> Any:
-    """The asv suite as a package of its own name, the way asv imports it (nothing else on sys.path).
-
-    ``benchmarks`` alone could resolve to another folder of that name on sys.path (tests/benchmarks).
-    """
-    if name not in sys.modules:
-        folder = ROOT / "benchmarks"
-        spec = importlib.util.spec_from_file_location(
-            name, folder / "__init__.py", submodule_search_locations=[str(folder)]
-        )
-        assert spec is not None and spec.loader is not None
-        package = importlib.util.module_from_spec(spec)
-        sys.modules[name] = package
-        spec.loader.exec_module(package)
-    return sys.modules[name]
-
-
-suite = load_suite()
-bench_generation = importlib.import_module(f"{suite.__name__}.bench_generation")
-bench_protocol = importlib.import_module(f"{suite.__name__}.bench_protocol")
-bench_ratios = importlib.import_module(f"{suite.__name__}.bench_ratios")
-common = importlib.import_module(f"{suite.__name__}.common")
+SUITE_PACKAGE = "pytest_sdxl.suite.asv"
 SUITE_MODULES = (bench_generation, bench_protocol, bench_ratios)
 BENCHMARK_PREFIXES = ("time_", "track_", "mem_", "peakmem_")
 
@@ -100,10 +81,57 @@ def test_importing_the_suite_imports_no_torch() -> None:
     code = (
         "import sys; sys.path.insert(0, '.'); "
         "import benchmarks.bench_generation, benchmarks.bench_protocol, benchmarks.bench_ratios; "
+        "import pytest_sdxl.suite.asv.all_benchmarks; "
         "print(sorted(name for name in ('torch', 'diffusers', 'transformers') if name in sys.modules))"
     )
     completed = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert completed.stdout.strip() == "[]"
+
+
+def test_this_repositorys_benchmarks_re_export_every_class_of_the_suite() -> None:
+    """asv names a benchmark by the module it finds the class in: each thin module keeps its history's names."""
+    from pytest_sdxl.suite.asv import all_benchmarks
+
+    code = (
+        "import importlib, inspect, sys; sys.path.insert(0, '.'); "
+        "names = ('bench_generation', 'bench_protocol', 'bench_ratios'); "
+        "print([(name, found.__name__, found.__module__) for name in names "
+        "for found in vars(importlib.import_module('benchmarks.' + name)).values() if inspect.isclass(found)])"
+    )
+    completed = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    exported = ast.literal_eval(completed.stdout)
+    assert sorted(cls for _, cls, _ in exported) == sorted(all_benchmarks.__all__)
+    assert all(module == f"{SUITE_PACKAGE}.{name}" for name, _, module in exported), exported
+
+
+PLUGIN_MODULE = """
+from pytest_sdxl.variants import Variant
+
+
+def pytest_sdxl_variants():
+    return [Variant("asv_plugin_variant", "exact", "a plugin's variant the asv suite must see")]
+"""
+
+
+def test_a_plugins_variant_joins_the_suite(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The suite loads the pytest_sdxl_variants hook as the command line does (here: a PYTEST_PLUGINS module)."""
+    (tmp_path / "sdxl_asv_plugin.py").write_text(PLUGIN_MODULE, encoding="utf-8")
+    monkeypatch.syspath_prepend(tmp_path)
+    before = dict(REGISTRY)
+    try:
+        default = suite_under(monkeypatch, PYTEST_SDXL_DEVICE="cpu", PYTEST_PLUGINS="sdxl_asv_plugin")
+        assert default.common.suite_variants() == [*common.CPU_VARIANTS, "asv_plugin_variant"]
+        ratio = next(cls for cls in default.classes if cls.__name__ == "VariantOverBaseline")
+        assert "asv_plugin_variant" in vars(ratio)["params"][0]
+        named = suite_under(
+            monkeypatch,
+            PYTEST_SDXL_DEVICE="cpu",
+            PYTEST_PLUGINS="sdxl_asv_plugin",
+            PYTEST_SDXL_VARIANTS="baseline,asv_plugin_variant",
+        )
+        assert named.common.suite_variants() == ["baseline", "asv_plugin_variant"]
+    finally:
+        variants.unregister([name for name in REGISTRY if name not in before])
 
 
 @pytest.mark.parametrize("cls", suite_classes(), ids=lambda cls: cls.__name__)
@@ -121,7 +149,7 @@ def test_each_class_is_in_numpys_asv_style(cls: type) -> None:
             assert getattr(cls, name).unit, f"{name} needs a unit"
 
 
-def test_the_suite_tracks_every_metric_of_the_notes() -> None:
+def test_the_suite_tracks_every_metric_of_the_reference_protocol() -> None:
     tracks = set(benchmark_methods(bench_protocol.ProtocolMetrics))
     for metric in (
         "load_s",
@@ -148,7 +176,7 @@ def test_asv_check_passes(tmp_path: Path) -> None:
     assert "No problems found" in completed.stdout
 
 
-def test_default_variants_are_every_variant_and_the_notes_combinations(suite_environment: Callable[..., None]) -> None:
+def test_default_variants_are_every_variant_and_the_combinations(suite_environment: Callable[..., None]) -> None:
     suite_environment(PYTEST_SDXL_DEVICE="cuda")
     variants = common.suite_variants()
     assert set(REGISTRY) <= set(variants)
@@ -188,25 +216,35 @@ class ImportedSuite:
 
 
 def suite_under(monkeypatch: pytest.MonkeyPatch, **variables: str) -> ImportedSuite:
-    """A fresh import of the suite under these variables: asv reads ``params`` when it imports a class."""
+    """A fresh import of the suite under these variables: asv reads ``params`` when it imports a class.
+
+    The modules imported before are put back afterwards, so that the rest of the session keeps them.
+    """
     for key in [key for key in os.environ if key.startswith("PYTEST_SDXL_")]:
         monkeypatch.delenv(key)
     for key, value in variables.items():
         monkeypatch.setenv(key, value)
-    name = "asv_suite_fresh"
+    package = sys.modules[SUITE_PACKAGE]
+    before = {name: module for name, module in sys.modules.items() if name.startswith(f"{SUITE_PACKAGE}.")}
+    for name in before:
+        # Both: ``from pytest_sdxl.suite.asv import common`` takes the package's attribute when it has one.
+        del sys.modules[name]
+        delattr(package, name.rsplit(".", 1)[1])
     try:
-        load_suite(name)
-        modules = [importlib.import_module(f"{name}.{module}") for module in ("bench_generation", "bench_ratios")]
+        modules = [importlib.import_module(f"{SUITE_PACKAGE}.{name}") for name in ("bench_generation", "bench_ratios")]
         classes = [
             member
             for module in modules
             for _, member in inspect.getmembers(module, inspect.isclass)
             if member.__module__ == module.__name__ and benchmark_methods(member)
         ]
-        return ImportedSuite(common=sys.modules[f"{name}.common"], classes=classes)
+        return ImportedSuite(common=sys.modules[f"{SUITE_PACKAGE}.common"], classes=classes)
     finally:
-        for module in [module for module in sys.modules if module == name or module.startswith(f"{name}.")]:
-            del sys.modules[module]
+        for name in [name for name in sys.modules if name.startswith(f"{SUITE_PACKAGE}.")]:
+            del sys.modules[name]
+        sys.modules.update(before)
+        for name, module in before.items():
+            setattr(package, name.rsplit(".", 1)[1], module)
 
 
 # Classes whose setup skips on a CPU (no kernel time there) before any pipeline is built.

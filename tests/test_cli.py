@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import io
 import json
 import random
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -46,7 +48,7 @@ def measured(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
 def test_run_prints_the_tables_and_writes_the_files(measured: tuple[Path, str]) -> None:
     report, output = measured
     assert sorted(path.name for path in report.iterdir()) == ["results.json", "results.md", "results.png"]
-    assert "| Metric        | Run 1                   | Run 2                   |" in output
+    assert re.search(r"^\| Metric +\| Run 1 +\| Run 2 +\|$", output, re.MULTILINE), output
     assert "| Avg Gen Time  |" in output
     assert "skipped: cpu_offload needs a CUDA GPU" in output
     result = load_results(report / "results.json")
@@ -202,9 +204,12 @@ def test_compare_exits_one_on_a_twenty_percent_slowdown(tmp_path: Path, capsys: 
     output = capsys.readouterr().out
     assert "REGRESSED" in output and "regressed (gate wall_ratio," in output and "batch wall_ratio" in output
     assert "| batch   | wall_ratio" in (tmp_path / "c.md").read_text()
-    # The wall ratio's verdict names its statistic: the host-adjusted fit over the runs (no blocks in these files).
+    # The wall ratio's verdict notes its statistic: the host-adjusted fit over the runs (no blocks in these files).
     wall_row = next(line for line in output.splitlines() if "| wall_ratio" in line)
-    assert "host-adjusted: log variant min on log reference min" in wall_row and "3 vs 3 blocks" in wall_row
+    note = re.search(r"REGRESSED \[(\d+)\]", wall_row)
+    assert note is not None, wall_row
+    explained = next(line for line in output.splitlines() if line.startswith(f"[{note.group(1)}] "))
+    assert "host-adjusted: log variant min on log reference min" in explained and "3 vs 3 blocks" in explained
 
 
 def test_compare_passes_an_identical_rerun_through_the_console_entry(tmp_path: Path) -> None:
@@ -245,3 +250,77 @@ def test_compare_gates_only_on_the_chosen_metrics(tmp_path: Path, capsys: pytest
     assert main(["compare", str(base), str(slower), "--metrics", "load_s"]) == 0
     output = capsys.readouterr().out
     assert "load_s" in output and "avg_gen_s" not in output
+
+
+def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    found = next(action for action in parser._actions if isinstance(action, argparse._SubParsersAction))
+    return dict(found.choices)
+
+
+def test_each_command_lives_in_a_module_of_its_name() -> None:
+    commands = subcommands(build_parser())
+    assert set(commands) == {"variants", "run", "report", "merge", "compare", "power", "overhead", "tune", "asv"}
+    commands["asv"] = subcommands(commands["asv"])["init"]
+    for name, parser in commands.items():
+        assert parser.get_default("handler").__module__ == f"pytest_sdxl.cli.{name}", name
+
+
+def test_version_and_help_need_no_repository() -> None:
+    from pytest_sdxl import __version__
+
+    version = subprocess.run([sys.executable, "-m", "pytest_sdxl", "--version"], capture_output=True, text=True)
+    assert version.returncode == 0 and version.stdout.strip() == f"pytest-sdxl {__version__}"
+    helped = subprocess.run([sys.executable, "-m", "pytest_sdxl", "--help"], capture_output=True, text=True)
+    assert "the user guide" in helped.stdout and "README" not in helped.stdout
+
+
+def asv_configuration(folder: Path) -> dict[str, Any]:
+    """The asv.conf.json written there, read the way asv reads it (comments allowed)."""
+    from asv.config import Config
+
+    loaded: dict[str, Any] = vars(Config.load(str(folder / "asv.conf.json")))
+    return loaded
+
+
+def test_asv_init_writes_a_configuration_and_the_suite(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pytest_sdxl import __version__
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["asv", "init"]) == 0
+    assert "written: asv.conf.json, benchmarks/__init__.py, benchmarks/bench_sdxl.py" in capsys.readouterr().out
+    conf = asv_configuration(tmp_path)
+    assert conf["benchmark_dir"] == "benchmarks" and conf["repo"] == "." and conf["project"] == tmp_path.name
+    assert (conf["results_dir"], conf["html_dir"], conf["env_dir"]) == (".asv/results", ".asv/html", ".asv/env")
+    assert conf["matrix"]["req"] == {"pytest-sdxl": [__version__], "torch": [""]}
+    # No pyproject.toml here: nothing of the folder is built, the matrix's packages are timed.
+    assert conf["build_command"] == conf["install_command"] == conf["uninstall_command"] == []
+    listed = subprocess.run(
+        [sys.executable, "-c", "import benchmarks.bench_sdxl as suite; print(sorted(vars(suite)))"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    for name in ("Generation", "BatchGeneration", "ProtocolMetrics", "BatchOverOneByOne", "VariantOverBaseline"):
+        assert f"'{name}'" in listed
+
+
+def test_asv_init_replaces_nothing_without_force(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "benchmarks").mkdir()
+    (tmp_path / "benchmarks" / "__init__.py").write_text("# mine\n")
+    assert main(["asv", "init"]) == 2
+    error = capsys.readouterr().err
+    assert "asv init would replace benchmarks/__init__.py" in error and "--force" in error
+    assert (tmp_path / "benchmarks" / "__init__.py").read_text() == "# mine\n"
+    assert not (tmp_path / "asv.conf.json").exists()
+    # A Python package is built and installed at each commit once --force writes the files again.
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'mine'\n")
+    assert main(["asv", "init", "--force"]) == 0
+    conf = asv_configuration(tmp_path)
+    assert conf["build_command"] and conf["install_command"]
+    assert "{wheel_file}" in conf["install_command"][0]

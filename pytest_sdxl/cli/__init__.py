@@ -1,7 +1,8 @@
-"""The ``pytest-sdxl`` / ``python -m pytest_sdxl`` command line: the parser and one module per
-command.
+"""The ``pytest-sdxl`` / ``python -m pytest_sdxl`` command line: the parser and one module per command.
 
-Owns: ``main`` (parser and dispatch), ``options`` (what every command shares: exit statuses, the
-settings flags), and the commands.
-May import: every layer below the faces. Never ``plugin`` except its hook-variant loader.
+Owns: ``main`` (parser, ``--version``, dispatch), ``options`` (what the commands share: exit statuses,
+the settings flags, the plugin-variant flags, the gate's rules), and one module per command:
+``variants``, ``run``, ``report``, ``merge``, ``compare``, ``power``, ``overhead``, ``tune``, ``asv``.
+May import: every layer below the faces, and ``suite`` for the asv template it ships. Never ``plugin``
+except its hook-variant loader.
 """

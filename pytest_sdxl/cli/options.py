@@ -1,4 +1,4 @@
-"""What every ``pytest-sdxl`` command shares: exit statuses, the settings flags, the plugin-variant flags.
+"""What the ``pytest-sdxl`` commands share: exit statuses, settings flags, plugin-variant flags, the gate's rules.
 
 Options of ``run``, ``power``, ``overhead`` and ``tune`` are the plugin's (settings.OPTIONS) without the
 ``sdxl-`` prefix; each falls back to its ``PYTEST_SDXL_*`` environment variable, then its default.
@@ -10,6 +10,7 @@ import argparse
 import os
 from collections.abc import Iterable
 
+from pytest_sdxl.analysis.comparison import DEFAULT_KERNEL_THRESHOLD, DEFAULT_THRESHOLD, Rules
 from pytest_sdxl.settings import OPTIONS, Settings, resolve
 
 # Exit statuses beyond 0 (fine): 1 a regression (compare) or a failed variant (run), 2 a usage error,
@@ -77,3 +78,60 @@ def threshold_argument(text: str) -> float:
         return parse_threshold(text)
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def statistic_argument(text: str) -> str:
+    from pytest_sdxl.analysis.comparison import parse_statistic
+
+    try:
+        return parse_statistic(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def alpha_argument(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"alpha {text!r} is not accepted; give a significance level like 0.05")
+    return value
+
+
+def rules_from(arguments: argparse.Namespace, metrics: tuple[str, ...], gate: tuple[str, ...]) -> Rules:
+    """The rules of a comparison from the options ``add_gate_options`` added."""
+    return Rules(
+        threshold=arguments.threshold,
+        kernel_threshold=arguments.kernel_threshold,
+        alpha=arguments.alpha,
+        wall_statistic=arguments.wall_statistic,
+        metrics=metrics,
+        gate=gate,
+    )
+
+
+def add_gate_options(parser: argparse.ArgumentParser) -> None:
+    """The rules of a comparison: thresholds per signal, the wall statistic and the significance level."""
+    parser.add_argument(
+        "--threshold",
+        type=threshold_argument,
+        default=DEFAULT_THRESHOLD,
+        help="Smallest wall-time (and load, memory) slowdown the gate must catch, e.g. 5%% or 0.05; a significant "
+        "change past half of it is flagged (default: 5%%)",
+    )
+    parser.add_argument(
+        "--kernel-threshold",
+        type=threshold_argument,
+        default=DEFAULT_KERNEL_THRESHOLD,
+        help="Smallest GPU kernel-time slowdown the gate must catch; flagged past half of it (default: 2%%)",
+    )
+    parser.add_argument(
+        "--wall-statistic",
+        type=statistic_argument,
+        default="min",
+        help="Per-run statistic of wall time compared across runs: min, q10, q25, median, mean (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--alpha", type=alpha_argument, default=0.05, help="Significance level, after Holm (default: %(default)s)"
+    )

@@ -1,11 +1,10 @@
-"""The ``run``, ``report`` and ``merge`` commands: the notes' protocol measured, reported again, joined."""
+"""The ``run`` command: the reference protocol over the chosen variants, tables printed, files written, resumable."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from pytest_sdxl.cli.options import (
@@ -16,12 +15,13 @@ from pytest_sdxl.cli.options import (
     add_settings_options,
     settings_from,
 )
+from pytest_sdxl.cli.report import print_tables
 from pytest_sdxl.errors import SettingsError
 from pytest_sdxl.results.schema import ResultSet
 
 
-def add_run_commands(commands: Any) -> None:
-    run = commands.add_parser("run", help="Run the notes' protocol over the chosen variants and report")
+def add_command(commands: Any) -> None:
+    run = commands.add_parser("run", help="Run the reference protocol over the chosen variants and report")
     add_settings_options(run)
     run.add_argument("--quiet", action="store_true", help="No progress display")
     run.add_argument(
@@ -33,41 +33,9 @@ def add_run_commands(commands: Any) -> None:
     add_plugin_options(run)
     run.set_defaults(handler=run_command)
 
-    report = commands.add_parser("report", help="Write the markdown and the chart of a results.json again")
-    report.add_argument("results", help="A results.json written by run")
-    report.add_argument("--output", metavar="DIR", help="Folder for results.md and results.png (default: beside it)")
-    report.set_defaults(handler=report_command)
-
-    merge = commands.add_parser(
-        "merge", help="Join results files of one setup (the lanes of a multi-GPU run) into one results.json and report"
-    )
-    merge.add_argument("results", nargs="+", help="results.json files written by run, two or more")
-    merge.add_argument("--output", metavar="DIR", required=True, help="Folder for the joined results.json, .md, .png")
-    joining = merge.add_mutually_exclusive_group()
-    joining.add_argument(
-        "--first", action="store_true", help="Keep the first file's record of a variant measured in several files"
-    )
-    joining.add_argument(
-        "--pool-runs",
-        action="store_true",
-        help="The files are sessions of the same variants: keep every session's runs of each variant (renumbered)",
-    )
-    merge.set_defaults(handler=merge_command)
-
-
-def print_tables(result_set: ResultSet) -> None:
-    from pytest_sdxl.reports.serving import serving_table
-    from pytest_sdxl.reports.tables import notes_table, summary_table
-
-    print(summary_table(result_set))
-    print("\n" + "\n".join(serving_table(result_set)))
-    for record in result_set.variants:
-        if record.runs:
-            print(f"\n{record.variant} ({record.kind})\n{notes_table(record)}")
-
 
 def run_command(arguments: argparse.Namespace) -> int:
-    """The notes' protocol over the chosen variants; tables printed, files written to --report."""
+    """The reference protocol over the chosen variants; tables printed, files written to --report."""
     from pytest_sdxl.machine.compile_cache import activate, summary_line
     from pytest_sdxl.measure import resume
     from pytest_sdxl.measure.progress import ProgressDisplay
@@ -154,31 +122,3 @@ def with_unmeasured(result_set: ResultSet, compositions: Sequence[Any], reason: 
     measured = {record.variant for record in result_set.variants}
     missing = [composition.id for composition in compositions if composition.id not in measured]
     return dataclasses.replace(result_set, partial=reason if missing else "", not_measured=missing)
-
-
-def report_command(arguments: argparse.Namespace) -> int:
-    """The markdown and the chart of a results file again, next to it unless --output says where."""
-    from pytest_sdxl.reports.tables import write_reports
-    from pytest_sdxl.results.schema import load_results
-
-    source = Path(arguments.results)
-    result_set = load_results(source)
-    print_tables(result_set)
-    folder = Path(arguments.output) if arguments.output else source.parent
-    written = write_reports(result_set, folder, include_json=False)
-    print("\nwritten: " + ", ".join(str(path) for path in written.values()))
-    return 0
-
-
-def merge_command(arguments: argparse.Namespace) -> int:
-    """Results files of one setup as one results.json with its markdown and chart."""
-    from pytest_sdxl.reports.tables import write_reports
-    from pytest_sdxl.results.merge import merge_files
-
-    merged = merge_files(arguments.results, keep_first=arguments.first, pool_runs=arguments.pool_runs)
-    for note in merged.notes:
-        print(f"pytest-sdxl merge: {note}")
-    print_tables(merged.result_set)
-    written = write_reports(merged.result_set, Path(arguments.output))
-    print("\nwritten: " + ", ".join(str(path) for path in written.values()))
-    return 0

@@ -97,7 +97,7 @@ def tune_argument(parse: Callable[[str], object]) -> Callable[[str], object]:
     return parsed
 
 
-def add_tune_command(commands: Any) -> None:
+def add_command(commands: Any) -> None:
     from pytest_sdxl.tune.options import parse_batch_sizes, parse_budget, parse_min_psnr
     from pytest_sdxl.tune.search import (
         DEFAULT_BATCH_SIZES,

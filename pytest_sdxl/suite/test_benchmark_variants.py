@@ -1,8 +1,8 @@
 """The reference benchmark suite: every variant timed with pytest-benchmark on warmed pipelines.
 
-``pytest --benchmark-only`` from the repository root runs it: on a CPU on ``random:tiny`` in a
-few minutes, on a GPU with ``--sdxl-model random:sdxl-turbo`` for real timings. Select variants
-with ``--sdxl-variants``; the notes' protocol tables follow in the terminal summary.
+``pytest --pyargs pytest_sdxl.suite --benchmark-only`` runs it from any folder: on a CPU on
+``random:tiny``, on a GPU with ``--sdxl-model random:sdxl-turbo`` for real timings. Select variants
+with ``--sdxl-variants``; the reference protocol's tables follow in the terminal summary.
 """
 
 from __future__ import annotations

@@ -7,7 +7,8 @@ loaded on first use and kept for the life of one benchmark process.
 Every setting comes from the ``PYTEST_SDXL_*`` environment variables the pytest plugin reads too:
 ``PYTEST_SDXL_MODEL`` picks the model source (default ``random:tiny``), ``PYTEST_SDXL_VARIANTS``
 picks the variants benchmarked (``all``: every one that can run here), ``PYTEST_SDXL_RUNS`` sets
-the protocol's runs.
+the protocol's runs. Variants that installed pytest plugins add through the ``pytest_sdxl_variants``
+hook (and modules named in ``PYTEST_PLUGINS``) are loaded first, as the command line loads them.
 
 On a CPU the defaults are sized for a hosted runner's ``asv continuous`` (two commits, each in a
 few minutes on 2 cores): a representative variant set (``CPU_VARIANTS``) and, on the tiny model,
@@ -34,10 +35,10 @@ if TYPE_CHECKING:
     from pytest_sdxl.pipelines.sources import Components
     from pytest_sdxl.variants.assembly import VariantPipeline
 
-# Combinations from the notes worth a history of their own beside every single variant.
+# Combinations worth a history of their own beside every single variant: tiny_vae batched, and with cached embeddings.
 COMBINATIONS = ("tiny_vae+batch", "tiny_vae+cached_embeds")
 # The default on a CPU: one variant per path the gate watches, not every variant that could run.
-# The plain pipeline (every ratio's denominator), the batch path (the notes' surprise) alone and
+# The plain pipeline (every ratio's denominator), the batch path (once slower than a loop) alone and
 # on a swapped component, a component swap (tiny_vae) and a pipeline-level cache (cached_embeds).
 # Left out, and why: the compiled and traced UNets (compile_unet, compile_max_autotune,
 # compile_pipeline, trace_unet) compile again in every benchmark process and in every protocol run,
@@ -73,15 +74,32 @@ STAGE_METRICS = ("text_encode_ms", "unet_ms", "vae_decode_ms")
 @functools.cache
 def settings() -> Settings:
     """The suite's settings, from ``PYTEST_SDXL_*`` environment variables, else the defaults."""
+    # Before PYTEST_SDXL_VARIANTS is parsed: it may name a plugin's variant.
+    plugin_variants()
     return resolve({}, os.environ, {}, ini_name="asv", flag_style="cli")
 
 
-def suite_variants() -> list[str]:
-    """Variant ids to benchmark: ``PYTEST_SDXL_VARIANTS`` if set, else every variant and the notes' combinations.
+@functools.cache
+def plugin_variants() -> tuple[str, ...]:
+    """Names of the variants plugins add through the ``pytest_sdxl_variants`` hook, registered once a process.
 
-    On a CPU the default is ``CPU_VARIANTS``; ``PYTEST_SDXL_VARIANTS=all`` there is every variant
-    that can run on a CPU (those that need a GPU, a package or half precision would only be skipped,
-    at the cost of a benchmark process per benchmark).
+    The command line's loader: installed ``pytest11`` entry points (unless ``PYTEST_DISABLE_PLUGIN_AUTOLOAD``
+    is set) and the modules ``PYTEST_PLUGINS`` names. Variants a surrounding pytest session already
+    registered count too.
+    """
+    from pytest_sdxl.plugin.hook_variants import load_for_command_line
+    from pytest_sdxl.variants.registry import ADDED_BY
+
+    load_for_command_line()
+    return tuple(ADDED_BY)
+
+
+def suite_variants() -> list[str]:
+    """Variant ids to benchmark: ``PYTEST_SDXL_VARIANTS`` if set, else every variant and ``COMBINATIONS``.
+
+    On a CPU the default is ``CPU_VARIANTS`` and the plugins' variants that can run there;
+    ``PYTEST_SDXL_VARIANTS=all`` there is every variant that can run on a CPU (those that need a GPU,
+    a package or half precision would only be skipped, at the cost of a benchmark process per benchmark).
     """
     chosen = settings().variants
     if chosen is not None:
@@ -89,9 +107,11 @@ def suite_variants() -> list[str]:
     every = [composition.id for composition in all_single_variants()] + list(COMBINATIONS)
     if device_type_without_torch() != "cpu":
         return every
-    if settings().sources["variants"] == "default":
-        return list(CPU_VARIANTS)
     dtype = "float32" if settings().dtype == "auto" else settings().dtype
+    if settings().sources["variants"] == "default":
+        # A variant a plugin adds is what its author wants timed: it joins the small default set.
+        added = [name for name in plugin_variants() if not parse(name).unmet_requirements("cpu", dtype)]
+        return [*CPU_VARIANTS, *added]
     return [variant for variant in every if not parse(variant).unmet_requirements("cpu", dtype)]
 
 
@@ -330,7 +350,7 @@ def protocol_settings() -> Settings:
 
 
 def protocol_summaries(variants: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """The notes' protocol for each variant, reduced to one number per metric (the median over runs).
+    """The reference protocol for each variant, reduced to one number per metric (the median over runs).
 
     Returns plain dictionaries (asv pickles them for ``setup_cache``): ``status`` and ``reason``, and
     for variants that ran, every metric of ``PROTOCOL_METRICS`` and ``STAGE_METRICS``,

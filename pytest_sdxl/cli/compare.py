@@ -1,0 +1,68 @@
+"""The ``compare`` command: two results files signal by signal, each by its own rule; exit status 1 on a regression."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from pytest_sdxl.analysis.comparison import DEFAULT_GATE, METRIC_NAMES
+from pytest_sdxl.cli.options import REGRESSED_OR_FAILED, add_gate_options, rules_from
+
+
+def add_command(commands: Any) -> None:
+    compare = commands.add_parser("compare", help="Compare two results files; exit status 1 when anything regressed")
+    compare.add_argument("base", help="The reference results.json")
+    compare.add_argument("new", help="The results.json to check")
+    add_gate_options(compare)
+    compare.add_argument(
+        "--metrics",
+        type=metrics_argument,
+        default=",".join(METRIC_NAMES),
+        help="Comma-separated signals to compare (default: %(default)s)",
+    )
+    compare.add_argument(
+        "--gate",
+        type=metrics_argument,
+        default=",".join(DEFAULT_GATE),
+        help="Signals whose regression fails the comparison; the others are shown only (default: %(default)s)",
+    )
+    compare.add_argument("--output", metavar="FILE", help="Also write the table to this markdown file")
+    compare.set_defaults(handler=compare_command)
+
+
+def metrics_argument(text: str) -> tuple[str, ...]:
+    from pytest_sdxl.analysis.comparison import parse_metrics
+
+    try:
+        return parse_metrics(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def compare_command(arguments: argparse.Namespace) -> int:
+    """Ratios new / base per variant and signal, each by its own rule; 1 when anything regressed."""
+    from pytest_sdxl.analysis.comparison import compare_results
+    from pytest_sdxl.reports.comparison import comparison_table, kernel_diffs
+    from pytest_sdxl.results.schema import load_results, write_atomically
+
+    base, new = load_results(arguments.base), load_results(arguments.new)
+    rules = rules_from(arguments, arguments.metrics, arguments.gate)
+    comparisons = compare_results(base, new, rules)
+    text = comparison_table(comparisons)
+    diffs = kernel_diffs(base, new, comparisons)
+    if diffs:
+        text += "\n\n" + diffs
+    print(text)
+    if arguments.output:
+        write_atomically(arguments.output, text + "\n")
+    regressed = sorted({f"{item.variant} {item.metric}" for item in comparisons if item.regressed})
+    limits = (
+        f"gate {','.join(rules.gate)}: wall {rules.threshold * 100:g}% (per-run {rules.wall_statistic}), kernel time "
+        f"{rules.kernel_threshold * 100:g}%, kernel launches exact; flagged past half a threshold at Holm-adjusted "
+        f"p < {rules.alpha}"
+    )
+    if regressed:
+        print(f"\nregressed ({limits}): {', '.join(regressed)}")
+        return REGRESSED_OR_FAILED
+    print(f"\nno regression ({limits})")
+    return 0

@@ -1,0 +1,94 @@
+"""The ``power`` command: how often each signal of the gate catches an injected slowdown, and its false alarms."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from pytest_sdxl.cli.options import (
+    add_gate_options,
+    add_plugin_options,
+    add_settings_options,
+    positive_count,
+    rules_from,
+    settings_from,
+    threshold_argument,
+)
+
+
+def add_command(commands: Any) -> None:
+    power = commands.add_parser(
+        "power", help="Measure how often each signal catches an injected slowdown, and its false alarms"
+    )
+    add_settings_options(power, leave_out=("variants", "report", "trace"))
+    power.add_argument("--variant", default="batch", help="The variant whose path is slowed (default: %(default)s)")
+    power.add_argument("--trials", type=positive_count, default=10, help="Trials per injection (default: %(default)s)")
+    power.add_argument(
+        "--rounds",
+        type=positive_count,
+        default=None,
+        help="Timed rounds a run (default: enough for 10 calls, and 30 samples a side beside a reference)",
+    )
+    power.add_argument(
+        "--inject",
+        type=injections_argument,
+        default="host:2%,host:5%,host:10%,device:2%,device:5%,device:10%",
+        help="Slowdowns to inject, kind:share of one call; host = a sleep per call, device = extra kernels "
+        "(default: %(default)s)",
+    )
+    add_gate_options(power)
+    power.add_argument("--output", metavar="FILE", help="Also write the table to this markdown file")
+    power.add_argument("--json", metavar="FILE", help="Also write the counts to this JSON file")
+    add_plugin_options(power)
+    power.set_defaults(handler=power_command)
+
+
+def power_command(arguments: argparse.Namespace) -> int:
+    """Detection and false-alarm rates per signal for injected slowdowns of one variant."""
+    from pytest_sdxl.measure.power import POWER_GATE, POWER_SIGNALS, PowerResult, measure_power, power_report
+    from pytest_sdxl.results.schema import encode_float, write_atomically
+    from pytest_sdxl.variants.registry import parse
+
+    settings = settings_from(arguments)
+    rules = rules_from(arguments, POWER_SIGNALS, POWER_GATE)
+
+    def save(result: PowerResult) -> None:
+        """The files as they stand, rewritten after every trial: a run stopped midway keeps its finished trials."""
+        if arguments.output:
+            write_atomically(arguments.output, power_report(result) + "\n")
+        if arguments.json:
+            # Strict JSON: a calibration that does not apply (no kernels on a CPU) is written as "nan".
+            write_atomically(arguments.json, json.dumps(encode_float(result.as_dict()), indent=2) + "\n")
+
+    result = measure_power(
+        settings,
+        parse(arguments.variant),
+        trials=arguments.trials,
+        injections=arguments.inject,
+        rules=rules,
+        report=lambda line: print(line, file=sys.stderr, flush=True),
+        rounds=arguments.rounds,
+        on_trial=save,
+    )
+    print(power_report(result))
+    save(result)
+    return 0
+
+
+def injections_argument(text: str) -> tuple[tuple[str, float], ...]:
+    """'host:5%,device:2%' -> (('host', 0.05), ('device', 0.02)); the error says what is accepted."""
+    from pytest_sdxl.measure.power import KINDS
+
+    chosen = []
+    for part in (item.strip() for item in text.split(",") if item.strip()):
+        kind, _, level = part.partition(":")
+        if kind not in KINDS or not level:
+            raise argparse.ArgumentTypeError(
+                f"injection {part!r} not accepted; give kind:level, kind {' or '.join(KINDS)}, e.g. host:5%,device:2%"
+            )
+        chosen.append((kind, threshold_argument(level)))
+    if not chosen:
+        raise argparse.ArgumentTypeError(f"no injection in {text!r}; e.g. host:5%,device:2%")
+    return tuple(chosen)

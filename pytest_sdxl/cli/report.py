@@ -1,0 +1,41 @@
+"""The ``report`` command (a results file's tables, markdown, chart again); the tables ``run`` and ``merge`` print."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from pytest_sdxl.results.schema import ResultSet
+
+
+def add_command(commands: Any) -> None:
+    report = commands.add_parser("report", help="Write the markdown and the chart of a results.json again")
+    report.add_argument("results", help="A results.json written by run")
+    report.add_argument("--output", metavar="DIR", help="Folder for results.md and results.png (default: beside it)")
+    report.set_defaults(handler=report_command)
+
+
+def print_tables(result_set: ResultSet) -> None:
+    from pytest_sdxl.reports.serving import serving_table
+    from pytest_sdxl.reports.tables import protocol_table, summary_table
+
+    print(summary_table(result_set))
+    print("\n" + "\n".join(serving_table(result_set)))
+    for record in result_set.variants:
+        if record.runs:
+            print(f"\n{record.variant} ({record.kind})\n{protocol_table(record)}")
+
+
+def report_command(arguments: argparse.Namespace) -> int:
+    """The markdown and the chart of a results file again, next to it unless --output says where."""
+    from pytest_sdxl.reports.tables import write_reports
+    from pytest_sdxl.results.schema import load_results
+
+    source = Path(arguments.results)
+    result_set = load_results(source)
+    print_tables(result_set)
+    folder = Path(arguments.output) if arguments.output else source.parent
+    written = write_reports(result_set, folder, include_json=False)
+    print("\nwritten: " + ", ".join(str(path) for path in written.values()))
+    return 0
