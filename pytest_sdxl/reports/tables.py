@@ -15,6 +15,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from pytest_sdxl.analysis.serving import serving_block
 from pytest_sdxl.analysis.stats import CI_METHOD, summarize
 from pytest_sdxl.reports import figures
 from pytest_sdxl.reports.layout import dropped_line, empty_columns, fitted_tables, joined, without, wrapped
@@ -330,7 +331,7 @@ def write_reports(result_set: ResultSet, folder: str | os.PathLike[str], include
     target.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}
     if include_json:
-        written["json"] = save_results(result_set, target / "results.json")
+        written["json"] = save_results(result_set, target / "results.json", derived=serving_block)
     written["markdown"] = write_atomically(target / "results.md", markdown_report(result_set))
     written["chart"] = write_atomically(target / "results.png", chart_png(result_set))
     return written
