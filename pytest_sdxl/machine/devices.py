@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import gc
 import traceback
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pytest_sdxl.errors import SettingsError, VariantUnavailable
 
@@ -144,3 +144,12 @@ def release_after_failure(error: BaseException, device: Any) -> None:
     if error.__traceback__ is not None:
         traceback.clear_frames(error.__traceback__)
     free_memory(device)
+
+
+class DeviceChoice(Protocol):
+    """The device and precision a user chose, as typed (``auto``, ``cuda:1``, ``float16``...)."""
+
+    @property
+    def device(self) -> str: ...
+    @property
+    def dtype(self) -> str: ...

@@ -19,7 +19,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from pytest_sdxl.machine.devices import BYTES_PER_GB
+from pytest_sdxl.machine.devices import BYTES_PER_GB, DeviceChoice
 
 
 def package_version(name: str) -> str | None:
@@ -153,7 +153,7 @@ def machine_info(device_name: str | None = None) -> dict[str, Any]:
     return info
 
 
-def resolved_precision(settings: Any) -> dict[str, str]:
+def resolved_precision(settings: DeviceChoice) -> dict[str, str]:
     """The device and dtype 'auto' stood for, for the report header."""
     from pytest_sdxl.errors import SettingsError, VariantUnavailable
     from pytest_sdxl.machine.devices import resolve_device, resolve_dtype

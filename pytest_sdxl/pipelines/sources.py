@@ -15,10 +15,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pytest_sdxl.errors import ModelSourceError
-from pytest_sdxl.machine.devices import cast
+from pytest_sdxl.machine.devices import DeviceChoice, cast
 from pytest_sdxl.pipelines.architectures import ARCHITECTURES, Architecture, build_module
 
 if TYPE_CHECKING:
@@ -237,7 +237,20 @@ def missing_model_message(source: str, is_folder: bool, errors: list[str]) -> st
 _LOADED: dict[tuple[str, str, str, str, str], Components] = {}
 
 
-def components_for(settings: Any, cache: bool = True) -> Components:
+class SourceChoice(DeviceChoice, Protocol):
+    """What ``components_for`` and ``image_size_for`` read of the settings (``pytest_sdxl.settings.Settings``)."""
+
+    @property
+    def model(self) -> str: ...
+    @property
+    def tiny_vae(self) -> str: ...
+    @property
+    def fp16_vae(self) -> str: ...
+    @property
+    def size(self) -> int | None: ...
+
+
+def components_for(settings: SourceChoice, cache: bool = True) -> Components:
     """The components a Settings object asks for, loaded once per (model, device, dtype) when cached."""
     from pytest_sdxl.machine.devices import resolve_device, resolve_dtype
 
@@ -257,6 +270,6 @@ def forget_loaded() -> None:
     _LOADED.clear()
 
 
-def image_size_for(settings: Any, components: Components) -> int:
+def image_size_for(settings: SourceChoice, components: Components) -> int:
     """The settings' image size, or the source's default (64 on random:tiny, 512 on SDXL-Turbo)."""
     return int(settings.size) if settings.size else components.default_size
