@@ -11,10 +11,13 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pytest_sdxl.errors import SettingsError, VariantSpecError
-from pytest_sdxl.variants.registry import Composition, parse_list, valid_names
+
+if TYPE_CHECKING:
+    # Imported where variant names are parsed, not here: the plugin loads this module at start-up.
+    from pytest_sdxl.variants.registry import Composition
 
 DEFAULT_PROMPTS = (
     "A cinematic shot of a baby racoon wearing an intricate italian priest robe.",
@@ -66,6 +69,8 @@ def dtype_name(value: str, where: str) -> str:
 
 
 def variant_list(value: str, where: str) -> tuple[Composition, ...] | None:
+    from pytest_sdxl.variants.registry import parse_list, valid_names
+
     if value == "all":
         return None
     if not value:

@@ -8,15 +8,23 @@ once a session. Standard library, pytest and the variant registry only (no torch
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import pytest
 
 from pytest_sdxl.errors import VariantSpecError
-from pytest_sdxl.variants.registry import BASELINE, Composition, all_single_variants, parse_list
+
+if TYPE_CHECKING:
+    from pytest_sdxl.variants.registry import Composition
+
+# The registry (every built-in variant) is imported by the functions that need it, not here: loading
+# the plugin in a session that never uses it must stay cheap.
 
 
 def variants_for(marker: pytest.Mark | None, selected: tuple[Composition, ...] | None, where: str) -> list[Composition]:
     """The test's variants: its marker's (restricted to the selection), else the selection, else all."""
+    from pytest_sdxl.variants.registry import all_single_variants, parse_list
+
     if marker is None:
         return list(selected) if selected is not None else all_single_variants()
     if marker.kwargs or not marker.args or not all(isinstance(name, str) for name in marker.args):
@@ -36,7 +44,11 @@ def variants_for(marker: pytest.Mark | None, selected: tuple[Composition, ...] |
 def variant_of(item: pytest.Item) -> Composition | None:
     """The composition a test is parametrized with (its ``sdxl_variant``); None for any other test."""
     callspec = getattr(item, "callspec", None)
-    composition = callspec.params.get("sdxl_variant") if callspec is not None else None
+    if callspec is None or "sdxl_variant" not in callspec.params:
+        return None
+    from pytest_sdxl.variants.registry import Composition
+
+    composition = callspec.params["sdxl_variant"]
     return composition if isinstance(composition, Composition) else None
 
 
@@ -47,6 +59,8 @@ def group_by_variant(items: list[pytest.Item]) -> None:
     come in different orders get interleaved). Only sdxl tests move, among their own places; a
     variant's order is that of its first test, and its tests keep their order.
     """
+    from pytest_sdxl.variants.registry import BASELINE
+
     placed = [(index, composition.id) for index, item in enumerate(items) if (composition := variant_of(item))]
     first_seen: dict[str, int] = {}
     for index, variant in placed:
