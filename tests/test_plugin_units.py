@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -128,3 +130,15 @@ def test_infinite_psnr_is_written_as_a_string() -> None:
     assert encode_float(31.5) == 31.5
     assert encode_float(None) is None
     assert encode_float({"psnr_db": [math.inf, -math.inf]}) == {"psnr_db": ["inf", "-inf"]}
+
+
+def test_loading_the_plugin_leaves_the_variant_registry_unimported() -> None:
+    # Every pytest session in an environment with pytest-sdxl installed loads the plugin; the
+    # registry of built-in variants is for sessions that use it.
+    code = (
+        "import sys, pytest_sdxl.plugin; "
+        "heavy = ('pytest_sdxl.variants.registry', 'pytest_sdxl.variants.builtin'); "
+        "print(sorted(m for m in heavy if m in sys.modules))"
+    )
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert completed.stdout.strip() == "[]"
