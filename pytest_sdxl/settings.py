@@ -121,6 +121,18 @@ def seed_value(value: str, where: str) -> int:
         raise SettingsError(f"{where}: {value!r} is not a whole number") from None
 
 
+def lpips_weights_path(value: str, where: str) -> Path | None:
+    if not value:
+        return None
+    path = Path(value).expanduser()
+    if not path.exists():
+        raise SettingsError(
+            f"{where}: {value!r} does not exist; give torchvision's AlexNet checkpoint (alexnet-owt-*.pth) "
+            "or the folder holding it, or leave it unset to measure SSIM and PSNR without LPIPS"
+        )
+    return path
+
+
 @dataclass(frozen=True)
 class Option:
     """One setting: its name (``model``), parser, default and help text (said once, used everywhere)."""
@@ -212,6 +224,14 @@ OPTIONS = (
         "$XDG_CACHE_HOME or ~/.cache), a folder, or off",
         "DIR",
     ),
+    Option(
+        "lpips_weights",
+        lpips_weights_path,
+        "",
+        "The LPIPS backbone on disk (torchvision's AlexNet checkpoint, or its folder), never downloaded; "
+        "without it LPIPS is n/a and SSIM and PSNR are still measured",
+        "PATH",
+    ),
 )
 OPTIONS_BY_NAME = {option.name: option for option in OPTIONS}
 
@@ -235,6 +255,8 @@ class Settings:
     fp16_vae: str = "madebyollin/sdxl-vae-fp16-fix"
     # None: off, torch's own cache folders are left alone.
     compile_cache: Path | None = None
+    # None: LPIPS not measured (analysis.quality says how to provide its weights).
+    lpips_weights: Path | None = None
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     def with_changes(self, **changes: Any) -> Settings:

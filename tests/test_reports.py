@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from pytest_sdxl.analysis.quality import LPIPS_HOW_TO
+from pytest_sdxl.machine.gpu_state import NO_CUDA_DEVICE, GpuStateSample, GpuStateSummary, summarize
 from pytest_sdxl.reports.figures import gigabytes, milliseconds, percent, ratio, significant
 from pytest_sdxl.reports.layout import WIDTH
 from pytest_sdxl.reports.tables import (
@@ -159,11 +161,15 @@ def test_summary_table_has_every_variant_speed_up_stages_and_psnr() -> None:
         "- cpu_offload skipped: cpu_offload needs a CUDA GPU (device here: cpu)",
         "- upcast_vae failed: run 1: out of memory: CUDA out of memory",
     ]
-    # Runs without device signals (files written before they existed) leave those columns out, saying why.
-    assert " ".join(line.strip() for line in notes[:-2]) == (
-        "Not shown: peak GB (no peak GPU memory recorded); kernel ms (CV), kernels, GPU busy, TFLOP/s "
-        "(no device signals were measured)"
+    # Runs without device signals, SSIM or GPU state (files written before they existed) leave those columns
+    # out, saying why, and the GPU state says n/a in one line.
+    first_item = next(index for index, line in enumerate(notes) if line.startswith("- "))
+    assert " ".join(line.strip() for line in notes[:first_item]) == (
+        "Not shown: SSIM, LPIPS (no variant has a value); peak GB (no peak GPU memory recorded); kernel ms (CV), "
+        "kernels, GPU busy, TFLOP/s (no device signals were measured)"
     )
+    assert "- GPU state n/a: not recorded (these results predate GPU state readings)" in notes
+    assert any(line.startswith("- PSNR, SSIM and LPIPS of tiny_vae: lossy on random weights") for line in notes)
     for block in text.split("\n\n"):
         if block.startswith("|"):
             assert len({len(line) for line in block.splitlines()}) == 1  # aligned
@@ -179,6 +185,8 @@ def cpu_result_set() -> ResultSet:
         runs = [run(number, 1.39, 0.136, 0.0963, seconds_per_image * (1 + number / 100), 7.2) for number in (1, 2, 3)]
         for item in runs:
             item.device = CPU_SIGNALS
+            item.ssim, item.lpips_not_applicable = 0.8125, f"not measured: {LPIPS_HOW_TO}"
+            item.gpu_state = GpuStateSummary(not_applicable=NO_CUDA_DEVICE)
         records.append(VariantRecord(name, kind, "ok", "", runs))
     settings = {"model": "random:tiny", "runs": 3, "prompts": ["a"] * 5, "image_size": 64, "steps": 1}
     return ResultSet(settings={**settings, "resolved_device": "cpu"}, machine={"gpu": None}, variants=records)
@@ -190,12 +198,19 @@ def test_cpu_summary_fits_120_columns_and_says_in_one_line_what_it_left_out() ->
     assert max(len(line) for line in text.splitlines()) <= WIDTH
     assert max(len(line) for line in session_summary_lines(result_set)) <= WIDTH
     headers = {name for table in tables_of(text) for name in table[0]}
-    assert headers == set(SUMMARY_HEADER) - set(GPU_ONLY)
-    (dropped,) = [line for line in text.splitlines() if line.startswith("Not shown")]
-    assert dropped == (
-        "Not shown: peak GB, kernel ms (CV), kernels, GPU busy, TFLOP/s (no CUDA device: measured on a GPU only)"
+    assert headers == set(SUMMARY_HEADER) - set(GPU_ONLY) - {"LPIPS"}
+    lines = text.splitlines()
+    start = next(index for index, line in enumerate(lines) if line.startswith("Not shown"))
+    end = next(index for index in range(start + 1, len(lines)) if not lines[index].startswith("  "))
+    assert " ".join(line.strip() for line in lines[start:end]) == (
+        "Not shown: LPIPS (no LPIPS weights given (--lpips-weights PATH or PYTEST_SDXL_LPIPS_WEIGHTS; the user "
+        "guide's method page says how to get them)); peak GB, kernel ms (CV), kernels, GPU busy, TFLOP/s "
+        "(no CUDA device: measured on a GPU only)"
     )
-    assert "n/a" not in text  # nothing left in a cell that only says it does not apply
+    # Nothing left in a cell that only says it does not apply; the GPU state's n/a is one line.
+    assert not any("n/a" in cell for table in tables_of(text) for row in table for cell in row)
+    assert [line for line in lines if "GPU state" in line] == ["- GPU state n/a: no CUDA device"]
+    assert cells_by_variant(text)["tiny_vae+cached_embeds+vae_slicing"]["SSIM"] == "0.8125"
     assert all(table[0][0] == "variant" for table in tables_of(text))
 
 
@@ -205,6 +220,9 @@ def gpu_result_set() -> ResultSet:
         for item in record.runs:
             item.device = DeviceSignals(kernel_ms=[25.0, 25.5], kernels=[900.0, 900.0], flops=2.6e12)
             item.peak_gpu_mem_gb = 7.123
+            item.lpips, item.lpips_not_applicable = 0.042, ""
+            reading = GpuStateSample(1980.0, 2619.0, 61.0, 350.0, 700.0)
+            item.gpu_state = summarize([reading, reading])
     result_set.settings["resolved_device"] = "cuda:0"
     return result_set
 

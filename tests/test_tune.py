@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from pytest_sdxl.analysis.quality import QualityBudget, parse_limit
 from pytest_sdxl.cli.main import main
 from pytest_sdxl.errors import VariantSpecError
 from pytest_sdxl.tune.candidates import (
@@ -29,7 +30,6 @@ from pytest_sdxl.tune.options import (
     parse_batch_sizes,
     parse_budget,
     parse_candidates,
-    parse_min_psnr,
 )
 from pytest_sdxl.tune.report import choices, ranked_table, tune_markdown
 from pytest_sdxl.tune.search import search
@@ -230,10 +230,12 @@ def test_a_variant_that_cannot_run_here_is_skipped_with_its_reason_and_never_mea
 
 def test_the_psnr_floor_rejects_an_exact_candidate_with_a_bad_psnr() -> None:
     measure = FakeMeasure(psnr={"cached_embeds": 12.0})
-    result = search(["cached_embeds", "channels_last"], measure, options(min_psnr_db=30.0))
+    result = search(["cached_embeds", "channels_last"], measure, options(quality=QualityBudget(min_psnr=30.0)))
     cached = next(item for item in result.candidates if item.composition == "cached_embeds")
     assert cached.status == REJECTED
-    assert "12.0 dB against the baseline, below the 30 dB floor" in cached.reason
+    assert (
+        cached.reason == "exact, but against the baseline's images: PSNR 12.0 dB is below the 30 dB floor (--min-psnr)"
+    )
     # The fastest measured, but rejected: neither chosen nor built upon.
     assert result.fastest() is not None and result.fastest().composition != "cached_embeds"  # type: ignore[union-attr]
     assert ("cached_embeds+channels_last", 1) not in measure.log and (
@@ -273,7 +275,7 @@ def test_the_search_stops_when_nothing_beats_its_parent_by_the_margin() -> None:
         (parse_budget, "10m", 600.0),
         (parse_budget, "1.5h", 5400.0),
         (parse_batch_sizes, "8,1,2,2", (1, 2, 8)),
-        (parse_min_psnr, "28.5", 28.5),
+        (lambda text: parse_limit("--min-psnr", text), "28.5", 28.5),
     ],
 )
 def test_the_parsers_accept(parse: Callable[[str], object], text: str, expected: object) -> None:
@@ -287,7 +289,7 @@ def test_the_parsers_accept(parse: Callable[[str], object], text: str, expected:
         (parse_budget, "10 days", "budget '10 days' is not accepted"),
         (parse_batch_sizes, "0,2", "give whole numbers of at least 1, comma-separated"),
         (parse_batch_sizes, "", "batch sizes '' are not accepted"),
-        (parse_min_psnr, "high", "min-psnr 'high' is not a number; give decibels"),
+        (lambda text: parse_limit("--min-psnr", text), "high", "--min-psnr 'high' is not accepted; give decibels"),
     ],
 )
 def test_the_parsers_refuse_saying_what_is_accepted(parse: Callable[[str], object], text: str, message: str) -> None:
@@ -309,7 +311,9 @@ def test_candidates_are_single_registered_variants() -> None:
     [
         (["--budget", "soon"], "argument --budget: budget 'soon' is not accepted"),
         (["--batch-sizes", "1,x"], "argument --batch-sizes: batch sizes '1,x' are not accepted"),
-        (["--min-psnr", "high"], "argument --min-psnr: min-psnr 'high' is not a number"),
+        (["--min-psnr", "high"], "argument --min-psnr: --min-psnr 'high' is not accepted; give decibels"),
+        (["--min-ssim", "2"], "argument --min-ssim: --min-ssim '2' is not accepted; give a similarity up to 1"),
+        (["--max-lpips", "-1"], "argument --max-lpips: --max-lpips '-1' is not accepted; give a distance from 0"),
     ],
 )
 def test_bad_tune_options_are_usage_errors(
@@ -504,3 +508,35 @@ def test_the_choices_say_what_holds_each_winner_back() -> None:
     assert lines[fastest_index + 1].startswith("  what holds it back: launch-bound: GPU busy 49.0%")
     throughput_index = next(index for index, line in enumerate(lines) if line.startswith("highest throughput:"))
     assert lines[throughput_index + 1].startswith("  what holds it back: ")
+
+
+class SsimMeasure(FakeMeasure):
+    """FakeMeasure whose lossy candidates keep a fair PSNR but a poor SSIM."""
+
+    def __call__(self, composition: Composition, batch_size: int) -> Measurement:
+        measured = super().__call__(composition, batch_size)
+        ssim, lpips = (1.0, 0.0) if composition.kind == "exact" else (0.8, 0.2)
+        return Measurement(measured.run_minima_ms, measured.kernel_ms, measured.psnr_db, ssim=ssim, lpips=lpips)
+
+
+@pytest.mark.parametrize(
+    ("budget", "reason"),
+    [
+        (QualityBudget(min_ssim=0.9), "SSIM 0.8000 is below the 0.9 floor (--min-ssim)"),
+        (QualityBudget(max_lpips=0.1), "LPIPS 0.200 is above the 0.1 ceiling (--max-lpips)"),
+    ],
+)
+def test_a_candidate_under_the_quality_budget_is_rejected_on_real_weights_only(
+    budget: QualityBudget, reason: str
+) -> None:
+    real = search(["tiny_vae", "channels_last"], SsimMeasure(), options(quality=budget, random_weights=False))
+    tiny = next(item for item in real.candidates if item.composition == "tiny_vae")
+    assert tiny.status == REJECTED and tiny.reason == f"lossy, but against the baseline's images: {reason}"
+    # Faster than everything else, yet neither chosen nor built upon.
+    assert real.fastest() is not None and "tiny_vae" not in real.fastest().composition  # type: ignore[union-attr]
+    assert not any("tiny_vae+" in item.composition for item in real.candidates)
+    channels = next(item for item in real.candidates if item.composition == "channels_last")
+    assert channels.status == OK and channels.quality == "exact (identical, SSIM 1.0000, LPIPS 0.000)"
+    randomly = search(["tiny_vae"], SsimMeasure(), options(quality=budget, random_weights=True))
+    tiny = next(item for item in randomly.candidates if item.composition == "tiny_vae")
+    assert tiny.status == OK and tiny.quality == RANDOM_WEIGHTS_NOTE

@@ -1,8 +1,10 @@
 """What the numbers mean: sample statistics, the comparison's verdicts per signal, wall-time
-adjustments for the host's speed, kernel tables and their differences, serving figures, bottlenecks.
+adjustments for the host's speed, kernel tables and their differences, serving figures, bottlenecks,
+and image quality against the baseline's images with the budget it must meet.
 
 Owns: ``stats``, ``comparison``, ``host_adjusted``, ``host_normalized``,
-``kernels``, ``serving``, ``bottleneck``.
-May import: ``pytest_sdxl.results``, ``pytest_sdxl.errors``; ``scipy.stats`` for distributions and tests,
-imported on first use. No torch, no pipelines, no output.
+``kernels``, ``serving``, ``bottleneck``, ``quality`` (SSIM, PSNR, LPIPS; quality budgets).
+May import: ``pytest_sdxl.results``, ``pytest_sdxl.errors``, ``pytest_sdxl.machine``; ``scipy.stats`` for
+distributions and tests, and torch and torchmetrics for ``quality``'s figures, each imported on first use;
+``pipelines.sources``' names of random weights. No pipeline is built here, no output.
 """

@@ -15,6 +15,9 @@ A budget (``--min-psnr``, ``--min-ssim``, ``--max-lpips``) applies to every vari
 are compared. On random weights (``random:`` sources) a lossy variant's images are noise against
 noise, so the check says its quality is not meaningful instead of failing it; an exact variant
 promises the baseline's images whatever the weights, so it is judged.
+
+A results file keeps each run's scores (``RunRecord.psnr_db``, ``ssim``, ``lpips``); a variant's are
+its worst run's (``variant_scores``), and ``budget_findings`` judges every variant of a result set.
 """
 
 from __future__ import annotations
@@ -24,14 +27,14 @@ import importlib.util
 import math
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
-from pytest_sdxl.results.schema import decode_float, encode_float
+from pytest_sdxl.results.schema import ResultSet, RunRecord, VariantRecord, decode_float, encode_float
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -59,10 +62,15 @@ class QualityScores:
     lpips: float | None = None
     lpips_not_applicable: str = ""
 
-    def describe(self) -> str:
+    def describe(self, lpips_reason: bool = True) -> str:
+        """'PSNR 27.1 dB, SSIM 0.9012, LPIPS n/a (why) over 4 images'; the count only where known, the why if asked."""
         psnr = "identical" if self.psnr_db == math.inf else f"PSNR {self.psnr_db:.1f} dB"
-        lpips = f"LPIPS {self.lpips:.3f}" if self.lpips is not None else f"LPIPS n/a ({self.lpips_not_applicable})"
-        return f"{psnr}, SSIM {self.ssim:.4f}, {lpips} over {self.images} images"
+        ssim = "SSIM n/a" if math.isnan(self.ssim) else f"SSIM {self.ssim:.4f}"
+        if self.lpips is not None:
+            lpips = f"LPIPS {self.lpips:.3f}"
+        else:
+            lpips = f"LPIPS n/a ({self.lpips_not_applicable})" if lpips_reason else "LPIPS n/a"
+        return f"{psnr}, {ssim}, {lpips}" + (f" over {self.images} images" if self.images else "")
 
     def as_dict(self) -> dict[str, Any]:
         """For results.json: an infinite PSNR is written as the string "inf", as the schema does."""
@@ -196,12 +204,16 @@ def lpips(reference: Any, candidate: Any, weights: Path | None) -> tuple[float |
 
 
 def measure_quality(reference: Any, candidate: Any, lpips_weights_path: Path | None = None) -> QualityScores:
-    """PSNR, SSIM and (where its weights are given) LPIPS of one variant's images against the baseline's."""
+    """PSNR, SSIM and (where its weights are given) LPIPS of one variant's images against the baseline's.
+
+    Images smaller than SSIM's window have no SSIM (NaN, which a budget check says it did not judge).
+    """
     value, why_not = lpips(reference, candidate, lpips_weights_path)
+    shape = image_batch(reference).shape
     return QualityScores(
         psnr_db=psnr_db(reference, candidate),
-        ssim=ssim(reference, candidate),
-        images=image_batch(reference).shape[0],
+        ssim=math.nan if min(shape[1:3]) < SSIM_WINDOW else ssim(reference, candidate),
+        images=shape[0],
         lpips=value,
         lpips_not_applicable=why_not,
     )
@@ -231,6 +243,19 @@ class QualityBudget:
     def empty(self) -> bool:
         return self.min_psnr is None and self.min_ssim is None and self.max_lpips is None
 
+    def describe(self) -> str:
+        """'PSNR >= 30 dB, SSIM >= 0.95', or 'none' when no limit is set."""
+        limits = [
+            f"{label} {sign} {value:g}{unit}"
+            for label, sign, value, unit in (
+                ("PSNR", ">=", self.min_psnr, " dB"),
+                ("SSIM", ">=", self.min_ssim, ""),
+                ("LPIPS", "<=", self.max_lpips, ""),
+            )
+            if value is not None
+        ]
+        return ", ".join(limits) or "none"
+
     def check(self, scores: QualityScores | None, kind: str = "lossy", random_weights: bool = False) -> BudgetCheck:
         """The limits ``scores`` break; a lossy variant on random weights is not judged, and the check says so."""
         if self.empty:
@@ -245,6 +270,10 @@ class QualityBudget:
         if self.min_ssim is not None and scores.ssim < self.min_ssim:
             violations.append(f"SSIM {scores.ssim:.4f} is below the {self.min_ssim:g} floor (--min-ssim)")
         notes = []
+        if self.min_ssim is not None and math.isnan(scores.ssim):
+            notes.append(
+                f"--min-ssim not checked: no SSIM (not measured, or images under {SSIM_WINDOW}x{SSIM_WINDOW} pixels)"
+            )
         if self.max_lpips is not None:
             if scores.lpips is None:
                 notes.append(f"--max-lpips not checked: LPIPS n/a ({scores.lpips_not_applicable})")
@@ -270,3 +299,68 @@ def parse_limit(option: str, text: str) -> float:
     if not math.isfinite(value) or not valid(value):
         raise ValueError(f"{option} {text!r} is not accepted; give {description}")
     return value
+
+
+def run_scores(run: RunRecord) -> QualityScores | None:
+    """A run's stored scores, or None where its images were not compared (or the file predates SSIM)."""
+    if run.psnr_db is None or run.ssim is None:
+        return None
+    return QualityScores(run.psnr_db, run.ssim, 0, run.lpips, run.lpips_not_applicable)
+
+
+def variant_scores(record: VariantRecord) -> QualityScores | None:
+    """The variant's worst run: lowest PSNR and SSIM, highest LPIPS (its reason kept where no run has one)."""
+    scores = [found for run in record.runs if (found := run_scores(run)) is not None]
+    if not scores:
+        return None
+    measured = [item.lpips for item in scores if item.lpips is not None]
+    ssims = [item.ssim for item in scores if not math.isnan(item.ssim)]
+    return QualityScores(
+        psnr_db=min(item.psnr_db for item in scores),
+        ssim=min(ssims) if ssims else math.nan,
+        images=0,
+        lpips=max(measured) if measured else None,
+        lpips_not_applicable="" if measured else scores[-1].lpips_not_applicable,
+    )
+
+
+def random_weights(settings: Mapping[str, Any], variant: str) -> bool:
+    """Whether a variant ran on random weights: a ``random:`` model, or its own replacement VAE set to random."""
+    from pytest_sdxl.pipelines.sources import RANDOM_PREFIX, RANDOM_VAE
+
+    if str(settings.get("model", "")).startswith(RANDOM_PREFIX):
+        return True
+    names = variant.split("+")
+    return any(name in names and settings.get(name) == RANDOM_VAE for name in ("tiny_vae", "fp16_vae"))
+
+
+@dataclass(frozen=True)
+class VariantQuality:
+    """One variant's scores against its own baseline's images, and what the budget found."""
+
+    variant: str
+    kind: str
+    scores: QualityScores | None
+    check: BudgetCheck
+    random_weights: bool
+
+    @property
+    def not_meaningful(self) -> bool:
+        return self.kind == "lossy" and self.random_weights
+
+
+def budget_findings(result_set: ResultSet, budget: QualityBudget) -> list[VariantQuality]:
+    """Every measured variant but the baseline (the reference itself), its worst run judged by the budget."""
+    found = []
+    for record in result_set.variants:
+        if not record.ok or record.variant == "baseline":
+            continue
+        scores = variant_scores(record)
+        random = random_weights(result_set.settings, record.variant)
+        check = budget.check(scores, record.kind, random)
+        found.append(VariantQuality(record.variant, record.kind, scores, check, random))
+    return found
+
+
+def over_budget(findings: Sequence[VariantQuality]) -> list[VariantQuality]:
+    return [item for item in findings if not item.check.passed]

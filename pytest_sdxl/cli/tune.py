@@ -15,6 +15,7 @@ from pytest_sdxl.cli.options import (
     settings_from,
     threshold_argument,
 )
+from pytest_sdxl.cli.quality_options import add_quality_budget_options, budget_from
 
 # tune has its own --variants (single names to compose), --runs (per measurement) and --out/--report.
 NOT_FOR_TUNE = ("runs", "variants", "report", "trace")
@@ -37,7 +38,7 @@ def tune_command(arguments: argparse.Namespace) -> int:
     options = TuneOptions(
         beam=arguments.beam,
         budget_s=arguments.budget,
-        min_psnr_db=arguments.min_psnr,
+        quality=budget_from(arguments),
         margin=arguments.margin,
         batch_sizes=arguments.batch_sizes,
     )
@@ -98,7 +99,7 @@ def tune_argument(parse: Callable[[str], object]) -> Callable[[str], object]:
 
 
 def add_command(commands: Any) -> None:
-    from pytest_sdxl.tune.options import parse_batch_sizes, parse_budget, parse_min_psnr
+    from pytest_sdxl.tune.options import parse_batch_sizes, parse_budget
     from pytest_sdxl.tune.search import (
         DEFAULT_BATCH_SIZES,
         DEFAULT_BEAM,
@@ -129,14 +130,8 @@ def add_command(commands: Any) -> None:
         "baseline is always measured, and with batch among the candidates the last quarter is the throughput "
         "step's (default: %(default)s)",
     )
-    tune.add_argument(
-        "--min-psnr",
-        type=tune_argument(parse_min_psnr),
-        default=DEFAULT_MIN_PSNR_DB,
-        metavar="DB",
-        help="Image-quality floor against the baseline, in dB; lossy variants on random weights are not held to it "
-        "(default: %(default)s)",
-    )
+    # A candidate under the budget is rejected: neither chosen nor built upon.
+    add_quality_budget_options(tune, min_psnr=DEFAULT_MIN_PSNR_DB)
     tune.add_argument(
         "--margin",
         type=threshold_argument,

@@ -1,7 +1,9 @@
 """The machine: device and dtype resolution, synchronization, GPU memory, the compile cache's folder,
-and every probe of the hardware and library versions.
+every probe of the hardware and library versions, and the GPU's state while it is measured.
 
 Owns: ``devices`` (resolve, synchronize, free and read memory), ``probes`` (CPU, GPU, driver, CUDA and
-library versions, one set of keys), ``compile_cache`` (the persistent torch.compile folder).
-May import: the standard library, ``pytest_sdxl.errors``, and torch lazily. Nothing above it.
+library versions, one set of keys), ``compile_cache`` (the persistent torch.compile folder),
+``nvml`` (NVML opened on the device that is torch's ``cuda:i``), ``gpu_state`` (clocks, temperature,
+power and throttle reasons read through NVML, run summaries, and what ``compare`` says of them).
+May import: the standard library, ``pytest_sdxl.errors``, and torch and ``pynvml`` lazily. Nothing above it.
 """

@@ -5,10 +5,10 @@ run), the plugin's ``sdxl_benchmark`` (pytest-benchmark drives the rounds), asv'
 ``overhead`` and ``power`` commands and ``tune``. The steps of ``measure_pipeline`` are the method:
 
 1. **warm-up**: one checked pass over the round's calls (its images are the run's images, for
-   PSNR), then more untimed calls at each shape the round uses until every shape has been called
-   ``Composition.warmup_calls`` times (compiled, traced and graph-captured UNets capture or
-   re-optimize on a later call than the first); a cached-embeddings pipeline has then encoded
-   every timed prompt, so its timed calls hit the cache;
+   PSNR, SSIM and LPIPS against the baseline's), then more untimed calls at each shape the round
+   uses until every shape has been called ``Composition.warmup_calls`` times (compiled, traced
+   and graph-captured UNets capture or re-optimize on a later call than the first); a
+   cached-embeddings pipeline has then encoded every timed prompt, so its timed calls hit the cache;
 2. **timed rounds**: each call between two synchronized clock readings, nothing else inside; at
    least ``MIN_TIMED_CALLS`` calls per run, so a batch run (one call a round) has samples enough;
 3. **stage split**: a warm pass with the stage timer attached (its marks are not free);
@@ -17,9 +17,12 @@ run), the plugin's ``sdxl_benchmark`` (pytest-benchmark drives the rounds), asv'
    share a timed pass; with them the card's matrix peak (measured once per card and cached).
 
 The GPU's energy counter (energy.py) is read around each timed round, outside every per-call clock
-reading: a run's joules per image count the variant's own calls only. Peak GPU memory is the
-variant's own: the peak is reset after the pipeline is built, and shared components the variant
-leaves unused are not counted. ``records`` turns what was measured into run records.
+reading: a run's joules per image count the variant's own calls only. The GPU's state (clocks,
+temperature, power, throttle reasons: machine.gpu_state) is read once after each timed round, also
+outside the clock readings (a reading costs about 0.14 ms on an H100) and with the device
+synchronized, so it shows the clocks the round's work ran at; each run keeps the summary of its
+rounds'. Peak GPU memory is the variant's own: the peak is reset after the pipeline is built, and
+shared components the variant leaves unused are not counted. ``records`` turns what was measured into run records.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from pytest_sdxl.measure.records import (
     WALL_BLOCK_SAMPLES,
     SharedFigures,
     TimedRounds,
-    image_psnr,
+    image_quality,
     run_records,
     timed_seconds_per_run,
     variant_note,
@@ -45,6 +48,7 @@ from pytest_sdxl.measure.records import (
 from pytest_sdxl.results.schema import RunRecord
 
 if TYPE_CHECKING:
+    from pytest_sdxl.machine.gpu_state import GpuStateReader, GpuStateSample
     from pytest_sdxl.measure.energy import EnergyCounter
     from pytest_sdxl.settings import Settings
     from pytest_sdxl.variants.assembly import VariantPipeline
@@ -122,10 +126,17 @@ class TimedLoop:
 
     With an energy counter, the counter is read before the round's first clock reading and after its
     last (the device is synchronized there): ``round_joules`` holds each round's joules, None where a
-    read failed.
+    read failed. With a GPU state reader, the state is read after the round's last clock reading (and
+    after the energy counter): ``round_gpu_states`` holds each round's reading, None where none was had.
     """
 
-    def __init__(self, pipeline: VariantPipeline, groups: Sequence[Group], energy: EnergyCounter | None = None) -> None:
+    def __init__(
+        self,
+        pipeline: VariantPipeline,
+        groups: Sequence[Group],
+        energy: EnergyCounter | None = None,
+        gpu_state: GpuStateReader | None = None,
+    ) -> None:
         from pytest_sdxl.measure.timing import SyncClock
 
         self.pipeline = pipeline
@@ -134,6 +145,8 @@ class TimedLoop:
         self.rounds: list[list[float]] = []
         self.energy = energy
         self.round_joules: list[float | None] = []
+        self.gpu_state = gpu_state
+        self.round_gpu_states: list[GpuStateSample | None] = []
 
     def round(self) -> list[float]:
         """One pass over the round's calls; seconds per image of each call."""
@@ -146,6 +159,8 @@ class TimedLoop:
         if self.energy is not None:
             after = self.energy.joules()
             self.round_joules.append(None if before is None or after is None else after - before)
+        if self.gpu_state is not None:
+            self.round_gpu_states.append(self.gpu_state.sample())
         self.rounds.append(samples)
         return samples
 
@@ -271,6 +286,8 @@ class MeasuringOptions:
     profiled_runs: int = MAX_PROFILED_RUNS
     # Where to keep a Chrome trace of one generation; None keeps none.
     trace_path: Path | None = None
+    # The LPIPS backbone's local checkpoint (or its folder); None: LPIPS is n/a with how to provide it.
+    lpips_weights: Path | None = None
 
     def say(self, step: str, detail: str = "") -> None:
         if self.report is not None:
@@ -301,7 +318,7 @@ def measure_pipeline(
 
     ``side_by_side`` (see ``side_by_side_reference``) runs one round of the same prompts before each
     timed round, timed by its own loop: each run then holds the reference's samples too.
-    ``reference_images`` are the baseline's, for PSNR. The records hold NaN for load, first
+    ``reference_images`` are the baseline's, for PSNR, SSIM and LPIPS. The records hold NaN for load, first
     generation and total: the caller that loaded the pipeline fills them in. The ``power`` command,
     which measures one pipeline over and over, leaves out the stage split and FLOPs and profiles
     fewer runs. Peak memory comes from the stage-split pass, where the variant runs alone.
@@ -321,7 +338,8 @@ def measure_pipeline(
     options.say("device signals")
     passes = min(options.runs, options.profiled_runs, MAX_PROFILED_RUNS)
     signals, flops = profiled_passes(pipeline, calls, passes, options.count_flops, options.trace_path)
-    shared = SharedFigures(stages, peak_memory, image_psnr(reference_images, images), warmup_calls)
+    quality = image_quality(reference_images, images, options.lpips_weights)
+    shared = SharedFigures(stages, peak_memory, quality, warmup_calls)
     images_per_call = [len(prompts) for prompts, _ in groups]
     return PipelineMeasurement(
         runs=run_records(timed, options.runs, images_per_call, signals, shared),
@@ -361,10 +379,12 @@ def timed_rounds(
     options: MeasuringOptions,
 ) -> TimedRounds:
     """``count`` timed rounds through the options' driver, each after the warmed reference's round (if any)."""
+    from pytest_sdxl.machine.gpu_state import open_gpu_state
     from pytest_sdxl.measure.energy import open_counter
 
     energy_counter, energy_reason = open_counter(pipeline.device)
-    loop = TimedLoop(pipeline, groups, energy_counter)
+    gpu_state = open_gpu_state(pipeline.device)
+    loop = TimedLoop(pipeline, groups, energy_counter, gpu_state)
     reference_loop = None
     if side_by_side is not None:
         warm_up(side_by_side, reference_groups)
@@ -377,6 +397,8 @@ def timed_rounds(
         reference_id=side_by_side.id if side_by_side is not None else "",
         joules=loop.round_joules if energy_counter is not None else None,
         energy_reason=energy_counter.not_applicable if energy_counter is not None else energy_reason,
+        gpu_states=loop.round_gpu_states,
+        gpu_state_reason=gpu_state.not_applicable,
     )
 
 

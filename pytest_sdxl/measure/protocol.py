@@ -8,7 +8,7 @@ use and times at least ten calls over the other prompts, one pipeline call each 
 all of them in batch mode): **Avg Gen Time** per image (mean and median). **Total Time** is load,
 first generation, warm-up and timed calls. The stage split and the device signals come from the
 core's untimed passes after the timed calls. Each run's images are compared with the baseline's
-for the same prompts and seeds (PSNR).
+for the same prompts and seeds (PSNR, SSIM, and LPIPS where its weights are on disk).
 
 A variant that cannot run here is ``skipped`` with the reason; one that fails (out of memory,
 NaN images, any exception) is ``failed`` with a clear reason, its GPU memory is freed, and the
@@ -17,7 +17,6 @@ protocol carries on with the next variant.
 
 from __future__ import annotations
 
-import math
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -30,7 +29,7 @@ from pytest_sdxl.errors import SettingsError, VariantUnavailable
 from pytest_sdxl.machine.probes import resolved_precision
 from pytest_sdxl.measure.core import MeasuringOptions, measure_pipeline, seeds_for, side_by_side_reference, timed_groups
 from pytest_sdxl.measure.progress import Progress, ProgressEvent
-from pytest_sdxl.measure.records import failure_reason, variant_note
+from pytest_sdxl.measure.records import failure_reason, own_reference, variant_note
 from pytest_sdxl.results.schema import ResultSet, RunRecord, VariantRecord, settings_as_dict
 from pytest_sdxl.variants.registry import BASELINE, Composition, all_single_variants, compose
 
@@ -121,7 +120,9 @@ def measure_run(
         measured = measure_pipeline(
             pipeline,
             timed_groups(composition, prompts, seeds),
-            MeasuringOptions(report=report, calls_at_one=1, trace_path=trace_path),
+            MeasuringOptions(
+                report=report, calls_at_one=1, trace_path=trace_path, lpips_weights=settings.lpips_weights
+            ),
             side_by_side=reference,
             reference_images=reference_images,
         )
@@ -168,7 +169,7 @@ def measure_variant(
             if reference is None and composition.id == BASELINE:
                 # The baseline is its own reference: later runs show whether it is deterministic.
                 reference = images
-                run_record.psnr_db = math.inf
+                own_reference(run_record)
         record.runs.append(run_record)
     uses = [f"run {item.run} {item.compile_cache}" for item in record.runs if item.compile_cache]
     record.compile_cache = "; ".join(uses)

@@ -2,8 +2,9 @@
 
 The timed rounds are cut into runs, each run into wall blocks beside its side-by-side reference, and
 each run gets its record with the figures measured once for all of them (stage split, peak memory,
-PSNR). Also what a variant's record says in words: its note and why it failed. Nothing here runs a
-pipeline or reads a clock (``core`` does both).
+image quality) and the summary of the GPU state read after each of its rounds. Also what a
+variant's record says in words: its note and why it failed. Nothing here runs a pipeline or reads
+a clock (``core`` does both).
 """
 
 from __future__ import annotations
@@ -12,11 +13,14 @@ import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
+from pytest_sdxl.analysis.quality import QualityScores
 from pytest_sdxl.errors import ImageCheckError
+from pytest_sdxl.machine.gpu_state import GpuStateSample, summarize
 from pytest_sdxl.measure.energy import joules_per_image
 from pytest_sdxl.results.schema import DeviceSignals, RunRecord
 
@@ -30,6 +34,8 @@ if TYPE_CHECKING:
 # guide's method page, "Blocks of rounds and the host-adjusted wall test").
 WALL_BLOCK_SAMPLES = 12
 # One timed round as split into runs: its samples, or its joules.
+# What a baseline run says of its LPIPS: it is the reference (PSNR infinite, SSIM 1 by definition).
+OWN_REFERENCE = "the reference images themselves"
 Round = TypeVar("Round")
 
 
@@ -45,6 +51,9 @@ class TimedRounds:
     joules: list[float | None] | None = None
     # Why there is no energy figure, read after the rounds (a read that failed during them says why).
     energy_reason: str = ""
+    # The GPU's state read after each of the variant's rounds (None where a read failed), and why there is none.
+    gpu_states: list[GpuStateSample | None] = field(default_factory=list)
+    gpu_state_reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -53,7 +62,8 @@ class SharedFigures:
 
     stages: dict[str, float]
     peak_gpu_mem_gb: float | None
-    psnr_db: float | None
+    # The warm-up's images against the baseline's (PSNR, SSIM, LPIPS); None without a reference.
+    quality: QualityScores | None
     warmup_calls: int
 
 
@@ -111,6 +121,7 @@ def run_records(
     blocks = split_into_runs(timed.own, runs)
     energy_blocks = split_into_runs(timed.joules, runs) if timed.joules is not None else []
     reference_blocks = split_into_runs(timed.reference, runs)
+    gpu_state_blocks = split_into_runs(timed.gpu_states, runs)
     images_per_round = sum(images_per_call)
     records = []
     for number, block in enumerate(blocks, start=1):
@@ -118,6 +129,8 @@ def run_records(
         reference_block = reference_blocks[number - 1] if number <= len(reference_blocks) else []
         energy_block = energy_blocks[number - 1] if number <= len(energy_blocks) else []
         energy_j, energy_note = joules_per_image(list(energy_block), len(block) * images_per_round, timed.energy_reason)
+        gpu_states = gpu_state_blocks[number - 1] if number <= len(gpu_state_blocks) else []
+        quality = shared.quality
         records.append(
             RunRecord(
                 run=number,
@@ -129,7 +142,10 @@ def run_records(
                 total_s=math.nan,
                 stages=dict(shared.stages),
                 peak_gpu_mem_gb=shared.peak_gpu_mem_gb,
-                psnr_db=shared.psnr_db,
+                psnr_db=None if quality is None else quality.psnr_db,
+                ssim=None if quality is None else quality.ssim,
+                lpips=None if quality is None else quality.lpips,
+                lpips_not_applicable="" if quality is None else quality.lpips_not_applicable,
                 warmup_calls=shared.warmup_calls,
                 device=signals[number - 1] if number <= len(signals) else None,
                 reference=timed.reference_id,
@@ -137,18 +153,29 @@ def run_records(
                 wall_blocks=wall_blocks(block, reference_block),
                 energy_j_per_image=energy_j,
                 energy_not_applicable=energy_note,
+                gpu_state=summarize(gpu_states, timed.gpu_state_reason),
             )
         )
     return records
 
 
-def image_psnr(reference: np.ndarray | None, images: np.ndarray) -> float | None:
-    """The images' PSNR against the reference's, or None without a reference of the same shape."""
-    from pytest_sdxl.pipelines.images import psnr
+def image_quality(
+    reference: np.ndarray | None, images: np.ndarray, lpips_weights: Path | None = None
+) -> QualityScores | None:
+    """The images' PSNR, SSIM and (with local weights) LPIPS against the reference's; None without a reference
+    of the same shape."""
+    from pytest_sdxl.analysis.quality import measure_quality
 
     if reference is None or reference.shape != images.shape:
         return None
-    return psnr(reference, images)
+    # Checked images hold no NaN; a decoder's last rounding step may leave a value a hair outside [0, 1].
+    return measure_quality(np.clip(reference, 0.0, 1.0), np.clip(images, 0.0, 1.0), lpips_weights)
+
+
+def own_reference(run: RunRecord) -> None:
+    """Mark a baseline run as its own reference: its images are the ones the others are compared with."""
+    run.psnr_db, run.ssim, run.lpips = math.inf, 1.0, None
+    run.lpips_not_applicable = OWN_REFERENCE
 
 
 def variant_note(composition: Composition) -> str:

@@ -1,8 +1,10 @@
-"""Checks that generated images are images, and how far two sets of images are apart."""
+"""Checks that generated images are images, and the largest pixel difference of two sets.
+
+How alike two sets look (PSNR, SSIM, LPIPS) is ``analysis.quality``'s, computed by torchmetrics.
+"""
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -45,15 +47,6 @@ def check_images(images: Any, label: str) -> np.ndarray:
             "typically NaN values clamped by post-processing. This generation is a failure, not a timing."
         )
     return array
-
-
-def psnr(reference: Any, candidate: Any) -> float:
-    """Peak signal-to-noise ratio in dB between two image sets in [0, 1]; infinity when identical."""
-    first, second = as_array(reference), as_array(candidate)
-    if first.shape != second.shape:
-        raise ValueError(f"cannot compare images of shapes {first.shape} and {second.shape}")
-    mean_square = float(np.mean((first.astype(np.float64) - second.astype(np.float64)) ** 2))
-    return math.inf if mean_square == 0.0 else 10.0 * math.log10(1.0 / mean_square)
 
 
 def max_abs_difference(reference: Any, candidate: Any) -> float:

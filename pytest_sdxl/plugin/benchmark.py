@@ -9,7 +9,6 @@ independent. ``extra_info`` gets the reference protocol's figures, the stage spl
 
 from __future__ import annotations
 
-import math
 import statistics
 import time
 from typing import TYPE_CHECKING, Any
@@ -95,7 +94,7 @@ class VariantBenchmark:
             measured = measure_pipeline(
                 pipeline,
                 groups,
-                MeasuringOptions(runs=runs, driver=drive, trace_path=trace_path),
+                MeasuringOptions(runs=runs, driver=drive, trace_path=trace_path, lpips_weights=settings.lpips_weights),
                 side_by_side=reference,
                 reference_images=self.reference_images(),
             )
@@ -105,8 +104,10 @@ class VariantBenchmark:
         self.fill_in_warm_up(measured)
         if pipeline.id == "baseline":
             self.state.reference_images = measured.images
+            from pytest_sdxl.measure.records import own_reference
+
             for run in measured.runs:
-                run.psnr_db = math.inf  # the baseline is its own reference
+                own_reference(run)
         # The variant's share of the session's wall clock: its build, first generation and every run. The shared
         # components' load is the session's, once per model, so it is left out (the protocol's load time has it).
         measure_s = self.warm_up.build_s + self.warm_up.init_gen_s + time.perf_counter() - started

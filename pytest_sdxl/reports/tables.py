@@ -2,9 +2,10 @@
 
 ``protocol_table`` has the reference protocol's shape (``| Metric | Run 1 | Run 2 | Run 3 |`` with
 rows Total Time, Load Time, Init Gen Time, Avg Gen Time, in seconds). ``summary_table`` puts every
-variant side by side with its statistics, speed-up against the baseline, stage split, PSNR and
-device signals, fitted to the terminal (``layout``); ``serving`` adds latency percentiles, energy
-and the roofline. Figures are rounded for reading (``figures``); results.json keeps every digit.
+variant side by side with its statistics, speed-up against the baseline, stage split, image
+quality (``quality``) and device signals, fitted to the terminal (``layout``); ``serving`` adds
+latency percentiles, energy and the roofline; ``gpu_state`` the GPU's clocks and throttling per
+run. Figures are rounded for reading (``figures``); results.json keeps every digit.
 ``write_reports`` writes results.json, results.md and results.png, each atomically.
 """
 
@@ -18,7 +19,9 @@ from pathlib import Path
 from pytest_sdxl.analysis.serving import serving_block
 from pytest_sdxl.analysis.stats import CI_METHOD, summarize
 from pytest_sdxl.reports import figures
+from pytest_sdxl.reports.gpu_state import gpu_state_notes, gpu_state_section
 from pytest_sdxl.reports.layout import dropped_line, empty_columns, fitted_tables, joined, without, wrapped
+from pytest_sdxl.reports.quality import lpips_reasons, quality_cells, random_weights_notes
 from pytest_sdxl.reports.serving import serving_section, serving_table
 from pytest_sdxl.results.schema import STAGE_KEYS, ResultSet, RunRecord, VariantRecord, save_results, write_atomically
 
@@ -139,7 +142,9 @@ SUMMARY_COLUMNS = (
     ("CV", "generation"),
     ("IQR ms", "generation"),
     ("speed-up", "generation"),
-    ("PSNR dB", "generation"),
+    ("PSNR dB", "quality"),
+    ("SSIM", "quality"),
+    ("LPIPS", "quality"),
     ("init gen s", "load"),
     ("load s", "load"),
     ("total s", "load"),
@@ -178,6 +183,7 @@ def summary_row(record: VariantRecord, baseline_median: float) -> list[str]:
         figures.milliseconds(gen.iqr),
         figures.ratio(speed_up, "x"),
         format_psnr(psnr_values),
+        *quality_cells(record),
         figures.seconds(median_of(record, "init_gen_s")),
         figures.seconds(median_of(record, "load_s")),
         figures.seconds(median_of(record, "total_s")),
@@ -208,6 +214,8 @@ def why_dropped(result_set: ResultSet, columns: list[str], device_reasons: list[
             why = "; ".join(device_reasons)
         elif name == "peak GB":
             why = "no peak GPU memory recorded"
+        elif name == "LPIPS" and lpips_reasons(result_set):
+            why = "; ".join(lpips_reasons(result_set))
         else:
             why = "no variant has a value"
         reasons.setdefault(why, []).append(name)
@@ -233,6 +241,7 @@ def summary_table(result_set: ResultSet) -> str:
     groups = [group for name, group in SUMMARY_COLUMNS if name not in dropped]
     lines = joined(fitted_tables(header, kept_rows, groups))
     notes = [dropped_line(why_dropped(result_set, dropped, device_reasons))] if dropped else []
+    notes += random_weights_notes(result_set) + gpu_state_notes(result_set)
     notes += [f"- {record.variant} {record.status}: {record.reason}" for record in result_set.variants if not record.ok]
     notes += [f"- {record.variant}: {record.note}" for record in result_set.variants if record.note]
     if not set(GPU_ONLY[1:]) <= set(dropped):
@@ -302,8 +311,8 @@ def markdown_report(result_set: ResultSet) -> str:
         f"- machine: {describe_machine(result_set.machine)}",
         *([f"- {measuring}"] if measuring else []),
         f"- avg gen statistics over every timed generation of every run (per image); 95% CI: {CI_METHOD}; "
-        "speed-up = baseline median / variant median; PSNR: worst run against the baseline's images "
-        "for the same prompts and seeds; stages are medians over runs, ms per image",
+        "speed-up = baseline median / variant median; PSNR, SSIM (mean) and LPIPS: worst run against the "
+        "baseline's images for the same prompts and seeds; stages are medians over runs, ms per image",
         "- device signals from untimed profiled passes: kernel ms = the GPU's summed kernel time per image "
         "(median, CV over profiled calls), kernels = launches per image, GPU busy = kernel time / wall "
         "median, TFLOP/s = matrix FLOPs per image / kernel time",
@@ -311,6 +320,7 @@ def markdown_report(result_set: ResultSet) -> str:
         "## Summary",
         "",
         summary_table(result_set),
+        *gpu_state_section(result_set),
         "",
         *serving_section(result_set),
     ]
@@ -355,6 +365,7 @@ def session_summary_lines(result_set: ResultSet) -> list[str]:
         "",
         "latency per image and energy (p99 needs 100 timed calls)",
         *serving_table(result_set),
+        *gpu_state_section(result_set, heading="GPU state per run"),
     ]
     for record in result_set.variants:
         if record.runs:

@@ -5,12 +5,12 @@ variant (``VariantRecord`` -> ``RunRecord`` -> ``DeviceSignals``). The record cl
 beside the schema that stores them; the measurement core fills them. Version 1 files (before
 device signals) are still read: their runs have no device signals. Fields added since within a
 version are optional: a file without them reads with their defaults (no energy, no FLOPs per stage,
-no matrix peak, not partial), and the reports say "n/a" with the reason. Blocks derived from a
-variant's records (results.json's ``serving``) are written beside them for readers without this
-package, and ignored when read: the figures are computed again from the samples. The layer that
-computes them hands them to ``to_dict``/``save_results`` (``derived``); the schema computes none.
-Non-finite floats (PSNR of identical images is infinite) are stored as the strings
-``"inf"``/``"-inf"``/``"nan"`` so the file stays strict JSON.
+no matrix peak, no GPU state, no SSIM or LPIPS, not partial), and the reports say "n/a" with the
+reason. Blocks derived from a variant's records (results.json's ``serving``) are written beside
+them for readers without this package, and ignored when read: the figures are computed again from
+the samples. The layer that computes them hands them to ``to_dict``/``save_results``
+(``derived``); the schema computes none. Non-finite floats (PSNR of identical images is infinite)
+are stored as the strings ``"inf"``/``"-inf"``/``"nan"`` so the file stays strict JSON.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_sdxl.errors import SdxlError
+from pytest_sdxl.machine.gpu_state import GpuStateSummary
 
 if TYPE_CHECKING:
     from pytest_sdxl.results.settings_fields import RecordedSettings
@@ -110,6 +111,14 @@ class RunRecord:
     # What this run's first generation found in the compile cache (machine.compile_cache.CacheUse.describe): the
     # protocol compiles afresh in every run, so its runs can go from cold to warm; "" where nothing compiled.
     compile_cache: str = ""
+    # Mean SSIM and LPIPS of the run's images against the baseline's, beside ``psnr_db`` (analysis.quality);
+    # None where not compared. LPIPS only from local weights: where there is none, lpips_not_applicable says why.
+    ssim: float | None = None
+    lpips: float | None = None
+    lpips_not_applicable: str = ""
+    # The GPU's clocks, temperature, power and throttle reasons read after each timed round of this run
+    # (machine.gpu_state), or why there are none; None where not recorded (files written before them).
+    gpu_state: GpuStateSummary | None = None
 
     @property
     def wall_ratio(self) -> float:
@@ -255,6 +264,10 @@ def to_dict(result_set: ResultSet, derived: DerivedBlocks | None = None) -> dict
     ``derived`` gives each variant's derived blocks (key -> block), added to that variant's entry.
     """
     document = {"schema": SCHEMA_NAME, **asdict(result_set)}
+    for item, record in zip(document["variants"], result_set.variants, strict=True):
+        for run_item, run in zip(item["runs"], record.runs, strict=True):
+            # The summary's own form (ranges as min/max/mean, the throttled flag), which run_from_dict reads back.
+            run_item["gpu_state"] = None if run.gpu_state is None else run.gpu_state.as_dict()
     if derived is not None:
         for item, record in zip(document["variants"], result_set.variants, strict=True):
             item.update(derived(record))
@@ -310,6 +323,10 @@ def run_from_dict(data: dict[str, Any]) -> RunRecord:
         energy_j_per_image=optional_float(data.get("energy_j_per_image")),
         energy_not_applicable=str(data.get("energy_not_applicable", "")),
         compile_cache=str(data.get("compile_cache", "")),
+        ssim=optional_float(data.get("ssim")),
+        lpips=optional_float(data.get("lpips")),
+        lpips_not_applicable=str(data.get("lpips_not_applicable", "")),
+        gpu_state=None if data.get("gpu_state") is None else GpuStateSummary.from_dict(data["gpu_state"]),
     )
 
 

@@ -31,6 +31,10 @@ class Measurement:
     kernel_ms: float | None = None
     psnr_db: float | None = None
     peak_gpu_mem_gb: float | None = None
+    # Beside PSNR, against the baseline's images (analysis.quality); None where not compared.
+    ssim: float | None = None
+    lpips: float | None = None
+    lpips_not_applicable: str = ""
 
     @property
     def ms_per_image(self) -> float:
@@ -83,6 +87,8 @@ class Candidate:
             "run_minima_ms": [] if measurement is None else list(measurement.run_minima_ms),
             "kernel_ms_per_image": None if measurement is None else measurement.kernel_ms,
             "psnr_db": None if measurement is None else measurement.psnr_db,
+            "ssim": None if measurement is None else measurement.ssim,
+            "lpips": None if measurement is None else measurement.lpips,
             "peak_gpu_mem_gb": None if measurement is None else measurement.peak_gpu_mem_gb,
             "resumed": self.resumed,
         }
@@ -160,7 +166,9 @@ class TuneResult:
             "options": {
                 "beam": options.beam,
                 "budget_s": options.budget_s,
-                "min_psnr_db": options.min_psnr_db,
+                "min_psnr_db": options.quality.min_psnr,
+                "min_ssim": options.quality.min_ssim,
+                "max_lpips": options.quality.max_lpips,
                 "margin": options.margin,
                 "batch_sizes": list(options.batch_sizes),
                 "random_weights": options.random_weights,

@@ -7,7 +7,8 @@ next candidate starts with its GPU memory back.
 
 Batch size: at batch 1 a round is one call per prompt. At batch size B a batch composition makes one
 call of B prompts, the prompts repeated to fill it and prompt i seeded ``seed + i`` as everywhere, so
-its first images have the baseline's prompts and seeds and are compared with them (PSNR).
+its first images have the baseline's prompts and seeds and are compared with them (PSNR, SSIM, and
+LPIPS where its weights are on disk).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from pytest_sdxl.measure.core import Group, MeasuringOptions, call_groups, measure_pipeline, seeds_for
-from pytest_sdxl.measure.records import image_psnr
+from pytest_sdxl.measure.records import image_quality
 from pytest_sdxl.tune.candidates import Candidate, Measurement, TuneResult
 from pytest_sdxl.tune.options import TuneOptions
 from pytest_sdxl.tune.search import search
@@ -82,6 +83,7 @@ class CoreMeasurer:
                 report=self.report,
                 count_flops=False,
                 profiled_runs=TUNE_PROFILED_RUNS,
+                lpips_weights=self.settings.lpips_weights,
             )
             measured = measure_pipeline(pipeline, groups, options)
         except Exception as error:
@@ -94,18 +96,21 @@ class CoreMeasurer:
             if pipeline is not None:
                 pipeline.close()
         images = measured.images
-        psnr = None
+        quality = None
         if not composition.names and batch_size == 1:
             self.baseline_images = images
         elif self.baseline_images is not None:
             compared = min(len(images), len(self.baseline_images))
-            psnr = image_psnr(self.baseline_images[:compared], images[:compared])
+            quality = image_quality(self.baseline_images[:compared], images[:compared], self.settings.lpips_weights)
         kernel = [value for run in measured.runs if run.device is not None for value in run.device.kernel_ms]
         return Measurement(
             run_minima_ms=tuple(min(run.gen_s) * 1000 for run in measured.runs),
             kernel_ms=statistics.median(kernel) if kernel else None,
-            psnr_db=psnr,
+            psnr_db=None if quality is None else quality.psnr_db,
             peak_gpu_mem_gb=measured.runs[0].peak_gpu_mem_gb,
+            ssim=None if quality is None else quality.ssim,
+            lpips=None if quality is None else quality.lpips,
+            lpips_not_applicable="" if quality is None else quality.lpips_not_applicable,
         )
 
 

@@ -1,15 +1,16 @@
 """The ``tune`` search's inputs: their defaults, ``TuneOptions`` that holds them, and the parsers that
-read them from text (budget, batch sizes, quality floor and candidate variants).
+read them from text (budget, batch sizes and candidate variants; the quality budget's limits are
+``analysis.quality.parse_limit``'s).
 
 Each parser returns the value or raises an error that says what was wrong and what is accepted.
 """
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 
+from pytest_sdxl.analysis.quality import QualityBudget
 from pytest_sdxl.errors import VariantSpecError
 from pytest_sdxl.variants.registry import BASELINE, REGISTRY, unknown_name_message
 
@@ -18,17 +19,23 @@ DEFAULT_MARGIN = 0.03
 DEFAULT_MIN_PSNR_DB = 30.0
 DEFAULT_BATCH_SIZES = (1, 2, 4, 8, 16)
 DEFAULT_BUDGET = "10m"
+# tune's default quality budget: the PSNR floor alone (SSIM and LPIPS limits only where asked for).
+DEFAULT_QUALITY = QualityBudget(min_psnr=DEFAULT_MIN_PSNR_DB)
 UNIT_SECONDS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0}
 BUDGET_PATTERN = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*([smh]?)")
+# A budget must be more than nothing (zero measured the baseline and stopped, looking like a search) and at
+# most a day: a search over every variant on a real model takes minutes to hours, so more is a slipped unit.
+BUDGET_RANGE_S = (0.0, 24 * 3600.0)
 
 
 @dataclass(frozen=True)
 class TuneOptions:
-    """How the search searches: the beam's width, the time budget, the quality floor, the noise margin."""
+    """How the search searches: the beam's width, the time budget, the quality budget, the noise margin."""
 
     beam: int = DEFAULT_BEAM
     budget_s: float = 600.0
-    min_psnr_db: float = DEFAULT_MIN_PSNR_DB
+    # What a candidate's images must keep against the baseline's (--min-psnr, --min-ssim, --max-lpips).
+    quality: QualityBudget = DEFAULT_QUALITY
     margin: float = DEFAULT_MARGIN
     batch_sizes: tuple[int, ...] = DEFAULT_BATCH_SIZES
     # Random model weights: a lossy variant's PSNR says nothing about a real model's images.
@@ -53,16 +60,6 @@ def parse_batch_sizes(text: str) -> tuple[int, ...]:
             f"batch sizes {text!r} are not accepted; give whole numbers of at least 1, comma-separated, e.g. 1,2,4,8,16"
         )
     return tuple(sorted({int(part) for part in parts}))
-
-
-def parse_min_psnr(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if math.isnan(value):
-        raise ValueError(f"min-psnr {text!r} is not a number; give decibels, e.g. 30")
-    return value
 
 
 def parse_candidates(text: str) -> tuple[str, ...]:

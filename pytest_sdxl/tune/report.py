@@ -133,8 +133,8 @@ def tune_markdown(result: TuneResult, header: str = "") -> str:
     if header:
         parts.append(header)
     parts.append(
-        f"Estimate: {ESTIMATOR}. Beam {options.beam}, noise margin {options.margin:.0%}, PSNR floor "
-        f"{options.min_psnr_db:g} dB, budget {options.budget_s:g} s, batch sizes "
+        f"Estimate: {ESTIMATOR}. Beam {options.beam}, noise margin {options.margin:.0%}, quality budget "
+        f"{options.quality.describe()}, budget {options.budget_s:g} s, batch sizes "
         f"{','.join(map(str, options.batch_sizes))}."
     )
     parts.append(choices(result))

@@ -75,6 +75,8 @@ def read_known(path: Path, now_conditions: dict[str, Any], now_machine: dict[str
             run_minima_ms=tuple(float(value) for value in row["run_minima_ms"]),
             kernel_ms=optional_float(row.get("kernel_ms_per_image")),
             psnr_db=optional_float(row.get("psnr_db")),
+            ssim=optional_float(row.get("ssim")),
+            lpips=optional_float(row.get("lpips")),
             peak_gpu_mem_gb=optional_float(row.get("peak_gpu_mem_gb")),
         )
     return known

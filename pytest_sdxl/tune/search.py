@@ -29,6 +29,7 @@ import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 
+from pytest_sdxl.analysis.quality import QualityScores
 from pytest_sdxl.errors import VariantSpecError, VariantUnavailable
 from pytest_sdxl.tune.candidates import (
     FAILED,
@@ -52,7 +53,16 @@ from pytest_sdxl.tune.options import (
 )
 from pytest_sdxl.variants.registry import REGISTRY, Composition, compose
 
-__all__ = ["THROUGHPUT_SHARE", "BeamSearch", "Measure", "Unmet", "needs_a_batch", "quality_verdict", "search"]
+__all__ = [
+    "THROUGHPUT_SHARE",
+    "BeamSearch",
+    "Measure",
+    "Unmet",
+    "measurement_scores",
+    "needs_a_batch",
+    "quality_verdict",
+    "search",
+]
 # The command line still reads these here; they belong to tune.options and tune.candidates.
 __all__ += [
     "DEFAULT_BATCH_SIZES",
@@ -76,27 +86,33 @@ def needs_a_batch(name: str) -> bool:
     return name == "batch" or "batch" in REGISTRY[name].idle_without
 
 
-def quality_verdict(
-    composition: Composition, psnr_db: float | None, options: TuneOptions, is_reference: bool = False
-) -> tuple[bool, str]:
-    """Whether the images are good enough, and how to say it.
+def measurement_scores(measurement: Measurement) -> QualityScores | None:
+    """The measurement's scores against the baseline's images; None where its images were not compared."""
+    if measurement.psnr_db is None:
+        return None
+    ssim = math.nan if measurement.ssim is None else measurement.ssim
+    return QualityScores(measurement.psnr_db, ssim, 0, measurement.lpips, measurement.lpips_not_applicable)
 
-    Exact compositions must meet the floor whatever the weights: they promise the baseline's images.
-    A lossy one is judged only on real weights; on random weights its PSNR measures nothing.
+
+def quality_verdict(
+    composition: Composition, measurement: Measurement, options: TuneOptions, is_reference: bool = False
+) -> tuple[bool, str]:
+    """Whether the images meet the quality budget (``QualityBudget.check``), and how to say it.
+
+    Exact compositions are judged whatever the weights: they promise the baseline's images. A lossy
+    one is judged only on real weights; on random weights its scores measure nothing.
     """
     if is_reference:
         return True, "reference"
-    shown = "not compared" if psnr_db is None else ("identical" if psnr_db == math.inf else f"{psnr_db:.1f} dB")
-    if composition.kind == "exact":
-        if psnr_db is not None and psnr_db < options.min_psnr_db:
-            return False, f"exact, but {shown} against the baseline, below the {options.min_psnr_db:g} dB floor"
-        return True, f"exact ({shown})"
     random = options.random_weights or any(name in options.random_weight_variants for name in composition.names)
-    if random:
+    if composition.kind == "lossy" and random:
         return True, RANDOM_WEIGHTS_NOTE
-    if psnr_db is not None and psnr_db < options.min_psnr_db:
-        return False, f"lossy: {shown} against the baseline, below the {options.min_psnr_db:g} dB floor"
-    return True, f"lossy ({shown})"
+    scores = measurement_scores(measurement)
+    check = options.quality.check(scores, composition.kind, random)
+    if not check.passed:
+        return False, f"{composition.kind}, but against the baseline's images: {'; '.join(check.violations)}"
+    shown = "not compared" if scores is None else scores.describe(lpips_reason=False)
+    return True, f"{composition.kind} ({shown})"
 
 
 Measure = Callable[[Composition, int], Measurement]
@@ -157,9 +173,7 @@ class BeamSearch:
             candidate.status, candidate.reason = FAILED, failure_reason(error)
         else:
             is_reference = not composition.names and batch_size == 1
-            passed, candidate.quality = quality_verdict(
-                composition, candidate.measurement.psnr_db, self.options, is_reference
-            )
+            passed, candidate.quality = quality_verdict(composition, candidate.measurement, self.options, is_reference)
             if not passed:
                 candidate.status, candidate.reason = REJECTED, candidate.quality
         self.measured[key] = candidate
