@@ -1,4 +1,8 @@
-"""The ``compare`` command: two results files signal by signal, each by its own rule; exit status 1 on a regression."""
+"""The ``compare`` command: two results files signal by signal, each by its own rule; exit status 1 on a regression.
+
+Before the verdict it says both sides' GPU state and the head's image quality (``compare_review``); a
+variant over the quality budget on real weights fails it like a regression.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import argparse
 from typing import Any
 
 from pytest_sdxl.analysis.comparison import DEFAULT_GATE, METRIC_NAMES
+from pytest_sdxl.cli.compare_review import add_review_options
 from pytest_sdxl.cli.options import REGRESSED_OR_FAILED, add_gate_options, rules_from
 
 
@@ -27,6 +32,7 @@ def add_command(commands: Any) -> None:
         help="Signals whose regression fails the comparison; the others are shown only (default: %(default)s)",
     )
     compare.add_argument("--output", metavar="FILE", help="Also write the table to this markdown file")
+    add_review_options(compare)
     compare.set_defaults(handler=compare_command)
 
 
@@ -42,20 +48,30 @@ def metrics_argument(text: str) -> tuple[str, ...]:
 def compare_command(arguments: argparse.Namespace) -> int:
     """Ratios new / base per variant and signal, each by its own rule; 1 when anything regressed."""
     from pytest_sdxl.analysis.comparison import compare_results
+    from pytest_sdxl.cli.compare_review import markdown_of, review_of
     from pytest_sdxl.reports.comparison import comparison_table, kernel_diffs
     from pytest_sdxl.results.schema import load_results, write_atomically
 
     base, new = load_results(arguments.base), load_results(arguments.new)
     rules = rules_from(arguments, arguments.metrics, arguments.gate)
     comparisons = compare_results(base, new, rules)
+    review = review_of(base, new, arguments)
+    markdown = markdown_of(base, new, comparisons, rules, review)
     text = comparison_table(comparisons)
     diffs = kernel_diffs(base, new, comparisons)
     if diffs:
         text += "\n\n" + diffs
+    if arguments.summary:
+        write_atomically(arguments.summary, markdown)
+    if arguments.format == "markdown":
+        # The verdict, the GPU state and the quality are in the markdown: stdout holds it alone.
+        print(markdown, end="")
+        return REGRESSED_OR_FAILED if any(item.regressed for item in comparisons) or review.over_budget else 0
     print(text)
     if arguments.output:
         write_atomically(arguments.output, text + "\n")
     regressed = sorted({f"{item.variant} {item.metric}" for item in comparisons if item.regressed})
+    print("\n" + "\n".join(review.lines()))
     limits = (
         f"gate {','.join(rules.gate)}: wall {rules.threshold * 100:g}% (per-run {rules.wall_statistic}), kernel time "
         f"{rules.kernel_threshold * 100:g}%, kernel launches exact; flagged past half a threshold at Holm-adjusted "
@@ -63,6 +79,9 @@ def compare_command(arguments: argparse.Namespace) -> int:
     )
     if regressed:
         print(f"\nregressed ({limits}): {', '.join(regressed)}")
+    if review.over_budget:
+        print(f"\n{review.verdict()}")
+    if regressed or review.over_budget:
         return REGRESSED_OR_FAILED
     print(f"\nno regression ({limits})")
     return 0

@@ -1,8 +1,9 @@
 """``compare --format markdown``: the comparison as GitHub-flavoured markdown, sized for a job summary or a comment.
 
 What a reviewer reads where the change is reviewed: the verdict in one line, the GPU state of both
-sides (clocks apart or throttling qualify any verdict), the verdict table with each side's value,
-and for each flagged variant the kernel groups whose launches or time per image changed.
+sides (clocks apart or throttling qualify any verdict), the head's image quality against its
+baseline's images (``reports.quality``), the verdict table with each side's value, and for each
+flagged variant the kernel groups whose launches or time per image changed.
 
 GitHub takes at most 1 MiB of job summary per step and 65,536 characters per comment, and a comment
 holds every card's comparison, so the output is capped well below both (``DEFAULT_MAX_BYTES``):
@@ -139,7 +140,8 @@ def flagged_variants(comparisons: Sequence[MetricComparison]) -> list[str]:
     return sorted(moved | {item.variant for item in comparisons if item.regressed})
 
 
-def verdict_line(comparisons: Sequence[MetricComparison]) -> str:
+def verdict_line(comparisons: Sequence[MetricComparison], over_budget: Sequence[str] = ()) -> str:
+    """'**Regressed:** ...', '**Over the quality budget:** ...' (either or both), or '**No regression.**'."""
     regressed = list(
         dict.fromkeys(
             f"{code(item.variant, in_table=False)} {item.verdict if item.metric == '-' else item.metric}"
@@ -147,10 +149,13 @@ def verdict_line(comparisons: Sequence[MetricComparison]) -> str:
             if item.regressed
         )
     )
-    if not regressed:
-        return "**No regression.**"
-    shown = ", ".join(regressed[:10]) + (f" and {len(regressed) - 10} more" if len(regressed) > 10 else "")
-    return f"**Regressed:** {shown}."
+    parts = []
+    if regressed:
+        shown = ", ".join(regressed[:10]) + (f" and {len(regressed) - 10} more" if len(regressed) > 10 else "")
+        parts.append(f"**Regressed:** {shown}.")
+    if over_budget:
+        parts.append(f"**Over the quality budget:** {', '.join(code(name, in_table=False) for name in over_budget)}.")
+    return " ".join(parts) or "**No regression.**"
 
 
 def rules_line(rules: Rules) -> str:
@@ -166,6 +171,14 @@ def gpu_state_block(states: tuple[GpuStateSummary, GpuStateSummary]) -> list[str
     lines = ["**GPU state**", "", f"- base: {cell(base.describe())}", f"- head: {cell(head.describe())}"]
     lines += [f"- {cell(sentence)}" for sentence in compare_gpu_states(base, head)]
     return [*lines, ""]
+
+
+def quality_block(lines: Sequence[str]) -> list[str]:
+    """``reports.quality.budget_lines``: its title line, then its items as a list."""
+    if not lines:
+        return []
+    title, *items = lines
+    return ["**Image quality**", "", cell(title), "", *(f"- {cell(item.removeprefix('- '))}" for item in items), ""]
 
 
 def kernel_rows(changes: Sequence[KernelChange]) -> list[str]:
@@ -211,6 +224,8 @@ def comparison_markdown(
     rules: Rules | None = None,
     gpu_states: tuple[GpuStateSummary, GpuStateSummary] | None = None,
     notes: Sequence[str] = (),
+    quality_lines: Sequence[str] = (),
+    over_budget: Sequence[str] = (),
     title: str = "Performance comparison",
     max_rows: int = DEFAULT_MAX_ROWS,
     max_bytes: int = DEFAULT_MAX_BYTES,
@@ -218,13 +233,16 @@ def comparison_markdown(
 ) -> str:
     """The comparison as markdown of at most ``max_bytes`` UTF-8 bytes; ``notes`` are sentences shown under the verdict.
 
-    ``gpu_states`` are the two sides' summaries (``gpu_state.merge`` of each side's runs).
+    ``gpu_states`` are the two sides' summaries (``gpu_state.merge`` of each side's runs);
+    ``quality_lines`` the head's image quality (``reports.quality.budget_lines``) and ``over_budget`` the
+    variants it found over the budget, named in the verdict line.
     """
     chosen = rules or Rules()
-    parts = [f"### {cell(title)}", "", verdict_line(comparisons), "", rules_line(chosen), ""]
+    parts = [f"### {cell(title)}", "", verdict_line(comparisons, over_budget), "", rules_line(chosen), ""]
     parts += [f"- {cell(note)}" for note in notes] + ([""] if notes else [])
     if gpu_states is not None:
         parts += gpu_state_block(gpu_states)
+    parts += quality_block(quality_lines)
     text = "\n".join(parts) + "\n"
     ordered = sorted(comparisons, key=importance)
     table = ["| variant | signal | base | head | ratio head/base (95% CI) | verdict |", "|---|---|---:|---:|---|---|"]
