@@ -27,37 +27,88 @@ DEFAULT_PROMPTS = (
     "A cozy reading nook with a cat sleeping on a stack of books",
 )
 
+# The accepted ranges, inclusive; a value outside is a usage error naming its range, before anything loads.
+# Steps: SDXL-Turbo's scheduler has 1,000 training timesteps, so no schedule has more steps than that
+# (more never finished the first generation: the timestep spacing reaches zero).
+STEPS_RANGE = (1, 1000)
+# Size: 4096 is four times SDXL's native 1024 a side (16 times the pixels), beyond what anyone measures
+# on one card today (the VAE decode alone outgrows 80 GB there without vae_tiling); a larger number is
+# far more likely a slip of the keyboard (40960) that would only fail after the model was loaded.
+SIZE_RANGE = (8, 4096)
+# Runs: each command-line run loads the model afresh (a block of ten or more timed calls under pytest);
+# the statistics settle well within a few dozen, and 100 runs of a real model already take hours.
+RUNS_RANGE = (1, 100)
+# Seed: prompt i is seeded seed + i; torch's generators take up to 2**64 - 1, so a signed 64-bit seed
+# leaves room for any number of prompts.
+SEED_RANGE = (-(2**63), 2**63 - 1)
 
-def positive_int(value: str, where: str) -> int:
+
+def whole_number(value: str, where: str, bounds: tuple[int, int], why: str = "") -> int:
+    """A whole number within ``bounds`` (inclusive); the error names the range, and why it ends there."""
+    low, high = bounds
+    accepted = f"accepted: a whole number from {low} to {high}"
     try:
         number = int(value)
     except ValueError:
-        raise SettingsError(f"{where}: {value!r} is not a whole number") from None
-    if number < 1:
-        raise SettingsError(f"{where}: {number} must be at least 1")
+        raise SettingsError(f"{where}: {value!r} is not a whole number; {accepted}") from None
+    if number < low:
+        raise SettingsError(f"{where}: {number} must be at least {low}; {accepted}")
+    if number > high:
+        reason = f" ({why})" if why else ""
+        raise SettingsError(f"{where}: {number} must be at most {high}{reason}; {accepted}")
     return number
+
+
+def step_count(value: str, where: str) -> int:
+    return whole_number(value, where, STEPS_RANGE, "the scheduler has 1,000 training timesteps")
+
+
+def run_count(value: str, where: str) -> int:
+    return whole_number(value, where, RUNS_RANGE, "each run is a fresh load; 100 already take hours on a real model")
 
 
 def image_size(value: str, where: str) -> int | None:
     if value == "auto":
         return None
-    size = positive_int(value, where)
+    low, high = SIZE_RANGE
+    accepted = f"accepted: a multiple of 8 from {low} to {high}, or auto"
+    try:
+        size = int(value)
+    except ValueError:
+        raise SettingsError(f"{where}: {value!r} is not a whole number; {accepted}") from None
+    if size < low:
+        raise SettingsError(f"{where}: {size} must be at least {low}; {accepted}")
+    if size > high:
+        raise SettingsError(f"{where}: {size} must be at most {high} (four times SDXL's native 1024); {accepted}")
     if size % 8:
-        raise SettingsError(f"{where}: {size} must be a multiple of 8 (the VAE's scale), e.g. 512 or 64")
+        raise SettingsError(f"{where}: {size} must be a multiple of 8 (the VAE's scale), e.g. 512 or 64; {accepted}")
     return size
 
 
+DEVICES_ACCEPTED = "accepted: auto, cpu, cuda, cuda:N, or a list such as cuda:0,cuda:1 for pytest-xdist workers"
+
+
 def device_name(value: str, where: str) -> str:
-    if "," not in value and (value in ("auto", "cpu", "cuda") or value.startswith("cuda:")):
-        return value
+    """A well-formed device, or list of different devices, that this machine has (cuda:N checked with torch)."""
+    from pytest_sdxl.machine.devices import check_present
+
+    name = value.strip()
+    if re.fullmatch(r"auto|cpu|cuda(:\d+)?", name):
+        check_present([name], name, where)
+        return name
     # A list gives each pytest-xdist worker its own device (worker gwK takes entry K).
-    devices = [part.strip() for part in value.split(",")]
-    if len(devices) > 1 and all(re.fullmatch(r"cuda:\d+", device) for device in devices):
-        return ",".join(devices)
-    raise SettingsError(
-        f"{where}: {value!r} is not a device; accepted: auto, cpu, cuda, cuda:N, "
-        "or a list such as cuda:0,cuda:1 for pytest-xdist workers"
-    )
+    devices = [part.strip() for part in name.split(",")]
+    if len(devices) < 2 or not all(re.fullmatch(r"cuda:\d+", device) for device in devices):
+        raise SettingsError(f"{where}: {value!r} is not a device; {DEVICES_ACCEPTED}")
+    twice = next((device for index, device in enumerate(devices) if device in devices[:index]), None)
+    if twice is not None:
+        raise SettingsError(
+            f"{where}: {value!r} names {twice} twice: two pytest-xdist workers on one GPU would time each other's "
+            "kernels; accepted: a list of different devices such as cuda:0,cuda:1"
+        )
+    listed = ",".join(devices)
+    check_present(devices, listed, where)
+    return listed
 
 
 def dtype_name(value: str, where: str) -> str:
@@ -86,20 +137,42 @@ def variant_list(value: str, where: str) -> tuple[Composition, ...] | None:
         raise SettingsError(f"{where}: {error}") from None
 
 
+PROMPTS_ACCEPTED = "accepted: a UTF-8 text file, one prompt a line, or default"
+
+
 def prompt_file(value: str, where: str) -> tuple[str, ...]:
     if value in ("", "default"):
         return DEFAULT_PROMPTS
     path = Path(value).expanduser()
+
+    def refused(problem: str) -> SettingsError:
+        return SettingsError(f"{where}: prompt file {value!r} {problem}; {PROMPTS_ACCEPTED}")
+
+    if path.is_dir():
+        raise refused("is a folder")
     if not path.is_file():
-        raise SettingsError(f"{where}: prompt file {value!r} does not exist; give a text file, one prompt a line")
-    prompts = tuple(line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
+        raise refused("does not exist")
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise refused(f"cannot be read ({error.strerror or type(error).__name__})") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise refused(f"is not UTF-8 text (byte 0x{data[error.start]:02x} at offset {error.start})") from None
+    if "\x00" in text:
+        raise refused("holds a NUL byte: it is not text")
+    prompts = tuple(line.strip() for line in text.splitlines() if line.strip())
     if not prompts:
-        raise SettingsError(f"{where}: prompt file {value!r} holds no prompt; give one prompt a line")
+        raise refused("holds no prompt")
     return prompts
 
 
-def report_folder(value: str, where: str) -> Path | None:
-    return Path(value).expanduser() if value else None
+def output_folder(value: str, where: str) -> Path | None:
+    """An output folder (report, trace), checked before anything is measured: results must never be lost."""
+    from pytest_sdxl.machine.folders import writable_folder
+
+    return writable_folder(value, where) if value else None
 
 
 def model_source(value: str, where: str) -> str:
@@ -115,10 +188,7 @@ def compile_cache_folder(value: str, where: str) -> Path | None:
 
 
 def seed_value(value: str, where: str) -> int:
-    try:
-        return int(value)
-    except ValueError:
-        raise SettingsError(f"{where}: {value!r} is not a whole number") from None
+    return whole_number(value, where, SEED_RANGE, "a signed 64-bit number, so that seed + i fits torch's generators")
 
 
 def lpips_weights_path(value: str, where: str) -> Path | None:
@@ -182,10 +252,19 @@ OPTIONS = (
         "Precision: auto (float16 on cuda, float32 on cpu), float16, bfloat16 or float32",
         "DTYPE",
     ),
-    Option("size", image_size, "auto", "Image side in pixels: auto (the model's default, 64 on random:tiny)", "PIXELS"),
-    Option("steps", positive_int, "1", "Inference steps per image", "N"),
+    Option(
+        "size",
+        image_size,
+        "auto",
+        f"Image side in pixels, a multiple of 8 from {SIZE_RANGE[0]} to {SIZE_RANGE[1]}, or auto (the model's "
+        "default, 64 on random:tiny)",
+        "PIXELS",
+    ),
+    Option("steps", step_count, "1", f"Inference steps per image, {STEPS_RANGE[0]} to {STEPS_RANGE[1]}", "N"),
     Option("prompts", prompt_file, "default", "File of prompts, one a line (default: five built-in prompts)", "FILE"),
-    Option("runs", positive_int, "3", "Runs of the protocol, each from a fresh load", "N"),
+    Option(
+        "runs", run_count, "3", f"Runs of the protocol, {RUNS_RANGE[0]} to {RUNS_RANGE[1]}, each from a fresh load", "N"
+    ),
     Option(
         "variants",
         variant_list,
@@ -193,10 +272,10 @@ OPTIONS = (
         "Comma-separated variants to run, each a name or names joined with + (default: all)",
         "LIST",
     ),
-    Option("report", report_folder, "", "Folder to write results.json, results.md and results.png to", "DIR"),
+    Option("report", output_folder, "", "Folder to write results.json, results.md and results.png to", "DIR"),
     Option(
         "trace",
-        report_folder,
+        output_folder,
         "",
         "Folder to keep a Chrome trace of one generation per variant in (<variant>.json, opens in Perfetto)",
         "DIR",

@@ -19,10 +19,11 @@ SDXL-Turbo benchmarks (pytest-sdxl):
   --sdxl-model=SOURCE   Model source: random:tiny, random:sdxl-turbo, a hub id or a local folder (default: random:tiny; ini sdxl_model, env PYTEST_SDXL_MODEL)
   --sdxl-device=DEVICE  Device: auto (cuda when present, else cpu), cpu, cuda, cuda:N, or one per xdist worker (cuda:0,cuda:1) (default: auto; ini sdxl_device, env PYTEST_SDXL_DEVICE)
   --sdxl-dtype=DTYPE    Precision: auto (float16 on cuda, float32 on cpu), float16, bfloat16 or float32 (default: auto; ini sdxl_dtype, env PYTEST_SDXL_DTYPE)
-  --sdxl-size=PIXELS    Image side in pixels: auto (the model's default, 64 on random:tiny) (default: auto; ini sdxl_size, env PYTEST_SDXL_SIZE)
-  --sdxl-steps=N        Inference steps per image (default: 1; ini sdxl_steps, env PYTEST_SDXL_STEPS)
+  --sdxl-size=PIXELS    Image side in pixels, a multiple of 8 from 8 to 4096, or auto (the model's default, 64 on random:tiny) (default: auto; ini sdxl_size, env PYTEST_SDXL_SIZE)
+  --sdxl-steps=N        Inference steps per image, 1 to 1000 (default: 1; ini sdxl_steps, env PYTEST_SDXL_STEPS)
   --sdxl-prompts=FILE   File of prompts, one a line (default: five built-in prompts) (ini sdxl_prompts, env PYTEST_SDXL_PROMPTS)
-  --sdxl-runs=N         Runs of the protocol, each from a fresh load; under pytest: blocks of at least ten timed calls on the one warmed pipeline (default: 3; ini sdxl_runs, env PYTEST_SDXL_RUNS)
+  --sdxl-runs=N         Runs of the protocol, 1 to 100, each from a fresh load; under pytest: blocks of at least ten timed calls on the one warmed pipeline (default: 3; ini sdxl_runs, env
+                        PYTEST_SDXL_RUNS)
   --sdxl-variants=LIST  Comma-separated variants to run, each a name or names joined with + (default: all) (ini sdxl_variants, env PYTEST_SDXL_VARIANTS)
   --sdxl-report=DIR     Folder to write results.json, results.md and results.png to (default: none; ini sdxl_report, env PYTEST_SDXL_REPORT)
   --sdxl-trace=DIR      Folder to keep a Chrome trace of one generation per variant in (<variant>.json, opens in Perfetto) (default: none; ini sdxl_trace, env PYTEST_SDXL_TRACE)
@@ -34,6 +35,9 @@ SDXL-Turbo benchmarks (pytest-sdxl):
   --sdxl-compile-cache=DIR
                         Folder keeping torch's compiled kernels between sessions: auto (pytest-sdxl/compile in $XDG_CACHE_HOME or ~/.cache), a folder, or off (default: auto; ini sdxl_compile_cache,
                         env PYTEST_SDXL_COMPILE_CACHE)
+  --sdxl-lpips-weights=PATH
+                        The LPIPS backbone on disk (torchvision's AlexNet checkpoint, or its folder), never downloaded; without it LPIPS is n/a and SSIM and PSNR are still measured (default: none; ini
+                        sdxl_lpips_weights, env PYTEST_SDXL_LPIPS_WEIGHTS)
 """  # noqa: E501
 
 

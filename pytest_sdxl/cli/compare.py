@@ -49,9 +49,11 @@ def compare_command(arguments: argparse.Namespace) -> int:
     """Ratios new / base per variant and signal, each by its own rule; 1 when anything regressed."""
     from pytest_sdxl.analysis.comparison import compare_results
     from pytest_sdxl.cli.compare_review import markdown_of, review_of
+    from pytest_sdxl.cli.options import checked_file
     from pytest_sdxl.reports.comparison import comparison_table, kernel_diffs
     from pytest_sdxl.results.schema import load_results, write_atomically
 
+    checked_file(arguments.output, "--output")
     base, new = load_results(arguments.base), load_results(arguments.new)
     rules = rules_from(arguments, arguments.metrics, arguments.gate)
     comparisons = compare_results(base, new, rules)

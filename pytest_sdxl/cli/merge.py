@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from pytest_sdxl.cli.options import checked_folder
 from pytest_sdxl.cli.report import print_tables
 
 
@@ -32,6 +33,7 @@ def merge_command(arguments: argparse.Namespace) -> int:
     from pytest_sdxl.reports.tables import write_reports
     from pytest_sdxl.results.merge import merge_files
 
+    checked_folder(arguments.output, "--output")
     merged = merge_files(arguments.results, keep_first=arguments.first, pool_runs=arguments.pool_runs)
     for note in merged.notes:
         print(f"pytest-sdxl merge: {note}")

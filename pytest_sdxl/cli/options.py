@@ -9,9 +9,10 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Iterable
+from pathlib import Path
 
 from pytest_sdxl.analysis.comparison import DEFAULT_KERNEL_THRESHOLD, DEFAULT_THRESHOLD, Rules
-from pytest_sdxl.settings import OPTIONS, Settings, resolve
+from pytest_sdxl.settings import OPTIONS, RUNS_RANGE, Settings, resolve
 
 # Exit statuses beyond 0 (fine): 1 a regression (compare) or a failed variant (run), 2 a usage error,
 # 3 nothing measured (every variant skipped), so a CI job never passes without numbers.
@@ -69,6 +70,28 @@ def positive_count(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not accepted; give a whole number of at least 1")
     return int(text)
+
+
+def run_count(text: str) -> int:
+    """A number of runs within the settings' range (as ``run --runs``), for commands with their own --runs."""
+    low, high = RUNS_RANGE
+    if not text.isdigit() or not low <= int(text) <= high:
+        raise argparse.ArgumentTypeError(f"{text!r} is not accepted; accepted: a whole number from {low} to {high}")
+    return int(text)
+
+
+def checked_folder(value: str | None, flag: str) -> Path | None:
+    """An output folder a command's own option names, checked before anything is read or measured."""
+    from pytest_sdxl.machine.folders import writable_folder
+
+    return None if value is None else writable_folder(value, f"command line {flag}")
+
+
+def checked_file(value: str | None, flag: str) -> Path | None:
+    """An output file a command's own option names, checked before anything is read or measured."""
+    from pytest_sdxl.machine.folders import writable_file
+
+    return None if value is None else writable_file(value, f"command line {flag}")
 
 
 def threshold_argument(text: str) -> float:

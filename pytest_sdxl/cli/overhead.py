@@ -6,7 +6,13 @@ import argparse
 import json
 from typing import Any
 
-from pytest_sdxl.cli.options import add_plugin_options, add_settings_options, positive_count, settings_from
+from pytest_sdxl.cli.options import (
+    add_plugin_options,
+    add_settings_options,
+    checked_file,
+    positive_count,
+    settings_from,
+)
 
 # Options that mean nothing to the overhead command (it times one variant, in one process).
 NOT_FOR_OVERHEAD = ("runs", "variants", "report")
@@ -30,6 +36,7 @@ def overhead_command(arguments: argparse.Namespace) -> int:
     from pytest_sdxl.results.schema import write_atomically
     from pytest_sdxl.variants.registry import parse
 
+    checked_file(arguments.json, "--json")
     settings = settings_from(arguments)
     result = measure_overhead(settings, parse(arguments.variant), rounds=arguments.rounds)
     print(overhead_report(result))

@@ -11,6 +11,7 @@ from pytest_sdxl.cli.options import (
     add_gate_options,
     add_plugin_options,
     add_settings_options,
+    checked_file,
     positive_count,
     rules_from,
     settings_from,
@@ -51,6 +52,8 @@ def power_command(arguments: argparse.Namespace) -> int:
     from pytest_sdxl.results.schema import encode_float, write_atomically
     from pytest_sdxl.variants.registry import parse
 
+    checked_file(arguments.output, "--output")
+    checked_file(arguments.json, "--json")
     settings = settings_from(arguments)
     rules = rules_from(arguments, POWER_SIGNALS, POWER_GATE)
 

@@ -29,9 +29,11 @@ def print_tables(result_set: ResultSet) -> None:
 
 def report_command(arguments: argparse.Namespace) -> int:
     """The markdown and the chart of a results file again, next to it unless --output says where."""
+    from pytest_sdxl.cli.options import checked_folder
     from pytest_sdxl.reports.tables import write_reports
     from pytest_sdxl.results.schema import load_results
 
+    checked_folder(arguments.output, "--output")
     source = Path(arguments.results)
     result_set = load_results(source)
     print_tables(result_set)

@@ -11,7 +11,9 @@ from pytest_sdxl.cli.options import (
     NOTHING_MEASURED,
     add_plugin_options,
     add_settings_options,
+    checked_folder,
     positive_count,
+    run_count,
     settings_from,
     threshold_argument,
 )
@@ -32,6 +34,7 @@ def tune_command(arguments: argparse.Namespace) -> int:
     from pytest_sdxl.tune.resume import conditions, read_known
     from pytest_sdxl.tune.search import Candidate, TuneOptions, TuneResult
 
+    checked_folder(arguments.report, "--out")  # named as typed; settings check it again as --report
     settings = settings_from(arguments)
     names = parse_candidates(arguments.candidates)
     activate(settings.compile_cache)
@@ -146,7 +149,7 @@ def add_command(commands: Any) -> None:
     )
     tune.add_argument(
         "--runs",
-        type=positive_count,
+        type=run_count,
         default=3,
         help="Runs per measurement; the estimate is the median of per-run minima (default: %(default)s)",
     )

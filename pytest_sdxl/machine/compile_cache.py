@@ -21,8 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pytest_sdxl.errors import SettingsError
+from pytest_sdxl.machine.folders import FOLDER_ACCEPTED, writable_folder
 
 OFF = ("off", "none", "no", "false")
+ACCEPTED = f"auto, off, or {FOLDER_ACCEPTED}"
 INDUCTOR_VARIABLE = "TORCHINDUCTOR_CACHE_DIR"
 TRITON_VARIABLE = "TRITON_CACHE_DIR"
 # torch's counters of cache look-ups (torch._dynamo.utils.counters[group][name]): a graph compiled
@@ -44,10 +46,9 @@ def folder_from_setting(value: str, where: str, environment: Mapping[str, str] =
         return None
     if text in ("", "auto"):
         return default_folder(environment)
-    folder = Path(text).expanduser()
-    if folder.exists() and not folder.is_dir():
-        raise SettingsError(f"{where}: compile cache {value!r} is a file; give a folder, auto or off")
-    return folder
+    # A folder given is checked when the setting is read, before anything loads; the default one (auto) is
+    # not: a read-only home must not make every pytest session a usage error, used by pytest-sdxl or not.
+    return writable_folder(text, where, accepted=ACCEPTED, what="compile cache")
 
 
 def activate(folder: Path | None, environment: MutableMapping[str, str] = os.environ) -> Path | None:

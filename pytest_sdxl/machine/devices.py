@@ -58,6 +58,31 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+def check_present(devices: list[str], shown: str, where: str) -> None:
+    """Refuse a ``cuda:N`` this machine lacks (N at or past torch's device count), before any pipeline is built.
+
+    torch is imported only when a ``cuda:N`` is named. On a machine without any CUDA device the names
+    pass: the GPU is missing, not mistyped, so each variant is skipped with that reason and the session
+    ends "nothing measured" (a non-zero exit status), as a ``gpu`` test is skipped there.
+    """
+    indices = [int(device.split(":", 1)[1]) for device in devices if device.startswith("cuda:")]
+    if not indices:
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        return
+    count = torch.cuda.device_count()
+    missing = [f"cuda:{index}" for index in indices if index >= count]
+    if missing:
+        plural = "device" if count == 1 else "devices"
+        present = "cuda:0" if count == 1 else f"cuda:0 to cuda:{count - 1}"
+        raise SettingsError(
+            f"{where}: {shown!r} names {', '.join(missing)} but this machine has {count} CUDA {plural} ({present}); "
+            f"accepted: auto, cpu, cuda, {present}, or a list of them for pytest-xdist workers"
+        )
+
+
 def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
     """Turn 'auto' or a precision name into a torch dtype; auto is float16 on CUDA, float32 elsewhere."""
     import torch

@@ -46,10 +46,18 @@ class TuneOptions:
 
 def parse_budget(text: str) -> float:
     """'90', '90s', '10m', '1.5h' -> seconds; the error says what is accepted."""
+    low, high = BUDGET_RANGE_S
+    refused = ValueError(
+        f"budget {text!r} is not accepted; accepted: more than {low:g} seconds and at most {high / 3600:g} hours; "
+        "give seconds (90 or 90s), minutes (10m) or hours (1h)"
+    )
     match = BUDGET_PATTERN.fullmatch(text.strip().lower())
     if match is None:
-        raise ValueError(f"budget {text!r} is not accepted; give seconds (90 or 90s), minutes (10m) or hours (1h)")
-    return float(match[1]) * UNIT_SECONDS[match[2]]
+        raise refused
+    seconds = float(match[1]) * UNIT_SECONDS[match[2]]
+    if not low < seconds <= high:
+        raise refused
+    return seconds
 
 
 def parse_batch_sizes(text: str) -> tuple[int, ...]:

@@ -1,0 +1,53 @@
+"""The one check of every output path users give (report, trace and compile-cache folders, report files).
+
+It runs before anything is loaded or measured: a folder that turns out to be a file, or a place that
+cannot be written to, must never cost a measurement that is then lost when the results are written.
+Nothing is created here; the writers create the folders when they write.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from pytest_sdxl.errors import SettingsError
+
+FOLDER_ACCEPTED = "a folder that exists or can be created, and can be written to"
+FILE_ACCEPTED = "a file path (not a folder) in a folder that exists or can be created, and can be written to"
+
+
+def writable_folder(value: str | Path, where: str, accepted: str = FOLDER_ACCEPTED, what: str = "") -> Path:
+    """The folder ``value`` names, when it exists or can be created and can be written to; else SettingsError.
+
+    ``where`` names the option and where its value came from (``command line --report``), ``what`` the
+    folder's use where the option's name does not say it; the error is one line that says what was
+    wrong and what is accepted.
+    """
+    folder = Path(value).expanduser()
+    shown = f"{what} {str(value)!r}" if what else repr(str(value))
+    if folder.exists() and not folder.is_dir():
+        raise SettingsError(f"{where}: {shown} is a file; accepted: {accepted}")
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise SettingsError(f"{where}: {shown} cannot be created: {str(existing)!r} is a file; accepted: {accepted}")
+    try:
+        # Writing is the only reliable test: permission bits say nothing of a read-only mount, nor of root.
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise SettingsError(
+            f"{where}: {shown} cannot be written to ({str(existing)!r}: {reason}); accepted: {accepted}"
+        ) from None
+    return folder
+
+
+def writable_file(value: str | Path, where: str) -> Path:
+    """A file to write, when it is not a folder and its folder passes ``writable_folder``; else SettingsError."""
+    path = Path(value).expanduser()
+    if path.is_dir():
+        raise SettingsError(f"{where}: {str(value)!r} is a folder; accepted: {FILE_ACCEPTED}")
+    writable_folder(path.parent, where, accepted=FILE_ACCEPTED)
+    return path
