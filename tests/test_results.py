@@ -78,7 +78,7 @@ def test_saved_file_is_strict_json_with_schema_and_version(tmp_path: Path) -> No
     assert document["variants"][0]["runs"][0]["psnr_db"] == "inf"
     assert document["settings"]["prompts"][0].startswith("A cinematic shot")
     expected = example()
-    expected.created = document["created"]
+    expected.created, expected.session_ids = document["created"], document["session_ids"]
     assert load_results(path) == expected
 
 

@@ -10,7 +10,9 @@ reason. Blocks derived from a variant's records (results.json's ``serving``) are
 them for readers without this package, and ignored when read: the figures are computed again from
 the samples. The layer that computes them hands them to ``to_dict``/``save_results``
 (``derived``); the schema computes none. Non-finite floats (PSNR of identical images is infinite)
-are stored as the strings ``"inf"``/``"-inf"``/``"nan"`` so the file stays strict JSON.
+are stored as the strings ``"inf"``/``"-inf"``/``"nan"`` so the file stays strict JSON. Reading checks
+each value against its field (``results.validation``): one of another type, at any depth, is a
+``ResultsFileError`` naming the file, the value's JSON path and what the field holds.
 """
 
 from __future__ import annotations
@@ -27,6 +29,15 @@ from typing import TYPE_CHECKING, Any
 
 from pytest_sdxl.errors import SdxlError
 from pytest_sdxl.machine.gpu_state import GpuStateSummary
+from pytest_sdxl.results.sessions import new_session_id, session_ids_from_node
+from pytest_sdxl.results.validation import (
+    RECORDED_MACHINE,
+    RECORDED_SETTINGS,
+    MalformedDocument,
+    Node,
+    open_block,
+    read_json_file,
+)
 
 if TYPE_CHECKING:
     from pytest_sdxl.results.settings_fields import RecordedSettings
@@ -210,6 +221,9 @@ class ResultSet:
     # a session stopped early keeps every variant it finished and names those it never reached.
     partial: str = ""
     not_measured: list[str] = field(default_factory=list)
+    # The measuring sessions whose records the set holds: its own session's id, or every joined session's
+    # (results.merge), so that no session is pooled twice.
+    session_ids: list[str] = field(default_factory=lambda: [new_session_id()])
 
     def variant(self, variant_id: str) -> VariantRecord | None:
         return next((record for record in self.variants if record.variant == variant_id), None)
@@ -218,7 +232,7 @@ class ResultSet:
         return to_dict(self, derived)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ResultSet:
+    def from_dict(cls, data: Any) -> ResultSet:
         return from_dict(data)
 
 
@@ -275,20 +289,19 @@ def to_dict(result_set: ResultSet, derived: DerivedBlocks | None = None) -> dict
     return encoded
 
 
-def device_from_dict(data: dict[str, Any] | None) -> DeviceSignals | None:
-    if data is None:
-        return None
-    flops = decode_float(data.get("flops"))
+def device_from_node(node: Node) -> DeviceSignals:
     return DeviceSignals(
-        kernel_ms=[float(value) for value in data.get("kernel_ms", [])],
-        kernels=[float(value) for value in data.get("kernels", [])],
-        stage_kernel_ms={key: float(value) for key, value in data.get("stage_kernel_ms", {}).items()},
-        flops=None if flops is None else float(flops),
-        kernel_table={key: [float(value) for value in pair] for key, pair in data.get("kernel_table", {}).items()},
-        not_applicable=str(data.get("not_applicable", "")),
-        stage_flops={key: float(decode_float(value)) for key, value in data.get("stage_flops", {}).items()},
-        matrix_peak_tflops=optional_float(data.get("matrix_peak_tflops")),
-        matrix_peak_not_applicable=str(data.get("matrix_peak_not_applicable", "")),
+        kernel_ms=node.get("kernel_ms", []).numbers(),
+        kernels=node.get("kernels", []).numbers(),
+        stage_kernel_ms=node.get("stage_kernel_ms", {}).number_map(),
+        flops=node.get("flops").optional_number(),
+        kernel_table={
+            key: pair.pair("[launches, microseconds]") for key, pair in node.get("kernel_table", {}).entries()
+        },
+        not_applicable=node.get("not_applicable", "").text(),
+        stage_flops=node.get("stage_flops", {}).number_map(),
+        matrix_peak_tflops=node.get("matrix_peak_tflops").optional_number(),
+        matrix_peak_not_applicable=node.get("matrix_peak_not_applicable", "").text(),
     )
 
 
@@ -303,69 +316,78 @@ def optional_float(value: Any) -> float | None:
     return None if value is None else float(decode_float(value))
 
 
-def run_from_dict(data: dict[str, Any]) -> RunRecord:
+def run_from_node(node: Node) -> RunRecord:
+    device, gpu_state = node.get("device"), node.get("gpu_state")
     return RunRecord(
-        run=int(data["run"]),
-        load_s=float(data["load_s"]),
-        init_gen_s=float(data["init_gen_s"]),
-        gen_s=[float(sample) for sample in data["gen_s"]],
-        avg_gen_s=float(decode_float(data["avg_gen_s"])),
-        median_gen_s=float(decode_float(data["median_gen_s"])),
-        total_s=float(data["total_s"]),
-        stages={key: float(decode_float(value)) for key, value in data.get("stages", {}).items()},
-        peak_gpu_mem_gb=None if data.get("peak_gpu_mem_gb") is None else float(data["peak_gpu_mem_gb"]),
-        psnr_db=None if data.get("psnr_db") is None else float(decode_float(data["psnr_db"])),
-        warmup_calls=int(data.get("warmup_calls", 0)),
-        device=device_from_dict(data.get("device")),
-        reference=str(data.get("reference", "")),
-        reference_gen_s=[float(sample) for sample in data.get("reference_gen_s", [])],
-        wall_blocks=[[float(value) for value in pair] for pair in data.get("wall_blocks", [])],
-        energy_j_per_image=optional_float(data.get("energy_j_per_image")),
-        energy_not_applicable=str(data.get("energy_not_applicable", "")),
-        compile_cache=str(data.get("compile_cache", "")),
-        ssim=optional_float(data.get("ssim")),
-        lpips=optional_float(data.get("lpips")),
-        lpips_not_applicable=str(data.get("lpips_not_applicable", "")),
-        gpu_state=None if data.get("gpu_state") is None else GpuStateSummary.from_dict(data["gpu_state"]),
+        run=node["run"].integer(),
+        load_s=node["load_s"].number(),
+        init_gen_s=node["init_gen_s"].number(),
+        gen_s=node["gen_s"].numbers(),
+        avg_gen_s=node["avg_gen_s"].number(),
+        median_gen_s=node["median_gen_s"].number(),
+        total_s=node["total_s"].number(),
+        stages=node.get("stages", {}).number_map(),
+        peak_gpu_mem_gb=node.get("peak_gpu_mem_gb").optional_number(),
+        psnr_db=node.get("psnr_db").optional_number(),
+        warmup_calls=node.get("warmup_calls", 0).integer(),
+        device=None if device.is_null else device_from_node(device),
+        reference=node.get("reference", "").text(),
+        reference_gen_s=node.get("reference_gen_s", []).numbers(),
+        wall_blocks=[pair.pair("[variant minimum, reference minimum]") for pair in node.get("wall_blocks", []).items()],
+        energy_j_per_image=node.get("energy_j_per_image").optional_number(),
+        energy_not_applicable=node.get("energy_not_applicable", "").text(),
+        compile_cache=node.get("compile_cache", "").text(),
+        ssim=node.get("ssim").optional_number(),
+        lpips=node.get("lpips").optional_number(),
+        lpips_not_applicable=node.get("lpips_not_applicable", "").text(),
+        gpu_state=None if gpu_state.is_null else gpu_state.read(GpuStateSummary.from_dict, "a GPU state summary"),
     )
 
 
-def from_dict(data: dict[str, Any]) -> ResultSet:
-    """A result set from its JSON document; raises ResultsFileError on another schema or version."""
-    if not isinstance(data, dict) or data.get("schema", SCHEMA_NAME) != SCHEMA_NAME:
-        raise ResultsFileError(f"not a {SCHEMA_NAME} document (schema {data.get('schema')!r})")
-    version = data.get("schema_version")
-    if version not in READABLE_VERSIONS:
-        readable = ", ".join(str(number) for number in READABLE_VERSIONS)
-        raise ResultsFileError(
-            f"results schema version {version!r} is not supported; this pytest-sdxl reads versions {readable}"
-        )
+def variant_from_node(node: Node) -> VariantRecord:
+    return VariantRecord(
+        variant=node["variant"].text(),
+        kind=node["kind"].text(),
+        status=node["status"].choice(STATUSES),
+        reason=node.get("reason", "").text(),
+        runs=[run_from_node(run) for run in node.get("runs", []).items()],
+        note=node.get("note", "").text(),
+        compile_cache=node.get("compile_cache", "").text(),
+        measure_s=node.get("measure_s").optional_number(),
+    )
+
+
+def from_dict(data: Any, source: str = "the results document") -> ResultSet:
+    """A result set from its JSON document (``source`` names it in errors).
+
+    ResultsFileError on another schema or version, or at the first value that is not what its field holds:
+    the message gives its JSON path, what was expected and what was found.
+    """
+    root = Node(data)
     try:
-        variants = [
-            VariantRecord(
-                variant=str(item["variant"]),
-                kind=str(item["kind"]),
-                status=str(item["status"]),
-                reason=str(item.get("reason", "")),
-                runs=[run_from_dict(run) for run in item.get("runs", [])],
-                note=str(item.get("note", "")),
-                compile_cache=str(item.get("compile_cache", "")),
-                measure_s=None if item.get("measure_s") is None else float(item["measure_s"]),
+        found = root.object().get("schema", SCHEMA_NAME)
+        if found != SCHEMA_NAME:
+            raise ResultsFileError(f"{source} is not a {SCHEMA_NAME} document (schema {found!r})")
+        version = root["schema_version"].integer()
+        if version not in READABLE_VERSIONS:
+            readable = ", ".join(str(number) for number in READABLE_VERSIONS)
+            raise ResultsFileError(
+                f"{source}: results schema version {version} is not supported; this pytest-sdxl reads versions "
+                + readable
             )
-            for item in data["variants"]
-        ]
-    except (KeyError, TypeError, ValueError) as error:
-        raise ResultsFileError(f"malformed results document: {type(error).__name__}: {error}") from None
-    return ResultSet(
-        settings=dict(data.get("settings", {})),
-        machine=dict(data.get("machine", {})),
-        variants=variants,
-        created=str(data.get("created", "")),
-        # A file read is a file of this version once written again.
-        schema_version=SCHEMA_VERSION,
-        partial=str(data.get("partial", "")),
-        not_measured=[str(variant) for variant in data.get("not_measured", [])],
-    )
+        return ResultSet(
+            settings=open_block(root.get("settings", {}), RECORDED_SETTINGS),
+            machine=open_block(root.get("machine", {}), RECORDED_MACHINE),
+            variants=[variant_from_node(item) for item in root["variants"].items()],
+            created=root.get("created", "").text(),
+            # A file read is a file of this version once written again.
+            schema_version=SCHEMA_VERSION,
+            partial=root.get("partial", "").choice(("", *PARTIAL_REASONS)),
+            not_measured=root.get("not_measured", []).texts(),
+            session_ids=session_ids_from_node(root),
+        )
+    except MalformedDocument as error:
+        raise ResultsFileError(f"{source} is not a valid {SCHEMA_NAME} document: {error}") from None
 
 
 def write_atomically(path: str | os.PathLike[str], text: str | bytes) -> Path:
@@ -396,12 +418,9 @@ def save_results(result_set: ResultSet, path: str | os.PathLike[str], derived: D
 
 
 def load_results(path: str | os.PathLike[str]) -> ResultSet:
-    """Read a results file written by ``save_results``; the error says what is wrong with it."""
+    """Read a results file written by ``save_results``; the error names the file and says what is wrong with it."""
     source = Path(path)
+    named = f"results file {str(source)!r}"
     if not source.is_file():
-        raise ResultsFileError(f"results file {str(source)!r} does not exist; give a results.json written by run")
-    try:
-        data = json.loads(source.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ResultsFileError(f"results file {str(source)!r} is not JSON: {error}") from None
-    return from_dict(data)
+        raise ResultsFileError(f"{named} does not exist; give a results.json written by run")
+    return from_dict(read_json_file(source, named, ResultsFileError), named)
