@@ -141,13 +141,14 @@ def add_gate_options(parser: argparse.ArgumentParser) -> None:
         type=threshold_argument,
         default=DEFAULT_THRESHOLD,
         help="Smallest wall-time (and load, memory) slowdown the gate must catch, e.g. 5%% or 0.05; a significant "
-        "change past half of it is flagged (default: 5%%)",
+        f"change past half of it is flagged (default: {DEFAULT_THRESHOLD * 100:g}%%)",
     )
     parser.add_argument(
         "--kernel-threshold",
         type=threshold_argument,
         default=DEFAULT_KERNEL_THRESHOLD,
-        help="Smallest GPU kernel-time slowdown the gate must catch; flagged past half of it (default: 2%%)",
+        help="Smallest GPU kernel-time slowdown the gate must catch; flagged past half of it "
+        f"(default: {DEFAULT_KERNEL_THRESHOLD * 100:g}%%)",
     )
     parser.add_argument(
         "--wall-statistic",
