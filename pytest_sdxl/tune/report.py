@@ -26,14 +26,18 @@ def number(value: float | None, digits: int = 2, unit: str = "") -> str:
 
 
 def psnr_cell(candidate: Candidate) -> str:
+    """PSNR, SSIM (and LPIPS where measured) against the baseline's images: '27.1 dB, SSIM 0.912'."""
     if candidate.quality == "reference":
         return "reference"
     if candidate.quality == RANDOM_WEIGHTS_NOTE:
         return "not meaningful"
-    psnr = None if candidate.measurement is None else candidate.measurement.psnr_db
-    if psnr is None:
+    measurement = candidate.measurement
+    if measurement is None or measurement.psnr_db is None:
         return "n/a"
-    return "identical" if psnr == math.inf else f"{psnr:.1f} dB"
+    psnr = "identical" if measurement.psnr_db == math.inf else f"{measurement.psnr_db:.1f} dB"
+    ssim = "" if measurement.ssim is None or math.isnan(measurement.ssim) else f", SSIM {measurement.ssim:.3f}"
+    lpips = "" if measurement.lpips is None else f", LPIPS {measurement.lpips:.3f}"
+    return psnr + ssim + lpips
 
 
 def kind_cell(candidate: Candidate) -> str:
@@ -55,7 +59,7 @@ def kernel_cell(candidate: Candidate) -> str:
 
 def ranked_table(result: TuneResult) -> str:
     lines = [
-        "| rank | composition | kind | ms/image (batch 1) | kernel ms/image | PSNR vs baseline "
+        "| rank | composition | kind | ms/image (batch 1) | kernel ms/image | quality vs baseline "
         "| peak GPU memory | status |",
         "|---:|---|---|---:|---:|---|---:|---|",
     ]
@@ -73,7 +77,7 @@ def throughput_table(result: TuneResult) -> str:
     if not rows:
         return ""
     lines = [
-        "| composition | batch size | ms/image | images/s | kernel ms/image | PSNR vs baseline "
+        "| composition | batch size | ms/image | images/s | kernel ms/image | quality vs baseline "
         "| peak GPU memory | status |",
         "|---|---:|---:|---:|---:|---|---:|---|",
     ]
