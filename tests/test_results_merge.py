@@ -42,8 +42,16 @@ def test_host_names_may_differ_but_not_the_card_or_the_workload() -> None:
     with pytest.raises(ResultsFileError) as refused:
         merge_result_sets([("a", lane("baseline")), ("b", lane("tiny_vae", gpu="NVIDIA L4", runs=3))])
     message = str(refused.value)
-    assert "machine 'gpu': a has 'NVIDIA H100 80GB HBM3', b has 'NVIDIA L4'" in message
-    assert "settings 'runs': a has 1, b has 3" in message
+    assert message.startswith("a and b did not measure the same thing:")
+    assert "- card: NVIDIA H100 80GB HBM3 vs NVIDIA L4" in message
+    assert "- runs: 1 vs 3" in message
+
+
+def test_a_refusal_of_three_files_names_the_file_of_each_value() -> None:
+    lanes = [("a", lane("baseline")), ("b", lane("tiny_vae")), ("c", lane("batch", torch="2.12.0"))]
+    with pytest.raises(ResultsFileError) as refused:
+        merge_result_sets(lanes)
+    assert "- torch: 2.11.0 (a) vs 2.12.0 (c)" in str(refused.value)
 
 
 def test_a_variant_measured_twice_is_refused_unless_the_first_is_kept() -> None:
@@ -87,7 +95,7 @@ def test_the_command_writes_one_report_and_refuses_with_a_usage_error(
     assert (
         main(["merge", str(tmp_path / "gpu0.json"), str(tmp_path / "other.json"), "--output", str(tmp_path / "x")]) == 2
     )
-    assert "settings 'steps'" in capsys.readouterr().err
+    assert "- steps: 1 vs 4" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
     assert json.loads((tmp_path / "gpu0.json").read_text())["settings"]["runs"] == 1  # inputs untouched
 
@@ -125,7 +133,7 @@ def test_pooling_refuses_sessions_of_other_variants_or_another_workload() -> Non
     skipped.variants[1] = VariantRecord("cpu_offload", "exact", "skipped", "needs a GPU")
     with pytest.raises(ResultsFileError, match=r"cpu_offload \(not measured\)"):
         pool_result_sets([("s1", session("baseline", "cpu_offload")), ("s2", skipped)])
-    with pytest.raises(ResultsFileError, match="settings 'steps'"):
+    with pytest.raises(ResultsFileError, match="steps: 1 vs 4"):
         pool_result_sets([("s1", session("baseline")), ("s2", session("baseline", steps=4))])
     # Sessions of different lengths pool: the runs a session is what pooling adds up.
     assert (

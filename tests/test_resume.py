@@ -70,6 +70,8 @@ def test_resume_measures_only_what_the_interrupted_run_did_not_reach(
     assert joined.variants[0] == first.variants[0]
     assert (joined.partial, joined.not_measured) == ("", [])
     assert joined.settings["resumed_from"] == first.created
+    # Both sessions' ids: the interrupted run's, kept through its saves, then the resuming run's.
+    assert joined.session_ids[0] == first.session_ids[0] and len(set(joined.session_ids)) == 2
     assert "interrupted" not in (tmp_path / "report" / "results.md").read_text()
     assert "resuming" in capsys.readouterr().err
     # Each variant's measuring time is kept, so the matrix's time adds up over the resumed runs.
@@ -113,7 +115,7 @@ def test_resume_refuses_other_settings_before_measuring_anything(
     monkeypatch.setattr(protocol, "measure_variant", never)
     assert run(tmp_path, "--resume", runs="2") == USAGE_ERROR
     error = capsys.readouterr().err
-    assert "cannot resume" in error and "settings 'runs'" in error and "has 1" in error and "has 2" in error
+    assert "cannot resume" in error and "- runs: 1 vs 2" in error
     assert "another --report folder" in error
 
 

@@ -33,6 +33,12 @@ def add_command(commands: Any) -> None:
     )
     compare.add_argument("--output", metavar="FILE", help="Also write the table to this markdown file")
     add_review_options(compare)
+    compare.add_argument(
+        "--allow-mismatch",
+        action="store_true",
+        help="Compare results of another model, image size, steps, dtype, prompts, card or software stack, "
+        "printing each difference as a warning (without it they are refused, exit status 2)",
+    )
     compare.set_defaults(handler=compare_command)
 
 
@@ -51,14 +57,17 @@ def compare_command(arguments: argparse.Namespace) -> int:
     from pytest_sdxl.cli.compare_review import markdown_of, review_of
     from pytest_sdxl.cli.options import checked_file
     from pytest_sdxl.reports.comparison import comparison_table, kernel_diffs
+    from pytest_sdxl.results.compatibility import comparison_warnings
     from pytest_sdxl.results.schema import load_results, write_atomically
 
     checked_file(arguments.output, "--output")
     base, new = load_results(arguments.base), load_results(arguments.new)
+    # Refused (NotComparable, exit status 2) unless --allow-mismatch, which prints them above the verdict.
+    mismatches = comparison_warnings((arguments.base, base), (arguments.new, new), arguments.allow_mismatch)
     rules = rules_from(arguments, arguments.metrics, arguments.gate)
     comparisons = compare_results(base, new, rules)
     review = review_of(base, new, arguments)
-    markdown = markdown_of(base, new, comparisons, rules, review)
+    markdown = markdown_of(base, new, comparisons, rules, review, notes=mismatches)
     text = comparison_table(comparisons)
     diffs = kernel_diffs(base, new, comparisons)
     if diffs:
@@ -73,6 +82,8 @@ def compare_command(arguments: argparse.Namespace) -> int:
     if arguments.output:
         write_atomically(arguments.output, text + "\n")
     regressed = sorted({f"{item.variant} {item.metric}" for item in comparisons if item.regressed})
+    if mismatches:
+        print("\n" + "\n".join(mismatches))
     print("\n" + "\n".join(review.lines()))
     limits = (
         f"gate {','.join(rules.gate)}: wall {rules.threshold * 100:g}% (per-run {rules.wall_statistic}), kernel time "

@@ -4,8 +4,10 @@ A matrix of every variant outlasts a CI job's or a device command's time limit. 
 keeps every variant it finished (results.json, marked partial); ``--resume`` picks up from there. It
 keeps the earlier records as they are and measures the requested variants that have no record yet.
 A variant that was skipped or failed has a record too: it is kept, not retried. Earlier records must
-come from the same workload on the same kind of card (the checks of ``results.merge``). A mismatch
-stops the run before anything is measured and names each difference.
+come from the same workload on the same kind of card with the same software (the checks ``merge`` and
+``compare`` make, ``results.compatibility``). A mismatch, or an earlier results.json that cannot be
+read, stops the run before anything is measured and names each difference or the first bad value.
+The joined results list both sessions' ids.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pytest_sdxl.results.merge import SAME_SETTINGS, differences, merge_result_sets
+from pytest_sdxl.results.compatibility import RESUME, mismatch_lines
+from pytest_sdxl.results.merge import merge_result_sets
 from pytest_sdxl.results.schema import ResultSet, ResultsFileError, load_results, settings_as_dict
 from pytest_sdxl.variants.registry import Composition
 
@@ -31,21 +34,20 @@ def earlier_results(report: Path) -> ResultSet | None:
 
 
 def check_resumable(earlier: ResultSet, settings: Settings, report: Path) -> None:
-    """ResultsFileError naming every difference between the earlier run's workload and card and this one's.
+    """ResultsFileError naming every difference between the earlier run's workload, card and software and this one's.
 
-    Checked before measuring, on what is known then: the settings as given (``size`` rather than the
-    image size it resolves to), the resolved precision and this machine. The join afterwards checks
-    the resolved image size as well.
+    Checked before measuring, on what is known then (``results.compatibility.RESUME``): the settings as
+    given (``size`` rather than the image size it resolves to), the resolved device and precision, and
+    this machine. The join afterwards checks the resolved image size as well.
     """
     from pytest_sdxl.machine.probes import machine_info, resolved_precision
 
     now = settings_as_dict(settings) | resolved_precision(settings)
-    keys = [key for key in SAME_SETTINGS if key in now] + ["size"]
     this_run = ResultSet(settings=now, machine=machine_info(settings.device))
-    found = differences([(str(report / "results.json"), earlier), (THIS_RUN, this_run)], settings_keys=keys)
+    found = mismatch_lines([(str(report / "results.json"), earlier), (THIS_RUN, this_run)], RESUME)
     if found:
         raise ResultsFileError(
-            "cannot resume: the earlier results measured something else:\n- "
+            "cannot resume: the earlier results measured something else (earlier vs this run):\n- "
             + "\n- ".join(found)
             + "\nresume with the earlier run's settings on the same kind of card, or write to another --report folder"
         )

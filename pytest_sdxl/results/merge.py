@@ -3,10 +3,13 @@
 A machine with several GPUs measures the variant matrix fastest as parallel lanes, one
 ``python -m pytest_sdxl run`` per GPU, each writing its own results.json (and keeping every variant
 it finished when a time limit stops it). ``merge`` joins them into one results file, markdown and
-chart, after checking that they measured the same thing on the same kind of card. A figure from
-another model, precision, image size or card would make the joined tables lie, so any difference
-in those is refused with the files and values named. A variant measured in two files is refused
-too (none lost, none twice) unless the caller keeps the first file's record, and the merge says so.
+chart, after checking that they measured the same thing on the same kind of card with the same
+software (``results.compatibility.MERGE``). A figure from another model, precision, image size, card
+or software would make the joined tables lie, so any difference in those is refused with the files
+and values named. So is a session held by two of the files (``results.sessions``): the joined
+document lists every session it holds, and a session joined twice would count its runs twice. A
+variant measured in two files is refused too (none lost, none twice) unless the caller keeps the
+first file's record, and the merge says so.
 ``--pool-runs`` joins the other way: sessions of the same variants, each a process of its own, as one set
 whose variants hold every session's runs, so that sessions of one run each still give a run-aware
 comparison its two runs a side.
@@ -19,39 +22,20 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from pytest_sdxl.results.compatibility import MERGE, POOL, refuse_differences
 from pytest_sdxl.results.schema import ResultSet, ResultsFileError, VariantRecord, load_results
+from pytest_sdxl.results.sessions import joined_ids, repeated_sessions
 from pytest_sdxl.variants.registry import BASELINE
 
-# What makes two measurements comparable: the workload...
-SAME_SETTINGS = (
-    "model",
-    "resolved_dtype",
-    "image_size",
-    "steps",
-    "prompts",
-    "runs",
-    "seed",
-    "tiny_vae",
-    "fp16_vae",
+if TYPE_CHECKING:
+    from pytest_sdxl.results.compatibility import Check
+
+REFUSED_ADVICE = (
+    "join only results of one model, image size, steps, dtype, prompts and seed, measured on one kind of card with "
+    "one software stack (and, without --pool-runs, one number of runs)"
 )
-# ...and the card and software. Host names, core counts and GPU indices may differ: lanes of one
-# machine see one GPU each, and identical cards in two machines measure alike.
-SAME_MACHINE = ("gpu", "gpu_driver", "cuda", "torch", "diffusers", "transformers", "python")
-
-
-def differences(named: Sequence[tuple[str, ResultSet]], settings_keys: Sequence[str] = SAME_SETTINGS) -> list[str]:
-    """Each workload or machine key (``settings_keys``, ``SAME_MACHINE``) where a later set differs from the first."""
-    first_name, first = named[0]
-    found = []
-    for section, keys in (("settings", settings_keys), ("machine", SAME_MACHINE)):
-        for key in keys:
-            expected = getattr(first, section).get(key)
-            for name, other in named[1:]:
-                value = getattr(other, section).get(key)
-                if value != expected:
-                    found.append(f"{section} {key!r}: {first_name} has {expected!r}, {name} has {value!r}")
-    return found
 
 
 @dataclasses.dataclass
@@ -69,13 +53,15 @@ def merge_files(paths: Sequence[str | Path], keep_first: bool = False, pool_runs
     return pool_result_sets(named) if pool_runs else merge_result_sets(named, keep_first)
 
 
-def refuse_differences(named: Sequence[tuple[str, ResultSet]], settings_keys: Sequence[str] = SAME_SETTINGS) -> None:
-    found = differences(named, settings_keys)
-    if found:
+def refuse_joining(named: Sequence[tuple[str, ResultSet]], checks: Sequence[Check]) -> None:
+    """ResultsFileError where the sets measured different things, or where one session is in two of them."""
+    refuse_differences(named, checks, REFUSED_ADVICE)
+    repeated = repeated_sessions([(name, result_set.session_ids) for name, result_set in named])
+    if repeated:
         raise ResultsFileError(
-            "these results files measured different things and cannot be one report:\n- "
-            + "\n- ".join(found)
-            + "\nmerge only files of one model, precision, size, steps, prompts, runs and seed on one kind of card"
+            "the same session is in more than one file: "
+            + "; ".join(repeated)
+            + "; give each session's results once (a copy of a file holds the same session)"
         )
 
 
@@ -86,7 +72,7 @@ def pool_result_sets(named: Sequence[tuple[str, ResultSet]]) -> Merged:
     statistics assume. Refused where the sessions measured different variants, or a variant in one but not
     another (pooling would give it runs from some sessions only); the sessions may differ in runs a session.
     """
-    refuse_differences(named, [key for key in SAME_SETTINGS if key != "runs"])
+    refuse_joining(named, POOL)
     first_name, first = named[0]
     sessions = [{record.variant: record for record in result_set.variants} for _, result_set in named]
     expected = {variant: record.ok for variant, record in sessions[0].items()}
@@ -117,7 +103,8 @@ def pool_result_sets(named: Sequence[tuple[str, ResultSet]]) -> Merged:
     settings["pooled_from"] = [name for name, _ in named]
     partial = next((result_set.partial for _, result_set in named if result_set.partial), "")
     missing = sorted({variant for _, result_set in named for variant in result_set.not_measured})
-    joined = ResultSet(settings, dict(first.machine), pooled, partial=partial, not_measured=missing)
+    ids = joined_ids([result_set.session_ids for _, result_set in named])
+    joined = ResultSet(settings, dict(first.machine), pooled, partial=partial, not_measured=missing, session_ids=ids)
     note = f"pooled the runs of {len(named)} sessions: each variant's runs in session order, renumbered"
     return Merged(joined, [note])
 
@@ -131,7 +118,7 @@ def describe_outcomes(outcomes: dict[str, bool]) -> str:
 def merge_result_sets(named: Sequence[tuple[str, ResultSet]], keep_first: bool = False) -> Merged:
     """Result sets (each with the name of its file) as one, variants in file order, the baseline first."""
     first = named[0][1]
-    refuse_differences(named)
+    refuse_joining(named, MERGE)
     kept: dict[str, tuple[str, VariantRecord]] = {}
     notes: list[str] = []
     doubles: list[str] = []
@@ -164,5 +151,6 @@ def merge_result_sets(named: Sequence[tuple[str, ResultSet]], keep_first: bool =
         variants=records,
         partial=partial,
         not_measured=sorted(missing),
+        session_ids=joined_ids([result_set.session_ids for _, result_set in named]),
     )
     return Merged(joined, notes)
