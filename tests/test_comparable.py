@@ -81,7 +81,7 @@ def test_compare_refuses_another_model_size_and_card_naming_each_difference(
         ({"transformers": "5.0.0"}, "transformers: 4.57.0 vs 5.0.0"),
         ({"cuda": "13.0"}, "CUDA: 12.8 vs 13.0"),
         ({"python": "3.13.1"}, "Python: 3.12.3 vs 3.13.1"),
-        ({"torch": None}, "torch: 2.11.0 vs not recorded"),
+        ({"torch": None}, "torch: 2.11.0 vs none"),
     ],
 )
 def test_compare_refuses_each_workload_and_software_difference(
@@ -197,3 +197,13 @@ def test_compare_warns_of_a_session_on_both_sides(tmp_path: Path, capsys: pytest
     out = capsys.readouterr().out
     assert "part of the comparison is of a measurement with itself" in out
     assert out.index("measurement with itself") < out.index("no regression")
+
+
+def test_what_an_older_file_does_not_record_is_said_not_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    older = results()
+    del older.settings["model"], older.machine["transformers"]
+    assert compare(tmp_path, older, results()) == 0
+    out = capsys.readouterr().out
+    assert "base.json does not record model, transformers, so that could not be checked" in out

@@ -12,8 +12,27 @@ from pytest_sdxl.cli.main import main
 from pytest_sdxl.results.merge import merge_files, merge_result_sets, pool_result_sets
 from pytest_sdxl.results.schema import ResultSet, ResultsFileError, RunRecord, VariantRecord, load_results, save_results
 
-SETTINGS = {"model": "random:tiny", "resolved_dtype": "torch.float32", "image_size": 64, "steps": 1, "runs": 1}
-MACHINE = {"gpu": "NVIDIA H100 80GB HBM3", "torch": "2.11.0", "diffusers": "0.42.1", "hostname": "lane"}
+SETTINGS = {
+    "model": "random:tiny",
+    "resolved_dtype": "torch.float32",
+    "image_size": 64,
+    "steps": 1,
+    "prompts": ["a red cube"],
+    "runs": 1,
+    "seed": 0,
+    "tiny_vae": "random",
+    "fp16_vae": "random",
+}
+MACHINE = {
+    "gpu": "NVIDIA H100 80GB HBM3",
+    "gpu_driver": "570.1",
+    "cuda": "12.8",
+    "torch": "2.11.0",
+    "diffusers": "0.42.1",
+    "transformers": "4.57.0",
+    "python": "3.12.3",
+    "hostname": "lane",
+}
 
 
 def record(variant: str, avg_gen_s: float = 0.1) -> VariantRecord:
@@ -52,6 +71,13 @@ def test_a_refusal_of_three_files_names_the_file_of_each_value() -> None:
     with pytest.raises(ResultsFileError) as refused:
         merge_result_sets(lanes)
     assert "- torch: 2.11.0 (a) vs 2.12.0 (c)" in str(refused.value)
+
+
+def test_what_an_older_file_does_not_record_is_said_not_refused() -> None:
+    older = lane("tiny_vae")
+    del older.machine["transformers"], older.settings["fp16_vae"]
+    merged = merge_result_sets([("a", lane("baseline")), ("b", older)])
+    assert merged.notes == ["b does not record fp16 VAE weights, transformers, so that could not be checked"]
 
 
 def test_a_variant_measured_twice_is_refused_unless_the_first_is_kept() -> None:

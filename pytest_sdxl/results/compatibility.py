@@ -46,6 +46,9 @@ class Check:
     # Whether it means anything for a result set (a GPU driver, for a run on the CPU, does not): it is
     # compared only where it means something on both sides.
     applies: Callable[[ResultSet], bool] = always
+    # Whether the result set's file records it at all (files of older writers may not): where one side
+    # does not, it cannot be checked, which is said (``unchecked``) rather than refused as a difference.
+    recorded: Callable[[ResultSet], bool] = always
 
 
 def setting(key: str) -> Callable[[ResultSet], object]:
@@ -54,6 +57,22 @@ def setting(key: str) -> Callable[[ResultSet], object]:
 
 def software(key: str) -> Callable[[ResultSet], object]:
     return lambda result_set: result_set.machine.get(key)
+
+
+def in_settings(*keys: str) -> Callable[[ResultSet], bool]:
+    return lambda result_set: any(key in result_set.settings for key in keys)
+
+
+def in_machine(key: str) -> Callable[[ResultSet], bool]:
+    return lambda result_set: key in result_set.machine
+
+
+def of_setting(label: str, key: str) -> Check:
+    return Check(label, setting(key), recorded=in_settings(key))
+
+
+def of_software(label: str, key: str, applies: Callable[[ResultSet], bool] = always) -> Check:
+    return Check(label, software(key), applies, in_machine(key))
 
 
 def dtype(result_set: ResultSet) -> object:
@@ -78,44 +97,48 @@ def card(result_set: ResultSet) -> object:
     return result_set.machine.get("gpu")
 
 
+def card_recorded(result_set: ResultSet) -> bool:
+    return ("cpu" if measured_on_cpu(result_set) else "gpu") in result_set.machine
+
+
 def on_gpu(result_set: ResultSet) -> bool:
     return not measured_on_cpu(result_set)
 
 
-MODEL = Check("model", setting("model"))
+MODEL = of_setting("model", "model")
 STEPS_DTYPE_PROMPTS = (
-    Check("steps", setting("steps")),
-    Check("dtype", dtype, dtype_known),
-    Check("prompts", setting("prompts")),
+    of_setting("steps", "steps"),
+    Check("dtype", dtype, dtype_known, in_settings("resolved_dtype", "dtype")),
+    of_setting("prompts", "prompts"),
 )
 # What was measured: the work of one generation.
-WORKLOAD = (MODEL, Check("image size", setting("image_size")), *STEPS_DTYPE_PROMPTS)
+WORKLOAD = (MODEL, of_setting("image size", "image_size"), *STEPS_DTYPE_PROMPTS)
 # What the images (the PSNR column) depend on beyond the workload.
 IMAGES = (
-    Check("seed", setting("seed")),
-    Check("tiny VAE weights", setting("tiny_vae")),
-    Check("fp16 VAE weights", setting("fp16_vae")),
+    of_setting("seed", "seed"),
+    of_setting("tiny VAE weights", "tiny_vae"),
+    of_setting("fp16 VAE weights", "fp16_vae"),
 )
-RUNS = (Check("runs", setting("runs")),)
-CARD = (Check("card", card),)
+RUNS = (of_setting("runs", "runs"),)
+CARD = (Check("card", card, recorded=card_recorded),)
 SOFTWARE = (
-    Check("torch", software("torch")),
-    Check("diffusers", software("diffusers")),
-    Check("transformers", software("transformers")),
-    Check("CUDA", software("cuda")),
-    Check("Python", software("python")),
-    Check("GPU driver", software("gpu_driver"), on_gpu),
+    of_software("torch", "torch"),
+    of_software("diffusers", "diffusers"),
+    of_software("transformers", "transformers"),
+    of_software("CUDA", "cuda"),
+    of_software("Python", "python"),
+    of_software("GPU driver", "gpu_driver", on_gpu),
 )
 
 COMPARE = (*WORKLOAD, *CARD, *SOFTWARE)
 POOL = (*WORKLOAD, *IMAGES, *CARD, *SOFTWARE)
 MERGE = (*WORKLOAD, *RUNS, *IMAGES, *CARD, *SOFTWARE)
-RESUME = (MODEL, Check("image size (as requested)", setting("size")), *STEPS_DTYPE_PROMPTS, *MERGE[len(WORKLOAD) :])
+RESUME = (MODEL, of_setting("image size (as requested)", "size"), *STEPS_DTYPE_PROMPTS, *MERGE[len(WORKLOAD) :])
 
 
 def shown(value: object) -> str:
     if value is None:
-        return "not recorded"
+        return "none"
     text = value if isinstance(value, str) else repr(value)
     return text if len(text) <= 100 else text[:97] + "..."
 
@@ -143,12 +166,22 @@ def differences(named: Sequence[tuple[str, ResultSet]], checks: Sequence[Check])
     found = []
     for check in checks:
         for name, other in named[1:]:
-            if not (check.applies(first) and check.applies(other)):
+            if not (check.applies(first) and check.applies(other) and check.recorded(first) and check.recorded(other)):
                 continue
             expected, value = check.read(first), check.read(other)
             if value != expected:
                 found.append(Difference(check.label, expected, value, first_name, name))
     return found
+
+
+def unchecked(named: Sequence[tuple[str, ResultSet]], checks: Sequence[Check]) -> list[str]:
+    """One line per file that lacks some of the checks' keys (an older writer's file): what could not be checked."""
+    lines = []
+    for name, result_set in named:
+        missing = [check.label for check in checks if not check.recorded(result_set)]
+        if missing:
+            lines.append(f"{name} does not record {', '.join(missing)}, so that could not be checked")
+    return lines
 
 
 def mismatch_lines(named: Sequence[tuple[str, ResultSet]], checks: Sequence[Check]) -> list[str]:
@@ -180,6 +213,8 @@ def comparison_warnings(base: tuple[str, ResultSet], new: tuple[str, ResultSet],
             "stack; or pass --allow-mismatch to compare anyway, with each difference printed as a warning"
         )
     shared = repeated_sessions([(base[0], base[1].session_ids), (new[0], new[1].session_ids)])
-    return [f"warning: {head}: {line}" for line in found] + [
-        f"warning: {line}: part of the comparison is of a measurement with itself" for line in shared
-    ]
+    return (
+        [f"warning: {head}: {line}" for line in found]
+        + [f"warning: {line}: part of the comparison is of a measurement with itself" for line in shared]
+        + [f"warning: {line}" for line in unchecked([base, new], COMPARE)]
+    )

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pytest_sdxl.results.compatibility import MERGE, POOL, refuse_differences
+from pytest_sdxl.results.compatibility import MERGE, POOL, refuse_differences, unchecked
 from pytest_sdxl.results.schema import ResultSet, ResultsFileError, VariantRecord, load_results
 from pytest_sdxl.results.sessions import joined_ids, repeated_sessions
 from pytest_sdxl.variants.registry import BASELINE
@@ -53,8 +53,11 @@ def merge_files(paths: Sequence[str | Path], keep_first: bool = False, pool_runs
     return pool_result_sets(named) if pool_runs else merge_result_sets(named, keep_first)
 
 
-def refuse_joining(named: Sequence[tuple[str, ResultSet]], checks: Sequence[Check]) -> None:
-    """ResultsFileError where the sets measured different things, or where one session is in two of them."""
+def refuse_joining(named: Sequence[tuple[str, ResultSet]], checks: Sequence[Check]) -> list[str]:
+    """ResultsFileError where the sets measured different things, or where one session is in two of them.
+
+    Returns what could not be checked (a file of an older writer lacking a key), for the merge's notes.
+    """
     refuse_differences(named, checks, REFUSED_ADVICE)
     repeated = repeated_sessions([(name, result_set.session_ids) for name, result_set in named])
     if repeated:
@@ -63,6 +66,7 @@ def refuse_joining(named: Sequence[tuple[str, ResultSet]], checks: Sequence[Chec
             + "; ".join(repeated)
             + "; give each session's results once (a copy of a file holds the same session)"
         )
+    return unchecked(named, checks)
 
 
 def pool_result_sets(named: Sequence[tuple[str, ResultSet]]) -> Merged:
@@ -72,7 +76,7 @@ def pool_result_sets(named: Sequence[tuple[str, ResultSet]]) -> Merged:
     statistics assume. Refused where the sessions measured different variants, or a variant in one but not
     another (pooling would give it runs from some sessions only); the sessions may differ in runs a session.
     """
-    refuse_joining(named, POOL)
+    not_checked = refuse_joining(named, POOL)
     first_name, first = named[0]
     sessions = [{record.variant: record for record in result_set.variants} for _, result_set in named]
     expected = {variant: record.ok for variant, record in sessions[0].items()}
@@ -106,7 +110,7 @@ def pool_result_sets(named: Sequence[tuple[str, ResultSet]]) -> Merged:
     ids = joined_ids([result_set.session_ids for _, result_set in named])
     joined = ResultSet(settings, dict(first.machine), pooled, partial=partial, not_measured=missing, session_ids=ids)
     note = f"pooled the runs of {len(named)} sessions: each variant's runs in session order, renumbered"
-    return Merged(joined, [note])
+    return Merged(joined, [*not_checked, note])
 
 
 def describe_outcomes(outcomes: dict[str, bool]) -> str:
@@ -118,9 +122,8 @@ def describe_outcomes(outcomes: dict[str, bool]) -> str:
 def merge_result_sets(named: Sequence[tuple[str, ResultSet]], keep_first: bool = False) -> Merged:
     """Result sets (each with the name of its file) as one, variants in file order, the baseline first."""
     first = named[0][1]
-    refuse_joining(named, MERGE)
+    notes = refuse_joining(named, MERGE)
     kept: dict[str, tuple[str, VariantRecord]] = {}
-    notes: list[str] = []
     doubles: list[str] = []
     for name, result_set in named:
         for record in result_set.variants:
