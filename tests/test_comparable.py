@@ -115,6 +115,10 @@ def test_the_card_of_a_cpu_run_is_its_cpu() -> None:
     assert found == ["card: CPU AMD EPYC 7763 vs CPU Intel Xeon 8480"]  # the unused GPU and its driver do not count
     found = [item.describe() for item in differences([("a", results()), ("b", results(**on_cpu))], COMPARE)]
     assert found == ["card: NVIDIA H100 80GB HBM3 vs CPU AMD EPYC 7763"]  # a driver counts only where both used a GPU
+    nameless = results(**on_cpu)
+    del nameless.machine["cpu"]
+    found = [item.describe() for item in differences([("a", results()), ("b", nameless)], COMPARE)]
+    assert found == ["card: NVIDIA H100 80GB HBM3 vs CPU"]  # a CPU whatever its name
 
 
 def test_merge_and_compare_share_one_check_and_merge_adds_the_run_count() -> None:

@@ -93,12 +93,12 @@ def measured_on_cpu(result_set: ResultSet) -> bool:
 def card(result_set: ResultSet) -> object:
     """The GPU a result set was measured on, or 'CPU <name>' for a run on the CPU (whatever GPU the host has)."""
     if measured_on_cpu(result_set):
-        return f"CPU {result_set.machine.get('cpu')}"
+        return " ".join(["CPU", *([str(result_set.machine["cpu"])] if "cpu" in result_set.machine else [])])
     return result_set.machine.get("gpu")
 
 
 def card_recorded(result_set: ResultSet) -> bool:
-    return ("cpu" if measured_on_cpu(result_set) else "gpu") in result_set.machine
+    return "gpu" in result_set.machine or "cpu" in result_set.machine
 
 
 def on_gpu(result_set: ResultSet) -> bool:
