@@ -163,6 +163,9 @@ class VariantRecord:
     # Seconds the harness spent on the variant, every run from build to profiled pass: its share of a
     # matrix's wall time, added up the same way over lanes and over resumed runs. None where not timed.
     measure_s: float | None = None
+    # Why the variant has fewer runs than asked (PARTIAL_REASONS: "running" while it is measured, "interrupted"):
+    # results are saved after every run, so a stopped session keeps the runs it finished. "" when it ran them all.
+    partial: str = ""
 
     @property
     def ok(self) -> bool:
@@ -354,6 +357,7 @@ def variant_from_node(node: Node) -> VariantRecord:
         note=node.get("note", "").text(),
         compile_cache=node.get("compile_cache", "").text(),
         measure_s=node.get("measure_s").optional_number(),
+        partial=node.get("partial", "").choice(("", *PARTIAL_REASONS)),
     )
 
 

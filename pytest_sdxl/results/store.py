@@ -1,0 +1,314 @@
+"""A report folder's results.json, the one place it is written: under a lock, merged with what is on disk, atomically.
+
+Several sessions may write one folder at once: lanes of a matrix started together with ``run --resume``,
+a ``run`` beside a pytest session. Each save takes the folder's lock (``results.json.lock``, the
+``filelock`` package), reads the file and keeps what other sessions wrote since this one started, so no
+session drops another's variants; the file is then replaced atomically (``schema.write_atomically``).
+
+A session announces itself while it writes (``Writer``: its id, command, process, workload and the
+variants it measures) in ``.results.json.writers/``, holding a lock of its own that the system releases
+when the process ends, however it ends. A session that starts while another is live is refused before
+it measures anything where the two would spoil each other's results:
+
+- the same variant in both: two processes measuring one variant at once time each other's load, and
+  pooling such runs would count disturbed runs as independent ones (``merge --pool-runs`` joins
+  separate sessions' files on purpose instead);
+- another workload, card or software (``results.compatibility``): one file holds one workload's figures.
+
+Variants of different sessions with the same workload are merged. A plain ``run`` replaces a file
+left by sessions that have ended, as it always did (``run --resume`` keeps it); a live session's
+variants are never replaced.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import socket
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock, Timeout
+
+from pytest_sdxl.errors import SdxlError
+from pytest_sdxl.results.compatibility import MERGE, RESUME, Check, mismatch_lines, setting
+from pytest_sdxl.results.schema import (
+    DerivedBlocks,
+    ResultSet,
+    ResultsFileError,
+    VariantRecord,
+    load_results,
+    save_results,
+    to_dict,
+    write_atomically,
+)
+from pytest_sdxl.results.sessions import new_session_id
+
+RESULTS_NAME = "results.json"
+LOCK_NAME = RESULTS_NAME + ".lock"
+WRITERS_FOLDER = ".results.json.writers"
+# A save holds the lock for a read, a merge and a write (and the markdown and chart with them): well
+# under a second. Longer than this means a writer is stuck (a hung network file system, say).
+LOCK_TIMEOUT_S = 120.0
+# What two sessions writing one file must share: what ``run --resume`` checks before measuring (the size as
+# requested: the resolved one is known only once the model is loaded), then what ``merge`` checks once
+# known; and the harness: the plugin's runs are blocks of rounds on one warm pipeline, the command line's
+# a fresh load each, so the two never share a file.
+HARNESS = Check("harness", setting("harness"))
+BEFORE_MEASURING = (*RESUME, HARNESS)
+ONCE_MEASURED = (*MERGE, HARNESS)
+
+
+class ReportFolderConflict(SdxlError):
+    """Another session writing the same report folder would spoil this one's results, or this one theirs."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Writer:
+    """What a session writing a report folder tells the others: who it is and what it measures."""
+
+    command: str
+    settings: dict[str, Any]
+    machine: dict[str, Any]
+    # The variants it measures, and those it carries over from the folder's earlier results (--resume).
+    measures: tuple[str, ...]
+    carries: tuple[str, ...] = ()
+    session: str = dataclasses.field(default_factory=new_session_id)
+    pid: int = dataclasses.field(default_factory=os.getpid)
+    host: str = dataclasses.field(default_factory=socket.gethostname)
+    started: str = dataclasses.field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+
+    @property
+    def holds(self) -> set[str]:
+        return set(self.measures) | set(self.carries)
+
+    def describe(self) -> str:
+        return f"session {self.session} ({self.command}, pid {self.pid} on {self.host}, since {self.started})"
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Writer:
+        return cls(
+            command=str(data["command"]),
+            settings=dict(data["settings"]),
+            machine=dict(data["machine"]),
+            measures=tuple(str(item) for item in data["measures"]),
+            carries=tuple(str(item) for item in data.get("carries", ())),
+            session=str(data["session"]),
+            pid=int(data["pid"]),
+            host=str(data["host"]),
+            started=str(data["started"]),
+        )
+
+
+def conflict_with(mine: Writer, other: Writer) -> str:
+    """Why ``mine`` must not write beside the live ``other`` ("" when they may share the file)."""
+    both = sorted(set(mine.measures) & other.holds | mine.holds & set(other.measures))
+    if both:
+        return (
+            f"both would write {', '.join(both)}, and two sessions measuring one variant at once time each other "
+            "(leave it out of this session, or measure it into another folder and join both with `pytest-sdxl merge`)"
+        )
+    found = mismatch_lines(
+        [
+            (other.describe(), ResultSet(settings=other.settings, machine=other.machine)),
+            ("this session", ResultSet(settings=mine.settings, machine=mine.machine)),
+        ],
+        BEFORE_MEASURING,
+    )
+    if found:
+        return "it measures something else, and one file holds one workload's figures (its vs this session's): " + (
+            "; ".join(found)
+        )
+    return ""
+
+
+def canonical(record: VariantRecord) -> str:
+    """A record as its JSON text: equal texts are the same record (NaN included, unlike the dataclasses)."""
+    return json.dumps(to_dict(ResultSet(variants=[record]))["variants"][0], sort_keys=True)
+
+
+class ReportFolder:
+    """One session's writes to a report folder: ``open`` (refused on a conflict), ``save`` after every run, ``close``.
+
+    ``replace``: a plain ``run`` or pytest session, which replaces what ended sessions left in the file;
+    ``run --resume`` carries that over itself (``Writer.carries``) and passes False.
+    """
+
+    def __init__(self, folder: Path, writer: Writer, replace: bool = True) -> None:
+        self.folder = Path(folder)
+        self.writer = writer
+        self.replace = replace
+        self.path = self.folder / RESULTS_NAME
+        self.lock = FileLock(self.folder / LOCK_NAME, timeout=LOCK_TIMEOUT_S)
+        self.presence: FileLock | None = None
+        # What ended sessions left in the file when this one started, by variant: replaced if still there as it was.
+        self.stale: dict[str, str] = {}
+        self.stale_not_measured: set[str] = set()
+        self.own_session_ids: set[str] = {writer.session}
+
+    @property
+    def writers(self) -> Path:
+        return self.folder / WRITERS_FOLDER
+
+    def __enter__(self) -> ReportFolder:
+        self.open()
+        return self
+
+    def __exit__(self, *exception: object) -> None:
+        self.close()
+
+    def open(self) -> None:
+        """Announce this session; ReportFolderConflict, before anything is measured, if it clashes with a live one."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with self.locked():
+            live = self.live_writers()
+            for other in live:
+                reason = conflict_with(self.writer, other)
+                if reason:
+                    raise ReportFolderConflict(
+                        f"report folder {self.folder} is being written by another session, {other.describe()}: "
+                        f"{reason}; wait for it to end or give another report folder"
+                    )
+            self.writers.mkdir(exist_ok=True)
+            presence = FileLock(self.writers / f"{self.writer.session}.lock")
+            presence.acquire(timeout=0)
+            self.presence = presence
+            write_atomically(self.writers / f"{self.writer.session}.json", json.dumps(self.writer.as_dict()))
+            if self.replace:
+                self.remember_stale(live)
+
+    def remember_stale(self, live: Sequence[Writer]) -> None:
+        """What ended sessions left, replaced by a plain session: all but what a live one holds (it may carry it)."""
+        earlier = self.read()
+        if earlier is None:
+            return
+        held = set().union(*(other.holds for other in live))
+        self.stale = {record.variant: canonical(record) for record in earlier.variants if record.variant not in held}
+        # A live session's unreached variants are its own to report.
+        self.stale_not_measured = set(earlier.not_measured) if not live else set()
+
+    def close(self) -> None:
+        """Withdraw this session's announcement (the system releases its lock anyway if the process dies)."""
+        presence, self.presence = self.presence, None
+        if presence is None:
+            return
+        with self.locked():
+            forget(self.writers, self.writer.session, presence)
+
+    def save(
+        self,
+        result_set: ResultSet,
+        derived: DerivedBlocks | None = None,
+        then: Callable[[ResultSet], object] | None = None,
+    ) -> ResultSet:
+        """Merge this session's results with what others wrote since it started, write them; returns what was written.
+
+        ``then`` gets the written set while the lock is still held (the markdown and chart, so that they
+        show the same variants as results.json).
+        """
+        if self.presence is None:
+            self.open()
+        self.own_session_ids.update(result_set.session_ids)
+        with self.locked():
+            merged = self.merged(self.read(), result_set)
+            save_results(merged, self.path, derived)
+            if then is not None:
+                then(merged)
+        return merged
+
+    def merged(self, on_disk: ResultSet | None, mine: ResultSet) -> ResultSet:
+        if on_disk is None:
+            return mine
+        ours = {record.variant for record in mine.variants}
+        kept = [
+            record
+            for record in on_disk.variants
+            if record.variant not in ours and self.stale.get(record.variant) != canonical(record)
+        ]
+        present = ours | {record.variant for record in kept}
+        carried = [name for name in on_disk.not_measured if name not in self.stale_not_measured]
+        not_measured = [name for name in dict.fromkeys([*mine.not_measured, *carried]) if name not in present]
+        if not kept and not_measured == mine.not_measured:
+            return mine
+        if kept:
+            self.refuse_other_workloads(on_disk, mine)
+        variants = sorted([*mine.variants, *kept], key=lambda record: record.variant != "baseline")
+        settings = dict(mine.settings)
+        if settings.get("variants") is not None:
+            settings["variants"] = [record.variant for record in variants]
+        others = [session for session in on_disk.session_ids if session not in self.own_session_ids] if kept else []
+        partial = mine.partial or on_disk.partial or "running"
+        return dataclasses.replace(
+            mine,
+            settings=settings,
+            variants=variants,
+            not_measured=not_measured,
+            partial=partial if not_measured or any(record.partial for record in variants) else "",
+            session_ids=list(dict.fromkeys([*mine.session_ids, *others])),
+        )
+
+    def refuse_other_workloads(self, on_disk: ResultSet, mine: ResultSet) -> None:
+        """The open check's safety net: records of another workload are never mixed into this session's file."""
+        found = mismatch_lines([(str(self.path), on_disk), ("this session", mine)], ONCE_MEASURED)
+        if found:
+            raise ReportFolderConflict(
+                f"{self.path} holds another session's results of something else, and one file holds one "
+                f"workload's figures: {'; '.join(found)}; give another report folder"
+            )
+
+    def read(self) -> ResultSet | None:
+        """The file as it is now; None where there is none, or where a plain session replaces one it cannot read."""
+        if not self.path.exists():
+            return None
+        try:
+            return load_results(self.path)
+        except ResultsFileError:
+            if self.replace:
+                return None  # not results (or of an older tool): a plain session writes its own, as it always did
+            raise
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        try:
+            with self.lock:
+                yield
+        except Timeout:
+            raise ReportFolderConflict(
+                f"report folder {self.folder}: waited {LOCK_TIMEOUT_S:.0f} s for {self.folder / LOCK_NAME}, held by "
+                "another writer; if no pytest-sdxl session is writing there, the file system does not release locks"
+            ) from None
+
+    def live_writers(self) -> list[Writer]:
+        """The sessions writing this folder now; those that ended (their lock free) are forgotten on the way."""
+        if not self.writers.is_dir():
+            return []
+        live = []
+        for announcement in sorted(self.writers.glob("*.json")):
+            session = announcement.stem
+            if session == self.writer.session:
+                continue
+            probe = FileLock(self.writers / f"{session}.lock")
+            try:
+                probe.acquire(timeout=0)
+            except Timeout:
+                with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+                    live.append(Writer.from_dict(json.loads(announcement.read_text(encoding="utf-8"))))
+                continue
+            forget(self.writers, session, probe)
+        return live
+
+
+def forget(writers: Path, session: str, held: FileLock) -> None:
+    """Remove a session's announcement and lock file (``held``: its lock, taken by the caller)."""
+    (writers / f"{session}.json").unlink(missing_ok=True)
+    held.release()
+    (writers / f"{session}.lock").unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        writers.rmdir()  # only when empty: another session may be writing
