@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
 from typing import Any
 
 from pytest_sdxl.cli.options import (
@@ -16,8 +15,8 @@ from pytest_sdxl.cli.options import (
     settings_from,
 )
 from pytest_sdxl.cli.report import print_tables
+from pytest_sdxl.cli.run_saving import RunSaving, unfinished, with_unmeasured
 from pytest_sdxl.errors import SettingsError
-from pytest_sdxl.results.schema import ResultSet
 
 
 def add_command(commands: Any) -> None:
@@ -36,12 +35,23 @@ def add_command(commands: Any) -> None:
 
 def run_command(arguments: argparse.Namespace) -> int:
     """The reference protocol over the chosen variants; tables printed, files written to --report."""
+    saving = RunSaving()
+    try:
+        return measure_and_report(arguments, saving)
+    except KeyboardInterrupt:
+        # SIGINT anywhere: every run that finished is written, marked interrupted; one line says what and where.
+        print(f"\n{saving.interrupted()}", file=sys.stderr)
+        return INTERRUPTED
+    finally:
+        saving.close()
+
+
+def measure_and_report(arguments: argparse.Namespace, saving: RunSaving) -> int:
     from pytest_sdxl.machine.compile_cache import activate, summary_line
     from pytest_sdxl.measure import resume
     from pytest_sdxl.measure.progress import ProgressDisplay
     from pytest_sdxl.measure.protocol import run_protocol
-    from pytest_sdxl.reports.tables import measuring_summary, write_reports
-    from pytest_sdxl.results.schema import save_results
+    from pytest_sdxl.reports.tables import measuring_summary
     from pytest_sdxl.variants.registry import all_single_variants
 
     settings = settings_from(arguments)
@@ -56,6 +66,8 @@ def run_command(arguments: argparse.Namespace) -> int:
         earlier = resume.earlier_results(report)
         if earlier is not None:
             resume.check_resumable(earlier, settings, report)
+    # A variant stopped between its runs is measured on from its next run.
+    earlier, carried = unfinished(earlier)
     to_measure = resume.still_to_measure(compositions, earlier)
     if earlier is not None:
         kept = len(compositions) - len(to_measure)
@@ -63,35 +75,19 @@ def run_command(arguments: argparse.Namespace) -> int:
             f"pytest-sdxl run: resuming {report}: {kept} variant(s) kept, {len(to_measure)} to measure", file=sys.stderr
         )
     display = None if arguments.quiet or not to_measure else ProgressDisplay(len(to_measure))
-
-    so_far: ResultSet | None = earlier
-
-    def keep_what_was_measured(measured: ResultSet) -> None:
-        # Saved after each variant: a killed run leaves the variants measured so far readable, marked running.
-        nonlocal so_far
-        so_far = with_unmeasured(resume.joined(earlier, measured, report), compositions, "running")
-        if report is not None:
-            save_results(so_far, report / "results.json")
-
+    # Refused here, before measuring, where another session writing the folder would spoil this one's results.
+    saving.start(settings, compositions, earlier, to_measure, resumed=arguments.resume)
     print(f"pytest-sdxl run: {settings.describe()}", file=sys.stderr)
-    try:
-        if to_measure:
-            measured = run_protocol(settings, to_measure, display, on_variant=keep_what_was_measured)
-            combined = resume.joined(earlier, measured, report)
-        else:
-            # Nothing left to measure happens only on a resume whose earlier results hold every variant.
-            assert earlier is not None
-            combined = earlier
-    except KeyboardInterrupt:
-        if so_far is None:
-            raise
-        # Every file of what was measured, marked interrupted and naming the variants not reached.
-        result_set = with_unmeasured(so_far, compositions, "interrupted")
-        print(f"\npytest-sdxl run: interrupted; not measured: {', '.join(result_set.not_measured)}", file=sys.stderr)
-        if report is not None:
-            written = write_reports(result_set, report)
-            print("written: " + ", ".join(str(path) for path in written.values()), file=sys.stderr)
-        return INTERRUPTED
+    if to_measure:
+        # Saved after every run: a stopped or killed run leaves every run it finished readable.
+        measured = run_protocol(
+            settings, to_measure, display, on_save=saving.keep, carried=carried, session_id=saving.session_id
+        )
+        combined = resume.joined(earlier, measured, report)
+    else:
+        # Nothing left to measure happens only on a resume whose earlier results hold every variant.
+        assert earlier is not None
+        combined = earlier
     result_set = with_unmeasured(combined, compositions, "interrupted")
     print_tables(result_set)
     measuring = measuring_summary(result_set)
@@ -101,8 +97,8 @@ def run_command(arguments: argparse.Namespace) -> int:
     if uses:
         print("\n" + summary_line(settings.compile_cache, uses))
     if report is not None:
-        written = write_reports(result_set, report)
-        print("\nwritten: " + ", ".join(str(path) for path in written.values()))
+        saving.write(result_set)
+        print("\nwritten: " + ", ".join(str(report / name) for name in ("results.json", "results.md", "results.png")))
     failed = [record.variant for record in result_set.variants if record.status == "failed"]
     if failed:
         print(f"\nfailed: {', '.join(failed)}", file=sys.stderr)
@@ -113,12 +109,3 @@ def run_command(arguments: argparse.Namespace) -> int:
             print(f"- {record.variant}: {record.reason}", file=sys.stderr)
         return NOTHING_MEASURED
     return 0
-
-
-def with_unmeasured(result_set: ResultSet, compositions: Sequence[Any], reason: str) -> ResultSet:
-    """The result set marked partial (results.PARTIAL_REASONS) when some compositions have no record yet."""
-    import dataclasses
-
-    measured = {record.variant for record in result_set.variants}
-    missing = [composition.id for composition in compositions if composition.id not in measured]
-    return dataclasses.replace(result_set, partial=reason if missing else "", not_measured=missing)

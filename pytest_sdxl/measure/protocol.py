@@ -17,9 +17,10 @@ protocol carries on with the next variant.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -146,14 +147,25 @@ def measure_variant(
     composition: Composition,
     reference: np.ndarray | None,
     progress: Progress | None = None,
+    on_run: Callable[[VariantRecord, int | None], None] | None = None,
+    carried: VariantRecord | None = None,
 ) -> tuple[VariantRecord, np.ndarray | None, int | None]:
-    """Every run of one variant; returns the record, the first run's images and the image size."""
+    """Every run of one variant; returns the record, the first run's images and the image size.
+
+    ``on_run`` gets the record after each run, marked partial ("running") until the last, and the image
+    size. ``carried``: the variant's runs from an interrupted session, continued from the run after its last.
+    """
     check_prompt_count(settings)
     started = time.perf_counter()
-    record = VariantRecord(variant=composition.id, kind=composition.kind, note=variant_note(composition))
+    if carried is None:
+        record = VariantRecord(variant=composition.id, kind=composition.kind, note=variant_note(composition))
+    else:
+        record = dataclasses.replace(carried, runs=list(carried.runs))
+    earlier_s = record.measure_s or 0.0
+    record.partial = "running"
     first_images: np.ndarray | None = None
     size: int | None = None
-    for run in range(1, settings.runs + 1):
+    for run in range(len(record.runs) + 1, settings.runs + 1):
         # One generation's Chrome trace a variant is enough to read; the first run's is kept.
         trace = trace_file(settings, composition) if run == 1 else None
         try:
@@ -171,6 +183,10 @@ def measure_variant(
                 reference = images
                 own_reference(run_record)
         record.runs.append(run_record)
+        record.measure_s = round(earlier_s + time.perf_counter() - started, 1)
+        if on_run is not None:
+            on_run(record, size)
+    record.partial = ""
     uses = [f"run {item.run} {item.compile_cache}" for item in record.runs if item.compile_cache]
     record.compile_cache = "; ".join(uses)
     if record.status == "failed":
@@ -178,7 +194,7 @@ def measure_variant(
 
         # The exception's traceback kept the failed run's tensors alive until now: hand them back.
         free_memory()
-    record.measure_s = round(time.perf_counter() - started, 1)
+    record.measure_s = round(earlier_s + time.perf_counter() - started, 1)
     if progress is not None:
         progress(ProgressEvent(composition.id, 0, settings.runs, record.status, record.reason))
     return record, first_images, size
@@ -224,13 +240,18 @@ def run_protocol(
     settings: Settings,
     compositions: Sequence[Composition] | None = None,
     progress: Progress | None = None,
-    on_variant: Callable[[ResultSet], None] | None = None,
+    on_save: Callable[[ResultSet], None] | None = None,
+    carried: Mapping[str, VariantRecord] | None = None,
+    session_id: str | None = None,
 ) -> ResultSet:
     """The protocol over the compositions (default: the settings' variants, else all single variants).
 
     The baseline runs first so every other variant's PSNR has a reference; without the baseline in
-    the list, its images are generated once, untimed. ``on_variant`` gets the result set after each
-    variant (the command line saves it there, so an interrupted run keeps what was measured).
+    the list, its images are generated once, untimed. ``on_save`` gets the result set after every run
+    and at every variant's end (the command line saves it there, so an interrupted run keeps every run
+    it finished); a variant still being measured is marked partial. ``carried``: variants that an
+    interrupted session measured in part, by id, continued from their next run. ``session_id``: the
+    result set's (results.sessions), where the caller chose it.
     """
     from pytest_sdxl.machine.probes import machine_info
 
@@ -240,16 +261,25 @@ def run_protocol(
     order = sorted(chosen, key=lambda composition: composition != baseline)
     result = ResultSet(settings=settings_as_dict(settings), machine=machine_info(settings.device))
     result.settings.update(resolved_precision(settings))
+    if session_id is not None:
+        result.session_ids = [session_id]
     reference = None if baseline in chosen else reference_images(settings, progress)
     records: dict[str, VariantRecord] = {}
-    for composition in order:
-        record, images, size = measure_variant(settings, composition, reference, progress)
-        if composition == baseline and images is not None:
-            reference = images
+
+    def keep(record: VariantRecord, size: int | None) -> None:
         if size is not None:
             result.settings.setdefault("image_size", size)
-        records[composition.id] = record
+        records[record.variant] = record
         result.variants = [records[item.id] for item in chosen if item.id in records]
-        if on_variant is not None:
-            on_variant(result)
+        if on_save is not None:
+            on_save(result)
+
+    for composition in order:
+        # By position, so that a wrapper of measure_variant taking (settings, composition, *rest) passes them on.
+        record, images, size = measure_variant(
+            settings, composition, reference, progress, keep, (carried or {}).get(composition.id)
+        )
+        if composition == baseline and images is not None:
+            reference = images
+        keep(record, size)
     return result

@@ -1,0 +1,164 @@
+"""What ``run`` keeps: results.json saved after every run through the report folder's writer; the interrupt's line.
+
+``run`` saves its results after every run (``measure.protocol.run_protocol``'s ``on_save``), so SIGINT
+anywhere (Ctrl-C, ``timeout --signal=INT`` around a GPU lane) keeps every run that finished: the files
+are written once more, marked ``interrupted`` (a variant stopped between its runs is marked partial
+itself), and one line says what was kept and where; the exit status is 130. Every write goes through
+``results.store.ReportFolder``: locked, merged with what other sessions wrote to the folder, atomic.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import signal
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pytest_sdxl.results.schema import ResultSet, VariantRecord
+from pytest_sdxl.results.sessions import new_session_id
+
+if TYPE_CHECKING:
+    from pytest_sdxl.results.store import ReportFolder
+    from pytest_sdxl.settings import Settings
+    from pytest_sdxl.variants.registry import Composition
+
+REPORT_FILES = "(results.json, results.md, results.png)"
+
+
+class RunSaving:
+    """One ``run``'s saves: empty until ``start`` (the settings known), then after every run and at the end."""
+
+    def __init__(self) -> None:
+        self.session_id = new_session_id()
+        self.report: Path | None = None
+        self.compositions: list[Composition] = []
+        self.folder: ReportFolder | None = None
+        # The session's results as last saved (the earlier ones of a resume joined in), or None before any.
+        self.so_far: ResultSet | None = None
+        self.earlier: ResultSet | None = None
+
+    def start(
+        self,
+        settings: Settings,
+        compositions: Sequence[Composition],
+        earlier: ResultSet | None,
+        to_measure: Sequence[Composition],
+        resumed: bool,
+    ) -> None:
+        """Announce the session in the report folder: ReportFolderConflict (a usage error) before measuring."""
+        from pytest_sdxl.machine.probes import machine_info, resolved_precision
+        from pytest_sdxl.results.schema import settings_as_dict
+        from pytest_sdxl.results.store import ReportFolder, Writer
+
+        self.report, self.compositions, self.earlier = settings.report, list(compositions), earlier
+        if self.report is None:
+            return
+        writer = Writer(
+            command="run --resume" if resumed else "run",
+            settings=settings_as_dict(settings) | resolved_precision(settings),
+            machine=machine_info(settings.device),
+            measures=tuple(composition.id for composition in to_measure),
+            carries=tuple(record.variant for record in earlier.variants) if earlier is not None else (),
+            session=self.session_id,
+        )
+        folder = ReportFolder(self.report, writer, replace=not resumed)
+        folder.open()
+        self.folder = folder
+
+    def keep(self, measured: ResultSet) -> None:
+        """After every run: what this session measured so far, joined to the earlier results, saved marked running."""
+        from pytest_sdxl.measure import resume
+
+        self.so_far = with_unmeasured(resume.joined(self.earlier, measured, self.report), self.compositions, "running")
+        if self.folder is not None:
+            self.folder.save(self.so_far)
+
+    def write(self, result_set: ResultSet) -> ResultSet:
+        """Every report file of the set (results.json merged under the folder's lock); returns what was written."""
+        from pytest_sdxl.analysis.serving import serving_block
+        from pytest_sdxl.reports.tables import write_reports
+
+        if self.folder is None or self.report is None:
+            return result_set
+        report = self.report
+        return self.folder.save(
+            result_set, derived=serving_block, then=lambda merged: write_reports(merged, report, include_json=False)
+        )
+
+    def interrupted(self) -> str:
+        """After SIGINT: every file of what finished, marked interrupted; returns the line that says what was kept."""
+        if self.so_far is None:
+            return self.nothing_kept()
+        result_set = with_unmeasured(self.so_far, self.compositions, "interrupted")
+        for record in result_set.variants:
+            if record.partial == "running":
+                record.partial = "interrupted"
+        missing = f"not measured: {', '.join(result_set.not_measured)}; " if result_set.not_measured else ""
+        asked = self.runs_asked
+        kept = ", ".join(f"{record.variant} ({what_was_kept(record, asked)})" for record in result_set.variants)
+        if self.folder is None:
+            return f"pytest-sdxl run: interrupted; {missing}measured {kept}, nothing written: no --report folder"
+        with sigint_ignored():  # a second Ctrl-C must not leave the files of the first half written
+            self.write(result_set)
+        return f"pytest-sdxl run: interrupted; {missing}kept {kept} in {self.report} {REPORT_FILES}"
+
+    @property
+    def runs_asked(self) -> int:
+        runs = self.so_far.settings.get("runs") if self.so_far is not None else None
+        return int(runs) if isinstance(runs, int) else 0
+
+    def nothing_kept(self) -> str:
+        line = "pytest-sdxl run: interrupted before any run finished"
+        if self.report is None:
+            return line
+        results = self.report / "results.json"
+        return f"{line}; {results} is as it was" if results.exists() else f"{line}; nothing written to {self.report}"
+
+    def close(self) -> None:
+        if self.folder is not None:
+            self.folder.close()
+
+
+def what_was_kept(record: VariantRecord, runs_asked: int) -> str:
+    """'1 of 3 runs' for a variant stopped between runs, '3 runs', or 'skipped' / 'failed'."""
+    if record.status != "ok":
+        return record.status
+    runs = len(record.runs)
+    if record.partial and runs_asked:
+        return f"{runs} of {runs_asked} runs"
+    return f"{runs} run" + ("" if runs == 1 else "s")
+
+
+def with_unmeasured(result_set: ResultSet, compositions: Sequence[Composition], reason: str) -> ResultSet:
+    """The result set marked partial (results.PARTIAL_REASONS) when a composition has no record yet, or fewer runs."""
+    measured = {record.variant for record in result_set.variants}
+    missing = [composition.id for composition in compositions if composition.id not in measured]
+    partial = bool(missing) or any(record.partial for record in result_set.variants)
+    return dataclasses.replace(result_set, partial=reason if partial else "", not_measured=missing)
+
+
+def unfinished(earlier: ResultSet | None) -> tuple[ResultSet | None, dict[str, VariantRecord]]:
+    """An earlier run's results without the variants it stopped between runs, and those variants (to go on from)."""
+    if earlier is None:
+        return None, {}
+    partial = {record.variant: record for record in earlier.variants if record.partial}
+    if not partial:
+        return earlier, {}
+    kept = [record for record in earlier.variants if not record.partial]
+    return dataclasses.replace(earlier, variants=kept), partial
+
+
+@contextlib.contextmanager
+def sigint_ignored() -> Iterator[None]:
+    """SIGINT ignored while the block runs, where Python lets this thread set handlers (the main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
