@@ -1,19 +1,22 @@
-"""A session stopped before every variant ended keeps what it measured: --sdxl-report is written, marked partial.
+"""A session stopped before every variant ended keeps what it measured: --sdxl-report is written, marked partial;
+and a session writing a folder beside another keeps the other's variants, or is refused before its first test.
 
 Child sessions run in-process (pytester) on random:tiny and share the components this process loaded
-once. The xdist case, where the controller holds its workers' records, is in test_workers.
+once. The xdist case, where the controller holds its workers' records, is in test_workers; a real
+SIGINT to a pytest process is in test_nothing_lost.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from pytest_sdxl.plugin.report import save_progress
+from pytest_sdxl.plugin.report import report_machine, save_progress
 from pytest_sdxl.plugin.state import SessionState
-from pytest_sdxl.results.schema import RunRecord, VariantRecord
+from pytest_sdxl.results.schema import RunRecord, VariantRecord, load_results
 from pytest_sdxl.settings import Settings
 
 SMALL = ("-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-p", "no:anyio", "-W", "ignore::DeprecationWarning")
@@ -117,3 +120,59 @@ def test_a_failed_save_while_running_does_not_fail_the_test(tmp_path: Path) -> N
     state.records = {"baseline": measured("baseline")}
     save_progress(state)  # the session's end tries again and says when it cannot
     assert not (blocker / "report").exists()
+
+
+def live_session(report: Path, prompts: str, harness: bool) -> Any:
+    """Another session writing ``report`` now, with baseline saved: a pytest session's workload, or ``run``'s."""
+    from pytest_sdxl.results.store import ReportFolder, Writer
+
+    lines = tuple(Path(prompts).read_text().splitlines())
+    other = SessionState(settings=Settings(runs=1, prompts=lines, report=report), planned=["baseline"])
+    other.image_size = 64
+    other.resolved = {"resolved_device": "cpu", "resolved_dtype": "float32"}
+    theirs = other.result_set(report_machine(other))
+    if not harness:
+        theirs.settings.pop("harness")
+    command = "pytest" if harness else "run"
+    folder = ReportFolder(report, Writer(command, theirs.settings, theirs.machine, measures=("baseline",)))
+    folder.open()
+    theirs.variants = [measured("baseline")]
+    folder.save(theirs)
+    return folder
+
+
+def test_a_session_writing_beside_a_live_one_keeps_the_others_variants(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_suite=BENCHMARK_TEST)
+    report, prompts = pytester.path / "report", prompt_file(pytester, 2)
+    other = live_session(report, prompts, harness=True)
+    try:
+        result = pytester.runpytest(
+            *SMALL, "--sdxl-variants=tiny_vae", "--sdxl-runs=1", f"--sdxl-prompts={prompts}", f"--sdxl-report={report}"
+        )
+    finally:
+        other.close()
+    assert result.ret == 0, result.stdout.str()
+    written = load_results(report / "results.json")
+    assert [record.variant for record in written.variants] == ["baseline", "tiny_vae"]
+    assert all(record.ok for record in written.variants)
+    assert "| tiny_vae" in (report / "results.md").read_text(encoding="utf-8")
+
+
+def test_a_session_whose_runs_differ_from_a_live_writers_is_refused_before_its_first_test(
+    pytester: pytest.Pytester,
+) -> None:
+    """A pytest session's runs are blocks of rounds on one warm pipeline, run's a fresh load each: never one file."""
+    pytester.makepyfile(test_suite=BENCHMARK_TEST)
+    report, prompts = pytester.path / "report", prompt_file(pytester, 2)
+    other = live_session(report, prompts, harness=False)
+    try:
+        result = pytester.runpytest(
+            *SMALL, "--sdxl-variants=tiny_vae", "--sdxl-runs=1", f"--sdxl-prompts={prompts}", f"--sdxl-report={report}"
+        )
+    finally:
+        other.close()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, result.stdout.str()
+    errors = result.stderr.str()
+    assert f"report folder {report} is being written by another session" in errors and "harness" in errors
+    assert "passed" not in result.stdout.str()
+    assert [record.variant for record in load_results(report / "results.json").variants] == ["baseline"]

@@ -188,6 +188,12 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     state = session.config.stash.get(STATE_KEY, None)
     if state is not None:
         state.planned = planned_variants(session.items)
+        measuring = not session.config.option.collectonly and not hasattr(session.config, "workerinput")
+        if state.settings.report is not None and state.planned and measuring:
+            from pytest_sdxl.plugin.report import announce
+
+            # Before the first test: a usage error where another session writing the folder would clash with this one.
+            announce(state)
 
 
 def skip_gpu_tests_without_cuda(items: list[pytest.Item]) -> None:
@@ -308,6 +314,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         from pytest_sdxl.plugin.report import finish_report
 
         finish_report(state, session)
+    if state.settings.report is not None:
+        from pytest_sdxl.plugin.report import forget_writer
+
+        forget_writer(id(state))  # the announcement in the report folder ends with the session
 
 
 def benchmarks_switched_off(config: pytest.Config) -> bool:
