@@ -47,7 +47,12 @@ def measured(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
 
 def test_run_prints_the_tables_and_writes_the_files(measured: tuple[Path, str]) -> None:
     report, output = measured
-    assert sorted(path.name for path in report.iterdir()) == ["results.json", "results.json.lock", "results.md", "results.png"]
+    assert sorted(path.name for path in report.iterdir()) == [
+        "results.json",
+        "results.json.lock",
+        "results.md",
+        "results.png",
+    ]
     assert re.search(r"^\| Metric +\| Run 1 +\| Run 2 +\|$", output, re.MULTILINE), output
     assert "| Avg Gen Time  |" in output
     assert "skipped: cpu_offload needs a CUDA GPU" in output
