@@ -73,6 +73,7 @@ def test_an_interrupt_in_the_first_variant_keeps_its_finished_runs(
     assert (baseline.status, baseline.partial) == ("ok", "interrupted")
     assert (written.partial, written.not_measured) == ("interrupted", ["tiny_vae"])
     assert (report / "results.md").is_file() and (report / "results.png").is_file()
+    assert "- partial: interrupted before: tiny_vae, baseline (1 of 3 runs)" in (report / "results.md").read_text()
 
 
 def test_an_interrupt_before_any_run_finished_says_so_in_one_line_and_writes_nothing(

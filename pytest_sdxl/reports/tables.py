@@ -282,6 +282,13 @@ def partial_description(reason: str, not_measured: list[str]) -> str:
     return f"{PARTIAL_WORDING.get(reason, reason)}: {', '.join(not_measured)}"
 
 
+def unfinished(result_set: ResultSet) -> list[str]:
+    """The variants a partial result set lacks, then those cut between runs with the runs they kept."""
+    runs = result_set.settings.get("runs")
+    cut = [f"{record.variant} ({len(record.runs)} of {runs} runs)" for record in result_set.variants if record.partial]
+    return [*result_set.not_measured, *cut]
+
+
 def measuring_summary(result_set: ResultSet) -> str:
     """The matrix's measuring time, summed over variants (one GPU's share of the wall clock); "" if none recorded."""
     timed = [record.measure_s for record in result_set.variants if record.measure_s is not None]
@@ -297,7 +304,7 @@ def markdown_report(result_set: ResultSet) -> str:
     settings = result_set.settings
     size = settings.get("image_size") or settings.get("size") or "auto"
     prompts = settings.get("prompts") or []
-    partial = partial_description(result_set.partial, result_set.not_measured)
+    partial = partial_description(result_set.partial, unfinished(result_set))
     measuring = measuring_summary(result_set)
     lines = [
         "# pytest-sdxl results",
