@@ -193,8 +193,7 @@ def test_a_power_run_stopped_midway_keeps_its_finished_trials(
     prompts.write_text("a red cube\na blue sphere\n")
     out, table = tmp_path / "power.json", tmp_path / "power.md"
     arguments = ["power", "--variant", "batch", "--trials", "3", "--inject", "host:5%", "--prompts", str(prompts)]
-    with pytest.raises(KeyboardInterrupt):
-        main([*arguments, "--json", str(out), "--output", str(table)])
+    assert main([*arguments, "--json", str(out), "--output", str(table)]) == 130
     kept = json.loads(out.read_text())
     assert (kept["trials"], kept["unchanged_trials"], len(kept["estimates"])) == (1, 1, 1)
     assert "(cpu), 1 trials, " in table.read_text()

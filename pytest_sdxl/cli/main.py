@@ -59,6 +59,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SdxlError as error:
         print(f"pytest-sdxl: error: {error}", file=sys.stderr)
         return USAGE_ERROR
+    except KeyboardInterrupt:
+        # `run` says itself what it kept; every other command saves as it goes (tune.json after each
+        # candidate, power's files after each trial), so what is on disk is what finished.
+        print(f"pytest-sdxl {arguments.command}: interrupted; files written so far are kept", file=sys.stderr)
+        return INTERRUPTED
     return status
 
 
