@@ -295,6 +295,17 @@ def kernel_diff(
     return changes[:top]
 
 
+def change_wording(change: KernelChange, unit: str) -> str:
+    """What happened to one kernel group: new, removed, or its time's change in ``unit`` (and in percent)."""
+    if not change.base_count:
+        return "new"
+    if not change.new_count:
+        return "removed"
+    if change.base_us:
+        return f"{change.us_change:+.1f} {unit} ({change.us_change / change.base_us:+.1%})"
+    return f"{change.us_change:+.1f} {unit}"
+
+
 def kernel_diff_table(changes: list[KernelChange]) -> str:
     """The changes as a markdown table: group, count and microseconds per image, base -> new, and the change."""
     lines = [
@@ -302,14 +313,7 @@ def kernel_diff_table(changes: list[KernelChange]) -> str:
         "|---|---|---|---|",
     ]
     for change in changes:
-        if not change.base_count:
-            verdict = "new"
-        elif not change.new_count:
-            verdict = "removed"
-        elif change.base_us:
-            verdict = f"{change.us_change:+.1f} us ({change.us_change / change.base_us:+.1%})"
-        else:
-            verdict = f"{change.us_change:+.1f} us"
+        verdict = change_wording(change, "us")
         # A pipe in a C++ name (operator|) would split the cell.
         group = change.group.replace("|", "\\|")
         lines.append(

@@ -19,7 +19,7 @@ import statistics
 from collections.abc import Sequence
 
 from pytest_sdxl.analysis.comparison import SIGNALS_BY_NAME, MetricComparison, Rules
-from pytest_sdxl.analysis.kernels import KernelChange, kernel_diff
+from pytest_sdxl.analysis.kernels import KernelChange, change_wording, kernel_diff
 from pytest_sdxl.analysis.stats import run_statistic
 from pytest_sdxl.machine.gpu_state import GpuStateSummary, compare_gpu_states
 from pytest_sdxl.reports.comparison import KERNEL_SIGNALS, kernel_table_of
@@ -184,14 +184,7 @@ def quality_block(lines: Sequence[str]) -> list[str]:
 def kernel_rows(changes: Sequence[KernelChange]) -> list[str]:
     lines = ["| kernel group | launches/image base → head | µs/image base → head | change |", "|---|---:|---:|---|"]
     for change in changes:
-        if not change.base_count:
-            what = "new"
-        elif not change.new_count:
-            what = "removed"
-        elif change.base_us:
-            what = f"{change.us_change:+.1f} µs ({change.us_change / change.base_us:+.1%})"
-        else:
-            what = f"{change.us_change:+.1f} µs"
+        what = change_wording(change, "µs")
         lines.append(
             f"| {code(change.group)} | {change.base_count:g} → {change.new_count:g} "
             f"| {change.base_us:.1f} → {change.new_us:.1f} | {what} |"
