@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from pytest_sdxl.cli.main import USAGE_ERROR, main
@@ -346,6 +346,8 @@ PROPERTY_SETTINGS = settings(
 
 @PROPERTY_SETTINGS
 @given(damage_of(RESULTS_DOCUMENT))
+@example(damage=(("variants", 1, "runs", 1, "device", "kernel_ms", 0), "replace", 1.5482003035190317e154))
+@example(damage=(("variants", 1, "runs", 1, "device", "kernel_ms", 0), "replace", 7.741084640614789e45))
 def test_a_damaged_results_json_reads_or_says_why_and_what_reads_is_usable(
     tmp_path: Path, damage: tuple[tuple[Any, ...], str, Any]
 ) -> None:

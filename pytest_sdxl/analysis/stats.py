@@ -78,6 +78,33 @@ def quantile(ordered: Sequence[float], fraction: float) -> float:
     return ordered[below] + (ordered[above] - ordered[below]) * (position - below)
 
 
+def exp_or_inf(value: float) -> float:
+    """``math.exp`` that answers infinity where the float range ends, rather than raising.
+
+    A results file may hold any finite time, and the ratio of two absurd ones, or its interval,
+    can lie past the largest float; infinity says "beyond measure" and the reports print it as such.
+    """
+    try:
+        return math.exp(value)
+    except OverflowError:
+        return math.inf
+
+
+def mean_and_stdev(values: Sequence[float]) -> tuple[float, float]:
+    """Arithmetic mean and sample standard deviation (NaN for one value), for any finite floats.
+
+    The values are scaled by the largest magnitude first, so squares of times near the top of the
+    float range (a damaged file can hold 1e154 ms) neither overflow nor lose the small ones.
+    """
+    scale = max(abs(value) for value in values) or 1.0
+    scaled = [value / scale for value in values]
+    scaled_mean = math.fsum(scaled) / len(scaled)
+    if len(scaled) < 2:
+        return scaled_mean * scale, math.nan
+    variance = math.fsum((value - scaled_mean) ** 2 for value in scaled) / (len(scaled) - 1)
+    return scaled_mean * scale, math.sqrt(variance) * scale
+
+
 def log_moments(values: Sequence[float]) -> tuple[float, float]:
     """Mean and sample variance (NaN for one value) of the logarithms of positive values."""
     logs = [math.log(value) for value in values]
@@ -103,23 +130,23 @@ def summarize(samples: Sequence[float], confidence: float = CONFIDENCE) -> Summa
     if not values:
         raise ValueError("cannot summarize an empty list of samples")
     count = len(values)
-    mean = math.fsum(values) / count
+    mean, spread = mean_and_stdev(values)
     positive = values[0] > 0
     log_mean, log_variance = log_moments(values) if positive else (math.nan, math.nan)
     ci_low = ci_high = stdev = math.nan
     if count > 1:
-        stdev = math.sqrt(math.fsum((value - mean) ** 2 for value in values) / (count - 1))
+        stdev = spread
         critical = float(scipy_stats().t.ppf(0.5 + confidence / 2, count - 1))
         if positive:
             half_width = critical * math.sqrt(log_variance / count)
-            ci_low, ci_high = math.exp(log_mean - half_width), math.exp(log_mean + half_width)
+            ci_low, ci_high = exp_or_inf(log_mean - half_width), exp_or_inf(log_mean + half_width)
         else:
             half_width = critical * stdev / math.sqrt(count)
             ci_low, ci_high = mean - half_width, mean + half_width
     return Summary(
         count=count,
         mean=mean,
-        geometric_mean=math.exp(log_mean) if positive else math.nan,
+        geometric_mean=exp_or_inf(log_mean) if positive else math.nan,
         median=quantile(values, 0.5),
         stdev=stdev,
         q1=quantile(values, 0.25),
@@ -152,7 +179,7 @@ def welch_on_logarithms(base: Sequence[float], new: Sequence[float], confidence:
     mean_new, variance_new = log_moments(new)
     difference = mean_new - mean_base
     if len(base) < 2 or len(new) < 2:
-        return RatioEstimate(math.exp(difference), math.nan, math.nan, math.nan)
+        return RatioEstimate(exp_or_inf(difference), math.nan, math.nan, math.nan)
     if variance_base == 0.0 and variance_new == 0.0:
         return t_on_logarithms(difference, 0.0, math.inf, confidence)
     with warnings.catch_warnings():
@@ -164,9 +191,9 @@ def welch_on_logarithms(base: Sequence[float], new: Sequence[float], confidence:
         )
     low, high = test.confidence_interval(confidence)
     return RatioEstimate(
-        ratio=math.exp(difference),
-        low=math.exp(float(low)),
-        high=math.exp(float(high)),
+        ratio=exp_or_inf(difference),
+        low=exp_or_inf(float(low)),
+        high=exp_or_inf(float(high)),
         p_value=min(1.0, max(0.0, float(test.pvalue))),
     )
 
@@ -176,7 +203,7 @@ def t_on_logarithms(difference: float, standard_error: float, freedom: float, co
 
     With no error at all the interval is the ratio itself, and p is 1 for no difference, else 0.
     """
-    ratio = math.exp(difference)
+    ratio = exp_or_inf(difference)
     if standard_error == 0.0:
         return RatioEstimate(ratio, ratio, ratio, 1.0 if difference == 0.0 else 0.0)
     distribution = scipy_stats().t(freedom)
@@ -184,8 +211,8 @@ def t_on_logarithms(difference: float, standard_error: float, freedom: float, co
     p_value = 2 * float(distribution.sf(abs(difference) / standard_error))
     return RatioEstimate(
         ratio=ratio,
-        low=math.exp(difference - critical * standard_error),
-        high=math.exp(difference + critical * standard_error),
+        low=exp_or_inf(difference - critical * standard_error),
+        high=exp_or_inf(difference + critical * standard_error),
         p_value=min(1.0, max(0.0, p_value)),
     )
 
@@ -211,7 +238,7 @@ def run_statistic(samples: Sequence[float], name: str) -> float:
     if not values:
         raise ValueError("cannot reduce an empty run to a statistic")
     if name == "mean":
-        return math.fsum(values) / len(values)
+        return mean_and_stdev(values)[0]
     return quantile(values, RUN_QUANTILES[name])
 
 

@@ -25,6 +25,7 @@ from pytest_sdxl.cli.options import (
     load_plugin_variants,
 )
 from pytest_sdxl.errors import SdxlError
+from pytest_sdxl.machine.interrupts import LATCH
 
 # The exit statuses, importable from here as from options.
 __all__ = ["INTERRUPTED", "NOTHING_MEASURED", "REGRESSED_OR_FAILED", "USAGE_ERROR", "build_parser", "main"]
@@ -51,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     arguments = parser.parse_args(argv)
+    LATCH.install()
     try:
         if hasattr(arguments, "plugins"):
             # Before any variant name is parsed: --variants may name a plugin's variant.
@@ -64,6 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         # candidate, power's files after each trial), so what is on disk is what finished.
         print(f"pytest-sdxl {arguments.command}: interrupted; files written so far are kept", file=sys.stderr)
         return INTERRUPTED
+    finally:
+        LATCH.uninstall()
     return status
 
 

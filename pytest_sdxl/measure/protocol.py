@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from pytest_sdxl.errors import SettingsError, VariantUnavailable
+from pytest_sdxl.machine.interrupts import LATCH
 from pytest_sdxl.machine.probes import resolved_precision
 from pytest_sdxl.measure.core import MeasuringOptions, measure_pipeline, seeds_for, side_by_side_reference, timed_groups
 from pytest_sdxl.measure.progress import Progress, ProgressEvent
@@ -169,6 +170,7 @@ def measure_variant(
         # One generation's Chrome trace a variant is enough to read; the first run's is kept.
         trace = trace_file(settings, composition) if run == 1 else None
         try:
+            LATCH.raise_if_pressed()  # a Ctrl-C a finalizer swallowed during the last run stops here
             run_record, images, size = measure_run(settings, composition, run, reference, progress, trace)
         except VariantUnavailable as error:
             record.status, record.reason = "skipped", str(error)
