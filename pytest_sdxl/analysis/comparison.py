@@ -33,16 +33,25 @@ slowdown is not left to a coin toss at the bound (the method page, "Flagging pas
 threshold"). With fewer than two runs on a side the verdict is ``insufficient data`` (one load time
 per plugin session can never reach alpha). A variant that ran before and fails now is a regression;
 one that is skipped now is not.
+
+Runs of one process share that process's level, and two processes of the same code differ by several
+percent, so where either side's runs come from two processes or more (``RunRecord.process``; ``merge
+--pool-runs`` keeps each session's), the process is the unit instead: ``processes`` fits a mixed model
+with a random level per process and tests on the processes' degrees of freedom. Kernel launches keep
+their exact rule. Where each side is one process, the comparison is the run-level one above and says
+that it cannot judge the drift between processes (``drift_unjudged``, ``drift_note``).
 """
 
 from __future__ import annotations
 
 import math
 import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from pytest_sdxl.analysis.host_adjusted import compare_host_adjusted
-from pytest_sdxl.analysis.stats import RUN_STATISTICS, compare_runs, count_runs, holm
+from pytest_sdxl.analysis.processes import compare_processes, process_count
+from pytest_sdxl.analysis.stats import RUN_STATISTICS, RunComparison, compare_runs, count_runs, holm, run_statistic
 from pytest_sdxl.results.schema import ResultSet, VariantRecord
 
 DEFAULT_THRESHOLD = 0.05
@@ -55,6 +64,7 @@ DEFAULT_KERNEL_THRESHOLD = 0.02
 FLAG_SHARE = 0.5
 DEFAULT_ALPHA = 0.05
 DEFAULT_WALL_STATISTIC = "min"
+ONE_PROCESS_NOTE = "one process a side: process-to-process drift not judged"
 
 
 @dataclass(frozen=True)
@@ -117,10 +127,18 @@ class MetricComparison:
     note: str = ""
     threshold: float = math.nan
     gated: bool = True  # False: judged and shown, but it cannot fail the comparison
+    # How many processes measured the base's and the new side's runs; (0, 0) where nothing was compared.
+    processes: tuple[int, int] = (0, 0)
 
     @property
     def regressed(self) -> bool:
         return self.gated and self.verdict in ("regressed", "failed")
+
+    @property
+    def drift_unjudged(self) -> bool:
+        """Judged on one process a side: its noise is run to run only, blind to the drift between processes."""
+        signal = SIGNALS_BY_NAME.get(self.metric)
+        return self.processes == (1, 1) and signal is not None and signal.rule != "exact"
 
 
 def compare_exact(variant: str, base: list[list[float]], new: list[list[float]]) -> MetricComparison:
@@ -146,14 +164,27 @@ def compare_exact(variant: str, base: list[list[float]], new: list[list[float]])
 
 
 def compare_signal(
-    variant: str, signal: Signal, base: list[list[float]], new: list[list[float]], rules: Rules
+    variant: str,
+    signal: Signal,
+    base: list[list[float]],
+    new: list[list[float]],
+    rules: Rules,
+    base_processes: Sequence[str] = (),
+    new_processes: Sequence[str] = (),
 ) -> MetricComparison:
-    """Ratio, interval and raw p-value of one signal; the verdict waits for the Holm adjustment."""
+    """Ratio, interval and raw p-value of one signal; the verdict waits for the Holm adjustment.
+
+    ``*_processes`` name the process of each run (of each block for the wall ratio); without them every run
+    of a side counts as one process's.
+    """
+    counts = (process_count(base_processes), process_count(new_processes))
     if signal.rule == "exact":
-        return compare_exact(variant, base, new)
+        return replace(compare_exact(variant, base, new), processes=counts)
     if min(value for run in base + new for value in run) <= 0:
         return MetricComparison(variant, signal.name, "unchanged", note="non-positive samples: not compared")
-    if signal.rule == "host-adjusted":
+    if max(counts) > 1:
+        result = compare_across_processes(signal, base, new, base_processes, new_processes, rules)
+    elif signal.rule == "host-adjusted":
         result = compare_host_adjusted(base, new)
     else:
         result = compare_runs(base, new, statistic=rules.statistic_of(signal.name))
@@ -170,6 +201,42 @@ def compare_signal(
         new_count=result.new_runs,
         note=result.insufficient,
         threshold=rules.threshold_of(signal.name),
+        processes=counts,
+    )
+
+
+def compare_across_processes(
+    signal: Signal,
+    base: list[list[float]],
+    new: list[list[float]],
+    base_processes: Sequence[str],
+    new_processes: Sequence[str],
+    rules: Rules,
+) -> RunComparison:
+    """The signal with each process as a sample (``processes``): each run's statistic, or each wall block
+    as [variant minimum, reference minimum] with the reference as the covariate."""
+    base_processes = base_processes or [""] * len(base)  # no ids: one process
+    new_processes = new_processes or [""] * len(new)
+    for side, units, processes in (("base", base, base_processes), ("new", new, new_processes)):
+        if len(units) != len(processes):
+            raise ValueError(f"{signal.name}: the {side} side has {len(units)} runs but {len(processes)} process ids")
+    if signal.rule == "host-adjusted":
+        return compare_processes(
+            [block[0] for block in base],
+            base_processes,
+            [block[0] for block in new],
+            new_processes,
+            base_covariate=[block[1] for block in base],
+            new_covariate=[block[1] for block in new],
+            what="variant minimum per block on log reference minimum",
+        )
+    statistic = rules.statistic_of(signal.name)
+    return compare_processes(
+        [run_statistic(run, statistic) for run in base],
+        base_processes,
+        [run_statistic(run, statistic) for run in new],
+        new_processes,
+        what=f"per-run {statistic}",
     )
 
 
@@ -196,7 +263,15 @@ def compare_variant(base: VariantRecord, new: VariantRecord | None, rules: Rules
         if short:
             comparison = MetricComparison(base.variant, name, "insufficient data", note=short)
         else:
-            comparison = compare_signal(base.variant, signal, base_runs, new_runs, rules)
+            comparison = compare_signal(
+                base.variant,
+                signal,
+                base_runs,
+                new_runs,
+                rules,
+                base.run_processes(signal.samples),
+                new.run_processes(signal.samples),
+            )
         comparisons.append(replace(comparison, gated=name in rules.gate))
     return comparisons
 
@@ -257,6 +332,17 @@ def compare_results(base: ResultSet, new: ResultSet, rules: Rules | None = None)
         if record.variant not in known:
             comparisons.append(MetricComparison(record.variant, "-", "missing", note="not in the base results"))
     return decide(comparisons, chosen)
+
+
+def drift_note(comparisons: Sequence[MetricComparison]) -> str:
+    """The sentence a report shows where a signal was judged on one process a side; "" where none was."""
+    if not any(item.drift_unjudged for item in comparisons):
+        return ""
+    return (
+        f"{ONE_PROCESS_NOTE}: each side's runs came from one process, so the intervals and p-values hold "
+        "run-to-run noise only, and two processes of the same code can differ by more than a threshold; "
+        "give compare several processes a side (merge --pool-runs of several results files, or pytest-sdxl ab)"
+    )
 
 
 def parse_metrics(text: str) -> tuple[str, ...]:

@@ -254,6 +254,10 @@ class RunComparison:
     base_runs: int
     new_runs: int
     insufficient: str  # "" or why the data cannot reach a verdict
+    # How many processes measured each side's runs where the comparison took them as its samples
+    # (``analysis.processes``); 0 where it did not count them (the runs were its unit).
+    base_processes: int = 0
+    new_processes: int = 0
 
 
 def count_runs(count: int) -> str:

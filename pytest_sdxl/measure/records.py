@@ -21,6 +21,7 @@ import numpy as np
 from pytest_sdxl.analysis.quality import QualityScores
 from pytest_sdxl.errors import ImageCheckError
 from pytest_sdxl.machine.gpu_state import GpuStateSample, summarize
+from pytest_sdxl.machine.process_identity import process_id
 from pytest_sdxl.measure.energy import joules_per_image
 from pytest_sdxl.results.schema import DeviceSignals, RunRecord
 
@@ -154,6 +155,7 @@ def run_records(
                 energy_j_per_image=energy_j,
                 energy_not_applicable=energy_note,
                 gpu_state=summarize(gpu_states, timed.gpu_state_reason),
+                process=process_id(),
             )
         )
     return records

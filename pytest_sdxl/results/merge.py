@@ -11,8 +11,8 @@ document lists every session it holds, and a session joined twice would count it
 variant measured in two files is refused too (none lost, none twice) unless the caller keeps the
 first file's record, and the merge says so.
 ``--pool-runs`` joins the other way: sessions of the same variants, each a process of its own, as one set
-whose variants hold every session's runs, so that sessions of one run each still give a run-aware
-comparison its two runs a side.
+whose variants hold every session's runs, each run keeping the process that measured it, so that
+``compare`` sees several processes a side and judges the drift between them.
 Each lane's PSNR is against the baseline images that lane made itself: the same weights, prompts and
 seeds give the same images on every card of a kind, so the joined column reads as one.
 """
@@ -25,13 +25,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pytest_sdxl.results.compatibility import MERGE, POOL, refuse_differences, unchecked
-from pytest_sdxl.results.schema import ResultSet, ResultsFileError, VariantRecord, load_results
+from pytest_sdxl.results.schema import ResultSet, ResultsFileError, RunRecord, VariantRecord, load_results
 from pytest_sdxl.results.sessions import joined_ids, repeated_sessions
 from pytest_sdxl.variants.registry import BASELINE
 
 if TYPE_CHECKING:
     from pytest_sdxl.results.compatibility import Check
 
+# The process name given to a pooled session's runs that predate process ids.
+SESSION_PROCESS_PREFIX = "session-"
 REFUSED_ADVICE = (
     "join only results of one model, image size, steps, dtype, prompts and seed, measured on one kind of card with "
     "one software stack (and, without --pool-runs, one number of runs)"
@@ -72,8 +74,9 @@ def refuse_joining(named: Sequence[tuple[str, ResultSet]], checks: Sequence[Chec
 def pool_result_sets(named: Sequence[tuple[str, ResultSet]]) -> Merged:
     """Sessions of the same variants as one set, each variant holding every session's runs, renumbered in order.
 
-    Runs of separate sessions are independent by construction (a process each), which is what the run-aware
-    statistics assume. Refused where the sessions measured different variants, or a variant in one but not
+    Each run keeps its process (``RunRecord.process``; a session's runs that predate it get one named after
+    the session): runs of one process share its level, so ``compare`` takes the processes as its samples.
+    Refused where the sessions measured different variants, or a variant in one but not
     another (pooling would give it runs from some sessions only); the sessions may differ in runs a session.
     """
     not_checked = refuse_joining(named, POOL)
@@ -93,10 +96,12 @@ def pool_result_sets(named: Sequence[tuple[str, ResultSet]]) -> Merged:
             pooled.append(record)  # skipped in every session: the first session's reason stands for all
             continue
         records = [session[record.variant] for session in sessions]
-        runs = [
-            dataclasses.replace(run, run=index)
-            for index, run in enumerate((run for other in records for run in other.runs), start=1)
+        own_runs = [
+            with_process(run, result_set)
+            for (_, result_set), other in zip(named, records, strict=True)
+            for run in other.runs
         ]
+        runs = [dataclasses.replace(run, run=index) for index, run in enumerate(own_runs, start=1)]
         # The pooled variant's measuring time is every session's, known only where each session recorded it.
         seconds = [other.measure_s for other in records if other.measure_s is not None]
         measure_s = sum(seconds) if len(seconds) == len(records) else None
@@ -111,6 +116,19 @@ def pool_result_sets(named: Sequence[tuple[str, ResultSet]]) -> Merged:
     joined = ResultSet(settings, dict(first.machine), pooled, partial=partial, not_measured=missing, session_ids=ids)
     note = f"pooled the runs of {len(named)} sessions: each variant's runs in session order, renumbered"
     return Merged(joined, [*not_checked, note])
+
+
+def with_process(run: RunRecord, result_set: ResultSet) -> RunRecord:
+    """The run, named after its session's first id where it predates process ids (``RunRecord.process``).
+
+    One id a session is right for a variant's runs: a variant is measured in one process, pytest-xdist's
+    workers included (a test runs on one worker, and the plugin measures a variant in one test), while
+    different variants of one session may come from different workers, which the comparison, variant by
+    variant, never mixes. Sessions joined here have different ids (``refuse_joining``), so the names differ.
+    """
+    if run.process:
+        return run
+    return dataclasses.replace(run, process=f"{SESSION_PROCESS_PREFIX}{result_set.session_ids[0]}")
 
 
 def describe_outcomes(outcomes: dict[str, bool]) -> str:

@@ -130,6 +130,11 @@ class RunRecord:
     # The GPU's clocks, temperature, power and throttle reasons read after each timed round of this run
     # (machine.gpu_state), or why there are none; None where not recorded (files written before them).
     gpu_state: GpuStateSummary | None = None
+    # The operating-system process that measured this run (machine.process_identity: random, unique across
+    # machines and time). Runs of one process share its level, so ``compare`` takes processes, not runs, as
+    # its independent samples where a side holds several. "" in files written before it: a results file's
+    # variant was measured in one process, and ``results.merge`` names each pooled session's runs after it.
+    process: str = ""
 
     @property
     def wall_ratio(self) -> float:
@@ -190,21 +195,28 @@ class VariantRecord:
         """
         if metric == "wall_pair":
             return [list(pair) for run in self.runs for pair in run_wall_blocks(run)]
-        runs: list[list[float]] = []
-        for run in self.runs:
-            if metric == "gen_s":
-                values = list(run.gen_s)
-            elif metric in ("kernel_ms", "kernels"):
-                values = list(getattr(run.device, metric)) if run.device is not None else []
-            else:
-                values = [run.metric(metric)]
-            values = [value for value in values if not math.isnan(value)]
-            if values:
-                runs.append(values)
-        return runs
+        runs = [run_values(run, metric) for run in self.runs]
+        return [values for values in runs if values]
+
+    def run_processes(self, metric: str) -> list[str]:
+        """The process of each entry ``run_samples(metric)`` gives, in the same order (a block's is its run's)."""
+        if metric == "wall_pair":
+            return [run.process for run in self.runs for _ in run_wall_blocks(run)]
+        return [run.process for run in self.runs if run_values(run, metric)]
 
     def device_signals(self) -> list[DeviceSignals]:
         return [run.device for run in self.runs if run.device is not None]
+
+
+def run_values(run: RunRecord, metric: str) -> list[float]:
+    """One run's samples of a metric (``VariantRecord.run_samples``), NaN left out."""
+    if metric == "gen_s":
+        values = list(run.gen_s)
+    elif metric in ("kernel_ms", "kernels"):
+        values = list(getattr(run.device, metric)) if run.device is not None else []
+    else:
+        values = [run.metric(metric)]
+    return [value for value in values if not math.isnan(value)]
 
 
 # Blocks derived from one variant's records, by key, written beside them (results.json's "serving").
@@ -344,6 +356,7 @@ def run_from_node(node: Node) -> RunRecord:
         lpips=node.get("lpips").optional_number(),
         lpips_not_applicable=node.get("lpips_not_applicable", "").text(),
         gpu_state=None if gpu_state.is_null else gpu_state.read(GpuStateSummary.from_dict, "a GPU state summary"),
+        process=node.get("process", "").text(),
     )
 
 
