@@ -119,16 +119,23 @@ def dtype_name(value: str, where: str) -> str:
     raise SettingsError(f"{where}: {value!r} is not a precision; accepted: auto, {', '.join(sorted(DTYPE_NAMES))}")
 
 
+# The variant selections a word names; any other value is a list of names. ``auto`` (the default) is every
+# variant on a GPU and, on a CPU, every one but those that compile for minutes there
+# (``Variant.compiles_for_minutes_on_cpu``); ``all`` is every variant wherever it runs.
+VARIANT_SELECTIONS = ("auto", "all")
+
+
 def variant_list(value: str, where: str) -> tuple[Composition, ...] | None:
+    """The named compositions, or None for a selection word (``Settings.variant_selection`` says which)."""
     from pytest_sdxl.variants.registry import parse_list, valid_names
 
-    if value == "all":
+    if value.strip().lower() in VARIANT_SELECTIONS:
         return None
     if not value:
         # An empty list is most likely a CI variable that was never filled in: running every
         # variant instead would hide that, so it is refused (an unset option never gets here).
         raise SettingsError(
-            f"{where}: empty list of variants; accepted: all, or a comma-separated list of names "
+            f"{where}: empty list of variants; accepted: auto, all, or a comma-separated list of names "
             f"(compose with +) from: {', '.join(valid_names())}"
         )
     try:
@@ -203,6 +210,53 @@ def lpips_weights_path(value: str, where: str) -> Path | None:
     return path
 
 
+# What each profile measures (the user guide's command-line page, "Profiles"):
+# - gate: what a pull request's gate judges and nothing else: the gated signals (wall ratio, kernel time and
+#   launches, peak memory), no stage split, FLOPs, image quality or energy; rounds stop once the intervals
+#   are narrow enough for the gate's thresholds (``measure.sequential``), within the budget;
+# - full: every signal, rounds stopped as in gate (the default: a reader of one session's tables wants
+#   every figure, and fixed round counts spend time where the interval is narrow already and too little
+#   where it is not);
+# - reference: the reference protocol's fixed sampling as it has always been (the rounds ``rounds_per_run``
+#   gives, every signal), for tables comparable with earlier ones.
+PROFILES = ("gate", "full", "reference")
+
+
+def profile_name(value: str, where: str) -> str:
+    name = value.strip().lower()
+    if name not in PROFILES:
+        raise SettingsError(
+            f"{where}: {value!r} is not a profile; accepted: gate (the gated signals, for pull requests), "
+            "full (every signal) or reference (the reference protocol's fixed rounds)"
+        )
+    return name
+
+
+# Seconds of timed rounds per variant: a day is far beyond any measurement worth waiting for, so a larger
+# number is a slip (seconds typed as milliseconds).
+BUDGET_RANGE = (0.1, 86400.0)
+# What ``auto`` gives, by device type. On a GPU, 30 s holds the fixed protocol's rounds of a batch variant
+# of random:sdxl-turbo on an H100 (144 rounds of about 0.2 s) with room for a noisy host. On a CPU the tiny
+# model is a check of the harness, not a measurement of a GPU's code paths: 2 s a variant keeps the
+# reference suite's CPU job near a minute on two cores, past the minimum rounds only where they are quick.
+AUTO_BUDGET_S = {"cuda": 30.0, "cpu": 2.0}
+
+
+def budget_seconds(value: str, where: str) -> float | None:
+    """Seconds, or None for ``auto`` (``AUTO_BUDGET_S`` by device type)."""
+    if value.strip().lower() == "auto":
+        return None
+    low, high = BUDGET_RANGE
+    accepted = f"accepted: auto, or seconds from {low:g} to {high:g}, e.g. 30 or 12.5"
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise SettingsError(f"{where}: {value!r} is not a number of seconds; {accepted}") from None
+    if not low <= seconds <= high:  # also refuses nan
+        raise SettingsError(f"{where}: {value!r} is outside the range; {accepted}")
+    return seconds
+
+
 @dataclass(frozen=True)
 class Option:
     """One setting: its name (``model``), parser, default and help text (said once, used everywhere)."""
@@ -268,9 +322,27 @@ OPTIONS = (
     Option(
         "variants",
         variant_list,
-        "all",
-        "Comma-separated variants to run, each a name or names joined with + (default: all)",
+        "auto",
+        "Variants to run: auto (every one; on a CPU all but those that compile for minutes there), all (every "
+        "one), or a comma-separated list, each a name or names joined with + (default: auto)",
         "LIST",
+    ),
+    Option(
+        "profile",
+        profile_name,
+        "full",
+        "What to measure: gate (the gated signals, rounds stopped once narrow enough; for pull requests), full "
+        "(every signal, rounds stopped the same way) or reference (the reference protocol's fixed rounds)",
+        "NAME",
+    ),
+    Option(
+        "variant_budget",
+        budget_seconds,
+        "auto",
+        "Seconds of timed rounds per variant (all its runs) within which gate and full stop sampling: auto "
+        f"({AUTO_BUDGET_S['cuda']:g} on a GPU, {AUTO_BUDGET_S['cpu']:g} on a CPU) or a number; the minimum rounds are "
+        "always timed",
+        "SECONDS",
     ),
     Option("report", output_folder, "", "Folder to write results.json, results.md and results.png to", "DIR"),
     Option(
@@ -327,6 +399,11 @@ class Settings:
     prompts: tuple[str, ...] = DEFAULT_PROMPTS
     runs: int = 3
     variants: tuple[Composition, ...] | None = None
+    # Without named variants: auto or all (see VARIANT_SELECTIONS); "named" when ``variants`` lists them.
+    variant_selection: str = "auto"
+    profile: str = "full"
+    # Seconds of timed rounds per variant; None: auto (``budget_for``).
+    variant_budget: float | None = None
     report: Path | None = None
     trace: Path | None = None
     seed: int = 0
@@ -343,12 +420,30 @@ class Settings:
 
     def describe(self) -> str:
         """One line for report headers."""
-        variants = "all" if self.variants is None else ",".join(item.id for item in self.variants)
+        variants = self.variant_selection if self.variants is None else ",".join(item.id for item in self.variants)
         size = "auto" if self.size is None else str(self.size)
         return (
             f"model={self.model} device={self.device} dtype={self.dtype} size={size} steps={self.steps} "
-            f"prompts={len(self.prompts)} runs={self.runs} variants={variants}"
+            f"prompts={len(self.prompts)} runs={self.runs} variants={variants} profile={self.profile}"
         )
+
+    def budget_for(self, device_type: str) -> float:
+        """Seconds of timed rounds per variant on this device type (``auto``: ``AUTO_BUDGET_S``)."""
+        if self.variant_budget is not None:
+            return self.variant_budget
+        return AUTO_BUDGET_S["cpu" if device_type == "cpu" else "cuda"]
+
+    def default_variants(self, device_type: str) -> tuple[list[Composition], list[Composition]]:
+        """The compositions to measure on this device type and those the selection leaves out here.
+
+        Named variants are measured as named; ``all`` is every variant; ``auto`` leaves out, on a CPU,
+        the variants that compile for minutes there.
+        """
+        from pytest_sdxl.variants.registry import default_selection
+
+        if self.variants is not None:
+            return list(self.variants), []
+        return default_selection(device_type, every=self.variant_selection == "all")
 
 
 def resolve(
@@ -375,4 +470,7 @@ def resolve(
         raw, where = next((value, where) for value, where in candidates if value is not None)
         values[option.name] = option.parse(str(raw), where)
         origins[option.name] = where.split(" ")[0]
+        if option.name == "variants":
+            word = str(raw).strip().lower()
+            values["variant_selection"] = word if word in VARIANT_SELECTIONS else "named"
     return Settings(**values, sources=origins)

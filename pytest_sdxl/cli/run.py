@@ -48,16 +48,16 @@ def run_command(arguments: argparse.Namespace) -> int:
 
 def measure_and_report(arguments: argparse.Namespace, saving: RunSaving) -> int:
     from pytest_sdxl.machine.compile_cache import activate, summary_line
+    from pytest_sdxl.machine.devices import device_type
     from pytest_sdxl.measure import resume
     from pytest_sdxl.measure.progress import ProgressDisplay
     from pytest_sdxl.measure.protocol import run_protocol
     from pytest_sdxl.reports.tables import measuring_summary
-    from pytest_sdxl.variants.registry import all_single_variants
 
     settings = settings_from(arguments)
     # Before the first compile; a SettingsError (the folder cannot be made) is a usage error in main.
     activate(settings.compile_cache)
-    compositions = list(settings.variants or all_single_variants())
+    compositions, left_out = settings.default_variants(device_type(settings.device))
     report = settings.report
     earlier = None
     if arguments.resume:
@@ -78,6 +78,13 @@ def measure_and_report(arguments: argparse.Namespace, saving: RunSaving) -> int:
     # Refused here, before measuring, where another session writing the folder would spoil this one's results.
     saving.start(settings, compositions, earlier, to_measure, resumed=arguments.resume)
     print(f"pytest-sdxl run: {settings.describe()}", file=sys.stderr)
+    if left_out:
+        names = ", ".join(composition.id for composition in left_out)
+        print(
+            f"pytest-sdxl run: left out on this cpu (they compile for minutes here): {names}; "
+            "--variants all, or name them, to time them",
+            file=sys.stderr,
+        )
     if to_measure:
         # Saved after every run: a stopped or killed run leaves every run it finished readable.
         measured = run_protocol(

@@ -1,11 +1,19 @@
-"""Device and precision resolution, synchronization and GPU memory: cleanup and peak readings.
+"""Device and precision resolution, the CPU's thread default, synchronization and GPU memory.
 
 torch is imported inside the functions so that importing this module stays cheap.
+
+Every entry point resolves its device here (the plugin's components, ``run``, ``tune``, ``power``,
+``overhead`` and the asv suite), so the CPU's thread default is applied here too: one torch thread
+unless ``OMP_NUM_THREADS`` says otherwise. torch's own default, one thread per core, oversubscribes a
+shared machine: on two cores busy with anything else a 64x64 image took ten times longer and its
+timings swung tenfold (coefficient of variation 179 % with the default threads, 5 % with one). With one
+thread a generation slows in proportion to the load, which the side-by-side ratios cancel.
 """
 
 from __future__ import annotations
 
 import gc
+import os
 import traceback
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -27,12 +35,55 @@ DTYPE_NAMES = {
 }
 
 
+# The variable that overrides the CPU's thread default, read by torch itself at start-up.
+THREADS_VARIABLE = "OMP_NUM_THREADS"
+# Whether this process has applied the thread default: once, so that a caller's later choice stands.
+_threads_chosen = False
+
+
+def use_cpu_thread_default() -> int:
+    """One torch thread on a CPU unless OMP_NUM_THREADS is set (torch then uses it); the threads in use.
+
+    Applied once a process, at the first CPU device resolved: a later ``torch.set_num_threads`` stands.
+    """
+    import torch
+
+    global _threads_chosen
+    if not _threads_chosen and THREADS_VARIABLE not in os.environ:
+        torch.set_num_threads(1)
+    _threads_chosen = True
+    return int(torch.get_num_threads())
+
+
+def threads_in_use() -> dict[str, object]:
+    """The torch threads of this process and where their number came from, for a results' settings block."""
+    import torch
+
+    origin = f"{THREADS_VARIABLE}={os.environ[THREADS_VARIABLE]}" if THREADS_VARIABLE in os.environ else "default"
+    return {"torch_threads": int(torch.get_num_threads()), "torch_threads_from": origin}
+
+
+def device_type(name: str) -> str:
+    """``cpu`` or ``cuda`` for a device setting (a list of GPUs included); torch is asked only for ``auto``."""
+    if name == "auto":
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return "cpu" if name == "cpu" else "cuda"
+
+
 def resolve_device(name: str) -> torch.device:
-    """Turn 'auto', 'cpu', 'cuda' or 'cuda:N' into a torch.device that exists here."""
+    """Turn 'auto', 'cpu', 'cuda' or 'cuda:N' into a torch.device that exists here.
+
+    A CPU gets the thread default (``use_cpu_thread_default``).
+    """
     import torch
 
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        use_cpu_thread_default()
+        return torch.device("cpu")
     if "," in name:
         raise SettingsError(
             f"device {name!r} is a list of devices, one for each pytest-xdist worker (pytest -n 2); "
@@ -42,6 +93,8 @@ def resolve_device(name: str) -> torch.device:
         device = torch.device(name)
     except (RuntimeError, ValueError) as error:
         raise SettingsError(f"device {name!r} is not a device: {error}; use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cpu":
+        use_cpu_thread_default()
     if device.type == "cuda" and not torch.cuda.is_available():
         raise VariantUnavailable(f"device {name!r} was asked for but no CUDA device is available here")
     if device.type == "cuda" and device.index is not None:

@@ -27,6 +27,7 @@ shared components the variant leaves unused are not counted. ``records`` turns w
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -45,6 +46,7 @@ from pytest_sdxl.measure.records import (
     timed_seconds_per_run,
     variant_note,
 )
+from pytest_sdxl.measure.sequential import Sampler, StoppingRule, StopSampling, kernel_passes
 from pytest_sdxl.results.schema import RunRecord
 
 if TYPE_CHECKING:
@@ -65,6 +67,11 @@ MIN_RATIO_SAMPLES = 4 * WALL_BLOCK_SAMPLES
 # a large GPU): many short runs, which the wall ratio needs on a noisy host, stay affordable (the user
 # guide's method page, "Profiled passes"). The runs past these carry no device signals.
 MAX_PROFILED_RUNS = 5
+# Sequential sampling (``measure.sequential``): one wall block a run at least, and this many in all (the
+# host-adjusted wall test needs two a side; the fixed protocol takes four a run); at most the fixed
+# protocol's rounds times SEQUENTIAL_CAP.
+MIN_SEQUENTIAL_WALL_BLOCKS = 2
+SEQUENTIAL_CAP = 2
 Group = tuple[list[str], list[int]]
 # A driver runs ``count`` rounds, each after an untimed ``before`` (the side-by-side reference's
 # round): plainly here, or through pytest-benchmark's pedantic mode (``setup=before``) in the plugin.
@@ -90,12 +97,32 @@ def timed_groups(composition: Composition, prompts: Sequence[str], seeds: Sequen
     return call_groups(composition, prompts[1:], seeds[1:])
 
 
-def rounds_per_run(groups: Sequence[Group], reference_groups: Sequence[Group] = ()) -> int:
-    """Rounds a run needs: ``MIN_TIMED_CALLS`` timed calls, and ``MIN_RATIO_SAMPLES`` a side beside a reference."""
+def rounds_per_run(
+    groups: Sequence[Group], reference_groups: Sequence[Group] = (), ratio_samples: int = MIN_RATIO_SAMPLES
+) -> int:
+    """Rounds a run needs: ``MIN_TIMED_CALLS`` timed calls, and ``ratio_samples`` a side beside a reference."""
     needed = math.ceil(MIN_TIMED_CALLS / max(len(groups), 1))
     if reference_groups:
-        needed = max(needed, math.ceil(MIN_RATIO_SAMPLES / max(min(len(groups), len(reference_groups)), 1)))
+        needed = max(needed, math.ceil(ratio_samples / max(min(len(groups), len(reference_groups)), 1)))
     return max(1, needed)
+
+
+def stopping_rule(
+    groups: Sequence[Group], reference_groups: Sequence[Group], runs: int, budget_s: float
+) -> StoppingRule:
+    """The sequential rule of a measurement's timed rounds (``measure.sequential``), for the wall gate's threshold.
+
+    At least one wall block a run beside a reference (the wall test's units), ``MIN_SEQUENTIAL_WALL_BLOCKS`` in
+    all, and ``MIN_TIMED_CALLS`` calls a run; at most ``SEQUENTIAL_CAP`` times the fixed protocol's rounds.
+    """
+    from pytest_sdxl.analysis.comparison import DEFAULT_THRESHOLD
+
+    fewest = rounds_per_run(groups, reference_groups, WALL_BLOCK_SAMPLES)
+    fixed = rounds_per_run(groups, reference_groups)
+    # As many rounds as a wall block holds (``records.wall_blocks``: WALL_BLOCK_SAMPLES of the variant's samples).
+    block = max(1, math.ceil(WALL_BLOCK_SAMPLES / max(len(groups), 1)))
+    least = max(runs * fewest, MIN_SEQUENTIAL_WALL_BLOCKS * block if reference_groups else 0)
+    return StoppingRule(DEFAULT_THRESHOLD, least, runs * fixed * SEQUENTIAL_CAP, budget_s, block_rounds=block)
 
 
 def images_in(groups: Sequence[Group]) -> int:
@@ -288,6 +315,14 @@ class MeasuringOptions:
     trace_path: Path | None = None
     # The LPIPS backbone's local checkpoint (or its folder); None: LPIPS is n/a with how to provide it.
     lpips_weights: Path | None = None
+    # Sequential sampling (the gate and full profiles): rounds stop once the wall interval is narrow enough for
+    # the gate's threshold, within ``budget_s`` seconds of timed rounds; False: ``rounds`` rounds a run.
+    sequential: bool = False
+    budget_s: float = math.inf
+    # The GPU's energy counter around each round, and image quality against the baseline's images (the gate
+    # profile leaves both out: no gated signal needs them; a caller without quality passes no reference images).
+    energy: bool = True
+    quality: bool = True
 
     def say(self, step: str, detail: str = "") -> None:
         if self.report is not None:
@@ -305,6 +340,8 @@ class PipelineMeasurement:
     timed_s_per_run: list[float]
     note: str = ""
     flops: float | None = None
+    # How the timed rounds ended: "<n> fixed rounds", or the rounds and why sequential sampling stopped.
+    sampling: str = ""
 
 
 def measure_pipeline(
@@ -328,16 +365,22 @@ def measure_pipeline(
 
     reference_groups = [] if side_by_side is None else same_calls(side_by_side.composition, groups)
     rounds = options.rounds or rounds_per_run(groups, reference_groups)
+    rule = stopping_rule(groups, reference_groups, options.runs, options.budget_s) if options.sequential else None
     reset_peak_memory(pipeline.device)
     options.say("warm-up")
     images, warmup_calls, warmup_s = timed_warm_up(pipeline, groups, options.calls_at_one)
-    timed = timed_rounds(pipeline, groups, side_by_side, reference_groups, options.runs * rounds, options)
+    timed, sampling = timed_rounds(
+        pipeline, groups, side_by_side, reference_groups, options.runs * rounds, options, rule
+    )
     calls = call_functions(pipeline, groups)
     options.say("stage split")
     stages, peak_memory = stages_and_peak_memory(pipeline, calls, options.split_stages)
     options.say("device signals")
     passes = min(options.runs, options.profiled_runs, MAX_PROFILED_RUNS)
-    signals, flops = profiled_passes(pipeline, calls, passes, options.count_flops, options.trace_path)
+    if options.sequential:
+        signals, flops = kernel_passes(pipeline, calls, passes, options.count_flops, options.trace_path)
+    else:
+        signals, flops = profiled_passes(pipeline, calls, passes, options.count_flops, options.trace_path)
     quality = image_quality(reference_images, images, options.lpips_weights)
     shared = SharedFigures(stages, peak_memory, quality, warmup_calls)
     images_per_call = [len(prompts) for prompts, _ in groups]
@@ -348,6 +391,7 @@ def measure_pipeline(
         timed_s_per_run=timed_seconds_per_run(timed, options.runs, images_per_call),
         note=variant_note(pipeline.composition),
         flops=flops,
+        sampling=sampling,
     )
 
 
@@ -377,20 +421,38 @@ def timed_rounds(
     reference_groups: Sequence[Group],
     count: int,
     options: MeasuringOptions,
-) -> TimedRounds:
-    """``count`` timed rounds through the options' driver, each after the warmed reference's round (if any)."""
+    rule: StoppingRule | None = None,
+) -> tuple[TimedRounds, str]:
+    """Timed rounds through the options' driver, each after the warmed reference's round (if any).
+
+    ``count`` rounds, or with a stopping ``rule`` as many as it asks (its cap at most); also says how they ended.
+    """
     from pytest_sdxl.machine.gpu_state import open_gpu_state
     from pytest_sdxl.measure.energy import open_counter
 
-    energy_counter, energy_reason = open_counter(pipeline.device)
+    energy_counter, energy_reason = (
+        open_counter(pipeline.device) if options.energy else (None, "not measured (the gate profile)")
+    )
     gpu_state = open_gpu_state(pipeline.device)
     loop = TimedLoop(pipeline, groups, energy_counter, gpu_state)
     reference_loop = None
     if side_by_side is not None:
         warm_up(side_by_side, reference_groups)
         reference_loop = TimedLoop(side_by_side, reference_groups)
-    options.say("timed", f"{count} rounds of {len(groups)} call(s)")
-    options.driver(loop.round, count, reference_loop.round if reference_loop is not None else nothing)
+    before: Callable[[], object] = reference_loop.round if reference_loop is not None else nothing
+    sampler = None
+    if rule is not None:
+        sampler = Sampler(rule, loop.rounds, reference_loop.rounds if reference_loop else None, before)
+        before, count = sampler.before_round, rule.max_rounds
+        options.say("timed", f"{rule.min_rounds} to {count} rounds of {len(groups)} call(s), until narrow enough")
+    else:
+        options.say("timed", f"{count} rounds of {len(groups)} call(s)")
+    with contextlib.suppress(StopSampling):  # the rule had enough before the driver's last round
+        options.driver(loop.round, count, before)
+    if sampler is None:
+        sampling = f"{len(loop.rounds)} fixed rounds"
+    else:
+        sampling = f"{len(loop.rounds)} rounds ({sampler.stopped_by or f'stopped at the cap of {count}'})"
     return TimedRounds(
         own=loop.rounds,
         reference=reference_loop.rounds if reference_loop is not None else [],
@@ -399,7 +461,7 @@ def timed_rounds(
         energy_reason=energy_counter.not_applicable if energy_counter is not None else energy_reason,
         gpu_states=loop.round_gpu_states,
         gpu_state_reason=gpu_state.not_applicable,
-    )
+    ), sampling
 
 
 def stages_and_peak_memory(
@@ -410,5 +472,9 @@ def stages_and_peak_memory(
     from pytest_sdxl.measure.timing import stage_split
 
     reset_peak_memory(pipeline.device)
-    stages = stage_split(pipeline.pipe, pipeline.device, calls) if split else {}
-    return stages, own_peak_memory_gb(pipeline)
+    if split:
+        return stage_split(pipeline.pipe, pipeline.device, calls), own_peak_memory_gb(pipeline)
+    if pipeline.device.type == "cuda":  # peak memory is gated: a plain pass, the variant alone, without the timer
+        for call in calls:
+            call()
+    return {}, own_peak_memory_gb(pipeline)

@@ -29,11 +29,12 @@ import numpy as np
 from pytest_sdxl.errors import SettingsError, VariantUnavailable
 from pytest_sdxl.machine.interrupts import LATCH
 from pytest_sdxl.machine.probes import resolved_precision
-from pytest_sdxl.measure.core import MeasuringOptions, measure_pipeline, seeds_for, side_by_side_reference, timed_groups
+from pytest_sdxl.measure.core import measure_pipeline, seeds_for, side_by_side_reference, timed_groups
+from pytest_sdxl.measure.profiles import measuring_options, settings_block
 from pytest_sdxl.measure.progress import Progress, ProgressEvent
 from pytest_sdxl.measure.records import failure_reason, own_reference, variant_note
 from pytest_sdxl.results.schema import ResultSet, RunRecord, VariantRecord, settings_as_dict
-from pytest_sdxl.variants.registry import BASELINE, Composition, all_single_variants, compose
+from pytest_sdxl.variants.registry import BASELINE, Composition, compose
 
 if TYPE_CHECKING:
     from pytest_sdxl.settings import Settings
@@ -119,14 +120,14 @@ def measure_run(
         beside = side_by_side_reference(composition)
         if beside is not None:  # built after the clock: the reference is the harness's, not the variant's load
             reference = VariantPipeline(pipeline.components, beside, size, settings.steps)
+        # The variant's budget is shared by its runs, each a fresh load.
+        options = measuring_options(settings, 1, device.type, 1 / settings.runs)
         measured = measure_pipeline(
             pipeline,
             timed_groups(composition, prompts, seeds),
-            MeasuringOptions(
-                report=report, calls_at_one=1, trace_path=trace_path, lpips_weights=settings.lpips_weights
-            ),
+            dataclasses.replace(options, report=report, calls_at_one=1, trace_path=trace_path),
             side_by_side=reference,
-            reference_images=reference_images,
+            reference_images=reference_images if options.quality else None,
         )
         record = measured.runs[0]
         record.run = run
@@ -246,7 +247,7 @@ def run_protocol(
     carried: Mapping[str, VariantRecord] | None = None,
     session_id: str | None = None,
 ) -> ResultSet:
-    """The protocol over the compositions (default: the settings' variants, else all single variants).
+    """The protocol over the compositions (default: the settings' variants, ``Settings.default_variants``).
 
     The baseline runs first so every other variant's PSNR has a reference; without the baseline in
     the list, its images are generated once, untimed. ``on_save`` gets the result set after every run
@@ -255,17 +256,24 @@ def run_protocol(
     interrupted session measured in part, by id, continued from their next run. ``session_id``: the
     result set's (results.sessions), where the caller chose it.
     """
+    from pytest_sdxl.machine.devices import device_type, threads_in_use
     from pytest_sdxl.machine.probes import machine_info
 
     check_prompt_count(settings)
-    chosen = list(compositions if compositions is not None else settings.variants or all_single_variants())
+    chosen = list(
+        compositions if compositions is not None else settings.default_variants(device_type(settings.device))[0]
+    )
     baseline = compose([])
     order = sorted(chosen, key=lambda composition: composition != baseline)
     result = ResultSet(settings=settings_as_dict(settings), machine=machine_info(settings.device))
     result.settings.update(resolved_precision(settings))
+    result.settings.update(settings_block(settings))
+    # After resolved_precision, which resolved the device and so applied the CPU's thread default.
+    result.settings.update(threads_in_use())
     if session_id is not None:
         result.session_ids = [session_id]
-    reference = None if baseline in chosen else reference_images(settings, progress)
+    wants_quality = settings.profile != "gate"
+    reference = None if baseline in chosen or not wants_quality else reference_images(settings, progress)
     records: dict[str, VariantRecord] = {}
 
     def keep(record: VariantRecord, size: int | None) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Generator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -19,6 +19,9 @@ from pytest_sdxl.machine.interrupts import LATCH
 from pytest_sdxl.plugin.collection import group_by_variant, planned_variants, variant_of, variants_for
 from pytest_sdxl.plugin.state import STATE_KEY, SessionState
 from pytest_sdxl.settings import OPTIONS, Option, Settings, resolve
+
+if TYPE_CHECKING:
+    from pytest_sdxl.variants.registry import Composition
 
 GROUP = "sdxl"
 GPU_MARKER = "gpu: the test needs a CUDA GPU; skipped with the reason where torch sees none"
@@ -136,12 +139,39 @@ def header_gpu_line() -> str:
     return f"sdxl gpu: {gpu_summary(names) or 'none'} (driver {driver or 'unknown'})"
 
 
+def default_variants(state: SessionState) -> list[Composition]:
+    """The variants a test without a marker runs when none are named; those left out here are remembered."""
+    if state.default_variants is None:
+        from pytest_sdxl.machine.devices import device_type
+
+        kept, left_out = state.settings.default_variants(device_type(state.settings.device))
+        state.default_variants, state.left_out = kept, left_out
+    return state.default_variants
+
+
+def left_out_line(state: SessionState) -> list[str]:
+    """The header's line naming the variants the default selection leaves out here, and how to ask for them."""
+    if not state.left_out:
+        return []
+    names = ", ".join(composition.id for composition in state.left_out)
+    return [
+        f"sdxl variants left out on this cpu (they compile for minutes here): {names}; "
+        "--sdxl-variants all, or name them, to time them"
+    ]
+
+
 def pytest_report_collectionfinish(config: pytest.Config, items: Sequence[pytest.Item]) -> list[str]:
-    """Where the driver has no /proc files (WSL), nvidia-smi names the GPU, only when sdxl tests will run."""
-    if config.stash.get(STATE_KEY, None) is None:
+    """The variants the default selection left out; where the driver has no /proc files (WSL), nvidia-smi names
+    the GPU, only when sdxl tests will run."""
+    state = config.stash.get(STATE_KEY, None)
+    if state is None:
         return []
     if not any(name in SDXL_FIXTURES for item in items for name in getattr(item, "fixturenames", ())):
         return []
+    return left_out_line(state) + gpu_line_from_nvidia_smi()
+
+
+def gpu_line_from_nvidia_smi() -> list[str]:
     if not shutil.which("nvidia-smi"):
         return []
     from pytest_sdxl.machine.probes import gpu_summary, gpus_from_driver, gpus_from_nvidia_smi
@@ -162,7 +192,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if state is None:
         return
     marker = metafunc.definition.get_closest_marker("sdxl_variants")
-    compositions = variants_for(marker, state.settings.variants, metafunc.definition.nodeid)
+    compositions = variants_for(marker, state.settings.variants, metafunc.definition.nodeid, default_variants(state))
     if not compositions:
         selected = ",".join(item.id for item in state.settings.variants or ())
         reason = f"none of this test's variants is selected by --sdxl-variants ({selected})"

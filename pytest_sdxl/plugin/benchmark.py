@@ -9,6 +9,7 @@ independent. ``extra_info`` gets the reference protocol's figures, the stage spl
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 import time
 from typing import TYPE_CHECKING, Any
@@ -49,13 +50,14 @@ class VariantBenchmark:
 
     def measure(self, runs: int) -> np.ndarray:
         from pytest_sdxl.measure.core import (
-            MeasuringOptions,
             images_in,
             measure_pipeline,
             seeds_for,
             side_by_side_reference,
             timed_groups,
         )
+        from pytest_sdxl.measure.profiles import measuring_options
+        from pytest_sdxl.measure.sequential import StopSampling
         from pytest_sdxl.variants.assembly import VariantPipeline
 
         settings, pipeline = self.state.settings, self.pipeline
@@ -81,8 +83,14 @@ class VariantBenchmark:
             def setup() -> None:  # pytest-benchmark would read a value returned here as the round's arguments
                 before()
 
-            # pytest-benchmark times the round only; its setup runs the side-by-side reference's round.
-            self.benchmark.pedantic(one_round, setup=setup, rounds=count, warmup_rounds=0, iterations=1)
+            # pytest-benchmark times the round only; its setup runs the side-by-side reference's round, and under
+            # sequential sampling raises StopSampling before a round the rule does not need. pytest-benchmark keeps
+            # the rounds timed so far and marks the benchmark as failed (left out of its JSON): it did not fail.
+            try:
+                self.benchmark.pedantic(one_round, setup=setup, rounds=count, warmup_rounds=0, iterations=1)
+            except StopSampling:
+                self.benchmark.has_error = False
+                raise
 
         started = time.perf_counter()
         beside = side_by_side_reference(pipeline.composition)
@@ -91,12 +99,13 @@ class VariantBenchmark:
         )
         try:
             trace_path = None if settings.trace is None else settings.trace / f"{pipeline.id}.json"
+            options = measuring_options(settings, runs, pipeline.device.type)
             measured = measure_pipeline(
                 pipeline,
                 groups,
-                MeasuringOptions(runs=runs, driver=drive, trace_path=trace_path, lpips_weights=settings.lpips_weights),
+                dataclasses.replace(options, driver=drive, trace_path=trace_path),
                 side_by_side=reference,
-                reference_images=self.reference_images(),
+                reference_images=self.reference_images() if options.quality else None,
             )
         finally:
             if reference is not None:
@@ -168,6 +177,9 @@ class VariantBenchmark:
             "batch": pipeline.composition.is_batch,
             "runs": len(runs),
             "timed_calls_per_run": len(runs[0].gen_s),
+            "profile": settings.profile,
+            # How many rounds were timed and why they stopped (sequential sampling) or that they were fixed.
+            "sampling": measured.sampling,
             "warmup_calls": runs[0].warmup_calls,
             "load_s": warm_up.load_s,
             "components_load_s": warm_up.components_load_s,

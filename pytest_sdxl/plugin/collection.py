@@ -21,12 +21,18 @@ if TYPE_CHECKING:
 # the plugin in a session that never uses it must stay cheap.
 
 
-def variants_for(marker: pytest.Mark | None, selected: tuple[Composition, ...] | None, where: str) -> list[Composition]:
-    """The test's variants: its marker's (restricted to the selection), else the selection, else all."""
-    from pytest_sdxl.variants.registry import all_single_variants, parse_list
+def variants_for(
+    marker: pytest.Mark | None, selected: tuple[Composition, ...] | None, where: str, default: Sequence[Composition]
+) -> list[Composition]:
+    """The test's variants: its marker's (restricted to the selection), else the selection, else ``default``.
+
+    ``default`` is ``Settings.default_variants``' choice for this device (auto or all); a marker names its
+    variants itself, so it is restricted by named variants only.
+    """
+    from pytest_sdxl.variants.registry import parse_list
 
     if marker is None:
-        return list(selected) if selected is not None else all_single_variants()
+        return list(selected) if selected is not None else list(default)
     if marker.kwargs or not marker.args or not all(isinstance(name, str) for name in marker.args):
         pytest.fail(
             f"{where}: sdxl_variants takes variant names as strings, e.g. "

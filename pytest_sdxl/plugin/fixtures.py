@@ -116,7 +116,14 @@ def warm_pipeline(state: SessionState, components: Components, composition: Comp
         skip_variant(state, composition, "; ".join(unmet))
     size = image_size_for(settings, components)
     state.image_size = size
-    state.resolved = {"resolved_device": str(device), "resolved_dtype": str(components.dtype).removeprefix("torch.")}
+    from pytest_sdxl.machine.devices import threads_in_use
+
+    # The components' device was resolved, so the CPU's thread default is in place: the threads are recorded.
+    state.resolved = {
+        "resolved_device": str(device),
+        "resolved_dtype": str(components.dtype).removeprefix("torch."),
+        **threads_in_use(),
+    }
     clock = SyncClock(device)
     pipeline = None
     probe = CacheProbe()

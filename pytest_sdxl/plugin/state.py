@@ -18,6 +18,7 @@ from pytest_sdxl.settings import Settings
 
 if TYPE_CHECKING:
     from pytest_sdxl.results.schema import ResultSet, RunRecord, VariantRecord
+    from pytest_sdxl.variants.registry import Composition
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,7 @@ class SessionState:
     reference_images: Any = None
     image_size: int | None = None
     # The device and precision the components were loaded on (settings may say 'auto').
-    resolved: dict[str, str] = field(default_factory=dict)
+    resolved: dict[str, object] = field(default_factory=dict)
     machine_details: dict[str, Any] | None = None
     report_line: str = ""
     # Why each skipped sdxl benchmark test was skipped, by variant (by test name where it has none),
@@ -67,6 +68,10 @@ class SessionState:
     report_machine: dict[str, Any] | None = None
     # Which planned variants a session that stopped early never reached, for the terminal ("" otherwise).
     partial_line: str = ""
+    # The variants a test without a marker runs when none are named (``Settings.default_variants``, worked out
+    # at collection) and those that choice leaves out on this device.
+    default_variants: list[Composition] | None = None
+    left_out: list[Composition] = field(default_factory=list)
 
     def record_for(self, variant: str, kind: str) -> VariantRecord:
         from pytest_sdxl.results.schema import VariantRecord
@@ -109,9 +114,13 @@ class SessionState:
 
     def result_set(self, machine: dict[str, Any], partial: str = "") -> ResultSet:
         """The session's results; ``partial`` (``results.schema.PARTIAL_REASONS``) says why variants may be missing."""
+        from pytest_sdxl.measure.profiles import settings_block
         from pytest_sdxl.results.schema import ResultSet, settings_as_dict
 
         settings = settings_as_dict(self.settings)
+        settings.update(settings_block(self.settings))
+        if self.left_out:
+            settings["variants_left_out"] = [composition.id for composition in self.left_out]
         if self.image_size is not None:
             settings["image_size"] = self.image_size
         settings.update(self.resolved)

@@ -4,6 +4,6 @@
 pytest-benchmark (on a CPU on ``random:tiny`` by default); ``asv`` holds the asv suite that
 ``pytest-sdxl asv init`` sets up in a user's own repository.
 
-Owns: the pytest suite (``test_benchmark_variants``, its ``conftest``) and the asv suite (``asv``).
+Owns: the pytest suite (``test_benchmark_variants``) and the asv suite (``asv``).
 May import: every layer below the faces, and ``plugin`` only for its hook-variant loader.
 """

@@ -203,6 +203,7 @@ BUILTIN: tuple[Variant, ...] = (
         origin="beyond",
         # Call 1 compiles at the call's shapes; no CUDA graph is recorded, so call 2 runs as every later call does.
         warmup_calls=1,
+        compiles_for_minutes_on_cpu=True,
     ),
     Variant(
         "cuda_graph",
@@ -228,6 +229,7 @@ BUILTIN: tuple[Variant, ...] = (
         # replay from call 3.
         warmup_calls=2,
         origin="write-up",
+        compiles_for_minutes_on_cpu=True,
     ),
     Variant(
         "compile_regions",
@@ -243,6 +245,7 @@ BUILTIN: tuple[Variant, ...] = (
         origin="beyond",
         # Call 1 compiles; no CUDA graph is recorded, so call 2 runs as every later call does.
         warmup_calls=1,
+        compiles_for_minutes_on_cpu=True,
     ),
     Variant(
         "compile_max_autotune",
@@ -255,6 +258,7 @@ BUILTIN: tuple[Variant, ...] = (
         origin="beyond",
         # max-autotune includes reduce-overhead's CUDA graphs: recorded on call 2, replayed from call 3.
         warmup_calls=2,
+        compiles_for_minutes_on_cpu=True,
     ),
     Variant(
         "compile_pipeline",
@@ -267,6 +271,7 @@ BUILTIN: tuple[Variant, ...] = (
         mutates=("vae",),
         origin="beyond",
         warmup_calls=2,
+        compiles_for_minutes_on_cpu=True,
     ),
     Variant(
         "graph_pipeline",

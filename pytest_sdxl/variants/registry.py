@@ -28,6 +28,7 @@ __all__ = [
     "Variant",
     "all_single_variants",
     "compose",
+    "default_selection",
     "parse",
     "parse_list",
     "register",
@@ -202,3 +203,16 @@ def parse_list(spec: str) -> list[Composition]:
 def all_single_variants() -> list[Composition]:
     """Every registered variant on its own, baseline first."""
     return [compose([name]) for name in REGISTRY]
+
+
+def default_selection(device_type: str, every: bool = False) -> tuple[list[Composition], list[Composition]]:
+    """The single variants measured when none are named, and those left out on this device type.
+
+    ``every`` (the ``all`` selection) takes every variant; otherwise a CPU leaves out the variants that
+    compile for minutes there (``Variant.compiles_for_minutes_on_cpu``), and a GPU takes every one.
+    """
+    singles = all_single_variants()
+    if every or device_type != "cpu":
+        return singles, []
+    slow = [composition for composition in singles if any(v.compiles_for_minutes_on_cpu for v in composition.variants)]
+    return [composition for composition in singles if composition not in slow], slow

@@ -5,10 +5,11 @@ stay cheap: nothing here imports torch, diffusers or transformers at module leve
 loaded on first use and kept for the life of one benchmark process.
 
 Every setting comes from the ``PYTEST_SDXL_*`` environment variables the pytest plugin reads too:
-``PYTEST_SDXL_MODEL`` picks the model source (default ``random:tiny``), ``PYTEST_SDXL_VARIANTS``
-picks the variants benchmarked (``all``: every one that can run here), ``PYTEST_SDXL_RUNS`` sets
-the protocol's runs. Variants that installed pytest plugins add through the ``pytest_sdxl_variants``
-hook (and modules named in ``PYTEST_PLUGINS``) are loaded first, as the command line loads them.
+``PYTEST_SDXL_MODEL`` picks the model source (default ``random:tiny``), ``PYTEST_SDXL_VARIANTS`` picks
+the variants benchmarked (``auto``, the default, below; ``all``: every one that can run here),
+``PYTEST_SDXL_RUNS`` sets the protocol's runs. Variants that installed pytest plugins add through the
+``pytest_sdxl_variants`` hook (and modules named in ``PYTEST_PLUGINS``) are loaded first, as the command
+line loads them.
 
 On a CPU the defaults are sized for a hosted runner's ``asv continuous`` (two commits, each in a
 few minutes on 2 cores): a representative variant set (``CPU_VARIANTS``) and, on the tiny model,
@@ -108,9 +109,14 @@ def suite_variants() -> list[str]:
     if device_type_without_torch() != "cpu":
         return every
     dtype = "float32" if settings().dtype == "auto" else settings().dtype
-    if settings().sources["variants"] == "default":
+    if settings().variant_selection == "auto":
         # A variant a plugin adds is what its author wants timed: it joins the small default set.
-        added = [name for name in plugin_variants() if not parse(name).unmet_requirements("cpu", dtype)]
+        added = [
+            name
+            for name in plugin_variants()
+            if not parse(name).unmet_requirements("cpu", dtype)
+            and not any(variant.compiles_for_minutes_on_cpu for variant in parse(name).variants)
+        ]
         return [*CPU_VARIANTS, *added]
     return [variant for variant in every if not parse(variant).unmet_requirements("cpu", dtype)]
 
@@ -181,26 +187,12 @@ def require_runnable(variant: str) -> Composition:
     return composition
 
 
-def configure_threads() -> None:
-    """On a CPU, one intra-op thread per benchmark process unless ``OMP_NUM_THREADS`` says otherwise.
-
-    torch's default, one thread per core, oversubscribes a busy machine: OpenMP threads then spin
-    and wait on each other, and the same generation took anywhere from 0.14 s to 3.3 s here. With
-    one thread a benchmark slows down in proportion to the load, which a ratio cancels.
-    """
-    import torch
-
-    if device().type == "cpu" and "OMP_NUM_THREADS" not in os.environ:
-        torch.set_num_threads(1)
-
-
 @functools.cache
 def components() -> Components:
     """The model's components, loaded once per benchmark process and shared by its pipelines."""
     from pytest_sdxl.machine.compile_cache import activate
     from pytest_sdxl.pipelines.sources import components_for
 
-    configure_threads()
     # Every benchmark process compiles compile_unet again: from the persistent cache (PYTEST_SDXL_COMPILE_CACHE)
     # all but the first compile of a graph are reads, in this run and the next.
     activate(settings().compile_cache)
@@ -360,7 +352,7 @@ def protocol_summaries(variants: Sequence[str]) -> dict[str, dict[str, Any]]:
     from pytest_sdxl.measure.protocol import run_variant
     from pytest_sdxl.reports.tables import device_summary
 
-    configure_threads()
+    device()  # on a CPU: one torch thread unless OMP_NUM_THREADS is set (machine.devices)
     chosen = protocol_settings()
     summaries: dict[str, dict[str, Any]] = {}
     for variant in variants:
