@@ -1,5 +1,8 @@
 """The ``compare`` command: two results files signal by signal, each by its own rule; exit status 1 on a regression.
 
+Where a side's runs span several processes, the processes are the samples (``analysis.processes``); where
+each side is one process, every output says that process-to-process drift was not judged.
+
 Before the verdict it says both sides' GPU state and the head's image quality (``compare_review``); a
 variant over the quality budget on real weights fails it like a regression.
 """
@@ -53,7 +56,7 @@ def metrics_argument(text: str) -> tuple[str, ...]:
 
 def compare_command(arguments: argparse.Namespace) -> int:
     """Ratios new / base per variant and signal, each by its own rule; 1 when anything regressed."""
-    from pytest_sdxl.analysis.comparison import compare_results
+    from pytest_sdxl.analysis.comparison import ONE_PROCESS_NOTE, compare_results, drift_note
     from pytest_sdxl.cli.compare_review import markdown_of, review_of
     from pytest_sdxl.cli.options import checked_file
     from pytest_sdxl.reports.comparison import comparison_table, kernel_diffs
@@ -67,7 +70,9 @@ def compare_command(arguments: argparse.Namespace) -> int:
     rules = rules_from(arguments, arguments.metrics, arguments.gate)
     comparisons = compare_results(base, new, rules)
     review = review_of(base, new, arguments)
-    markdown = markdown_of(base, new, comparisons, rules, review, notes=mismatches)
+    # A comparison of one process a side says so in each output: its verdicts cannot see process-to-process drift.
+    drift = drift_note(comparisons)
+    markdown = markdown_of(base, new, comparisons, rules, review, notes=[*mismatches, *([drift] if drift else [])])
     text = comparison_table(comparisons)
     diffs = kernel_diffs(base, new, comparisons)
     if diffs:
@@ -90,6 +95,8 @@ def compare_command(arguments: argparse.Namespace) -> int:
         f"{rules.kernel_threshold * 100:g}%, kernel launches exact; flagged past half a threshold at Holm-adjusted "
         f"p < {rules.alpha}"
     )
+    if drift:
+        limits += f"; {ONE_PROCESS_NOTE}"
     if regressed:
         print(f"\nregressed ({limits}): {', '.join(regressed)}")
     if review.over_budget:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from pytest_sdxl.analysis.comparison import MetricComparison
+from pytest_sdxl.analysis.comparison import MetricComparison, drift_note
 from pytest_sdxl.reports.layout import fitted_tables, joined, wrapped
 from pytest_sdxl.results.schema import ResultSet, VariantRecord
 
@@ -30,7 +30,8 @@ def comparison_table(comparisons: list[MetricComparison]) -> str:
 
     The test behind a verdict and its note (why the data is insufficient, say) are numbered in the
     verdict cell and written once below the table: many rows share them, and in a cell they would
-    widen every row past the terminal.
+    widen every row past the terminal. A verdict judged on one process a side is starred, and the star
+    explained below: it cannot see the drift between processes.
     """
     footnotes: dict[str, int] = {}
     rows = []
@@ -38,6 +39,8 @@ def comparison_table(comparisons: list[MetricComparison]) -> str:
         verdict = item.verdict.upper() if item.regressed else item.verdict
         if not item.gated and item.metric != "-":
             verdict += ", not gated"
+        if item.drift_unjudged:
+            verdict += " *"
         footnote = "; ".join(part for part in (item.test, item.note) if part)
         if footnote:
             verdict += f" [{footnotes.setdefault(footnote, len(footnotes) + 1)}]"
@@ -55,6 +58,9 @@ def comparison_table(comparisons: list[MetricComparison]) -> str:
         )
     lines = joined(fitted_tables(COMPARISON_HEADER, rows, shared=2))
     below = [f"[{number}] {text}" for text, number in footnotes.items()]
+    drift = drift_note(comparisons)
+    if drift:
+        below.append(f"* {drift}")
     return "\n".join([*lines, *(["", *wrapped(below)] if below else [])])
 
 
