@@ -9,6 +9,17 @@ import pytest
 pytest_plugins = ["pytester"]
 
 
+@pytest.fixture(autouse=True)
+def not_an_xdist_worker_inside(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sessions a test starts (pytester, subprocesses) are not xdist workers, even when this test run is one.
+
+    pytest-benchmark turns itself off in any session that sees ``PYTEST_XDIST_WORKER`` in the environment,
+    and an xdist worker of this run leaves it there for every child it starts.
+    """
+    for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
+        monkeypatch.delenv(name, raising=False)
+
+
 @pytest.fixture(scope="module")
 def one_torch_thread() -> Iterator[None]:
     """One torch thread: on a busy two-core machine more threads make a 64x64 image several times slower."""
