@@ -225,3 +225,33 @@ def test_the_compare_command_says_one_process_a_side_in_the_terminal_and_markdow
     assert out.rstrip().endswith(f"; {ONE_PROCESS_NOTE})")
     assert main(["compare", *paths, "--metrics", "avg_gen_s", "--format", "markdown"]) == 0
     assert f"- {ONE_PROCESS_NOTE}" in capsys.readouterr().out
+
+
+def test_the_wall_ratio_of_several_processes_fits_the_processes_with_the_reference() -> None:
+    noise = random.Random(14)
+
+    def with_reference(record: VariantRecord, change: float) -> VariantRecord:
+        # A process's level moves variant and reference alike, and the variant by 1 % of its own besides.
+        levels: dict[str, tuple[float, float]] = {}
+        for run in record.runs:
+            shared, own = levels.setdefault(
+                run.process, (math.exp(noise.gauss(0, 0.05)), math.exp(noise.gauss(0, 0.01)))
+            )
+            run.reference_gen_s = [0.2 * shared * math.exp(noise.gauss(0, 0.01)) for _ in range(10)]
+            run.wall_blocks = []
+            for _ in range(4):
+                host = math.exp(noise.gauss(0, 0.02))  # the host's speed over one block moves both sides
+                run.wall_blocks.append(
+                    [
+                        0.1 * change * shared * own * host * math.exp(noise.gauss(0, 0.003)),
+                        0.2 * shared * host * math.exp(noise.gauss(0, 0.003)),
+                    ]
+                )
+        return record
+
+    base = with_reference(variant_of([0.1] * 3, "b", seed=15), 1.0)
+    new = with_reference(variant_of([0.1] * 3, "n", seed=16), 1.06)
+    wall = by_metric(base, new, Rules(metrics=("wall_ratio",), gate=("wall_ratio",)))["wall_ratio"]
+    assert wall.test.startswith("mixed model (MixedLM, REML) on log variant minimum per block on log reference minimum")
+    assert "reference slope fitted, 3 vs 3 processes (36 vs 36 blocks), t on 4 df" in wall.test
+    assert wall.verdict == "regressed" and wall.ratio == pytest.approx(1.06, abs=0.02)

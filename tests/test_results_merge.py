@@ -146,7 +146,9 @@ def test_pooled_sessions_keep_every_run_in_session_order() -> None:
     assert [run.run for run in offload.runs] == [1, 2, 3]
     assert [run.avg_gen_s for run in offload.runs] == [0.1, 0.2, 0.3]
     assert offload.measure_s == 90.0
-    assert len(offload.run_samples("gen_s")) == 3  # three independent runs for the run-aware statistics
+    assert len(offload.run_samples("gen_s")) == 3
+    # Each run keeps a process of its own session (these predate process ids: named after the session).
+    assert len(set(offload.run_processes("gen_s"))) == 3
     assert pooled.result_set.settings["runs"] == 3
     assert pooled.result_set.settings["pooled_from"] == ["s1.json", "s2.json", "s3.json"]
     assert [run.run for run in sessions[0][1].variants[1].runs] == [1]  # the inputs are left as they were
