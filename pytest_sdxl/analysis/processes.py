@@ -169,7 +169,7 @@ def within_variance(response: Any, groups: Any) -> float:
 
 def mixed_model(response: Any, design: Any, groups: Any) -> tuple[float, float] | str:
     """(d, its standard error) from MixedLM, or why it cannot answer (a boundary fit, no run spread, no fit)."""
-    from statsmodels.regression.mixed_linear_model import MixedLM  # type: ignore[import-untyped]
+    from statsmodels.regression.mixed_linear_model import MixedLM
 
     # Started near the method-of-moments answer on the least-squares residuals (the change and the slope left
     # out): a fit then takes a few steps instead of a dozen, and does not start far out where the covariate
