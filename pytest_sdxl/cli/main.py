@@ -1,6 +1,6 @@
 """The ``pytest-sdxl`` / ``python -m pytest_sdxl`` command line: the parser, ``--version``, and dispatch.
 
-One module per command: ``variants``, ``run``, ``report``, ``merge``, ``compare``, ``power``, ``overhead``,
+One module per command: ``variants``, ``run``, ``report``, ``merge``, ``compare``, ``ab``, ``power``, ``overhead``,
 ``tune`` and ``asv`` (``asv init``); ``options`` holds what they share (exit statuses, the settings and
 plugin-variant flags, the gate's rules).
 
@@ -16,7 +16,7 @@ import sys
 from collections.abc import Sequence
 
 from pytest_sdxl import __version__
-from pytest_sdxl.cli import asv, compare, merge, overhead, power, report, run, tune, variants
+from pytest_sdxl.cli import ab, asv, compare, merge, overhead, power, report, run, tune, variants
 from pytest_sdxl.cli.options import (
     INTERRUPTED,
     NOTHING_MEASURED,
@@ -31,7 +31,7 @@ from pytest_sdxl.machine.interrupts import LATCH
 __all__ = ["INTERRUPTED", "NOTHING_MEASURED", "REGRESSED_OR_FAILED", "USAGE_ERROR", "build_parser", "main"]
 
 # In the order ``--help`` lists them.
-COMMANDS = (variants, run, report, merge, compare, power, overhead, tune, asv)
+COMMANDS = (variants, run, report, merge, compare, ab, power, overhead, tune, asv)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,360 @@
+"""``pytest-sdxl ab`` and ``measure.interleave``: order, looks, early stops, pooled files, exit statuses, bad input.
+
+A fake process runner writes each process's results.json with chosen wall ratios, so the structure is
+tested without timing noise: which side ran when, how many processes, what was pooled, when it stopped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import itertools
+import os
+import random
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from pytest_sdxl.analysis.comparison import MetricComparison, Rules
+from pytest_sdxl.cli.main import main
+from pytest_sdxl.measure import interleave
+from pytest_sdxl.measure.interleave import (
+    ABBA,
+    BASE,
+    HEAD,
+    InterleavePlan,
+    ProcessOutcome,
+    ProcessRequest,
+    Side,
+    block_orders,
+    look_rules,
+    measure_interleaved,
+    planned_looks,
+    undecided,
+)
+from pytest_sdxl.results.schema import ResultSet, RunRecord, VariantRecord, load_results, save_results
+
+SETTINGS = {"model": "random:tiny", "image_size": 64, "steps": 1, "prompts": ["a", "b"], "seed": 0, "runs": 1}
+
+
+def process_results(wall_ratio: float, draw: random.Random, scatter: float) -> ResultSet:
+    """One process's results: batch beside its reference in four blocks, at ``wall_ratio`` times a drifting host."""
+    host = 0.1 * (1 + draw.gauss(0, 0.05))  # one process runs faster than another
+    blocks = []
+    for _ in range(4):
+        reference = host * (1 + abs(draw.gauss(0, 0.01)))
+        blocks.append([reference * wall_ratio * (1 + draw.gauss(0, scatter)), reference])
+    run = RunRecord(
+        run=1,
+        load_s=1.0,
+        init_gen_s=0.2,
+        gen_s=[block[0] for block in blocks],
+        avg_gen_s=blocks[0][0],
+        median_gen_s=blocks[0][0],
+        total_s=3.0,
+        reference="baseline",
+        reference_gen_s=[block[1] for block in blocks],
+        wall_blocks=blocks,
+    )
+    return ResultSet(dict(SETTINGS), {"torch": "2"}, [VariantRecord("batch", "speed", runs=[run])])
+
+
+class FakeRunner:
+    """Writes results.json for each request as a real process would; records the requests it got."""
+
+    def __init__(self, head_ratio: float = 1.0, scatter: float = 0.0005, fail: tuple[str, int, int] | None = None):
+        self.head_ratio = head_ratio
+        self.scatter = scatter
+        self.fail = fail  # (side, index, status)
+        self.requests: list[ProcessRequest] = []
+        self.draw = random.Random(7)
+
+    def __call__(self, request: ProcessRequest) -> ProcessOutcome:
+        self.requests.append(request)
+        if self.fail is not None and (request.side, request.index) == self.fail[:2]:
+            return ProcessOutcome(self.fail[2], 1.0, "Traceback ...\nRuntimeError: out of memory\n")
+        ratio = self.head_ratio if request.side == HEAD else 1.0
+        request.folder.mkdir(parents=True)
+        save_results(process_results(ratio, self.draw, self.scatter), request.folder / "results.json")
+        return ProcessOutcome(0, 2.0)
+
+
+def plan_for(folder: Path, pairs: int = 6, budget_s: float | None = None, order: str = "abba") -> InterleavePlan:
+    python = (sys.executable, "-m", "pytest_sdxl")
+    return InterleavePlan(
+        Side(BASE, python),
+        Side(HEAD, python, {"PYTEST_SDXL_EXAMPLE": "1"}),
+        ("--model", "random:tiny"),
+        folder,
+        Rules(),
+        pairs=pairs,
+        budget_s=budget_s,
+        order=order,
+    )
+
+
+def test_blocks_are_abba_with_an_odd_pair_last_and_random_blocks_stay_balanced() -> None:
+    assert block_orders(4) == [ABBA, ABBA]
+    assert block_orders(3) == [ABBA, (BASE, HEAD)]
+    shuffled = block_orders(8, "random", seed=3)
+    assert shuffled == block_orders(8, "random", seed=3)
+    assert all(sorted(block) == sorted(ABBA) for block in shuffled)
+    assert len(set(shuffled)) > 1
+    with pytest.raises(ValueError, match="accepted: abba, random"):
+        block_orders(2, "zigzag")
+
+
+def test_alpha_is_split_over_the_looks_from_the_second_block_on() -> None:
+    assert [planned_looks(blocks) for blocks in (1, 2, 3, 4)] == [1, 1, 2, 3]
+    assert look_rules(Rules(alpha=0.05), 2).alpha == pytest.approx(0.025)
+
+
+def comparison(metric: str, verdict: str, high: float = float("nan"), gated: bool = True) -> MetricComparison:
+    threshold = 0.02 if metric == "kernel_ms" else 0.05
+    return MetricComparison("batch", metric, verdict, high=high, threshold=threshold, gated=gated)
+
+
+def test_a_signal_is_decided_when_flagged_or_its_interval_is_clear_below_the_flag_line() -> None:
+    decided = [
+        comparison("wall_ratio", "unchanged", high=1.02),  # below 1 + 5 % / 2
+        comparison("kernel_ms", "improved", high=0.95),
+        comparison("kernels", "unchanged"),  # exact: known at once
+        comparison("peak_gpu_mem_gb", "regressed", high=1.3),
+        comparison("avg_gen_s", "unchanged", high=1.5, gated=False),  # shown only
+        comparison("-", "missing"),
+    ]
+    assert undecided(decided) == ()
+    still_open = [
+        comparison("wall_ratio", "unchanged", high=1.03),  # a 2.5 % slowdown not ruled out
+        comparison("kernel_ms", "unchanged", high=1.011),  # past 1 + 2 % / 2
+        comparison("wall_ratio", "insufficient data"),
+    ]
+    assert undecided(still_open) == ("batch wall_ratio", "batch kernel_ms", "batch wall_ratio")
+
+
+def test_processes_alternate_abba_and_stop_once_every_gated_signal_is_decided(tmp_path: Path) -> None:
+    runner = FakeRunner()
+    outcome = measure_interleaved(plan_for(tmp_path), runner)
+    # Six pairs planned (three blocks, two looks); the first look, after two blocks, decides.
+    assert outcome.order == "ABBAABBA"
+    assert [request.index for request in runner.requests] == [1, 1, 2, 2, 3, 3, 4, 4]
+    (look,) = outcome.looks
+    assert (look.block, look.processes_per_side, look.undecided) == (2, 4, ())
+    assert look.alpha == pytest.approx(0.025)
+    assert outcome.stop == "every gated signal decided after block 2"
+    assert not outcome.regressed and not outcome.interrupted and outcome.failure is None
+    # Each process reports to its own folder; only the head's processes get the head's variables.
+    assert runner.requests[1].folder == tmp_path / "head" / "process-01"
+    assert [dict(request.environment) for request in runner.requests[:2]] == [{}, {"PYTEST_SDXL_EXAMPLE": "1"}]
+    command = runner.requests[0].command
+    assert command[:9] == (
+        sys.executable,
+        "-m",
+        "pytest_sdxl",
+        "run",
+        "--runs",
+        "1",
+        "--quiet",
+        "--report",
+        str(tmp_path / "base" / "process-01"),
+    )
+    assert command[9:] == ("--model", "random:tiny")
+    assert outcome.base is not None and outcome.head is not None
+    for pooled in (outcome.base, outcome.head):
+        (record,) = pooled.variants
+        assert len(record.runs) == 4 and len({run.process for run in record.runs}) == 4
+
+
+def test_a_regression_is_flagged_and_stops_the_measurement(tmp_path: Path) -> None:
+    outcome = measure_interleaved(plan_for(tmp_path), FakeRunner(head_ratio=1.2))
+    assert outcome.regressed and outcome.order == "ABBAABBA"
+    assert [item.metric for item in outcome.comparisons if item.regressed] == ["wall_ratio"]
+
+
+def test_open_signals_run_every_planned_block(tmp_path: Path) -> None:
+    # No change under much scatter: a 2.5 % slowdown is not ruled out at any look.
+    outcome = measure_interleaved(plan_for(tmp_path), FakeRunner(scatter=0.1))
+    assert outcome.order == "ABBA" * 3
+    assert [look.block for look in outcome.looks] == [2, 3]
+    assert outcome.stop == "all 6 pairs measured"
+
+
+def ticking(step: float) -> Callable[[], float]:
+    """A clock that moves ``step`` seconds each time it is read."""
+    counter = itertools.count()
+    return lambda: next(counter) * step
+
+
+def test_the_budget_stops_before_a_block_that_would_pass_it_and_what_there_is_is_judged(tmp_path: Path) -> None:
+    # The clock is read at the start and before each block: the first block "takes" 100 s; another would end past 150 s.
+    outcome = measure_interleaved(plan_for(tmp_path, budget_s=150), FakeRunner(scatter=0.05), clock=ticking(100))
+    assert outcome.order == "ABBA"
+    assert outcome.stop.startswith("the budget: another block would pass 150 s")
+    assert len(outcome.looks) == 1 and outcome.comparisons
+
+
+def test_a_failed_process_stops_with_its_side_number_and_error_and_keeps_what_finished(tmp_path: Path) -> None:
+    outcome = measure_interleaved(plan_for(tmp_path), FakeRunner(fail=(HEAD, 2, 1)))
+    assert outcome.order == "AB"
+    assert outcome.failure is not None
+    assert "head process 2 exited with status 1" in outcome.failure.describe()
+    assert "RuntimeError: out of memory" in outcome.failure.describe()
+    assert outcome.base is not None and outcome.head is not None and not outcome.comparisons
+
+
+def interrupting(after: int) -> Callable[[ProcessRequest], ProcessOutcome]:
+    runner = FakeRunner()
+
+    def run(request: ProcessRequest) -> ProcessOutcome:
+        if len(runner.requests) == after:
+            raise KeyboardInterrupt
+        return runner(request)
+
+    return run
+
+
+def test_sigint_keeps_each_sides_finished_processes(tmp_path: Path) -> None:
+    outcome = measure_interleaved(plan_for(tmp_path), interrupting(after=3))
+    assert outcome.interrupted and outcome.order == "ABB"
+    assert outcome.base is not None and outcome.head is not None
+    assert len(outcome.head.variants[0].runs) == 2
+
+
+@pytest.fixture
+def fake_processes(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., FakeRunner]]:
+    """The command's processes replaced by a FakeRunner made with the given arguments."""
+
+    def install(**keywords: object) -> FakeRunner:
+        runner = FakeRunner(**keywords)  # type: ignore[arg-type]
+        monkeypatch.setattr(interleave, "run_process", runner)
+        return runner
+
+    yield install
+
+
+def ab(*arguments: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        status = main(["ab", "--base-python", sys.executable, "--head-python", sys.executable, *arguments])
+    return status, out.getvalue(), err.getvalue()
+
+
+def test_ab_pools_each_side_writes_the_comparison_and_passes_an_unchanged_pair(
+    tmp_path: Path, fake_processes: Callable[..., FakeRunner]
+) -> None:
+    runner = fake_processes()
+    status, out, err = ab("--report", str(tmp_path), "--cpus", "off", "--model", "random:tiny", "--variants", "batch")
+    assert status == 0, err
+    assert "imports pytest_sdxl" in err and "CPUs: not pinned (--cpus off)" in err
+    assert runner.requests[0].cpus is None
+    assert runner.requests[0].command[-2:] == ("--variants", "batch")
+    for side in ("base", "head"):
+        (record,) = load_results(tmp_path / side / "results.json").variants
+        assert len(record.runs) == 4
+    assert "no regression" in out and "wall_ratio" in out
+    assert "measured in 4 and 4 fresh processes, order ABBAABBA" in out
+    assert "Bonferroni" in (tmp_path / "comparison.md").read_text()
+
+
+def test_ab_exits_1_on_a_regression(tmp_path: Path, fake_processes: Callable[..., FakeRunner]) -> None:
+    fake_processes(head_ratio=1.2)
+    status, out, _ = ab("--report", str(tmp_path), "--cpus", "off")
+    assert status == 1 and "regressed: batch wall_ratio" in out
+
+
+def test_ab_names_the_failed_process_and_its_error(tmp_path: Path, fake_processes: Callable[..., FakeRunner]) -> None:
+    fake_processes(fail=(BASE, 2, 1))
+    status, _, err = ab("--report", str(tmp_path), "--cpus", "off")
+    assert status == 1
+    assert "base process 2 exited with status 1" in err and "RuntimeError: out of memory" in err
+    assert (tmp_path / "base" / "results.json").is_file() and (tmp_path / "head" / "results.json").is_file()
+
+
+def test_ab_exits_130_on_sigint_keeping_what_finished(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(interleave, "run_process", interrupting(after=2))
+    status, _, err = ab("--report", str(tmp_path), "--cpus", "off")
+    assert status == 130
+    assert "stopped: interrupted" in err
+    assert len(load_results(tmp_path / "head" / "results.json").variants[0].runs) == 1
+
+
+def test_ab_pins_both_sides_to_the_same_cpus(tmp_path: Path, fake_processes: Callable[..., FakeRunner]) -> None:
+    if not hasattr(os, "sched_getaffinity"):
+        pytest.skip("this platform cannot pin CPUs")
+    runner = fake_processes()
+    status, _, err = ab("--report", str(tmp_path), "--cpus", "auto")
+    assert status == 0
+    allowed = frozenset(os.sched_getaffinity(0))
+    expected = allowed - {0} if len(allowed) > 2 else allowed
+    assert {request.cpus for request in runner.requests} == {expected}
+    assert "CPUs: pinned to CPUs " in err
+
+
+def usage_error(*arguments: str) -> str:
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        try:
+            status = main(["ab", *arguments])
+        except SystemExit as exit_:  # argparse's own usage errors
+            status = int(exit_.code or 0)
+    assert status == 2, err.getvalue()
+    return err.getvalue()
+
+
+def test_ab_refuses_a_missing_interpreter_a_folder_without_one_and_one_without_pytest_sdxl(tmp_path: Path) -> None:
+    report = ["--report", str(tmp_path / "out")]
+    err = usage_error("--base-python", str(tmp_path / "nowhere"), "--head-python", sys.executable, *report)
+    assert "--base-python" in err and "is not an executable file" in err and "virtual environment" in err
+    err = usage_error("--base-python", sys.executable, "--head-python", str(tmp_path), *report)
+    assert "--head-python" in err and "folder without bin/python" in err
+    bare = tmp_path / "bin" / "python"
+    bare.parent.mkdir()
+    bare.write_text("#!/bin/sh\necho \"ModuleNotFoundError: No module named 'pytest_sdxl'\" >&2\nexit 1\n")
+    bare.chmod(0o755)
+    err = usage_error("--base-python", sys.executable, "--head-python", str(tmp_path), *report)
+    assert "cannot import pytest_sdxl (ModuleNotFoundError: No module named 'pytest_sdxl')" in err
+
+
+def test_ab_refuses_bad_cpus_pairs_and_budget(tmp_path: Path) -> None:
+    both = ["--base-python", sys.executable, "--head-python", sys.executable, "--report", str(tmp_path)]
+    assert "give auto, off, or CPU numbers and ranges like 2-5,7" in usage_error(*both, "--cpus", "two")
+    if hasattr(os, "sched_getaffinity"):
+        assert "are not available here" in usage_error(*both, "--cpus", "4095")
+    assert "whole number of at least 1" in usage_error(*both, "--pairs", "0")
+    assert "number of seconds above 0" in usage_error(*both, "--budget-s", "-5")
+    assert "--report" in usage_error("--base-python", sys.executable, "--head-python", sys.executable)
+
+
+def test_a_real_process_runs_on_the_cpus_it_was_pinned_to(tmp_path: Path) -> None:
+    if not hasattr(os, "sched_setaffinity"):
+        pytest.skip("this platform cannot pin CPUs")
+    cpu = min(os.sched_getaffinity(0))
+    script = "import os, sys; print(sorted(os.sched_getaffinity(0))); sys.exit(int(os.environ['EXIT_WITH']))"
+    command = (sys.executable, "-c", script)
+    request = ProcessRequest(HEAD, 1, command, {"EXIT_WITH": "3"}, frozenset({cpu}), tmp_path / "process")
+    outcome = interleave.run_process(request)
+    assert outcome.status == 3 and outcome.seconds > 0
+    assert outcome.stderr_tail.strip() == f"[{cpu}]"
+
+
+@pytest.mark.slow
+def test_ab_end_to_end_on_the_tiny_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One pair of real ``run`` processes, base then head, on random:tiny on the CPU (about 20 s on 2 idle cores)."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the processes' torch: one thread, as on a busy two-core machine
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("a red cube\na blue sphere\na green cone\n")
+    report = tmp_path / "ab"
+    status, out, err = ab(
+        "--report", str(report), "--pairs", "1", "--model", "random:tiny", "--device", "cpu",
+        "--variants", "batch", "--prompts", str(prompts), "--profile", "gate",
+    )  # fmt: skip
+    assert status == 0, err
+    assert "block 1/1: base process 1" in err and "block 1/1: head process 1" in err
+    for side in ("base", "head"):
+        assert (report / side / "process-01" / "results.json").is_file()
+        (record,) = load_results(report / side / "results.json").variants
+        assert record.variant == "batch" and len(record.runs) == 1
+    assert "measured in 1 and 1 fresh processes, order AB" in out
+    assert (report / "comparison.md").is_file()
