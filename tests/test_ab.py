@@ -325,6 +325,8 @@ def test_ab_refuses_bad_cpus_pairs_and_budget(tmp_path: Path) -> None:
     assert "whole number of at least 1" in usage_error(*both, "--pairs", "0")
     assert "number of seconds above 0" in usage_error(*both, "--budget-s", "-5")
     assert "--report" in usage_error("--base-python", sys.executable, "--head-python", sys.executable)
+    (tmp_path / "base").mkdir()
+    assert "is not empty; give a new or empty folder" in usage_error(*both)
 
 
 def test_a_real_process_runs_on_the_cpus_it_was_pinned_to(tmp_path: Path) -> None:
@@ -344,17 +346,17 @@ def test_ab_end_to_end_on_the_tiny_model(tmp_path: Path, monkeypatch: pytest.Mon
     """One pair of real ``run`` processes, base then head, on random:tiny on the CPU (about 20 s on 2 idle cores)."""
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the processes' torch: one thread, as on a busy two-core machine
     prompts = tmp_path / "prompts.txt"
-    prompts.write_text("a red cube\na blue sphere\na green cone\n")
+    prompts.write_text("a red cube\na blue sphere\n")  # the fewest the protocol takes: a first and a timed one
     report = tmp_path / "ab"
     status, out, err = ab(
         "--report", str(report), "--pairs", "1", "--model", "random:tiny", "--device", "cpu",
-        "--variants", "batch", "--prompts", str(prompts), "--profile", "gate",
+        "--variants", "baseline", "--prompts", str(prompts), "--profile", "gate",
     )  # fmt: skip
     assert status == 0, err
     assert "block 1/1: base process 1" in err and "block 1/1: head process 1" in err
     for side in ("base", "head"):
         assert (report / side / "process-01" / "results.json").is_file()
         (record,) = load_results(report / side / "results.json").variants
-        assert record.variant == "batch" and len(record.runs) == 1
+        assert record.variant == "baseline" and len(record.runs) == 1
     assert "measured in 1 and 1 fresh processes, order AB" in out
     assert (report / "comparison.md").is_file()

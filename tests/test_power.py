@@ -70,6 +70,7 @@ def test_a_thirty_percent_host_slowdown_is_caught_by_wall_time(power_run: tuple[
 def test_power_prints_kernel_columns_as_not_applicable_on_a_cpu(power_run: tuple[int, str, dict[str, Any]]) -> None:
     table = power_run[1]
     assert "detection power: batch on random:tiny (cpu), 2 trials, 2 runs a measurement" in table
+    assert "both sides in one process (--across rounds)" in table and power_run[2]["across"] == "rounds"
     assert "no CUDA kernels" in table
     for row in ("| host 30% |", "| none (false alarms) |"):
         line = next(line for line in table.splitlines() if line.startswith(row))

@@ -154,6 +154,17 @@ def cpu_list(cpus: frozenset[int]) -> str:
     return ",".join(str(cpu) for cpu in sorted(cpus))
 
 
+def empty_folder(value: str, flag: str) -> Path:
+    """A writable folder holding nothing yet: processes of an earlier measurement must not mix with this one's."""
+    folder = checked_folder(value, flag)
+    assert folder is not None
+    if folder.is_dir() and any(folder.iterdir()):
+        raise SettingsError(
+            f"{flag} {value!r} is not empty; give a new or empty folder for this measurement's processes"
+        )
+    return folder
+
+
 def interpreter(value: str, flag: str) -> str:
     """The interpreter a --*-python names: the path itself, or a venv folder's bin/python (Scripts\\python.exe)."""
     path = Path(value)
@@ -200,8 +211,7 @@ def ab_command(arguments: argparse.Namespace) -> int:
     from pytest_sdxl.measure import interleave
     from pytest_sdxl.measure.interleave import InterleavePlan, Side, measure_interleaved
 
-    report = checked_folder(arguments.report, "--report")
-    assert report is not None
+    report = empty_folder(arguments.report, "--report")
     settings_from(arguments)  # a typo in a setting is refused here, not in the first of many processes
     pythons = {}
     for side, flag in (("base", "--base-python"), ("head", "--head-python")):

@@ -1,12 +1,21 @@
-"""The ``power`` command: how often each signal of the gate catches an injected slowdown, and its false alarms."""
+"""The ``power`` command: how often each signal of the gate catches an injected slowdown, and its false alarms.
+
+``--across rounds`` (the default) measures both sides of each trial in this process; ``--across processes``
+measures them in fresh processes interleaved as ``ab`` does, the slowdown only in the head's: what CI gets.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
-from typing import Any
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from pytest_sdxl.cli.ab import choose_cpus, cpus_argument, empty_folder, passed_arguments
 from pytest_sdxl.cli.options import (
     add_gate_options,
     add_plugin_options,
@@ -17,6 +26,12 @@ from pytest_sdxl.cli.options import (
     settings_from,
     threshold_argument,
 )
+from pytest_sdxl.errors import SettingsError
+
+if TYPE_CHECKING:
+    from pytest_sdxl.analysis.comparison import Rules
+    from pytest_sdxl.measure.power import PowerResult
+    from pytest_sdxl.settings import Settings
 
 
 def add_command(commands: Any) -> None:
@@ -39,6 +54,31 @@ def add_command(commands: Any) -> None:
         help="Slowdowns to inject, kind:share of one call; host = a sleep per call, device = extra kernels "
         "(default: %(default)s)",
     )
+    power.add_argument(
+        "--across",
+        choices=("rounds", "processes"),
+        default="rounds",
+        help="Where a trial's sides come from: rounds of one process, or fresh processes interleaved as "
+        "pytest-sdxl ab measures a pull request, the slowdown only in the head's (default: %(default)s)",
+    )
+    power.add_argument(
+        "--processes",
+        type=positive_count,
+        default=None,
+        help="Across processes: processes a side each comparison may take, stopping once decided as ab does "
+        "(default: ab's --pairs default)",
+    )
+    power.add_argument(
+        "--cpus",
+        type=cpus_argument,
+        default="auto",
+        help="Across processes: the CPUs every process is pinned to, as ab's --cpus (default: %(default)s)",
+    )
+    power.add_argument(
+        "--work-folder",
+        metavar="DIR",
+        help="Across processes: keep each process's files here (default: a temporary folder, removed at the end)",
+    )
     add_gate_options(power)
     power.add_argument("--output", metavar="FILE", help="Also write the table to this markdown file")
     power.add_argument("--json", metavar="FILE", help="Also write the counts to this JSON file")
@@ -48,7 +88,7 @@ def add_command(commands: Any) -> None:
 
 def power_command(arguments: argparse.Namespace) -> int:
     """Detection and false-alarm rates per signal for injected slowdowns of one variant."""
-    from pytest_sdxl.measure.power import POWER_GATE, POWER_SIGNALS, PowerResult, measure_power, power_report
+    from pytest_sdxl.measure.power import POWER_GATE, POWER_SIGNALS, measure_power, power_report
     from pytest_sdxl.results.schema import encode_float, write_atomically
     from pytest_sdxl.variants.registry import parse
 
@@ -65,19 +105,66 @@ def power_command(arguments: argparse.Namespace) -> int:
             # Strict JSON: a calibration that does not apply (no kernels on a CPU) is written as "nan".
             write_atomically(arguments.json, json.dumps(encode_float(result.as_dict()), indent=2) + "\n")
 
-    result = measure_power(
-        settings,
-        parse(arguments.variant),
-        trials=arguments.trials,
-        injections=arguments.inject,
-        rules=rules,
-        report=lambda line: print(line, file=sys.stderr, flush=True),
-        rounds=arguments.rounds,
-        on_trial=save,
-    )
+    if arguments.across == "processes":
+        result = across_processes(arguments, settings, rules, save)
+    else:
+        for flag in ("processes", "work_folder"):
+            if getattr(arguments, flag) is not None:
+                raise SettingsError(f"--{flag.replace('_', '-')} applies to --across processes only")
+        result = measure_power(
+            settings,
+            parse(arguments.variant),
+            trials=arguments.trials,
+            injections=arguments.inject,
+            rules=rules,
+            report=progress,
+            rounds=arguments.rounds,
+            on_trial=save,
+        )
     print(power_report(result))
     save(result)
     return 0
+
+
+def progress(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def across_processes(
+    arguments: argparse.Namespace, settings: Settings, rules: Rules, save: Callable[[PowerResult], None]
+) -> PowerResult:
+    """Trials of fresh processes of this interpreter, each comparison interleaved as ``ab`` does."""
+    from pytest_sdxl.measure import interleave
+    from pytest_sdxl.measure.power_processes import ProcessTrials, measure_power_across_processes
+    from pytest_sdxl.variants.registry import parse
+
+    if arguments.rounds is not None:
+        raise SettingsError("--rounds applies to --across rounds only: each process runs the protocol's own rounds")
+    cpus, pinning = choose_cpus(arguments.cpus)
+    progress(f"pytest-sdxl power: across processes of {sys.executable}; CPUs: {pinning}")
+    with contextlib.ExitStack() as stack:
+        if arguments.work_folder is not None:
+            folder = empty_folder(arguments.work_folder, "--work-folder")
+        else:
+            folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="pytest-sdxl-power-")))
+        trials = ProcessTrials(
+            sys.executable,
+            passed_arguments(arguments),
+            folder,
+            pairs=arguments.processes or interleave.DEFAULT_PAIRS,
+            cpus=cpus,
+        )
+        return measure_power_across_processes(
+            trials,
+            settings,
+            parse(arguments.variant),
+            arguments.trials,
+            arguments.inject,
+            rules,
+            runner=interleave.run_process,
+            report=progress,
+            on_trial=save,
+        )
 
 
 def injections_argument(text: str) -> tuple[tuple[str, float], ...]:

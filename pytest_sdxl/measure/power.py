@@ -11,9 +11,10 @@ calibration of the unchanged pipeline:
 - ``device``: an extra matrix product per call on the device, a share of the call's kernel time
   (a slower kernel). On a CPU it is CPU work, and only wall time can see it.
 
-All measurements of a trial come from one process, so the process-to-process drift of a real
-``compare`` between two CI runs is not in these rates (the user guide's method page, "Detection power",
-says what it adds).
+This mode (``across="rounds"``) measures every trial in one process, so the process-to-process drift
+of a real ``compare`` between two CI runs is not in its rates (the user guide's method page, "Detection
+power", says what it adds). ``measure.power_processes`` is the other mode (``across="processes"``): each
+trial's sides are fresh processes, interleaved as ``pytest-sdxl ab`` measures a pull request.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ if TYPE_CHECKING:
     from pytest_sdxl.settings import Settings
 
 KINDS = ("host", "device")
+# Where a trial's two sides come from: the rounds of one process, or fresh processes (``power_processes``).
+ACROSS = ("rounds", "processes")
 DEFAULT_INJECTIONS = tuple((kind, level) for kind in KINDS for level in (0.02, 0.05, 0.10))
 POWER_SIGNALS = ("avg_gen_s", "wall_ratio", "kernel_ms", "kernels")
 # Judged as `compare` judges by default: the gated signals form the Holm family that decides, and
@@ -67,6 +70,11 @@ class PowerResult:
     # unchanged one and each injection's): {"trial", "comparison", "runs": [[gen_s], [reference_gen_s]] per run},
     # so another estimator of the wall ratio can be judged on the same measurements afterwards.
     samples: list[dict[str, Any]] = field(default_factory=list)
+    across: str = "rounds"
+    # Across processes: the processes a side each comparison may take (it stops earlier once decided), and per
+    # trial and comparison {"trial", "comparison", "order": "ABBA...", "stop": why it stopped}.
+    processes: int = 0
+    interleaved: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -277,17 +285,10 @@ def combined(results: Sequence[PowerResult]) -> PowerResult:
         raise ValueError("no power results to combine")
     first = results[0]
     for other in results[1:]:
-        if (other.variant, other.model, other.runs, other.rounds) != (
-            first.variant,
-            first.model,
-            first.runs,
-            first.rounds,
-        ) or set(other.detections) != set(first.detections):
+        if experiment(other) != experiment(first) or set(other.detections) != set(first.detections):
             raise ValueError(
                 "power results of different experiments cannot be combined: "
-                f"{first.variant} on {first.model}, {first.runs} runs of {first.rounds} rounds "
-                f"({', '.join(first.detections)}) and {other.variant} on {other.model}, {other.runs} runs of "
-                f"{other.rounds} rounds ({', '.join(other.detections)})"
+                f"{describe_experiment(first)} and {describe_experiment(other)}"
             )
     total = PowerResult(
         first.variant,
@@ -299,16 +300,30 @@ def combined(results: Sequence[PowerResult]) -> PowerResult:
         detections={name: {} for name in first.detections},
     )
     total.rounds = first.rounds
+    total.across, total.processes = first.across, first.processes
     for result in results:
         total.unchanged_trials += result.unchanged_trials
         total.estimates += result.estimates
         total.samples += result.samples
+        total.interleaved += result.interleaved
         for signal, count in result.false_alarms.items():
             total.false_alarms[signal] = total.false_alarms.get(signal, 0) + count
         for name, flagged in result.detections.items():
             for signal, count in flagged.items():
                 total.detections[name][signal] = total.detections[name].get(signal, 0) + count
     return total
+
+
+def experiment(result: PowerResult) -> tuple[object, ...]:
+    return (result.variant, result.model, result.runs, result.rounds, result.across, result.processes)
+
+
+def describe_experiment(result: PowerResult) -> str:
+    if result.across == "processes":
+        measured = f"across processes, {result.processes} a side at most"
+    else:
+        measured = f"{result.runs} runs of {result.rounds} rounds"
+    return f"{result.variant} on {result.model}, {measured} ({', '.join(result.detections)})"
 
 
 def median_ratio(result: PowerResult, comparison: str, signal: str) -> float:
@@ -326,10 +341,17 @@ def power_report(result: PowerResult, signals: Sequence[str] = POWER_SIGNALS) ->
     calibration = result.calibration
     kernel_ms = calibration["kernel_ms_per_call"]
     kernel_text = "no CUDA kernels" if math.isnan(kernel_ms) else f"{kernel_ms:.2f} ms kernel time"
-    rounds = "the core's default rounds" if result.rounds is None else f"{result.rounds} rounds"
+    if result.across == "processes":
+        measured = (
+            f"each side of a comparison up to {result.processes} fresh processes of one run, interleaved as "
+            "pytest-sdxl ab does (--across processes)"
+        )
+    else:
+        rounds = "the core's default rounds" if result.rounds is None else f"{result.rounds} rounds"
+        measured = f"{result.runs} runs a measurement of {rounds}, both sides in one process (--across rounds)"
     lines = [
         f"detection power: {result.variant} on {result.model} ({result.device}), {result.trials} trials, "
-        f"{result.runs} runs a measurement of {rounds}; one call: {calibration['wall_ms_per_call']:.2f} ms wall, "
+        f"{measured}; one call: {calibration['wall_ms_per_call']:.2f} ms wall, "
         f"{kernel_text}; each cell: trials flagged (median ratio new/base)",
         "",
         "| injected slowdown | "

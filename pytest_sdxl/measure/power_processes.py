@@ -1,0 +1,151 @@
+"""Detection power across fresh processes: what a base/head job (``pytest-sdxl ab``) catches, and its false alarms.
+
+``power``'s default mode measures both sides of a trial inside one process, so the drift between two
+processes of the same code is not in its rates. This mode's trial is what CI gets: per comparison, the
+interleaved measurement of ``ab`` (``measure.interleave``: ABBA blocks of fresh ``run`` processes, one
+run each, looks with alpha split over them, the early stop), base and head both the code under test,
+with the injected slowdown applied only in the head's processes (``measure.injection``, through the
+environment). The unchanged comparison of a trial compares two unchanged sides: anything it flags is a
+false alarm. The injections are sized from a first unchanged process: a share of its wall time per
+pipeline call (host) or of its kernel time per call (device; its wall time where there are no kernels).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pytest_sdxl.analysis.comparison import Rules
+from pytest_sdxl.errors import SdxlError
+from pytest_sdxl.measure.injection import CHILD_ENTRY, VARIABLE, Injection
+from pytest_sdxl.measure.interleave import (
+    DEFAULT_PAIRS,
+    HEAD,
+    InterleavePlan,
+    ProcessRequest,
+    ProcessRunner,
+    Side,
+    measure_interleaved,
+    process_command,
+    run_process,
+)
+from pytest_sdxl.measure.power import PowerResult, injection_name
+from pytest_sdxl.results.schema import load_results
+
+if TYPE_CHECKING:
+    from pytest_sdxl.settings import Settings
+    from pytest_sdxl.variants.registry import Composition
+
+
+class ProcessFailed(SdxlError):
+    """A process of a trial failed: the message names it and ends with its standard error."""
+
+
+@dataclass(frozen=True)
+class ProcessTrials:
+    """How the trials' processes start and where they report."""
+
+    python: str
+    run_arguments: tuple[str, ...]  # every setting for ``run`` but --variants, which is the slowed variant
+    folder: Path
+    pairs: int = DEFAULT_PAIRS
+    cpus: frozenset[int] | None = None
+
+
+def calibrated(
+    trials: ProcessTrials, settings: Settings, composition: Composition, runner: ProcessRunner
+) -> tuple[float, float]:
+    """Wall and kernel milliseconds per pipeline call of the variant, from one unchanged process (kernel: NaN)."""
+    from pytest_sdxl.measure.core import call_groups, seeds_for
+
+    side = Side("calibration", (trials.python, "-c", CHILD_ENTRY))
+    folder = trials.folder / "calibration"
+    command = process_command(side, folder, (*trials.run_arguments, "--variants", composition.id))
+    outcome = runner(ProcessRequest("calibration", 1, command, {}, trials.cpus, folder))
+    if outcome.status != 0:
+        raise ProcessFailed(
+            f"the calibration process exited with status {outcome.status}: {' '.join(command)}\n"
+            f"its standard error ends:\n{outcome.stderr_tail.strip()}"
+        )
+    record = load_results(folder / "results.json").variant(composition.id)
+    if record is None or not record.ok:
+        reason = "not in its results" if record is None else f"{record.status}: {record.reason}"
+        raise ProcessFailed(f"the calibration process did not measure {composition.id} ({reason})")
+    groups = call_groups(composition, list(settings.prompts[1:]), seeds_for(settings)[1:])
+    images_per_call = sum(len(prompts) for prompts, _ in groups) / len(groups)
+    wall_ms = statistics.median(record.samples("gen_s")) * images_per_call * 1000
+    kernels = [value for run in record.runs if run.device for value in run.device.kernel_ms]
+    kernel_ms = statistics.median(kernels) * images_per_call if kernels else math.nan
+    return wall_ms, kernel_ms
+
+
+def measure_power_across_processes(
+    trials: ProcessTrials,
+    settings: Settings,
+    composition: Composition,
+    count: int,
+    injections: Sequence[tuple[str, float]],
+    rules: Rules,
+    runner: ProcessRunner = run_process,
+    report: Callable[[str], None] | None = None,
+    on_trial: Callable[[PowerResult], None] | None = None,
+) -> PowerResult:
+    """``count`` trials, each an unchanged comparison and one per injection, every one interleaved in processes."""
+    say = report or (lambda line: None)
+    wall_ms, kernel_ms = calibrated(trials, settings, composition, runner)
+    planted: dict[str, Injection] = {}
+    for kind, level in injections:
+        basis = wall_ms if kind == "host" or math.isnan(kernel_ms) else kernel_ms
+        planted[injection_name(kind, level)] = Injection(kind, basis * level, composition.id)
+    result = PowerResult(
+        composition.id,
+        settings.model,
+        settings.device,
+        0,
+        1,
+        calibration={"wall_ms_per_call": wall_ms, "kernel_ms_per_call": kernel_ms},
+        detections={name: {} for name in planted},
+        across="processes",
+        processes=trials.pairs,
+    )
+    plain = (trials.python, "-c", CHILD_ENTRY)
+    arguments = (*trials.run_arguments, "--variants", composition.id)
+    for trial in range(1, count + 1):
+        estimates: dict[str, dict[str, list[float]]] = {}
+        for name, injection in [("none", None), *planted.items()]:
+            say(f"trial {trial}/{count}: {name}")
+            environment = {} if injection is None else {VARIABLE: injection.spec()}
+            plan = InterleavePlan(
+                Side("base", plain),
+                Side(HEAD, plain, environment),
+                arguments,
+                trials.folder / f"trial-{trial:02d}" / name.replace(" ", "-").replace("%", "pct"),
+                rules,
+                pairs=trials.pairs,
+                cpus=trials.cpus,
+            )
+            outcome = measure_interleaved(plan, runner)
+            if outcome.interrupted:
+                raise KeyboardInterrupt
+            if outcome.failure is not None:
+                raise ProcessFailed(f"trial {trial}, {name}: {outcome.failure.describe()}")
+            flagged = {item.metric for item in outcome.comparisons if item.regressed}
+            counts = result.false_alarms if injection is None else result.detections[name]
+            for signal in flagged:
+                counts[signal] = counts.get(signal, 0) + 1
+            estimates[name] = {
+                item.metric: [item.ratio, item.p_value] for item in outcome.comparisons if item.metric in rules.metrics
+            }
+            result.interleaved.append(
+                {"trial": trial, "comparison": name, "order": outcome.order, "stop": outcome.stop}
+            )
+        result.unchanged_trials += 1
+        result.estimates.append(estimates)
+        result.trials = trial
+        if on_trial is not None:
+            on_trial(result)
+    return result

@@ -1,0 +1,211 @@
+"""``power --across processes``: trials of fresh processes, the injection only in the head's, and its hook in the child.
+
+A fake process runner stands for the processes (its head is slower exactly when the environment names
+an injection), so the counting is tested without timing noise; the child's hook is tested on the
+pipeline class itself and through one real, cheap child process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_sdxl.analysis.comparison import Rules
+from pytest_sdxl.cli.main import main
+from pytest_sdxl.errors import SettingsError
+from pytest_sdxl.measure import interleave
+from pytest_sdxl.measure.injection import (
+    CHILD_ENTRY,
+    VARIABLE,
+    Injection,
+    install,
+    install_from_environment,
+    parse_injection,
+)
+from pytest_sdxl.measure.interleave import ProcessOutcome, ProcessRequest
+from pytest_sdxl.measure.power import POWER_GATE, POWER_SIGNALS, power_report
+from pytest_sdxl.measure.power_processes import ProcessTrials, measure_power_across_processes
+from pytest_sdxl.results.schema import ResultSet, RunRecord, VariantRecord, save_results
+from pytest_sdxl.settings import Settings
+from pytest_sdxl.variants.registry import parse
+
+# Seconds per image of the fake processes' batch path: the injections are sized from it.
+PER_IMAGE_S = 0.05
+
+
+def test_an_injection_is_named_by_kind_milliseconds_and_variant() -> None:
+    injection = parse_injection("host:12.5ms@tiny_vae+batch")
+    assert injection == Injection("host", 12.5, "tiny_vae+batch")
+    assert parse_injection(injection.spec()) == injection
+    for bad in ("host:12.5@batch", "gpu:1ms@batch", "host:1ms", "device:-1ms@batch"):
+        with pytest.raises(SettingsError, match=r"accepted; give kind:millisecondsms@variant.*host:12\.5ms@batch"):
+            parse_injection(bad)
+
+
+class Pipeline:
+    """Stands in for VariantPipeline's instances: the hook reads ``id`` and ``device`` only."""
+
+    def __init__(self, variant: str) -> None:
+        self.id = variant
+        self.device = "cpu"
+
+
+def test_the_hook_slows_only_the_injected_variants_calls_and_comes_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pytest_sdxl.measure import power
+    from pytest_sdxl.variants.assembly import VariantPipeline
+
+    called: list[str] = []
+    slept: list[float] = []
+    monkeypatch.setattr(VariantPipeline, "call", lambda self, prompts, generators: called.append(self.id))
+    monkeypatch.setattr(power, "host_sleep", lambda seconds: lambda: slept.append(seconds))
+    plain = VariantPipeline.call
+    undo = install(Injection("host", 20.0, "batch"))
+    try:
+        for variant in ("batch", "baseline", "batch"):
+            VariantPipeline.call(Pipeline(variant), ["a"], [None])  # type: ignore[arg-type]
+    finally:
+        undo()
+    assert called == ["batch", "baseline", "batch"]
+    assert slept == [0.02, 0.02]  # the reference (baseline) is never slowed
+    assert VariantPipeline.call is plain
+
+
+def test_without_the_variable_the_child_entry_changes_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pytest_sdxl.variants.assembly import VariantPipeline
+
+    monkeypatch.delenv(VARIABLE, raising=False)
+    plain = VariantPipeline.call
+    assert install_from_environment() is None
+    assert VariantPipeline.call is plain
+
+
+def test_a_real_child_starts_through_the_entry_and_refuses_a_bad_injection() -> None:
+    good = subprocess.run(
+        [sys.executable, "-c", CHILD_ENTRY, "--version"],
+        env={**os.environ, VARIABLE: "host:1ms@batch"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert good.returncode == 0 and good.stdout.startswith("pytest-sdxl "), good.stderr
+    bad = subprocess.run(
+        [sys.executable, "-c", CHILD_ENTRY, "--version"],
+        env={**os.environ, VARIABLE: "host:fast@batch"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert bad.returncode != 0 and "PYTEST_SDXL_INJECT: 'host:fast@batch' is not accepted" in bad.stderr
+
+
+def results_of(slowdown_ms: float, draw: random.Random) -> ResultSet:
+    """One process of batch (4 prompts a call) beside its reference; slower by ``slowdown_ms`` a call."""
+    blocks = []
+    for _ in range(4):
+        reference = PER_IMAGE_S * (1 + abs(draw.gauss(0, 0.01)))
+        variant = (reference * 4 + slowdown_ms / 1000) / 4 * (1 + draw.gauss(0, 0.0005))
+        blocks.append([variant, reference])
+    run = RunRecord(
+        1, 1.0, 0.2, [b[0] for b in blocks], blocks[0][0], blocks[0][0], 3.0,
+        reference="baseline", reference_gen_s=[b[1] for b in blocks], wall_blocks=blocks,
+    )  # fmt: skip
+    return ResultSet({"model": "random:tiny", "image_size": 64}, {}, [VariantRecord("batch", "speed", runs=[run])])
+
+
+class Processes:
+    """Fake processes: each writes its results, slowed by the injection its environment names, if any."""
+
+    def __init__(self) -> None:
+        self.requests: list[ProcessRequest] = []
+        self.draw = random.Random(11)
+
+    def __call__(self, request: ProcessRequest) -> ProcessOutcome:
+        self.requests.append(request)
+        spec = request.environment.get(VARIABLE)
+        slowdown_ms = parse_injection(spec).milliseconds if spec else 0.0
+        request.folder.mkdir(parents=True)
+        save_results(results_of(slowdown_ms, self.draw), request.folder / "results.json")
+        return ProcessOutcome(0, 1.0)
+
+
+def test_each_trial_compares_interleaved_processes_with_the_slowdown_in_the_heads_only(tmp_path: Path) -> None:
+    processes = Processes()
+    trials = ProcessTrials(sys.executable, ("--model", "random:tiny"), tmp_path, pairs=4)
+    saved: list[int] = []
+    result = measure_power_across_processes(
+        trials,
+        Settings(model="random:tiny", device="cpu"),
+        parse("batch"),
+        2,
+        [("host", 0.10)],
+        Rules(metrics=POWER_SIGNALS, gate=POWER_GATE),
+        runner=processes,
+        on_trial=lambda so_far: saved.append(so_far.trials),
+    )
+    # Calibrated on the first, unchanged process: four images a call (the default prompts less the first).
+    assert result.calibration["wall_ms_per_call"] == pytest.approx(PER_IMAGE_S * 4 * 1000, rel=0.05)
+    calibration, *compared = processes.requests
+    assert calibration.side == "calibration" and not calibration.environment
+    assert calibration.command[:3] == (sys.executable, "-c", CHILD_ENTRY)
+    assert calibration.command[-2:] == ("--variants", "batch")
+    # Per trial: the unchanged comparison, then the injected one; each four processes a side at most, ABBA.
+    assert [entry["comparison"] for entry in result.interleaved] == ["none", "host 10%"] * 2
+    assert all(entry["order"] == "ABBAABBA" for entry in result.interleaved)
+    injected = {request.environment.get(VARIABLE) for request in compared if request.side == "head"}
+    spec = f"host:{result.calibration['wall_ms_per_call'] * 0.1:.6g}ms@batch"
+    assert injected == {None, spec}
+    assert all(VARIABLE not in request.environment for request in compared if request.side == "base")
+    assert (result.across, result.processes, result.trials, result.unchanged_trials) == ("processes", 4, 2, 2)
+    assert result.detections["host 10%"].get("wall_ratio") == 2 and not result.false_alarms
+    assert saved == [1, 2]
+    assert "up to 4 fresh processes of one run, interleaved as pytest-sdxl ab does (--across processes)" in (
+        power_report(result)
+    )
+
+
+def power(*arguments: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            status = main(["power", *arguments])
+        except SystemExit as exit_:
+            status = int(exit_.code or 0)
+    return status, out.getvalue(), err.getvalue()
+
+
+def test_the_command_writes_which_mode_it_measured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(interleave, "run_process", Processes())
+    out = tmp_path / "power.json"
+    status, table, err = power(
+        "--across", "processes", "--processes", "2", "--trials", "1", "--inject", "host:20%",
+        "--model", "random:tiny", "--device", "cpu", "--cpus", "off", "--json", str(out),
+        "--work-folder", str(tmp_path / "work"),
+    )  # fmt: skip
+    assert status == 0, err
+    assert "across processes of" in err and "CPUs: not pinned (--cpus off)" in err
+    document: dict[str, Any] = json.loads(out.read_text())
+    assert (document["across"], document["processes"], document["trials"]) == ("processes", 2, 1)
+    assert "(--across processes)" in table
+    assert (tmp_path / "work" / "trial-01" / "host-20pct" / "head" / "process-01" / "results.json").is_file()
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (("--across", "processes", "--rounds", "12"), "--rounds applies to --across rounds only"),
+        (("--processes", "2"), "--processes applies to --across processes only"),
+        (("--across", "threads"), "invalid choice: 'threads'"),
+    ],
+)
+def test_options_of_the_other_mode_are_refused(arguments: tuple[str, ...], message: str) -> None:
+    status, _, err = power(*arguments, "--cpus", "off")
+    assert status == 2 and message in err
