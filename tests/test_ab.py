@@ -343,7 +343,7 @@ def test_a_real_process_runs_on_the_cpus_it_was_pinned_to(tmp_path: Path) -> Non
 
 @pytest.mark.slow
 def test_ab_end_to_end_on_the_tiny_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """One pair of real ``run`` processes, base then head, on random:tiny on the CPU (about 20 s on 2 idle cores)."""
+    """One pair of real ``run`` processes, base then head, on random:tiny on the CPU: two process starts, hence slow."""
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the processes' torch: one thread, as on a busy two-core machine
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("a red cube\na blue sphere\n")  # the fewest the protocol takes: a first and a timed one
