@@ -360,3 +360,14 @@ def test_ab_end_to_end_on_the_tiny_model(tmp_path: Path, monkeypatch: pytest.Mon
         assert record.variant == "baseline" and len(record.runs) == 1
     assert "measured in 1 and 1 fresh processes, order AB" in out
     assert (report / "comparison.md").is_file()
+
+
+def test_ab_exits_3_when_neither_side_measured_a_variant(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def nothing_measured(request: ProcessRequest) -> ProcessOutcome:
+        request.folder.mkdir(parents=True)
+        save_results(ResultSet(dict(SETTINGS), {}, []), request.folder / "results.json")
+        return ProcessOutcome(0, 1.0)
+
+    monkeypatch.setattr(interleave, "run_process", nothing_measured)
+    status, _, err = ab("--report", str(tmp_path), "--cpus", "off", "--pairs", "2")
+    assert status == 3 and "nothing to compare: neither side measured a variant" in err

@@ -244,7 +244,7 @@ def progress(line: str) -> None:
 def conclude(outcome: Interleaved, arguments: argparse.Namespace, pinning: str) -> int:
     """Files written, the table printed, the exit status chosen."""
     from pytest_sdxl.cli.compare_review import markdown_of, review_of
-    from pytest_sdxl.reports.comparison import comparison_table
+    from pytest_sdxl.reports.comparison import comparison_table, kernel_diffs
     from pytest_sdxl.results.compatibility import comparison_warnings
     from pytest_sdxl.results.schema import save_results, write_atomically
 
@@ -261,7 +261,9 @@ def conclude(outcome: Interleaved, arguments: argparse.Namespace, pinning: str) 
         print(f"\n{summary}\nkept: {', '.join(written) or 'nothing (no process finished)'}", file=sys.stderr)
         if outcome.interrupted:
             return INTERRUPTED
-        assert outcome.failure is not None
+        if outcome.failure is None:
+            print("pytest-sdxl ab: nothing to compare: neither side measured a variant", file=sys.stderr)
+            return NOTHING_MEASURED
         # The process's own usage error or nothing measured says more than a plain failure.
         status = outcome.failure.status
         return status if status in (USAGE_ERROR, NOTHING_MEASURED) else REGRESSED_OR_FAILED
@@ -280,6 +282,9 @@ def conclude(outcome: Interleaved, arguments: argparse.Namespace, pinning: str) 
         print(markdown, end="")
     else:
         print(comparison_table(outcome.comparisons))
+        diffs = kernel_diffs(base, head, outcome.comparisons)
+        if diffs:
+            print("\n" + diffs)
         print("\n" + "\n".join([*notes, summary, *review.lines()]))
         verdict = f"regressed: {', '.join(regressed)}" if regressed else "no regression"
         print(f"\n{verdict} (gate {','.join(rules.gate)}; each look at p < {look_alpha:.3g} after Holm)")
