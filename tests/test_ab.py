@@ -371,3 +371,19 @@ def test_ab_exits_3_when_neither_side_measured_a_variant(tmp_path: Path, monkeyp
     monkeypatch.setattr(interleave, "run_process", nothing_measured)
     status, _, err = ab("--report", str(tmp_path), "--cpus", "off", "--pairs", "2")
     assert status == 3 and "nothing to compare: neither side measured a variant" in err
+
+
+def test_ab_warns_when_two_interpreters_import_the_same_package(
+    tmp_path: Path, fake_processes: Callable[..., FakeRunner]
+) -> None:
+    fake_processes()
+    other = tmp_path / "other-python"
+    other.symlink_to(sys.executable)
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        status = main([
+            "ab", "--base-python", sys.executable, "--head-python", str(other),
+            "--report", str(tmp_path / "ab"), "--cpus", "off",
+        ])  # fmt: skip
+    assert status == 0
+    assert "warning: both interpreters import the same pytest_sdxl" in err.getvalue()

@@ -213,11 +213,19 @@ def ab_command(arguments: argparse.Namespace) -> int:
 
     report = empty_folder(arguments.report, "--report")
     settings_from(arguments)  # a typo in a setting is refused here, not in the first of many processes
-    pythons = {}
+    pythons, imports = {}, {}
     for side, flag in (("base", "--base-python"), ("head", "--head-python")):
         python = interpreter(getattr(arguments, flag[2:].replace("-", "_")), flag)
-        print(f"pytest-sdxl ab: {side}: {python} imports {imported_package(python, flag)}", file=sys.stderr)
+        imports[side] = imported_package(python, flag)
+        print(f"pytest-sdxl ab: {side}: {python} imports {imports[side]}", file=sys.stderr)
         pythons[side] = python
+    if pythons["base"] != pythons["head"] and imports["base"] == imports["head"]:
+        # Two environments that find one checkout (a venv that sees another's editable install) compare it with itself.
+        print(
+            "pytest-sdxl ab: warning: both interpreters import the same pytest_sdxl; if base and head are two "
+            "versions, each environment must hold its own copy",
+            file=sys.stderr,
+        )
     cpus, pinning = choose_cpus(arguments.cpus)
     print(f"pytest-sdxl ab: CPUs: {pinning}", file=sys.stderr)
     plan = InterleavePlan(
