@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from scratch_repository import ScratchRepository
 
 pytest_plugins = ["pytester"]
 
@@ -48,3 +52,17 @@ def model_code_imported(one_torch_thread: None) -> None:
     pipeline = assembly.VariantPipeline(components, variants.compose([]), 64)
     pipeline.generate(["warm"], [0])
     pipeline.close()
+
+
+@pytest.fixture(scope="session")
+def asv_scratch(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> ScratchRepository:
+    """The asv tests' scratch repository (tests/scratch_repository.py): one for the whole run, xdist workers included.
+
+    An xdist worker's temporary folder is one of several inside the run's own; the repository goes
+    in that common parent, so every worker of the run finds the one the first worker made.
+    """
+    from scratch_repository import shared_repository
+
+    base = tmp_path_factory.getbasetemp()
+    on_a_worker = hasattr(request.config, "workerinput")
+    return shared_repository((base.parent if on_a_worker else base) / "asv-scratch")
