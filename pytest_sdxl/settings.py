@@ -120,8 +120,8 @@ def dtype_name(value: str, where: str) -> str:
 
 
 # The variant selections a word names; any other value is a list of names. ``auto`` (the default) is every
-# variant on a GPU and, on a CPU, every one but those that compile for minutes there
-# (``Variant.compiles_for_minutes_on_cpu``); ``all`` is every variant wherever it runs.
+# variant on a GPU and, on a CPU, every one but those a CPU takes minutes over (compiled ones, bfloat16:
+# ``Variant.slow_on_cpu``); ``all`` is every variant wherever it runs.
 VARIANT_SELECTIONS = ("auto", "all")
 
 
@@ -323,8 +323,8 @@ OPTIONS = (
         "variants",
         variant_list,
         "auto",
-        "Variants to run: auto (every one; on a CPU all but those that compile for minutes there), all (every "
-        "one), or a comma-separated list, each a name or names joined with + (default: auto)",
+        "Variants to run: auto (every one; on a CPU all but those it takes minutes over: compiled, bf16), all "
+        "(every one), or a comma-separated list, each a name or names joined with + (default: auto)",
         "LIST",
     ),
     Option(
@@ -437,7 +437,7 @@ class Settings:
         """The compositions to measure on this device type and those the selection leaves out here.
 
         Named variants are measured as named; ``all`` is every variant; ``auto`` leaves out, on a CPU,
-        the variants that compile for minutes there.
+        the variants it takes minutes over (``Variant.slow_on_cpu``).
         """
         from pytest_sdxl.variants.registry import default_selection
 

@@ -9,7 +9,8 @@ import sys
 
 import pytest
 
-from pytest_sdxl.variants.registry import REGISTRY
+from pytest_sdxl.machine.devices import device_type
+from pytest_sdxl.variants.registry import REGISTRY, default_selection
 
 # Plugins the child sessions do not need: smaller, faster sessions.
 SMALL = ("-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-p", "no:anyio", "-W", "ignore::DeprecationWarning")
@@ -24,7 +25,13 @@ SDXL-Turbo benchmarks (pytest-sdxl):
   --sdxl-prompts=FILE   File of prompts, one a line (default: five built-in prompts) (ini sdxl_prompts, env PYTEST_SDXL_PROMPTS)
   --sdxl-runs=N         Runs of the protocol, 1 to 100, each from a fresh load; under pytest: blocks of at least ten timed calls on the one warmed pipeline (default: 3; ini sdxl_runs, env
                         PYTEST_SDXL_RUNS)
-  --sdxl-variants=LIST  Comma-separated variants to run, each a name or names joined with + (default: all) (ini sdxl_variants, env PYTEST_SDXL_VARIANTS)
+  --sdxl-variants=LIST  Variants to run: auto (every one; on a CPU all but those it takes minutes over: compiled, bf16), all (every one), or a comma-separated list, each a name or names joined with +
+                        (default: auto) (ini sdxl_variants, env PYTEST_SDXL_VARIANTS)
+  --sdxl-profile=NAME   What to measure: gate (the gated signals, rounds stopped once narrow enough; for pull requests), full (every signal, rounds stopped the same way) or reference (the reference
+                        protocol's fixed rounds) (default: full; ini sdxl_profile, env PYTEST_SDXL_PROFILE)
+  --sdxl-variant-budget=SECONDS
+                        Seconds of timed rounds per variant (all its runs) within which gate and full stop sampling: auto (30 on a GPU, 2 on a CPU) or a number; the minimum rounds are always timed
+                        (default: auto; ini sdxl_variant_budget, env PYTEST_SDXL_VARIANT_BUDGET)
   --sdxl-report=DIR     Folder to write results.json, results.md and results.png to (default: none; ini sdxl_report, env PYTEST_SDXL_REPORT)
   --sdxl-trace=DIR      Folder to keep a Chrome trace of one generation per variant in (<variant>.json, opens in Perfetto) (default: none; ini sdxl_trace, env PYTEST_SDXL_TRACE)
   --sdxl-seed=N         Seed of the first prompt's generator; prompt i uses seed + i (default: 0; ini sdxl_seed, env PYTEST_SDXL_SEED)
@@ -112,7 +119,7 @@ def test_header_names_the_settings_and_the_gpu(pytester: pytest.Pytester) -> Non
     header = header_for(pytester, "--sdxl-variants", "tiny_vae+batch,baseline")
     assert header[0] == (
         "sdxl: model=random:tiny device=auto dtype=auto size=auto steps=1 prompts=5 runs=3 "
-        "variants=tiny_vae+batch,baseline"
+        "variants=tiny_vae+batch,baseline profile=full"
     )
     assert header[-1].startswith("sdxl gpu: ")
 
@@ -150,7 +157,9 @@ def test_a_bad_environment_value_is_a_usage_error_saying_where(
     result.stderr.fnmatch_lines([message])
 
 
-EMPTY_VARIANTS = "*: empty list of variants; accepted: all, or a comma-separated list of names * from: baseline, *"
+EMPTY_VARIANTS = (
+    "*: empty list of variants; accepted: auto, all, or a comma-separated list of names * from: baseline, *"
+)
 
 
 @pytest.mark.parametrize(
@@ -180,9 +189,9 @@ def test_an_empty_variant_list_is_a_usage_error_saying_what_is_accepted(
     result.stderr.fnmatch_lines([f"*pytest-sdxl: {where}{EMPTY_VARIANTS}"])
 
 
-def test_unset_variants_and_all_mean_every_variant(pytester: pytest.Pytester) -> None:
+def test_unset_variants_mean_auto_and_all_every_variant(pytester: pytest.Pytester) -> None:
     pytester.makeini("[pytest]\nsdxl_steps = 2\n")
-    assert " variants=all" in header_for(pytester)[0]
+    assert " variants=auto" in header_for(pytester)[0]
     assert " variants=all" in header_for(pytester, "--sdxl-variants=all")[0]
 
 
@@ -265,10 +274,15 @@ def test_variant_ids_and_marker_restriction(pytester: pytest.Pytester) -> None:
     # Grouped by variant, baseline first (every other variant's PSNR reference), so each is built once.
     variants = [name.split("[")[1].rstrip("]") for name in collected]
     assert variants == ["baseline", "baseline", "tiny_vae+batch", "tiny_vae+batch"]
-    everything = pytester.runpytest(*SMALL, "--collect-only", "-q")
+    marked = {"test_marked[baseline]", "test_marked[tiny_vae+batch]", "test_marked[vae_slicing]"}
+    everything = pytester.runpytest(*SMALL, "--collect-only", "-q", "--sdxl-variants", "all")
     names = {line.split("::")[1] for line in everything.stdout.lines if "::" in line}
-    assert names == {f"test_every_selected[{name}]" for name in REGISTRY} | {
-        "test_marked[baseline]",
-        "test_marked[tiny_vae+batch]",
-        "test_marked[vae_slicing]",
-    }
+    assert names == {f"test_every_selected[{name}]" for name in REGISTRY} | marked
+    # Unset (auto): on this device, what the default selection keeps; a CPU names what it leaves out.
+    kept, left_out = default_selection(device_type("auto"))
+    automatic = pytester.runpytest(*SMALL, "--collect-only", "-q")
+    names = {line.split("::")[1] for line in automatic.stdout.lines if "::" in line}
+    assert names == {f"test_every_selected[{composition.id}]" for composition in kept} | marked
+    if left_out:
+        result = pytester.runpytest(*SMALL, "--collect-only")
+        result.stdout.fnmatch_lines(["sdxl variants left out on this cpu: *compile_unet* (compiles for minutes)*"])

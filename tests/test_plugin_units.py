@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from pytest_sdxl.machine import probes as machine
 from pytest_sdxl.plugin import collection
 from pytest_sdxl.results.schema import encode_float
-from pytest_sdxl.variants.registry import BASELINE, all_single_variants, parse
+from pytest_sdxl.variants.registry import BASELINE, all_single_variants, default_selection, parse
 
 SINGLES = all_single_variants()
 
@@ -53,26 +53,29 @@ def test_grouping_makes_each_variant_contiguous_and_leaves_other_tests_in_place(
 )
 def test_a_marker_restricts_to_its_variants_in_its_order(marked: list[Any], selected: Any) -> None:
     marker = pytest.mark.sdxl_variants(*(composition.id for composition in marked)).mark
-    chosen = collection.variants_for(marker, selected, "test_x")
+    chosen = collection.variants_for(marker, selected, "test_x", SINGLES)
     expected = marked if selected is None else [composition for composition in marked if composition in selected]
     assert chosen == expected
 
 
-def test_without_a_marker_the_selection_or_every_variant() -> None:
-    assert collection.variants_for(None, None, "test_x") == SINGLES
+def test_without_a_marker_the_selection_or_the_default_selection() -> None:
+    assert collection.variants_for(None, None, "test_x", SINGLES) == SINGLES
+    on_a_cpu, _ = default_selection("cpu")
+    assert collection.variants_for(None, None, "test_x", on_a_cpu) == on_a_cpu
     selected = (parse("tiny_vae+batch"), parse("baseline"))
-    assert collection.variants_for(None, selected, "test_x") == list(selected)
+    assert collection.variants_for(None, selected, "test_x", on_a_cpu) == list(selected)
 
 
 def test_a_marker_accepts_comma_lists_and_compositions_in_any_order() -> None:
     marker = pytest.mark.sdxl_variants("batch+tiny_vae, baseline", "baseline").mark
-    assert [item.id for item in collection.variants_for(marker, None, "test_x")] == ["tiny_vae+batch", "baseline"]
+    chosen = collection.variants_for(marker, None, "test_x", SINGLES)
+    assert [item.id for item in chosen] == ["tiny_vae+batch", "baseline"]
 
 
 @pytest.mark.parametrize("marker", [pytest.mark.sdxl_variants(), pytest.mark.sdxl_variants(names="baseline")])
 def test_a_marker_without_names_says_how_to_write_it(marker: Any) -> None:
     with pytest.raises(pytest.fail.Exception, match=r"sdxl_variants takes variant names as strings, e\.g\."):
-        collection.variants_for(marker.mark, None, "test_x")
+        collection.variants_for(marker.mark, None, "test_x", SINGLES)
 
 
 def write_driver_files(root: Path, names: list[str], driver: str, module: str = "x86_64 Kernel Module") -> Path:

@@ -79,10 +79,11 @@ def measure_and_report(arguments: argparse.Namespace, saving: RunSaving) -> int:
     saving.start(settings, compositions, earlier, to_measure, resumed=arguments.resume)
     print(f"pytest-sdxl run: {settings.describe()}", file=sys.stderr)
     if left_out:
-        names = ", ".join(composition.id for composition in left_out)
+        from pytest_sdxl.variants.registry import left_out_on_cpu
+
         print(
-            f"pytest-sdxl run: left out on this cpu (they compile for minutes here): {names}; "
-            "--variants all, or name them, to time them",
+            f"pytest-sdxl run: left out on this cpu: {left_out_on_cpu(left_out)}; --variants all, or their names, "
+            "times them",
             file=sys.stderr,
         )
     if to_measure:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import gc
 import os
+import sys
 import traceback
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -64,12 +65,22 @@ def threads_in_use() -> dict[str, object]:
 
 
 def device_type(name: str) -> str:
-    """``cpu`` or ``cuda`` for a device setting (a list of GPUs included); torch is asked only for ``auto``."""
-    if name == "auto":
-        import torch
+    """``cpu`` or ``cuda`` for a device setting (a list of GPUs included), without importing torch.
 
+    For ``auto``: torch's answer where it is imported already, else the NVIDIA driver's (no driver, no
+    GPU torch could see). The plugin asks at collection, where importing torch would cost seconds, and
+    under pytester's in-process runs would import it afresh each time (pytester drops new modules).
+    """
+    if name != "auto":
+        return "cpu" if name == "cpu" else "cuda"
+    torch = sys.modules.get("torch")
+    if torch is not None:
         return "cuda" if torch.cuda.is_available() else "cpu"
-    return "cpu" if name == "cpu" else "cuda"
+    import shutil
+    from pathlib import Path
+
+    # The driver's /proc files (machine.probes.gpus_from_driver reads them), or nvidia-smi where there are none (WSL).
+    return "cuda" if Path("/proc/driver/nvidia/gpus").is_dir() or shutil.which("nvidia-smi") else "cpu"
 
 
 def resolve_device(name: str) -> torch.device:

@@ -153,10 +153,11 @@ def left_out_line(state: SessionState) -> list[str]:
     """The header's line naming the variants the default selection leaves out here, and how to ask for them."""
     if not state.left_out:
         return []
-    names = ", ".join(composition.id for composition in state.left_out)
+    from pytest_sdxl.variants.registry import left_out_on_cpu
+
     return [
-        f"sdxl variants left out on this cpu (they compile for minutes here): {names}; "
-        "--sdxl-variants all, or name them, to time them"
+        f"sdxl variants left out on this cpu: {left_out_on_cpu(state.left_out)}; "
+        "--sdxl-variants all, or their names, times them"
     ]
 
 
@@ -167,7 +168,7 @@ def pytest_report_collectionfinish(config: pytest.Config, items: Sequence[pytest
     if state is None:
         return []
     if not any(name in SDXL_FIXTURES for item in items for name in getattr(item, "fixturenames", ())):
-        return []
+        return left_out_line(state)
     return left_out_line(state) + gpu_line_from_nvidia_smi()
 
 

@@ -81,9 +81,10 @@ class Variant:
     idle_because: str = ""
     call_context: Callable[[], AbstractContextManager[Any]] | None = None
     details: str = ""
-    # Compiling it on a CPU takes minutes (inductor's C++ builds), and what it then times are C++ kernels
-    # that say nothing of a GPU's: the default selection on a CPU (``auto``) leaves it out.
-    compiles_for_minutes_on_cpu: bool = False
+    # Why a CPU takes minutes over it, if it does ("" when it does not): compiling (inductor's C++ builds),
+    # or arithmetic the CPU emulates. What it would time there says nothing of a GPU's kernels, so the
+    # default selection on a CPU (``auto``) leaves it out and says why.
+    slow_on_cpu: str = ""
 
     @property
     def description(self) -> str:
@@ -150,8 +151,8 @@ def problems(variant: object) -> list[str]:
         found.append(f"apply {variant.apply!r} is not callable as apply(pipe, context)")
     if variant.call_context is not None and not callable(variant.call_context):
         found.append(f"call_context {variant.call_context!r} is not callable")
-    if not isinstance(variant.compiles_for_minutes_on_cpu, bool):
-        found.append(f"compiles_for_minutes_on_cpu {variant.compiles_for_minutes_on_cpu!r} is not True or False")
+    if not isinstance(variant.slow_on_cpu, str):
+        found.append(f"slow_on_cpu {variant.slow_on_cpu!r} is not a string (why a CPU takes minutes over it, or '')")
     if not isinstance(variant.warmup_calls, int) or variant.warmup_calls < 1:
         found.append(f"warmup_calls {variant.warmup_calls!r} is not a whole number of at least 1")
     unknown_components = [name for name in variant.mutates if name not in MUTABLE_COMPONENTS]

@@ -29,6 +29,7 @@ __all__ = [
     "all_single_variants",
     "compose",
     "default_selection",
+    "left_out_on_cpu",
     "parse",
     "parse_list",
     "register",
@@ -137,6 +138,11 @@ class Composition:
             sentences.append(sentence)
         return ". ".join(sentences)
 
+    @property
+    def slow_on_cpu(self) -> str:
+        """Why a CPU takes minutes over this composition ("" when it does not): its parts' reasons."""
+        return "; ".join(dict.fromkeys(variant.slow_on_cpu for variant in self.variants if variant.slow_on_cpu))
+
     def unmet_requirements(self, device_type: str, dtype_name: str) -> list[str]:
         return [reason for variant in self.variants for reason in variant.unmet_requirements(device_type, dtype_name)]
 
@@ -208,11 +214,19 @@ def all_single_variants() -> list[Composition]:
 def default_selection(device_type: str, every: bool = False) -> tuple[list[Composition], list[Composition]]:
     """The single variants measured when none are named, and those left out on this device type.
 
-    ``every`` (the ``all`` selection) takes every variant; otherwise a CPU leaves out the variants that
-    compile for minutes there (``Variant.compiles_for_minutes_on_cpu``), and a GPU takes every one.
+    ``every`` (the ``all`` selection) takes every variant; otherwise a CPU leaves out the variants it takes
+    minutes over (``Variant.slow_on_cpu``), and a GPU takes every one.
     """
     singles = all_single_variants()
     if every or device_type != "cpu":
         return singles, []
-    slow = [composition for composition in singles if any(v.compiles_for_minutes_on_cpu for v in composition.variants)]
+    slow = [composition for composition in singles if composition.slow_on_cpu]
     return [composition for composition in singles if composition not in slow], slow
+
+
+def left_out_on_cpu(compositions: Iterable[Composition]) -> str:
+    """The variants the CPU default leaves out, grouped by why: ``a, b (compiles for minutes); c (...)``."""
+    by_reason: dict[str, list[str]] = {}
+    for composition in compositions:
+        by_reason.setdefault(composition.slow_on_cpu, []).append(composition.id)
+    return "; ".join(f"{', '.join(names)} ({reason})" for reason, names in by_reason.items())

@@ -114,8 +114,7 @@ def suite_variants() -> list[str]:
         added = [
             name
             for name in plugin_variants()
-            if not parse(name).unmet_requirements("cpu", dtype)
-            and not any(variant.compiles_for_minutes_on_cpu for variant in parse(name).variants)
+            if not parse(name).unmet_requirements("cpu", dtype) and not parse(name).slow_on_cpu
         ]
         return [*CPU_VARIANTS, *added]
     return [variant for variant in every if not parse(variant).unmet_requirements("cpu", dtype)]
