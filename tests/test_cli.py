@@ -264,7 +264,7 @@ def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentP
 
 def test_each_command_lives_in_a_module_of_its_name() -> None:
     commands = subcommands(build_parser())
-    assert set(commands) == {"variants", "run", "report", "merge", "compare", "power", "overhead", "tune", "asv"}
+    assert set(commands) == {"variants", "run", "report", "merge", "compare", "power", "overhead", "tune", "asv", "ab"}
     commands["asv"] = subcommands(commands["asv"])["init"]
     for name, parser in commands.items():
         assert parser.get_default("handler").__module__ == f"pytest_sdxl.cli.{name}", name
