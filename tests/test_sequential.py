@@ -150,7 +150,6 @@ def rates(sequential: bool, slowdown: float, trials: int, seed: int) -> Rates:
     return found
 
 
-@pytest.mark.slow
 def test_rates_sequential_stopping_keeps_the_false_alarm_rate_of_fixed_rounds() -> None:
     """Over many unchanged pairs, stopping on the interval's width flags no more often than fixed rounds."""
     trials = 200
