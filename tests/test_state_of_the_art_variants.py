@@ -304,6 +304,11 @@ def test_compile_kernels_sits_inside_the_captures_and_apart_from_the_other_compi
 def test_compile_kernels_compiles_every_model_without_graphs_and_keeps_the_images(
     components: Components, baseline_images: np.ndarray
 ) -> None:
+    """Its models compiled as they are; their images the baseline's, called directly and as graph_pipeline calls them.
+
+    The second half is what tiny_vae+compile_kernels+graph_pipeline captures on a GPU, run uncaptured:
+    the compiled models inside the graphed generation. One compile serves both halves.
+    """
     pipeline = VariantPipeline(components, parse("compile_kernels"), SIZE)
     pipe = pipeline.pipe
     for module in (pipe.text_encoder, pipe.text_encoder_2, pipe.unet, pipe.vae.decoder):
@@ -311,14 +316,7 @@ def test_compile_kernels_compiles_every_model_without_graphs_and_keeps_the_image
         assert isinstance(module, torch._dynamo.eval_frame.OptimizedModule)
     assert not isinstance(components.modules["vae"].decoder, torch._dynamo.eval_frame.OptimizedModule)
     assert max_abs_difference(baseline_images, pipeline.generate(PROMPTS, SEEDS)) <= EXACT_TOLERANCE
-
-
-@pytest.mark.slow
-def test_graph_pipeline_generation_runs_the_compiled_models_and_keeps_the_images(
-    components: Components, baseline_images: np.ndarray
-) -> None:
-    """What tiny_vae+compile_kernels+graph_pipeline captures on a GPU, run uncaptured: compiled models, same images."""
-    pipeline, graphs = graphed_uncaptured(components, "compile_kernels")
+    graphs = pipeline_graph.replace_call(pipe, capture=False)
     assert isinstance(pipeline.pipe.unet, torch._dynamo.eval_frame.OptimizedModule)
     images = pipeline.generate(PROMPTS, SEEDS)
     assert graphs.replays == len(PROMPTS)

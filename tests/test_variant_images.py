@@ -24,6 +24,11 @@ EXACT_TOLERANCE = 1e-3
 SIZE = 64
 PROMPTS = ["a lighthouse at dusk", "an astronaut riding a horse", "a bowl of ramen"]
 SEEDS = [11, 12, 13]
+# Their images are checked against the baseline's in tests/test_state_of_the_art_variants.py, beside
+# what they compile: each compiles for minutes on a 2-core CPU, so once is enough.
+IMAGES_CHECKED_WITH_THEIR_STRUCTURE = {"compile_pipeline", "compile_kernels", "compile_regions"}
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +57,9 @@ EXACT_COMPOSITIONS = [
 
 def exact_params() -> Iterator[Any]:
     for name in EXACT_ON_CPU + EXACT_COMPOSITIONS:
-        # compile_unet, compile_pipeline, compile_max_autotune: compiling takes minutes on a small CPU.
+        if name in IMAGES_CHECKED_WITH_THEIR_STRUCTURE:
+            continue
+        # compile_unet, compile_max_autotune: compiling takes minutes on a small CPU.
         marks = [pytest.mark.slow] if "compile" in name else []
         yield pytest.param(name, marks=marks, id=name)
 
