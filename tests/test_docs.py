@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 DOCS = ROOT / "docs"
 README_MAX_LINES = 150
-TEST_COMMAND = "python -m pytest -q -p no:cacheprovider"
+TEST_COMMAND = "python -m pytest -q -p no:cacheprovider -n 2 --dist worksteal"
 MAIN_JOB = (
     'python -m pip install torch==2.13.0 && python -m pip install -e ".[test]" && '
     "python -m pytest --pyargs pytest_sdxl.suite --benchmark-only"
