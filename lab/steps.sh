@@ -19,6 +19,10 @@
 #   asv        lab/asv_detection.py: asv's rule on a commit whose batch path is 5 % slower and an unchanged
 #              one, RATIO plain or host-normalized (default plain) of VARIANT (default baseline), FACTOR
 #              (default 1.03), TRIALS trials (default 3)
+#   start      PROCESSES (default 3) fresh `run` processes of the gate profile on VARIANT (default baseline),
+#              one run each: the wall time of each process and its start-to-first-timed-round figure
+#   ab         `pytest-sdxl ab` with this checkout on both sides (an unchanged pair) over VARIANTS (default
+#              six eager variants), PAIRS pairs (default 2), AB_BUDGET seconds (default 300), gate profile
 #   spread     lab/ratio_processes.py: VARIANT's (default tiny_vae+cuda_graph+cached_embeds) batch ratio in
 #              PROCESSES (default 6) fresh processes, started within SPREAD_SECONDS (default 240); with PIN,
 #              again pinned to those CPUs
@@ -28,7 +32,7 @@
 # Each step writes to $OUT/<step>/. Nothing here bounds time: run a step as a lane of lab/lanes.sh for that.
 # shellcheck source=lab/host.sh
 source "$(dirname "$0")/host.sh"
-KNOWN_STEPS="reruns workers cache breakdown serving tune power asv spread"
+KNOWN_STEPS="reruns workers cache breakdown serving tune power asv start ab spread"
 if [ -z "${STEPS:-}" ]; then
     echo "STEPS is empty: give some of ${KNOWN_STEPS// /, } joined by commas"
     exit 2
@@ -179,6 +183,27 @@ if has_step asv; then
     python3 lab/asv_detection.py --trials "${TRIALS:-3}" --ratio "${RATIO:-plain}" --variant "${VARIANT:-baseline}" \
         --factor "${FACTOR:-1.03}" ${PIN:+--cpu-affinity "$PIN"} --out "$OUT/asv/${RATIO:-plain}" 2>&1 \
         | without_transformers_chatter
+fi
+
+if has_step start; then
+    mkdir -p "$OUT/start"
+    for index in $(seq "${PROCESSES:-3}"); do
+        echo "== start: process $index of ${PROCESSES:-3} ($((SECONDS - started)) s)"
+        begun=$SECONDS
+        python3 -m pytest_sdxl run --model "$MODEL" --variants "${VARIANT:-baseline}" --runs 1 --profile gate \
+            --report "$OUT/start/process-$index" 2>&1 | without_transformers_chatter | tail -25
+        echo "process $index: $((SECONDS - begun)) s from start to exit"
+    done
+fi
+
+if has_step ab; then
+    echo "== ab: this checkout against itself ($((SECONDS - started)) s)"
+    begun=$SECONDS
+    python3 -m pytest_sdxl ab --base-python python3 --head-python python3 --model "$MODEL" \
+        --variants "${VARIANTS:-baseline,batch,tiny_vae,tiny_vae+batch,cached_embeds,upcast_vae}" \
+        --pairs "${PAIRS:-2}" --budget-s "${AB_BUDGET:-300}" --profile gate --report "$OUT/ab" 2>&1 \
+        | without_transformers_chatter
+    echo "ab: $((SECONDS - begun)) s"
 fi
 
 if has_step spread; then
