@@ -63,7 +63,10 @@ def step_count(value: str, where: str) -> int:
     return whole_number(value, where, STEPS_RANGE, "the scheduler has 1,000 training timesteps")
 
 
-def run_count(value: str, where: str) -> int:
+def run_count(value: str, where: str) -> int | None:
+    """A number of runs, or None for ``auto`` (the profile's: ``PROFILE_RUNS``)."""
+    if value.strip().lower() == "auto":
+        return None
     return whole_number(value, where, RUNS_RANGE, "each run is a fresh load; 100 already take hours on a real model")
 
 
@@ -220,6 +223,12 @@ def lpips_weights_path(value: str, where: str) -> Path | None:
 # - reference: the reference protocol's fixed sampling as it has always been (the rounds ``rounds_per_run``
 #   gives, every signal), for tables comparable with earlier ones.
 PROFILES = ("gate", "full", "reference")
+# Runs when ``--runs`` is auto. The reference protocol's three. Gate and full take two: their rounds stop by
+# the interval (``measure.sequential``), a run holds at least one wall block either way, and between two CI
+# jobs the unit that matters is the process (``analysis.processes``), not a third run inside one; on the
+# 2-core CPU a third run was a third of the reference suite's time (the user guide's command-line page,
+# "Profiles").
+PROFILE_RUNS = {"gate": 2, "full": 2, "reference": 3}
 
 
 def profile_name(value: str, where: str) -> str:
@@ -317,7 +326,12 @@ OPTIONS = (
     Option("steps", step_count, "1", f"Inference steps per image, {STEPS_RANGE[0]} to {STEPS_RANGE[1]}", "N"),
     Option("prompts", prompt_file, "default", "File of prompts, one a line (default: five built-in prompts)", "FILE"),
     Option(
-        "runs", run_count, "3", f"Runs of the protocol, {RUNS_RANGE[0]} to {RUNS_RANGE[1]}, each from a fresh load", "N"
+        "runs",
+        run_count,
+        "auto",
+        f"Runs of the protocol, {RUNS_RANGE[0]} to {RUNS_RANGE[1]}, each from a fresh load, or auto (3 in the "
+        "reference profile, 2 in gate and full)",
+        "N",
     ),
     Option(
         "variants",
@@ -473,4 +487,6 @@ def resolve(
         if option.name == "variants":
             word = str(raw).strip().lower()
             values["variant_selection"] = word if word in VARIANT_SELECTIONS else "named"
+    if values["runs"] is None:
+        values["runs"] = PROFILE_RUNS[values["profile"]]
     return Settings(**values, sources=origins)

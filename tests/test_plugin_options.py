@@ -23,8 +23,8 @@ SDXL-Turbo benchmarks (pytest-sdxl):
   --sdxl-size=PIXELS    Image side in pixels, a multiple of 8 from 8 to 4096, or auto (the model's default, 64 on random:tiny) (default: auto; ini sdxl_size, env PYTEST_SDXL_SIZE)
   --sdxl-steps=N        Inference steps per image, 1 to 1000 (default: 1; ini sdxl_steps, env PYTEST_SDXL_STEPS)
   --sdxl-prompts=FILE   File of prompts, one a line (default: five built-in prompts) (ini sdxl_prompts, env PYTEST_SDXL_PROMPTS)
-  --sdxl-runs=N         Runs of the protocol, 1 to 100, each from a fresh load; under pytest: blocks of at least ten timed calls on the one warmed pipeline (default: 3; ini sdxl_runs, env
-                        PYTEST_SDXL_RUNS)
+  --sdxl-runs=N         Runs of the protocol, 1 to 100, each from a fresh load, or auto (3 in the reference profile, 2 in gate and full); under pytest: blocks of at least ten timed calls on the one
+                        warmed pipeline (default: auto; ini sdxl_runs, env PYTEST_SDXL_RUNS)
   --sdxl-variants=LIST  Variants to run: auto (every one; on a CPU all but those it takes minutes over: compiled, bf16), all (every one), or a comma-separated list, each a name or names joined with +
                         (default: auto) (ini sdxl_variants, env PYTEST_SDXL_VARIANTS)
   --sdxl-profile=NAME   What to measure: gate (the gated signals, rounds stopped once narrow enough; for pull requests), full (every signal, rounds stopped the same way) or reference (the reference
@@ -118,7 +118,7 @@ def test_command_line_beats_environment_beats_ini(
 def test_header_names_the_settings_and_the_gpu(pytester: pytest.Pytester) -> None:
     header = header_for(pytester, "--sdxl-variants", "tiny_vae+batch,baseline")
     assert header[0] == (
-        "sdxl: model=random:tiny device=auto dtype=auto size=auto steps=1 prompts=5 runs=3 "
+        "sdxl: model=random:tiny device=auto dtype=auto size=auto steps=1 prompts=5 runs=2 "
         "variants=tiny_vae+batch,baseline profile=full"
     )
     assert header[-1].startswith("sdxl gpu: ")
