@@ -24,6 +24,23 @@ def not_an_xdist_worker_inside(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread_in_every_test() -> Iterator[None]:
+    """One torch thread for the whole session, every xdist worker included.
+
+    Two workers on two cores, each with torch's default of a thread a core, oversubscribe the machine:
+    a generation test in a module without ``one_torch_thread`` ran several times slower (one
+    host-normalized ratio test of the asv suite took 70 s with two threads, 2 s with one). A test
+    that checks the thread default sets the count it needs itself.
+    """
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture(scope="module")
 def one_torch_thread() -> Iterator[None]:
     """One torch thread: on a busy two-core machine more threads make a 64x64 image several times slower."""

@@ -29,6 +29,8 @@ from pytest_sdxl.variants.registry import REGISTRY, parse
 
 ROOT = Path(__file__).resolve().parents[1]
 SUITE_PACKAGE = "pytest_sdxl.suite.asv"
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 SUITE_MODULES = (bench_generation, bench_protocol, bench_ratios)
 BENCHMARK_PREFIXES = ("time_", "track_", "mem_", "peakmem_")
 
@@ -306,7 +308,13 @@ def test_a_bad_variant_in_the_environment_says_what_is_accepted(suite_environmen
         common.suite_variants()
 
 
-@pytest.mark.usefixtures("torch_threads")
+@pytest.fixture
+def two_ratio_rounds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two alternating rounds a ratio: these tests check what a ratio is made of, not how many rounds make it."""
+    monkeypatch.setattr(common, "ratio_round_limits", lambda: {"min_rounds": 2, "min_seconds": 0.0})
+
+
+@pytest.mark.usefixtures("torch_threads", "two_ratio_rounds")
 def test_ratio_classes_measure_on_a_cpu_and_skip_what_cannot_run(suite_environment: Callable[..., None]) -> None:
     suite_environment(PYTEST_SDXL_MODEL="random:tiny", PYTEST_SDXL_DEVICE="cpu")
     batch = bench_ratios.BatchOverOneByOne()
@@ -327,7 +335,7 @@ def test_the_host_normalized_ratio_is_skipped_on_a_cpu_with_its_reason(suite_env
         bench_ratios.HostNormalizedBatchOverOneByOne().setup("baseline", 2)
 
 
-@pytest.mark.usefixtures("torch_threads")
+@pytest.mark.usefixtures("torch_threads", "two_ratio_rounds")
 def test_the_host_normalized_ratio_splits_each_side_by_its_own_kernel_time(
     suite_environment: Callable[..., None], monkeypatch: pytest.MonkeyPatch
 ) -> None:

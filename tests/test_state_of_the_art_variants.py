@@ -1,7 +1,9 @@
 """Issue 9's variants on random:tiny (CPU) where they can run there, and their reasons where they cannot.
 
 sdpa_math, bf16 and graph_pipeline's generation (run uncaptured) are checked against the baseline;
-flash/cuDNN/efficient attention, the CUDA graph itself, fp8 and torchao need a GPU or a package.
+flash/cuDNN/efficient attention, the CUDA graph itself, fp8 and torchao need a GPU or a package. The
+compiled variants' images (compile_pipeline, compile_kernels inside graph_pipeline's generation,
+compile_regions) are checked in tests/test_compiled_variants.py, where the compiles share their work.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pytest_sdxl.variants import compilation, pipeline_graph, quantization
 from pytest_sdxl.variants import definition as variant_definition
 from pytest_sdxl.variants.assembly import VariantPipeline
 from pytest_sdxl.variants.registry import REGISTRY, parse
-from pytest_sdxl.variants.unet_wrappers import CallReplacedUNet, clone_tensors
+from pytest_sdxl.variants.unet_wrappers import clone_tensors
 
 SIZE = 64
 PROMPTS = ["a lighthouse at dusk", "an astronaut riding a horse"]
@@ -80,6 +82,7 @@ def test_an_attention_backend_that_cannot_run_is_skipped_with_its_reason(compone
         REGISTRY["sdpa_efficient"].apply(VariantPipeline(components, parse("baseline"), SIZE).pipe, None)  # type: ignore[arg-type]
 
 
+@pytest.mark.slow  # bf16 on a CPU: several seconds for two 64x64 images
 def test_bf16_casts_every_model_and_gives_finite_images(components: Components, baseline_images: np.ndarray) -> None:
     pipeline = VariantPipeline(components, parse("bf16"), SIZE)
     for name in ("unet", "vae", "text_encoder", "text_encoder_2"):
@@ -269,23 +272,6 @@ def test_graph_pipeline_refuses_what_it_does_not_capture(components: Components)
         pipeline.generate(PROMPTS[:1], SEEDS[:1])
 
 
-@pytest.mark.slow
-def test_compile_pipeline_compiles_every_model_and_keeps_the_images(
-    components: Components, baseline_images: np.ndarray
-) -> None:
-    pipeline = VariantPipeline(components, parse("compile_pipeline"), SIZE)
-    for module in (pipeline.pipe.unet, pipeline.pipe.vae.decoder):
-        assert isinstance(module, torch._dynamo.eval_frame.OptimizedModule)
-    for name in ("text_encoder", "text_encoder_2"):
-        wrapper = getattr(pipeline.pipe, name)
-        # The compiled encoder behind a wrapper that clones its outputs (CUDA graph trees reuse them).
-        assert isinstance(wrapper, CallReplacedUNet) and wrapper.unet is components.modules[name]
-        captured = [cell.cell_contents for cell in wrapper.replacement.__closure__]
-        assert any(isinstance(item, torch._dynamo.eval_frame.OptimizedModule) for item in captured)
-    assert not isinstance(components.modules["vae"].decoder, torch._dynamo.eval_frame.OptimizedModule)
-    assert max_abs_difference(baseline_images, pipeline.generate(PROMPTS, SEEDS)) <= EXACT_TOLERANCE
-
-
 def test_compile_kernels_sits_inside_the_captures_and_apart_from_the_other_compiles() -> None:
     # Applied before cuda_graph and graph_pipeline, so that their captures wrap the compiled models.
     assert parse("graph_pipeline+compile_kernels+tiny_vae").id == "tiny_vae+compile_kernels+graph_pipeline"
@@ -298,29 +284,6 @@ def test_compile_kernels_sits_inside_the_captures_and_apart_from_the_other_compi
         with pytest.raises(VariantSpecError, match=f"compile_kernels and {other} cannot be combined|"
                            f"{other} and compile_kernels cannot be combined"):  # fmt: skip
             parse(f"compile_kernels+{other}")
-
-
-@pytest.mark.slow
-def test_compile_kernels_compiles_every_model_without_graphs_and_keeps_the_images(
-    components: Components, baseline_images: np.ndarray
-) -> None:
-    """Its models compiled as they are; their images the baseline's, called directly and as graph_pipeline calls them.
-
-    The second half is what tiny_vae+compile_kernels+graph_pipeline captures on a GPU, run uncaptured:
-    the compiled models inside the graphed generation. One compile serves both halves.
-    """
-    pipeline = VariantPipeline(components, parse("compile_kernels"), SIZE)
-    pipe = pipeline.pipe
-    for module in (pipe.text_encoder, pipe.text_encoder_2, pipe.unet, pipe.vae.decoder):
-        # Compiled as they are: no output-cloning wrapper, since no CUDA graph tree reuses their outputs.
-        assert isinstance(module, torch._dynamo.eval_frame.OptimizedModule)
-    assert not isinstance(components.modules["vae"].decoder, torch._dynamo.eval_frame.OptimizedModule)
-    assert max_abs_difference(baseline_images, pipeline.generate(PROMPTS, SEEDS)) <= EXACT_TOLERANCE
-    graphs = pipeline_graph.replace_call(pipe, capture=False)
-    assert isinstance(pipeline.pipe.unet, torch._dynamo.eval_frame.OptimizedModule)
-    images = pipeline.generate(PROMPTS, SEEDS)
-    assert graphs.replays == len(PROMPTS)
-    assert max_abs_difference(baseline_images, images) <= EXACT_TOLERANCE
 
 
 def test_encoder_outputs_are_cloned_item_and_attribute_alike() -> None:
@@ -375,9 +338,3 @@ def test_compile_regions_says_when_a_unet_names_no_repeated_blocks() -> None:
     pipe = type("Pipe", (), {"unet": PlainUNet()})()
     with pytest.raises(VariantUnavailable, match=r"PlainUNet names no repeated blocks to compile.*use compile_unet"):
         compilation.compile_regions(pipe, variant_definition.Context(components=None, size=SIZE))
-
-
-@pytest.mark.slow
-def test_compile_regions_keeps_the_images(components: Components, baseline_images: np.ndarray) -> None:
-    pipeline = VariantPipeline(components, parse("compile_regions"), SIZE)
-    assert max_abs_difference(baseline_images, pipeline.generate(PROMPTS, SEEDS)) <= EXACT_TOLERANCE

@@ -24,9 +24,6 @@ EXACT_TOLERANCE = 1e-3
 SIZE = 64
 PROMPTS = ["a lighthouse at dusk", "an astronaut riding a horse", "a bowl of ramen"]
 SEEDS = [11, 12, 13]
-# Their images are checked against the baseline's in tests/test_state_of_the_art_variants.py, beside
-# what they compile: each compiles for minutes on a 2-core CPU, so once is enough.
-IMAGES_CHECKED_WITH_THEIR_STRUCTURE = {"compile_pipeline", "compile_kernels", "compile_regions"}
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -57,11 +54,11 @@ EXACT_COMPOSITIONS = [
 
 def exact_params() -> Iterator[Any]:
     for name in EXACT_ON_CPU + EXACT_COMPOSITIONS:
-        if name in IMAGES_CHECKED_WITH_THEIR_STRUCTURE:
+        if name.startswith("compile_"):
+            # tests/test_compiled_variants.py checks their images, beside what they compile, in one
+            # module where each compile reuses what the one before built: minutes on a 2-core CPU.
             continue
-        # compile_unet, compile_max_autotune: compiling takes minutes on a small CPU.
-        marks = [pytest.mark.slow] if "compile" in name else []
-        yield pytest.param(name, marks=marks, id=name)
+        yield pytest.param(name, id=name)
 
 
 @pytest.mark.parametrize("spec", exact_params())
@@ -72,7 +69,13 @@ def test_exact_variant_reproduces_the_baseline(spec: str, components: Components
     assert max_abs_difference(baseline_images, images) <= EXACT_TOLERANCE
 
 
-@pytest.mark.parametrize("spec", [*LOSSY_ON_CPU, "tiny_vae+batch+vae_slicing"])
+def lossy_params() -> Iterator[Any]:
+    for name in [*LOSSY_ON_CPU, "tiny_vae+batch+vae_slicing"]:
+        # bf16 on a CPU: several seconds for three 64x64 images.
+        yield pytest.param(name, marks=[pytest.mark.slow] if name == "bf16" else [], id=name)
+
+
+@pytest.mark.parametrize("spec", lossy_params())
 def test_lossy_variant_gives_finite_images_of_the_right_shape(spec: str, components: Components) -> None:
     images = VariantPipeline(components, parse(spec), SIZE).generate(PROMPTS, SEEDS)
     assert images.shape == (len(PROMPTS), SIZE, SIZE, 3)
