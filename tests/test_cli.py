@@ -45,6 +45,7 @@ def measured(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     return report, output.getvalue()
 
 
+@pytest.mark.slow
 def test_run_prints_the_tables_and_writes_the_files(measured: tuple[Path, str]) -> None:
     report, output = measured
     assert sorted(path.name for path in report.iterdir()) == [
@@ -62,6 +63,7 @@ def test_run_prints_the_tables_and_writes_the_files(measured: tuple[Path, str]) 
     assert result.settings["prompts"] == ["a red cube", "a blue sphere"]
 
 
+@pytest.mark.slow
 def test_run_keeps_a_chrome_trace_of_one_generation_per_variant(measured: tuple[Path, str]) -> None:
     report, _ = measured
     traces = report.parent / "traces"
@@ -71,6 +73,7 @@ def test_run_keeps_a_chrome_trace_of_one_generation_per_variant(measured: tuple[
     assert {"sdxl:call#0", "sdxl:unet", "sdxl:vae_decode"} <= names and "sdxl:call#1" not in names
 
 
+@pytest.mark.slow
 def test_report_writes_markdown_and_chart_again(measured: tuple[Path, str], tmp_path: Path) -> None:
     report, _ = measured
     assert main(["report", str(report / "results.json"), "--output", str(tmp_path / "again")]) == 0
@@ -78,6 +81,7 @@ def test_report_writes_markdown_and_chart_again(measured: tuple[Path, str], tmp_
     assert (tmp_path / "again" / "results.md").read_text() == (report / "results.md").read_text()
 
 
+@pytest.mark.slow
 def test_report_beside_its_json_leaves_the_json_alone(measured: tuple[Path, str]) -> None:
     report, _ = measured
     before = (report / "results.json").stat().st_mtime_ns
@@ -85,6 +89,7 @@ def test_report_beside_its_json_leaves_the_json_alone(measured: tuple[Path, str]
     assert (report / "results.json").stat().st_mtime_ns == before
 
 
+@pytest.mark.slow
 def test_an_environment_variable_sets_an_option(
     prompts: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -152,6 +157,7 @@ def test_a_run_that_measured_nothing_exits_3_saying_why(
     assert errors[-len(reasons) :] == reasons
 
 
+@pytest.mark.slow
 def test_an_interrupted_run_writes_what_it_measured_marked_partial(
     prompts: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -33,6 +33,7 @@ def run_command(arguments: list[str]) -> tuple[int, str]:
     return status, output.getvalue()
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("one_torch_thread")
 def test_a_cpu_run_records_the_gpu_state_as_na_and_ssim_psnr_per_lossy_variant(tmp_path: Path) -> None:
     prompts = tmp_path / "prompts.txt"

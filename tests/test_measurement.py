@@ -276,6 +276,7 @@ def pipelines(one_torch_thread: None) -> Iterator[dict[str, VariantPipeline]]:
         pipeline.close()
 
 
+@pytest.mark.slow
 def test_measure_pipeline_gives_one_full_record_per_run(pipelines: dict[str, VariantPipeline]) -> None:
     batch, baseline = pipelines["batch"], pipelines["baseline"]
     reference_images = baseline.generate(TIMED_PROMPTS, TIMED_SEEDS)
@@ -366,6 +367,7 @@ class FakeBenchmark:
             target()
 
 
+@pytest.mark.slow
 def test_the_plugin_times_through_the_core(
     timed_rounds: list[str], one_run: Settings, pipelines: dict[str, VariantPipeline]
 ) -> None:
@@ -406,6 +408,7 @@ def test_asvs_ratios_time_through_the_core(
     assert timed_rounds == ["batch", "baseline", "baseline", "batch"] and ratio > 0
 
 
+@pytest.mark.slow
 def test_the_power_command_times_through_the_core(
     timed_rounds: list[str], pipelines: dict[str, VariantPipeline]
 ) -> None:

@@ -56,6 +56,7 @@ def stop_at_run(monkeypatch: pytest.MonkeyPatch, stopped: int) -> None:
     monkeypatch.setattr(protocol, "measure_run", stopped_there)
 
 
+@pytest.mark.slow
 def test_an_interrupt_in_the_first_variant_keeps_its_finished_runs(
     prompts: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -87,6 +88,7 @@ def test_an_interrupt_before_any_run_finished_says_so_in_one_line_and_writes_not
     assert not (report / "results.json").exists()
 
 
+@pytest.mark.slow
 def test_resume_finishes_a_partly_measured_variant_keeping_its_runs(
     prompts: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -138,6 +140,7 @@ def measuring_gate(monkeypatch: pytest.MonkeyPatch, gate: Callable[[str], None])
     monkeypatch.setattr(protocol, "measure_variant", gated)
 
 
+@pytest.mark.slow
 def test_two_resumed_sessions_writing_one_folder_at_once_keep_both_variants(
     prompts: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -14,7 +14,8 @@ SMALL = ("-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-p", "no:anyio"
 BENCHMARK_TEST = "def test_generation(sdxl_benchmark):\n    sdxl_benchmark()\n"
 
 
-pytestmark = pytest.mark.usefixtures("model_code_imported")
+# Whole plugin sessions that time every round: tens of seconds each on a 2-core CPU.
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("model_code_imported")]
 
 
 def prompt_file(pytester: pytest.Pytester, count: int) -> str:
@@ -119,7 +120,8 @@ def test_compare_fail_catches_an_injected_slowdown_and_passes_a_rerun(
         "--benchmark-only",
         storage,
         "--sdxl-variants=tiny_vae",
-        "--sdxl-runs=2",
+        # One run: the sleeping rounds decide compare-fail; how many runs make them is not what is tested.
+        "--sdxl-runs=1",
         f"--sdxl-prompts={prompt_file(pytester, 2)}",
     )
     # The sleep dominates every round, so the machine's noise cannot decide the outcome.

@@ -141,6 +141,7 @@ def live_session(report: Path, prompts: str, harness: bool) -> Any:
     return folder
 
 
+@pytest.mark.slow
 def test_a_session_writing_beside_a_live_one_keeps_the_others_variants(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_suite=BENCHMARK_TEST)
     report, prompts = pytester.path / "report", prompt_file(pytester, 2)

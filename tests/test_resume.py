@@ -51,6 +51,7 @@ def interrupt_after_the_baseline(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(protocol, "measure_variant", interrupted)
 
 
+@pytest.mark.slow
 def test_resume_measures_only_what_the_interrupted_run_did_not_reach(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, measured_variants: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -84,6 +85,7 @@ def test_resume_measures_only_what_the_interrupted_run_did_not_reach(
     )
 
 
+@pytest.mark.slow
 def test_resuming_a_finished_run_measures_nothing_and_reports_it_again(
     tmp_path: Path, measured_variants: list[str]
 ) -> None:
@@ -95,6 +97,7 @@ def test_resuming_a_finished_run_measures_nothing_and_reports_it_again(
     assert "| tiny_vae" in (tmp_path / "report" / "results.md").read_text()
 
 
+@pytest.mark.slow
 def test_resume_without_earlier_results_starts_from_the_beginning(tmp_path: Path, measured_variants: list[str]) -> None:
     assert run(tmp_path, "--resume") == 0
     assert measured_variants == ["baseline", "tiny_vae", "cached_embeds"]

@@ -331,6 +331,7 @@ def test_an_unknown_candidate_is_a_usage_error_naming_the_valid_ones(capsys: pyt
     assert "unknown variant 'tiny_vea'. Did you mean 'tiny_vae'? Valid variants: baseline," in error
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("one_torch_thread")
 def test_tune_end_to_end_on_random_tiny(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     prompts = tmp_path / "prompts.txt"
@@ -476,6 +477,7 @@ def test_resume_refuses_measurements_made_under_other_conditions_naming_each_dif
         read_known(tmp_path / "other.json", now_conditions, now_machine)
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("one_torch_thread")
 def test_a_stopped_tune_leaves_a_tune_json_to_resume_from(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from pytest_sdxl.tune import measurement as tune_measurement
