@@ -1,15 +1,20 @@
 """The SDXL architectures pytest-sdxl builds with random weights: tiny (CPU tests) and SDXL-Turbo.
 
 The SDXL-Turbo configs are those of stabilityai/sdxl-turbo (and madebyollin/taesdxl for the tiny
-VAE); building them on the meta device gives exactly the real parameter counts.
+VAE); building them on the meta device gives exactly the real parameter counts. Their random
+weights are drawn by ``random_weights``, on the device and in the dtype they run in.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pytest_sdxl.pipelines.clip_tokenizer import END_OF_TEXT_ID, START_OF_TEXT_ID
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass(frozen=True)
@@ -24,7 +29,7 @@ class Architecture:
     text_encoder_2: dict[str, Any]
     scheduler: dict[str, Any]
     default_size: int
-    # Random weights are multiplied by this so that half-precision activations stay finite.
+    # Random weights (not biases) are multiplied by this so that half-precision activations stay finite.
     weight_scale: float = 1.0
     seed: int = 0
 
@@ -176,38 +181,68 @@ def clip_config(config: dict[str, Any]) -> Any:
     )
 
 
-def build_module(architecture: Architecture, component: str, offset: int = 0) -> Any:
-    """Build one component with random weights on the current default device (seeded, reproducible).
+def build_module(
+    architecture: Architecture,
+    component: str,
+    offset: int = 0,
+    device: torch.device | str = "meta",
+    dtype: torch.dtype | None = None,
+) -> Any:
+    """One component with random weights made on ``device`` in ``dtype`` (seeded, reproducible).
 
-    Call under ``with torch.device(...)`` to create the weights where they will run, or on
-    ``meta`` to count parameters without memory.
+    The weights are drawn once, where they will run (``random_weights``); on ``meta`` (the default)
+    only the shapes exist, which counts parameters without memory. ``dtype`` None keeps float32.
     """
-    import torch
-    from diffusers import AutoencoderKL, AutoencoderTiny, UNet2DConditionModel
-    from transformers import CLIPTextModel, CLIPTextModelWithProjection
+    from pytest_sdxl.pipelines.random_weights import build_random
+
+    config = getattr(architecture, component, None)
+    if component not in COMPONENT_CLASSES or config is None:
+        raise ValueError(f"unknown component {component!r}; known: {', '.join(COMPONENT_CLASSES)}")
+
+    def construct() -> Any:
+        return COMPONENT_CLASSES[component](config)
 
     # One seed per component: a component's weights do not depend on which others were built.
-    torch.manual_seed(architecture.seed + offset)
-    config = getattr(architecture, component)
-    module: Any
-    if component == "unet":
-        module = UNet2DConditionModel(**config)
-    elif component == "vae":
-        module = AutoencoderKL(**config)
-    elif component == "tiny_vae":
-        module = AutoencoderTiny(**config)
-    elif component == "text_encoder":
-        module = CLIPTextModel(clip_config(config))
-    elif component == "text_encoder_2":
-        module = CLIPTextModelWithProjection(clip_config(config))
-    else:
-        raise ValueError(f"unknown component {component!r}")
-    if architecture.weight_scale != 1.0 and next(module.parameters()).device.type != "meta":
-        with torch.no_grad():
-            for parameter in module.parameters():
-                if parameter.dim() >= 2:
-                    parameter.mul_(architecture.weight_scale)
-    return module.eval().requires_grad_(False)
+    return build_random(construct, device, dtype, architecture.seed + offset, architecture.weight_scale)
+
+
+def unet(config: dict[str, Any]) -> Any:
+    from diffusers import UNet2DConditionModel
+
+    return UNet2DConditionModel(**config)
+
+
+def vae(config: dict[str, Any]) -> Any:
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL(**config)
+
+
+def tiny_vae(config: dict[str, Any]) -> Any:
+    from diffusers import AutoencoderTiny
+
+    return AutoencoderTiny(**config)
+
+
+def text_encoder(config: dict[str, Any]) -> Any:
+    from transformers import CLIPTextModel
+
+    return CLIPTextModel(clip_config(config))
+
+
+def text_encoder_2(config: dict[str, Any]) -> Any:
+    from transformers import CLIPTextModelWithProjection
+
+    return CLIPTextModelWithProjection(clip_config(config))
+
+
+COMPONENT_CLASSES: dict[str, Callable[[dict[str, Any]], Any]] = {
+    "unet": unet,
+    "vae": vae,
+    "tiny_vae": tiny_vae,
+    "text_encoder": text_encoder,
+    "text_encoder_2": text_encoder_2,
+}
 
 
 def count_parameters(module: Any) -> int:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pytest_sdxl.errors import ModelSourceError
-from pytest_sdxl.machine.devices import DeviceChoice, cast
+from pytest_sdxl.machine.devices import DeviceChoice
 from pytest_sdxl.pipelines.architectures import ARCHITECTURES, Architecture, build_module
 
 if TYPE_CHECKING:
@@ -84,20 +84,17 @@ class Components:
         return list(self._extra_vaes.values())
 
     def _load_extra_vae(self, which: str, source: str) -> Any:
-        import torch
         from diffusers import AutoencoderKL, AutoencoderTiny
 
         architecture = self.architecture
         if source == RANDOM_VAE or architecture is not None:
             architecture = architecture or ARCHITECTURES["sdxl-turbo"]
-            with torch.device(self.device):
-                if which == "tiny_vae":
-                    module = build_module(architecture, "tiny_vae", COMPONENT_OFFSETS["tiny_vae"])
-                else:
-                    # The fp16-fix VAE is a fine-tune of the same architecture: same seed, upcast off.
-                    module = build_module(architecture, "vae", COMPONENT_OFFSETS["vae"])
-                    module.register_to_config(force_upcast=False)
-            return cast(module, self.dtype)
+            if which == "tiny_vae":
+                return build_module(architecture, "tiny_vae", COMPONENT_OFFSETS["tiny_vae"], self.device, self.dtype)
+            # The fp16-fix VAE is a fine-tune of the same architecture: same seed, upcast off.
+            module = build_module(architecture, "vae", COMPONENT_OFFSETS["vae"], self.device, self.dtype)
+            module.register_to_config(force_upcast=False)
+            return module
         model_class = AutoencoderTiny if which == "tiny_vae" else AutoencoderKL
         module = from_pretrained_offline_first(model_class, source, **{dtype_keyword(): self.dtype})
         if which == "fp16_vae":
@@ -136,18 +133,16 @@ def load_components(
 
 
 def build_random_modules(architecture: Architecture, device: torch.device, dtype: torch.dtype) -> dict[str, Any]:
-    """Random weights created directly on the device (not built on the CPU and moved)."""
-    import torch
+    """Random weights drawn directly on the device in dtype (never built on the CPU, in float32, and moved)."""
     from diffusers import EulerAncestralDiscreteScheduler
 
     from pytest_sdxl.pipelines.clip_tokenizer import build_clip_tokenizer
 
-    modules: dict[str, Any] = {}
-    for component, offset in COMPONENT_OFFSETS.items():
-        if component == "tiny_vae":
-            continue
-        with torch.device(device):
-            modules[component] = cast(build_module(architecture, component, offset), dtype)
+    modules: dict[str, Any] = {
+        component: build_module(architecture, component, offset, device, dtype)
+        for component, offset in COMPONENT_OFFSETS.items()
+        if component != "tiny_vae"
+    }
     modules["tokenizer"] = build_clip_tokenizer()
     modules["tokenizer_2"] = build_clip_tokenizer()
     modules["scheduler"] = EulerAncestralDiscreteScheduler(**architecture.scheduler)
