@@ -22,7 +22,8 @@
 #   start      PROCESSES (default 3) fresh `run` processes of the gate profile on VARIANT (default baseline),
 #              one run each: the wall time of each process and its start-to-first-timed-round figure
 #   ab         `pytest-sdxl ab` with this checkout on both sides (an unchanged pair) over VARIANTS (default
-#              six eager variants), PAIRS pairs (default 2), AB_BUDGET seconds (default 300), gate profile
+#              six eager variants), PAIRS pairs (default 2), AB_BUDGET seconds (default 300), gate profile,
+#              VARIANT_BUDGET seconds a variant when set
 #   spread     lab/ratio_processes.py: VARIANT's (default tiny_vae+cuda_graph+cached_embeds) batch ratio in
 #              PROCESSES (default 6) fresh processes, started within SPREAD_SECONDS (default 240); with PIN,
 #              again pinned to those CPUs
@@ -201,7 +202,8 @@ if has_step ab; then
     begun=$SECONDS
     python3 -m pytest_sdxl ab --base-python python3 --head-python python3 --model "$MODEL" \
         --variants "${VARIANTS:-baseline,batch,tiny_vae,tiny_vae+batch,cached_embeds,upcast_vae}" \
-        --pairs "${PAIRS:-2}" --budget-s "${AB_BUDGET:-300}" --profile gate --report "$OUT/ab" 2>&1 \
+        --pairs "${PAIRS:-2}" --budget-s "${AB_BUDGET:-300}" ${VARIANT_BUDGET:+--variant-budget "$VARIANT_BUDGET"} \
+        --profile gate --report "$OUT/ab" 2>&1 \
         | without_transformers_chatter
     echo "ab: $((SECONDS - begun)) s"
 fi
