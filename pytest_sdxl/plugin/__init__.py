@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from collections.abc import Generator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from pytest_sdxl.errors import SettingsError, VariantSpecError
-from pytest_sdxl.machine.interrupts import LATCH
 from pytest_sdxl.plugin.collection import group_by_variant, planned_variants, variant_of, variants_for
 from pytest_sdxl.plugin.state import STATE_KEY, SessionState
 from pytest_sdxl.settings import OPTIONS, Option, Settings, resolve
@@ -229,19 +229,24 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         if measuring and state.planned:
             # A Ctrl-C that a finalizer swallows would let the session run on to its end; latched, it stops
             # the session after the test it landed in (pytest_runtest_protocol below).
+            from pytest_sdxl.machine.interrupts import LATCH
+
             LATCH.install()
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None, Any, Any]:
     outcome = yield
-    if LATCH.installed:
-        LATCH.raise_if_pressed()
+    latch = sys.modules.get("pytest_sdxl.machine.interrupts")  # imported only where a session measures
+    if latch is not None and latch.LATCH.installed:
+        latch.LATCH.raise_if_pressed()
     return outcome
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    LATCH.uninstall()
+    latch = sys.modules.get("pytest_sdxl.machine.interrupts")
+    if latch is not None:
+        latch.LATCH.uninstall()
 
 
 def skip_gpu_tests_without_cuda(items: list[pytest.Item]) -> None:
