@@ -7,5 +7,6 @@ statsmodels mixed model with a level per process), ``host_adjusted``, ``host_nor
 ``kernels``, ``serving``, ``bottleneck``, ``quality`` (SSIM, PSNR, LPIPS; quality budgets).
 May import: ``pytest_sdxl.results``, ``pytest_sdxl.errors``, ``pytest_sdxl.machine``; ``scipy.stats`` for
 distributions and tests, statsmodels for the per-process model, and torch and torchmetrics for
-``quality``'s figures, each imported on first use; ``pipelines.sources``' names of random weights. No pipeline is built here, no output.
+``quality``'s figures, each imported on first use; ``pipelines.sources``' names of random weights.
+No pipeline is built here, no output.
 """

@@ -98,6 +98,10 @@ def measure_and_report(arguments: argparse.Namespace, saving: RunSaving) -> int:
         combined = earlier
     result_set = with_unmeasured(combined, compositions, "interrupted")
     print_tables(result_set)
+    starts = [run.process_start_s for record in result_set.variants for run in record.runs]
+    first_start = next((start for start in starts if start is not None), None)
+    if first_start is not None:
+        print(f"\nprocess start to first timed round: {first_start:.1f} s")
     measuring = measuring_summary(result_set)
     if measuring:
         print("\n" + measuring)

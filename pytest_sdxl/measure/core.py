@@ -177,6 +177,9 @@ class TimedLoop:
 
     def round(self) -> list[float]:
         """One pass over the round's calls; seconds per image of each call."""
+        from pytest_sdxl.pipelines.process_age import mark_first_timed_round
+
+        mark_first_timed_round()  # the process's age at its first timed round: what a process costs to start
         before = self.energy.joules() if self.energy is not None else None
         samples = []
         for prompts, seeds in self.groups:

@@ -88,6 +88,7 @@ def measure_run(
     from pytest_sdxl.machine.compile_cache import CacheProbe
     from pytest_sdxl.machine.devices import free_memory, resolve_device, resolve_dtype
     from pytest_sdxl.measure.timing import SyncClock
+    from pytest_sdxl.pipelines.process_age import first_timed_round_s
     from pytest_sdxl.pipelines.sources import image_size_for, load_components
     from pytest_sdxl.variants.assembly import VariantPipeline
 
@@ -135,6 +136,7 @@ def measure_run(
         record.init_gen_s = first_done - loaded
         record.total_s = record.load_s + record.init_gen_s + measured.warmup_s + measured.timed_s_per_run[0]
         record.compile_cache = cache_use
+        record.process_start_s = first_timed_round_s() if run == 1 else None
         return record, measured.images, size
     finally:
         for built in (pipeline, reference):

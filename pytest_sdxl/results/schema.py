@@ -135,6 +135,9 @@ class RunRecord:
     # its independent samples where a side holds several. "" in files written before it: a results file's
     # variant was measured in one process, and ``results.merge`` names each pooled session's runs after it.
     process: str = ""
+    # Seconds from the measuring process's start (interpreter start-up and imports included) to its first
+    # timed round (pipelines.process_age); None in a run that was not the process's first, or off Linux.
+    process_start_s: float | None = None
 
     @property
     def wall_ratio(self) -> float:
@@ -357,6 +360,7 @@ def run_from_node(node: Node) -> RunRecord:
         lpips_not_applicable=node.get("lpips_not_applicable", "").text(),
         gpu_state=None if gpu_state.is_null else gpu_state.read(GpuStateSummary.from_dict, "a GPU state summary"),
         process=node.get("process", "").text(),
+        process_start_s=node.get("process_start_s").optional_number(),
     )
 
 
