@@ -102,7 +102,9 @@ class ScratchRepository:
 
     def environment(self, variants: str) -> dict[str, str]:
         """This process's environment, none of its pytest-sdxl settings: random:tiny on the CPU, ``variants`` timed."""
-        environment = {key: value for key, value in os.environ.items() if not key.startswith("PYTEST_SDXL_")}
+        # Nor xdist's worker variables: a module fixture may call this before tests/conftest.py drops them.
+        dropped = ("PYTEST_SDXL_", "PYTEST_XDIST_")
+        environment = {key: value for key, value in os.environ.items() if not key.startswith(dropped)}
         environment.update(
             HOME=str(self.home),
             PYTEST_SDXL_MODEL="random:tiny",

@@ -96,7 +96,10 @@ def project_files() -> list[Path]:
 
 def clean_environment(home: Path, venv: Path) -> dict[str, str]:
     """This process's environment without pytest-sdxl's and pytest's own settings, HOME in the scratch folder."""
+    # PYTEST_XDIST_*: the fixture runs before tests/conftest.py takes them out of a test's environment,
+    # and pytest-benchmark switches itself off in a session that sees them.
     dropped = ("PYTEST_SDXL_", "PYTEST_ADDOPTS", "PYTEST_PLUGINS", "PYTEST_DISABLE_PLUGIN_AUTOLOAD", "VIRTUAL_ENV")
+    dropped += ("PYTEST_XDIST_",)
     environment = {key: value for key, value in os.environ.items() if not key.startswith(dropped)}
     environment.update(
         HOME=str(home),
