@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from pytest_sdxl.errors import SettingsError
+from pytest_sdxl.settings import PROFILE_RUNS
 from pytest_sdxl.suite.asv import bench_generation, bench_protocol, bench_ratios, common
 from pytest_sdxl.variants import registry as variants
 from pytest_sdxl.variants.registry import REGISTRY, parse
@@ -291,7 +292,7 @@ def test_shorter_ratios_and_one_protocol_run_only_for_the_tiny_model_on_a_cpu(
     for device, model in (("cuda", "random:tiny"), ("cuda", "random:sdxl-turbo"), ("cpu", "random:sdxl-turbo")):
         suite_environment(PYTEST_SDXL_DEVICE=device, PYTEST_SDXL_MODEL=model)
         assert common.ratio_round_limits() == {}
-        assert common.protocol_settings().runs == 3
+        assert common.protocol_settings().runs == PROFILE_RUNS["full"]  # --runs auto under the default profile
 
 
 def test_variants_and_model_follow_the_environment(suite_environment: Callable[..., None]) -> None:

@@ -101,7 +101,22 @@ def test_a_component_larger_than_the_pool_wraps_around_it(monkeypatch: pytest.Mo
 def test_parameters_go_to_meta_only_inside_the_build() -> None:
     on_meta = build_random(lambda: torch.nn.Linear(3, 4), "meta", torch.float16, seed=0)
     assert on_meta.weight.device.type == "meta" and on_meta.weight.dtype == torch.float16
-    assert torch.nn.Linear(3, 4).weight.device.type == "cpu", "the registration hook is removed on exit"
+    assert torch.nn.Linear(3, 4).weight.device.type == "cpu", "the hook acts inside the build only"
+
+
+def test_another_thread_builds_real_modules_while_one_builds_on_meta() -> None:
+    import threading
+
+    from pytest_sdxl.pipelines.random_weights import parameters_on_meta
+
+    built: list[torch.nn.Linear] = []
+    with parameters_on_meta():
+        inside = torch.nn.Linear(3, 4)
+        other = threading.Thread(target=lambda: built.append(torch.nn.Linear(3, 4)))
+        other.start()
+        other.join()
+    assert inside.weight.device.type == "meta"
+    assert built[0].weight.device.type == "cpu", "the other thread's parameters were swapped too"
 
 
 @pytest.mark.slow

@@ -95,7 +95,7 @@ def test_a_reading_after_every_round_gives_each_run_its_summary_and_the_report_m
     monkeypatch.setattr(gpu_state, "open_gpu_state", lambda device: reader)
     pipeline = CountingPipeline()
     groups = [(["a"], [1]), (["b"], [2])]
-    timed = timed_rounds(pipeline, groups, None, [], 4, MeasuringOptions(runs=2))  # type: ignore[arg-type]
+    timed, _ = timed_rounds(pipeline, groups, None, [], 4, MeasuringOptions(runs=2))  # type: ignore[arg-type]
     assert pipeline.calls == 8 and not reader.readings  # one reading after each of the four rounds
     runs = run_records(timed, 2, [1, 1], [], SharedFigures({}, None, None, 0))
     first, second = (run.gpu_state for run in runs)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import threading
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -36,26 +37,48 @@ if TYPE_CHECKING:
     import torch
 
 
+# Set in a thread while it constructs modules on meta (``parameters_on_meta``); read by the one hook.
+ON_META = threading.local()
+# The registration hook, installed once a process and never removed: torch keeps its hooks in one
+# process-wide dictionary that every thread's module construction iterates, so adding and removing a
+# hook while another thread builds a pipeline fails that thread ("OrderedDict mutated during
+# iteration"), and a hook of one thread would swap the other thread's parameters too.
+HOOK_INSTALLED = threading.Lock()
+hook_handle: Any = None
+
+
 @contextlib.contextmanager
 def parameters_on_meta() -> Iterator[None]:
-    """Every parameter registered inside is swapped for a ``meta`` one of the same shape and dtype.
+    """Every parameter this thread registers inside is swapped for a ``meta`` one of the same shape and dtype.
 
-    Uses torch's global parameter-registration hook, so it holds for any module class; the hook is
-    removed on exit.
+    Uses torch's parameter-registration hook, so it holds for any module class; other threads, and
+    this one outside the block, construct modules as usual.
     """
-    import torch
-    from torch.nn.modules.module import register_module_parameter_registration_hook
-
-    def to_meta(module: torch.nn.Module, name: str, parameter: torch.nn.Parameter | None) -> Any:
-        if parameter is None or parameter.device.type == "meta":
-            return None
-        return torch.nn.Parameter(torch.empty_like(parameter, device="meta"), requires_grad=parameter.requires_grad)
-
-    handle = register_module_parameter_registration_hook(to_meta)
+    install_meta_hook()
+    previous = getattr(ON_META, "active", False)
+    ON_META.active = True
     try:
         yield
     finally:
-        handle.remove()
+        ON_META.active = previous
+
+
+def install_meta_hook() -> None:
+    global hook_handle
+    with HOOK_INSTALLED:
+        if hook_handle is not None:
+            return
+        import torch
+        from torch.nn.modules.module import register_module_parameter_registration_hook
+
+        def to_meta(module: torch.nn.Module, name: str, parameter: torch.nn.Parameter | None) -> Any:
+            if not getattr(ON_META, "active", False) or parameter is None or parameter.device.type == "meta":
+                return None
+            return torch.nn.Parameter(
+                torch.empty_like(parameter, device="meta"), requires_grad=parameter.requires_grad
+            )
+
+        hook_handle = register_module_parameter_registration_hook(to_meta)
 
 
 # Weights one pool holds: a prime, so a table whose rows wrap around the pool (an embedding larger
