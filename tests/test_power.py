@@ -50,7 +50,17 @@ def power_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, str, dict[
     return status, printed.getvalue(), json.loads(out.read_text(), parse_constant=refuse_non_finite)
 
 
-def test_power_writes_detections_and_false_alarms_per_signal(power_run: tuple[int, str, dict[str, Any]]) -> None:
+@pytest.mark.slow
+def test_power_in_one_process_on_the_batch_variant(power_run: tuple[int, str, dict[str, Any]]) -> None:
+    """One test over the one measurement, its checks one function each: under xdist's work stealing, tests of a
+    module fixture can land on two workers, and each would measure it (about 100 s on two cores)."""
+    power_writes_detections_and_false_alarms_per_signal(power_run)
+    a_thirty_percent_host_slowdown_is_caught_by_wall_time(power_run)
+    power_prints_kernel_columns_as_not_applicable_on_a_cpu(power_run)
+    results_of_one_experiment_from_several_gpus_add_up(power_run)
+
+
+def power_writes_detections_and_false_alarms_per_signal(power_run: tuple[int, str, dict[str, Any]]) -> None:
     status, _, counts = power_run
     assert status == 0
     assert (counts["variant"], counts["trials"], counts["runs"], counts["unchanged_trials"]) == ("batch", 2, 2, 2)
@@ -62,12 +72,12 @@ def test_power_writes_detections_and_false_alarms_per_signal(power_run: tuple[in
     assert counts["calibration"]["kernel_ms_per_call"] == "nan"  # no CUDA kernels on a CPU, written strictly
 
 
-def test_a_thirty_percent_host_slowdown_is_caught_by_wall_time(power_run: tuple[int, str, dict[str, Any]]) -> None:
+def a_thirty_percent_host_slowdown_is_caught_by_wall_time(power_run: tuple[int, str, dict[str, Any]]) -> None:
     detected = power_run[2]["detections"]["host 30%"]
     assert max(detected.get("wall_ratio", 0), detected.get("avg_gen_s", 0)) >= 1, detected
 
 
-def test_power_prints_kernel_columns_as_not_applicable_on_a_cpu(power_run: tuple[int, str, dict[str, Any]]) -> None:
+def power_prints_kernel_columns_as_not_applicable_on_a_cpu(power_run: tuple[int, str, dict[str, Any]]) -> None:
     table = power_run[1]
     assert "detection power: batch on random:tiny (cpu), 2 trials, 2 runs a measurement" in table
     assert "both sides in one process (--across rounds)" in table and power_run[2]["across"] == "rounds"
@@ -145,7 +155,7 @@ def test_a_bad_injection_is_a_usage_error_saying_what_is_accepted(
     assert message in capsys.readouterr().err
 
 
-def test_results_of_one_experiment_from_several_gpus_add_up(power_run: tuple[int, str, dict[str, Any]]) -> None:
+def results_of_one_experiment_from_several_gpus_add_up(power_run: tuple[int, str, dict[str, Any]]) -> None:
     from pytest_sdxl.measure.power import combined, power_from_dict
 
     document = power_run[2]
