@@ -28,7 +28,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -189,10 +189,10 @@ def continuous_runs(scratch: ScratchRepository) -> dict[str, Any]:
     return scratch.once("continuous", measure)
 
 
-def project_files() -> list[Path]:
-    """The project's files as they are now, tracked or new (never what .gitignore ignores)."""
+def project_files(paths: Sequence[str] = SCRATCH_PATHS) -> list[Path]:
+    """The project's files under ``paths`` as they are now, tracked or new (never what .gitignore ignores)."""
     listed = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z", "--", *SCRATCH_PATHS],
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z", "--", *paths],
         cwd=ROOT,
         capture_output=True,
         text=True,

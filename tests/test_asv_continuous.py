@@ -62,28 +62,6 @@ DEBIAN_ASSETS = {
 DEBIAN_PACKAGES = "chromium libjs-jquery libjs-jquery-flot libjs-jquery-stupidtable node-blueimp-md5 libjs-bootstrap"
 REMOTE_TAG = re.compile(r'<(script|link)\b[^>]*?(?:src|href)="(https://[^"]+)"[^>]*>(?:</script>)?')
 
-SLOWER_BATCH_PATCH = """
-
-# --- test_asv_continuous: only the batch path made slower, on purpose ---
-import time as _slowdown_clock
-
-_SLOWDOWN = {slowdown!r}
-_generate_at_full_speed = VariantPipeline.generate
-
-
-def _generate_with_slower_batch(self, prompts, seeds, check=True):
-    started = _slowdown_clock.perf_counter()
-    images = _generate_at_full_speed(self, prompts, seeds, check)
-    if self.composition.is_batch:
-        # A sleep per image of the batch: _SLOWDOWN times what the batch itself took.
-        _slowdown_clock.sleep(_SLOWDOWN * (_slowdown_clock.perf_counter() - started))
-    return images
-
-
-VariantPipeline.generate = _generate_with_slower_batch
-"""
-
-
 def changed_benchmarks(output: str, marks: Sequence[str] = ("+", "!")) -> set[str]:
     """Benchmarks in asv's comparison table whose change mark is one of ``marks`` (+ slower, ! failing)."""
     changed = set()

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from scratch_repository import project_files
 
 pytestmark = pytest.mark.slow
 
@@ -82,18 +83,6 @@ def check(completed: subprocess.CompletedProcess[str]) -> str:
     return completed.stdout
 
 
-def project_files() -> list[Path]:
-    """The wheel's sources as they are now, tracked or new (never what .gitignore ignores)."""
-    listed = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z", "--", *WHEEL_SOURCES],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return [Path(name) for name in listed.split("\0") if name and (ROOT / name).is_file()]
-
-
 def clean_environment(home: Path, venv: Path) -> dict[str, str]:
     """This process's environment without pytest-sdxl's and pytest's own settings, HOME in the scratch folder."""
     # PYTEST_XDIST_*: the fixture runs before tests/conftest.py takes them out of a test's environment,
@@ -119,7 +108,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
     scratch = tmp_path_factory.mktemp("wheel-install")
     source, wheels, venv, home = (scratch / name for name in ("source", "wheels", "venv", "home"))
     home.mkdir()
-    for relative in project_files():
+    for relative in project_files(WHEEL_SOURCES):
         target = source / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / relative, target)

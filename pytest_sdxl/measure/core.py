@@ -47,6 +47,7 @@ from pytest_sdxl.measure.records import (
     variant_note,
 )
 from pytest_sdxl.measure.sequential import Sampler, StoppingRule, StopSampling, kernel_passes
+from pytest_sdxl.pipelines.process_age import mark_first_timed_round
 from pytest_sdxl.results.schema import RunRecord
 
 if TYPE_CHECKING:
@@ -177,8 +178,6 @@ class TimedLoop:
 
     def round(self) -> list[float]:
         """One pass over the round's calls; seconds per image of each call."""
-        from pytest_sdxl.pipelines.process_age import mark_first_timed_round
-
         mark_first_timed_round()  # the process's age at its first timed round: what a process costs to start
         before = self.energy.joules() if self.energy is not None else None
         samples = []
