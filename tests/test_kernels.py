@@ -127,7 +127,7 @@ def test_gzip_trace_loads_the_same(tmp_path: Path) -> None:
         (b"not json at all", "is not a Chrome trace"),
         (b'{"variants": []}', "has no traceEvents list"),
         (b'"a string"', "has no traceEvents list"),
-        (gzip.compress(b"{ broken"), "is not a Chrome trace"),
+        (gzip.compress(b"{ broken", mtime=0), "is not a Chrome trace"),
         (b"\x1f\x8b truncated gzip", "is not a Chrome trace"),
     ],
 )
