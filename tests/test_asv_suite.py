@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from pytest_sdxl.errors import SettingsError
-from pytest_sdxl.settings import PROFILE_RUNS
+from pytest_sdxl.options import PROFILE_RUNS
 from pytest_sdxl.suite.asv import bench_generation, bench_protocol, bench_ratios, common
 from pytest_sdxl.variants import registry as variants
 from pytest_sdxl.variants.registry import REGISTRY, parse

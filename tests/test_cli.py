@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from pytest_sdxl.cli.main import build_parser, main
+from pytest_sdxl.options import OPTIONS
 from pytest_sdxl.results.schema import ResultSet, RunRecord, VariantRecord, load_results, save_results
-from pytest_sdxl.settings import OPTIONS
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

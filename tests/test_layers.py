@@ -26,7 +26,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("results", ("pytest_sdxl.results",)),
     ("analysis", ("pytest_sdxl.analysis",)),
     ("reports", ("pytest_sdxl.reports",)),
-    ("settings", ("pytest_sdxl.settings",)),
+    ("settings", ("pytest_sdxl.options", "pytest_sdxl.settings")),
     ("measurement", ("pytest_sdxl.measure",)),
     ("search", ("pytest_sdxl.tune",)),
     ("faces", ("pytest_sdxl.plugin", "pytest_sdxl.cli", "pytest_sdxl.suite", "pytest_sdxl.__main__")),

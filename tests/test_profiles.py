@@ -11,7 +11,8 @@ import pytest
 from pytest_sdxl.errors import SettingsError
 from pytest_sdxl.machine import devices
 from pytest_sdxl.measure.profiles import measuring_options
-from pytest_sdxl.settings import AUTO_BUDGET_S, OPTIONS_BY_NAME, Settings, resolve
+from pytest_sdxl.options import AUTO_BUDGET_S, OPTIONS_BY_NAME
+from pytest_sdxl.settings import Settings, resolve
 from pytest_sdxl.variants.registry import all_single_variants, default_selection, left_out_on_cpu, parse
 
 

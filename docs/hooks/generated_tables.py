@@ -5,7 +5,7 @@ hook replaces it with markdown built from the objects the package itself uses:
 
 - ``compare-rules``: the signals ``compare`` judges (``pytest_sdxl.analysis.comparison.SIGNALS``), each
   rule, default threshold, the share of it past which a change is flagged, and whether it gates;
-- ``options``: every setting (``pytest_sdxl.settings.OPTIONS``) with its flag, ini key, environment
+- ``options``: every setting (``pytest_sdxl.options.OPTIONS``) with its flag, ini key, environment
   variable and default;
 - ``builtin-variants``: every built-in variant (``pytest_sdxl.variants.builtin.BUILTIN``) with its kind,
   what it does, what it needs and what it cannot be combined with;
@@ -87,7 +87,7 @@ def compare_rules() -> str:
 
 
 def options() -> str:
-    from pytest_sdxl.settings import OPTIONS
+    from pytest_sdxl.options import OPTIONS
 
     lines = [
         "| pytest option | command-line option | ini key | environment variable | default | what it sets |",

@@ -193,7 +193,7 @@ def imported_package(python: str, flag: str) -> str:
 
 def passed_arguments(arguments: argparse.Namespace) -> tuple[str, ...]:
     """The settings and plugin options the user gave, for every process's ``run``; unset ones stay unset."""
-    from pytest_sdxl.settings import OPTIONS
+    from pytest_sdxl.options import OPTIONS
 
     passed: list[str] = []
     for option in OPTIONS:

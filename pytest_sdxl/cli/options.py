@@ -1,7 +1,7 @@
 """What the ``pytest-sdxl`` commands share: exit statuses, settings flags, plugin-variant flags, the gate's rules.
 
-Options of ``run``, ``power``, ``overhead`` and ``tune`` are the plugin's (settings.OPTIONS) without the
-``sdxl-`` prefix; each falls back to its ``PYTEST_SDXL_*`` environment variable, then its default.
+Options of ``run``, ``power``, ``overhead`` and ``tune`` are the plugin's (``pytest_sdxl.options.OPTIONS``)
+without the ``sdxl-`` prefix; each falls back to its ``PYTEST_SDXL_*`` environment variable, then its default.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from pytest_sdxl.analysis.comparison import DEFAULT_KERNEL_THRESHOLD, DEFAULT_THRESHOLD, Rules
-from pytest_sdxl.settings import OPTIONS, RUNS_RANGE, Settings, resolve
+from pytest_sdxl.options import OPTIONS, RUNS_RANGE
+from pytest_sdxl.settings import Settings, resolve
 
 # Exit statuses beyond 0 (fine): 1 a regression (compare) or a failed variant (run), 2 a usage error,
 # 3 nothing measured (every variant skipped), so a CI job never passes without numbers.

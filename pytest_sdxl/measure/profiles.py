@@ -1,4 +1,4 @@
-"""What each profile (``settings.PROFILES``) measures, as the measurement core's options.
+"""What each profile (``options.PROFILES``) measures, as the measurement core's options.
 
 - ``gate``: the gated signals only (``analysis.comparison.DEFAULT_GATE``: the side-by-side wall ratio,
   kernel time and launches, peak memory), so no stage split, FLOPs, image quality or energy; rounds and

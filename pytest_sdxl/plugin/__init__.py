@@ -1,13 +1,14 @@
 """The pytest plugin entry point (pytest11 ``sdxl``): options, ini keys, markers, hooks, header and summary.
 
-Imports only pytest, the standard library and pytest-sdxl's torch-free modules at module level, so
-a session that does not use pytest-sdxl pays next to nothing for it being installed. The fixtures
-live in ``pytest_sdxl.plugin.fixtures``; the benchmark they time lives in ``pytest_sdxl.plugin.benchmark``.
+Imports only pytest, the standard library and pytest-sdxl's option table at module level, and its
+hooks resolve the settings only in a session that gives one or uses sdxl (``plugin.session``), so a
+session that does not use pytest-sdxl pays next to nothing for it being installed (the user guide's
+measurement method page, "The plugin's cost where unused"). The fixtures live in
+``pytest_sdxl.plugin.fixtures``; the benchmark they time lives in ``pytest_sdxl.plugin.benchmark``.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 import sys
 from collections.abc import Generator, Sequence
@@ -15,12 +16,20 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_sdxl.errors import SettingsError, VariantSpecError
+from pytest_sdxl.options import OPTIONS, Option
 from pytest_sdxl.plugin.collection import group_by_variant, planned_variants, variant_of, variants_for
-from pytest_sdxl.plugin.state import STATE_KEY, SessionState
-from pytest_sdxl.settings import OPTIONS, Option, Settings, resolve
+from pytest_sdxl.plugin.session import (
+    CONFIGURED_KEY,
+    INI_UNSET,
+    STATE_KEY,
+    create_state,
+    destination,
+    settings_given,
+    state_of,
+)
 
 if TYPE_CHECKING:
+    from pytest_sdxl.plugin.state import SessionState
     from pytest_sdxl.variants.registry import Composition
 
 GROUP = "sdxl"
@@ -31,16 +40,9 @@ VARIANTS_MARKER = (
 )
 # Fixtures whose use makes a test an sdxl test (for the lazily asked GPU name).
 SDXL_FIXTURES = ("sdxl_components", "sdxl_pipeline", "sdxl_generate", "sdxl_benchmark")
-# What an unset ini key answers: pytest 8 answers "" for an unset string key whose default is None,
-# which could not be told from an explicitly empty value (``sdxl_variants =``, a usage error).
-INI_UNSET = "<unset>"
 # The session's exit status when sdxl benchmarks ran but every one was skipped: pytest's own status
 # for a session that ran nothing, so a CI job never passes without numbers.
 NOTHING_MEASURED = pytest.ExitCode.NO_TESTS_COLLECTED
-
-
-def destination(option: Option) -> str:
-    return "sdxl_" + option.name
 
 
 # What a setting means under pytest where that differs from the command line's protocol.
@@ -75,43 +77,38 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         parser.addini(option.ini_key, help=option.help, default=INI_UNSET)
 
 
-def ini_value(config: pytest.Config, key: str) -> str | None:
-    """The ini key's value as written (an empty one included), or None when the key is unset."""
-    value = config.getini(key)
-    return None if value in (None, INI_UNSET) else str(value)
-
-
-def resolve_settings(config: pytest.Config) -> Settings:
-    """Settings from the command line, then PYTEST_SDXL_* variables, then the ini file, then defaults."""
-    return resolve(
-        command_line={option.name: config.getoption(destination(option)) for option in OPTIONS},
-        environment=os.environ,
-        ini={option.name: ini_value(config, option.ini_key) for option in OPTIONS},
-        ini_name=config.inipath.name if config.inipath else "ini file",
-        flag_style="plugin",
-    )
+def under_xdist(config: pytest.Config) -> bool:
+    """An xdist worker, or a controller that will start workers (``-n``)."""
+    return hasattr(config, "workerinput") or config.getoption("dist", "no") != "no"
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", GPU_MARKER)
     config.addinivalue_line("markers", VARIANTS_MARKER)
-    try:
-        settings = resolve_settings(config)
-    except (SettingsError, VariantSpecError) as error:
-        if config.getoption("help", False):
-            return  # --help must work even with a wrong setting in the environment
-        raise pytest.UsageError(f"pytest-sdxl: {error}") from None
-    config.stash[STATE_KEY] = SessionState(settings=settings)
-    from pytest_sdxl.plugin import fixtures, workers
+    # A given setting is checked now, so a wrong one is a usage error before collection; under xdist the
+    # controller and workers need the settings to share out devices. Otherwise the defaults wait until used.
+    if settings_given(config) or under_xdist(config):
+        try:
+            create_state(config)
+        except pytest.UsageError:
+            if config.getoption("help", False):
+                return  # --help must work even with a wrong setting in the environment
+            raise
+    config.stash[CONFIGURED_KEY] = True
+    from pytest_sdxl.plugin import fixtures
 
     config.pluginmanager.register(fixtures, "sdxl-fixtures")
-    workers.configure(config)
+    if STATE_KEY in config.stash:
+        # Without settings yet there is no device list to check and no xdist session to share out.
+        from pytest_sdxl.plugin import workers
+
+        workers.configure(config)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
-    state = config.stash.get(STATE_KEY, None)
-    if state is None:
+    if not config.stash.get(CONFIGURED_KEY, False):
         return []
+    state = state_of(config)
     lines = [f"sdxl: {state.settings.describe()}"]
     chosen = [
         f"{name} from {'the command line' if origin == 'command' else origin}"
@@ -164,12 +161,13 @@ def left_out_line(state: SessionState) -> list[str]:
 def pytest_report_collectionfinish(config: pytest.Config, items: Sequence[pytest.Item]) -> list[str]:
     """The variants the default selection left out; where the driver has no /proc files (WSL), nvidia-smi names
     the GPU, only when sdxl tests will run."""
-    state = config.stash.get(STATE_KEY, None)
-    if state is None:
+    if not config.stash.get(CONFIGURED_KEY, False):
         return []
+    state = config.stash.get(STATE_KEY, None)  # not yet resolved where no test parametrized by variant
+    left_out = left_out_line(state) if state is not None else []
     if not any(name in SDXL_FIXTURES for item in items for name in getattr(item, "fixturenames", ())):
-        return left_out_line(state)
-    return left_out_line(state) + gpu_line_from_nvidia_smi()
+        return left_out
+    return left_out + gpu_line_from_nvidia_smi()
 
 
 def gpu_line_from_nvidia_smi() -> list[str]:
@@ -187,11 +185,9 @@ def gpu_line_from_nvidia_smi() -> list[str]:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "sdxl_variant" not in metafunc.fixturenames:
+    if "sdxl_variant" not in metafunc.fixturenames or not metafunc.config.stash.get(CONFIGURED_KEY, False):
         return
-    state = metafunc.config.stash.get(STATE_KEY, None)
-    if state is None:
-        return
+    state = state_of(metafunc.config)
     marker = metafunc.definition.get_closest_marker("sdxl_variants")
     compositions = variants_for(marker, state.settings.variants, metafunc.definition.nodeid, default_variants(state))
     if not compositions:
@@ -274,10 +270,11 @@ def cuda_missing_reason() -> str | None:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
     report = yield
-    state = item.config.stash.get(STATE_KEY, None)
-    if state is None:
-        return report
     fixtures = getattr(item, "fixturenames", ())
+    uses_sdxl = "sdxl_benchmark" in fixtures or "sdxl_variant" in fixtures
+    if not uses_sdxl or not item.config.stash.get(CONFIGURED_KEY, False):
+        return report
+    state = state_of(item.config)  # a benchmark skipped before its fixtures ran is recorded too
     if "sdxl_benchmark" in fixtures:
         record_benchmark_report(state, item, call, report)
     if report.when == "teardown" and "sdxl_variant" in fixtures and not hasattr(item.config, "workerinput"):

@@ -15,14 +15,14 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_sdxl.plugin.outcomes import fail_variant, skip_variant
-from pytest_sdxl.plugin.state import SessionState, WarmUp, state_of
-from pytest_sdxl.settings import Settings
+from pytest_sdxl.plugin.session import state_of
 
 if TYPE_CHECKING:
     import numpy as np
 
     from pytest_sdxl.pipelines.sources import Components
+    from pytest_sdxl.plugin.state import SessionState
+    from pytest_sdxl.settings import Settings
     from pytest_sdxl.variants.assembly import VariantPipeline
     from pytest_sdxl.variants.registry import Composition
 
@@ -107,6 +107,8 @@ def warm_pipeline(state: SessionState, components: Components, composition: Comp
     from pytest_sdxl.measure.core import seeds_for
     from pytest_sdxl.measure.timing import SyncClock
     from pytest_sdxl.pipelines.sources import image_size_for
+    from pytest_sdxl.plugin.outcomes import fail_variant, skip_variant
+    from pytest_sdxl.plugin.state import WarmUp
     from pytest_sdxl.variants.assembly import VariantPipeline
 
     settings = state.settings
@@ -176,4 +178,6 @@ class Generation:
         try:
             return self.pipeline.generate(chosen, chosen_seeds, check=check)
         except Exception as error:
+            from pytest_sdxl.plugin.outcomes import fail_variant
+
             fail_variant(error, self.pipeline.id, "generating", self.pipeline.device)

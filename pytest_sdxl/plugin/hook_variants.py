@@ -27,8 +27,6 @@ HOOK_NAME = "pytest_sdxl_variants"
 
 def register_from(hook_caller: Any, plugins_of: Any) -> list[str]:
     """Call the hook on each implementation and register what each returns, named by its plugin."""
-    from pytest_sdxl.variants.registry import register, unregister
-
     added: list[str] = []
     try:
         for implementation in hook_caller.get_hookimpls():
@@ -38,8 +36,13 @@ def register_from(hook_caller: Any, plugins_of: Any) -> list[str]:
             source = f"plugin {plugins_of(implementation.plugin)}"
             if not isinstance(returned, Iterable) or isinstance(returned, (str, bytes)):
                 raise VariantSpecError(f"{source}: {HOOK_NAME} must return a list of Variant objects, got {returned!r}")
+            # Imported only where a plugin adds variants: a session without any never loads the registry.
+            from pytest_sdxl.variants.registry import register
+
             added.extend(register(list(returned), source))
     except BaseException:
+        from pytest_sdxl.variants.registry import unregister
+
         unregister(added)
         raise
     return added
@@ -57,10 +60,11 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    from pytest_sdxl.variants.registry import unregister
-
     added: list[str] = config.stash.get(ADDED_KEY, [])
-    unregister(added)
+    if added:
+        from pytest_sdxl.variants.registry import unregister
+
+        unregister(added)
 
 
 def plugin_name(manager: Any, plugin: object) -> str:

@@ -5,6 +5,7 @@ generation times), what each variant's benchmark measured, how each variant ende
 skipped, failed), why benchmark tests were skipped and which variants the session planned.
 After each test and at the end of the session this becomes a ``ResultSet``; the tables and
 files made of it belong to ``reports`` and ``plugin.report``. Standard library only at import time.
+Its place in ``config.stash``, and when it is created, belong to ``plugin.session``.
 """
 
 from __future__ import annotations
@@ -12,12 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import pytest
-
-from pytest_sdxl.settings import Settings
-
 if TYPE_CHECKING:
     from pytest_sdxl.results.schema import ResultSet, RunRecord, VariantRecord
+    from pytest_sdxl.settings import Settings
     from pytest_sdxl.variants.registry import Composition
 
 
@@ -136,16 +134,3 @@ class SessionState:
             partial=partial if missing else "",
             not_measured=missing,
         )
-
-
-STATE_KEY = pytest.StashKey[SessionState]()
-
-
-def state_of(config: pytest.Config) -> SessionState:
-    """The session's state; a UsageError when the plugin was not configured (e.g. under ``--help``)."""
-    try:
-        return config.stash[STATE_KEY]
-    except KeyError:
-        raise pytest.UsageError(
-            "pytest-sdxl is not configured in this session (was it disabled with -p no:sdxl?)"
-        ) from None

@@ -25,7 +25,8 @@ from typing import Any
 import pytest
 
 from pytest_sdxl.plugin.collection import variant_of
-from pytest_sdxl.plugin.state import STATE_KEY, SessionState
+from pytest_sdxl.plugin.session import STATE_KEY
+from pytest_sdxl.plugin.state import SessionState
 from pytest_sdxl.variants.registry import BASELINE
 
 # The test report's attribute that carries a worker's payload (pytest serializes a report's attributes).
