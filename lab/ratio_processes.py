@@ -60,7 +60,7 @@ def one_process(variant: str, pin: set[int] | None) -> dict[str, Any]:
     import torch
 
     from pytest_sdxl.analysis.host_normalized import host_normalized_ratio
-    from pytest_sdxl.measure.core import ratio_of_minima
+    from pytest_sdxl.measure.paired import ratio_of_minima
     from pytest_sdxl.suite.asv import common
     from pytest_sdxl.variants.registry import parse
 

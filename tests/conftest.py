@@ -66,7 +66,7 @@ def model_code_imported(one_torch_thread: None) -> None:
     from pytest_sdxl.variants import registry as variants
 
     components = sources.components_for(settings.resolve({}, {}, {}))
-    pipeline = assembly.VariantPipeline(components, variants.compose([]), 64)
+    pipeline = assembly.VariantPipeline(components, variants.compose([]), 32)
     pipeline.generate(["warm"], [0])
     pipeline.close()
 

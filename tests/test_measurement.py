@@ -20,20 +20,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pytest_sdxl.measure import core as measurement
-from pytest_sdxl.measure import overhead, power, protocol
+from pytest_sdxl.measure import overhead, paired, power, protocol
+from pytest_sdxl.measure.calls import call_groups, side_by_side_reference, warm_up
 from pytest_sdxl.measure.core import (
     MIN_RATIO_SAMPLES,
     MIN_TIMED_CALLS,
     MeasuringOptions,
     TimedLoop,
-    alternating_rounds,
-    call_groups,
     measure_pipeline,
-    ratio_of_minima,
     rounds_per_run,
-    side_by_side_reference,
-    warm_up,
 )
+from pytest_sdxl.measure.paired import alternating_rounds, ratio_of_minima
 from pytest_sdxl.measure.records import split_into_runs, wall_blocks
 from pytest_sdxl.pipelines.sources import components_for
 from pytest_sdxl.plugin.benchmark import VariantBenchmark
@@ -263,10 +260,10 @@ def test_the_baseline_has_no_side_by_side_reference() -> None:
 
 @pytest.fixture(scope="module")
 def pipelines(one_torch_thread: None) -> Iterator[dict[str, VariantPipeline]]:
-    """The tiny random baseline and batch pipelines at 64 px, warmed, sharing their components."""
+    """The tiny random baseline and batch pipelines at 32 px, warmed, sharing their components."""
     components = components_for(resolve({}, {}, {}))
     built = {
-        name: VariantPipeline(components, compose(parts), 64)
+        name: VariantPipeline(components, compose(parts), 32)
         for name, parts in (("baseline", []), ("batch", ["batch"]))
     }
     for pipeline in built.values():
@@ -403,7 +400,7 @@ def test_asvs_ratios_time_through_the_core(
         assert set(limits) <= {"min_rounds", "min_seconds", "max_rounds"}
         return alternating_rounds(first, second, min_rounds=2, min_seconds=0.0, max_rounds=2)
 
-    monkeypatch.setattr(measurement, "alternating_rounds", two_rounds)
+    monkeypatch.setattr(paired, "alternating_rounds", two_rounds)
     ratio = asv_common().paired_ratio(pipelines["batch"], pipelines["baseline"], TIMED_PROMPTS, TIMED_SEEDS)
     assert timed_rounds == ["batch", "baseline", "baseline", "batch"] and ratio > 0
 

@@ -62,7 +62,7 @@ def test_generate(sdxl_pipeline, sdxl_generate, sdxl_components, seen):
     seen.append(sdxl_pipeline)
     assert sdxl_pipeline.components is sdxl_components
     images = sdxl_generate()
-    assert images.shape == (2, 64, 64, 3)
+    assert images.shape == (2, 32, 32, 3)
 
 
 def test_again(sdxl_pipeline, seen):

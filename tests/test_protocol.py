@@ -99,7 +99,7 @@ def test_protocol_runs_the_baseline_first_and_keeps_the_order(settings: Settings
     psnr = {record.variant: record.runs[0].psnr_db for record in result.variants}
     assert psnr["baseline"] == math.inf and psnr["vae_slicing"] == math.inf  # exact variants
     assert psnr["tiny_vae"] is not None and 0 < psnr["tiny_vae"] < 100  # lossy: the picture changes
-    assert result.settings["image_size"] == 64 and result.settings["resolved_device"] == "cpu"
+    assert result.settings["image_size"] == 32 and result.settings["resolved_device"] == "cpu"
     assert result.machine["torch"] == torch.__version__
 
 

@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 
 from pytest_sdxl.analysis.comparison import Rules, compare_results
-from pytest_sdxl.measure.core import Group, plain_driver, rounds_per_run, stopping_rule
+from pytest_sdxl.measure.calls import Group
+from pytest_sdxl.measure.core import plain_driver, rounds_per_run, stopping_rule
 from pytest_sdxl.measure.records import SharedFigures, TimedRounds, run_records
 from pytest_sdxl.measure.sequential import PRECISION_SHARE, Sampler, StoppingRule, StopSampling, half_width
 from pytest_sdxl.results.schema import ResultSet, VariantRecord

@@ -127,7 +127,8 @@ CUDA_ZERO = types.SimpleNamespace(type="cuda", index=0)
 def test_timed_loop_reads_the_counter_around_each_round_into_joules_per_image(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from pytest_sdxl.measure.core import TimedLoop, images_in
+    from pytest_sdxl.measure.calls import images_in
+    from pytest_sdxl.measure.core import TimedLoop
     from pytest_sdxl.measure.records import split_into_runs
 
     # The first reading checks the counter; then each round reads before and after: 5 J and 7 J.

@@ -53,21 +53,21 @@ def test_random_tiny_is_reproducible() -> None:
             first.modules[name].state_dict().items(), second.modules[name].state_dict().items(), strict=True
         ):
             assert torch.equal(a, b), f"{name}.{key} differs between two loads"
-    images = [VariantPipeline(c, parse("baseline"), 64).generate(["a red cube"], [7]) for c in (first, second)]
+    images = [VariantPipeline(c, parse("baseline"), 32).generate(["a red cube"], [7]) for c in (first, second)]
     assert (images[0] == images[1]).all()
 
 
 def test_local_folder_loads_through_from_pretrained(tmp_path: Path) -> None:
     """A tiny pipeline saved with save_pretrained loads through the hub-id code path, same images."""
     built = load_components("random:tiny", CPU, torch.float32)
-    original = VariantPipeline(built, parse("baseline"), 64)
+    original = VariantPipeline(built, parse("baseline"), 32)
     original.pipe.save_pretrained(tmp_path / "tiny-sdxl", safe_serialization=True)
     assert list((tmp_path / "tiny-sdxl" / "unet").glob("*.safetensors"))
 
     loaded = load_components(str(tmp_path / "tiny-sdxl"), CPU, torch.float32)
     assert loaded.architecture is None
     assert loaded.default_size == 32 * 8
-    reloaded = VariantPipeline(loaded, parse("baseline"), 64)
+    reloaded = VariantPipeline(loaded, parse("baseline"), 32)
     prompts, seeds = ["a lighthouse at dusk", "a teapot"], [3, 4]
     # Same weights, same seeds: equal up to float32 rounding (kernels may sum in another order).
     assert max_abs_difference(original.generate(prompts, seeds), reloaded.generate(prompts, seeds)) < 1e-5
@@ -119,7 +119,7 @@ def test_random_sdxl_turbo_is_created_on_the_target_device() -> None:
 
 def test_fp16_weight_files_are_used_where_present(tmp_path: Path) -> None:
     built = load_components("random:tiny", CPU, torch.float32)
-    pipe = VariantPipeline(built, parse("baseline"), 64).pipe
+    pipe = VariantPipeline(built, parse("baseline"), 32).pipe
     pipe.save_pretrained(tmp_path / "fp16-only", safe_serialization=True, variant="fp16")
     assert list((tmp_path / "fp16-only" / "unet").glob("*.fp16.safetensors"))
     loaded = load_components(str(tmp_path / "fp16-only"), CPU, torch.float16)

@@ -169,6 +169,27 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+_FROZEN = False
+
+
+def freeze_what_lives_now() -> None:
+    """Move every object alive now (the imported libraries) out of the collector's sight, once per process.
+
+    ``free_memory`` collects garbage after every variant, and a full collection walks every tracked object:
+    with torch, diffusers and transformers imported that is about 450,000 objects and 0.2 s a collection
+    on the project's 2-core CI machine, against microseconds once they are frozen (the user guide's method
+    page, "Cheap processes"). Call it after the heavy imports and before any model is built: frozen
+    objects are still freed when nothing refers to them, but a frozen reference cycle never is, so
+    nothing that is later dropped (a pipeline, its weights) may be alive when it runs.
+    """
+    global _FROZEN
+    if _FROZEN:
+        return
+    gc.collect()
+    gc.freeze()
+    _FROZEN = True
+
+
 def free_memory(device: torch.device | None = None) -> None:
     """Collect garbage and hand cached GPU blocks back, so the next variant starts clean."""
     import torch

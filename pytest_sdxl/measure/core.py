@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from pytest_sdxl.measure.calls import Group, call_functions, images_in, same_calls, warm_shapes, warm_up
 from pytest_sdxl.measure.records import (
     WALL_BLOCK_SAMPLES,
     SharedFigures,
@@ -53,9 +54,7 @@ from pytest_sdxl.results.schema import RunRecord
 if TYPE_CHECKING:
     from pytest_sdxl.machine.gpu_state import GpuStateReader, GpuStateSample
     from pytest_sdxl.measure.energy import EnergyCounter
-    from pytest_sdxl.settings import Settings
     from pytest_sdxl.variants.assembly import VariantPipeline
-    from pytest_sdxl.variants.registry import Composition
 
 # Timed calls a run makes at least: a batch run makes one call a round, and a run of one sample has
 # no spread and no interval (the user guide's method page, "Timed calls per run").
@@ -73,29 +72,10 @@ MAX_PROFILED_RUNS = 5
 # protocol's rounds times SEQUENTIAL_CAP.
 MIN_SEQUENTIAL_WALL_BLOCKS = 2
 SEQUENTIAL_CAP = 2
-Group = tuple[list[str], list[int]]
 # A driver runs ``count`` rounds, each after an untimed ``before`` (the side-by-side reference's
 # round): plainly here, or through pytest-benchmark's pedantic mode (``setup=before``) in the plugin.
 Driver = Callable[[Callable[[], list[float]], int, Callable[[], object]], object]
 Report = Callable[[str, str], None]
-
-
-def seeds_for(settings: Settings) -> list[int]:
-    """Prompt i uses seed + i, whatever the variant: the same prompt and seed give the same image."""
-    return [settings.seed + index for index in range(len(settings.prompts))]
-
-
-def call_groups(composition: Composition, prompts: Sequence[str], seeds: Sequence[int]) -> list[Group]:
-    """The calls of one round over these prompts: one call per prompt, or one call for all in batch mode."""
-    pairs = list(zip(prompts, seeds, strict=True))
-    if composition.is_batch:
-        return [([prompt for prompt, _ in pairs], [seed for _, seed in pairs])]
-    return [([prompt], [seed]) for prompt, seed in pairs]
-
-
-def timed_groups(composition: Composition, prompts: Sequence[str], seeds: Sequence[int]) -> list[Group]:
-    """The timed calls of the reference protocol: every prompt after the first, which is the first generation."""
-    return call_groups(composition, prompts[1:], seeds[1:])
 
 
 def rounds_per_run(
@@ -124,29 +104,6 @@ def stopping_rule(
     block = max(1, math.ceil(WALL_BLOCK_SAMPLES / max(len(groups), 1)))
     least = max(runs * fewest, MIN_SEQUENTIAL_WALL_BLOCKS * block if reference_groups else 0)
     return StoppingRule(DEFAULT_THRESHOLD, least, runs * fixed * SEQUENTIAL_CAP, budget_s, block_rounds=block)
-
-
-def images_in(groups: Sequence[Group]) -> int:
-    return sum(len(prompts) for prompts, _ in groups)
-
-
-def warm_up(pipeline: VariantPipeline, groups: Sequence[Group], calls_at_one: int = 0) -> tuple[np.ndarray, int]:
-    """Warm every shape the timed calls use; returns the checked images of one round and the calls made.
-
-    ``calls_at_one`` counts calls of one prompt made already (the protocol's first generation).
-    """
-    images = np.concatenate([pipeline.generate(prompts, seeds) for prompts, seeds in groups], axis=0)
-    made = len(groups)
-    seen: dict[int, int] = {1: calls_at_one}
-    for prompts, _ in groups:
-        seen[len(prompts)] = seen.get(len(prompts), 0) + 1
-    wanted = pipeline.composition.warmup_calls
-    for prompts, seeds in groups:
-        while seen[len(prompts)] < wanted:
-            pipeline.generate(prompts, seeds, check=False)
-            seen[len(prompts)] += 1
-            made += 1
-    return images, made
 
 
 class TimedLoop:
@@ -194,45 +151,6 @@ class TimedLoop:
         return samples
 
 
-def alternating_rounds(
-    first: Callable[[], float],
-    second: Callable[[], float],
-    min_rounds: int = MIN_RATIO_SAMPLES,
-    min_seconds: float = 5.0,
-    max_rounds: int = 61,
-) -> tuple[list[float], list[float]]:
-    """Samples of two sides timed back to back, round after round, in alternating order.
-
-    Each side is a function that times itself (a ``TimedLoop`` round) and returns seconds per
-    image. Whatever slows the machine for a while slows both sides; alternating the order keeps
-    either from always running on a warmer cache. Rounds go on until ``min_rounds`` are done and
-    ``min_seconds`` measured, or ``max_rounds``.
-    """
-    firsts: list[float] = []
-    seconds: list[float] = []
-    measured = 0.0
-    for round_index in range(max_rounds):
-        if round_index % 2 == 0:
-            firsts.append(first())
-            seconds.append(second())
-        else:
-            seconds.append(second())
-            firsts.append(first())
-        measured += firsts[-1] + seconds[-1]
-        if len(firsts) >= min_rounds and measured >= min_seconds:
-            break
-    return firsts, seconds
-
-
-def ratio_of_minima(first: Sequence[float], second: Sequence[float]) -> float:
-    """min(first) / min(second): host jitter only adds time, so each side's minimum is its steadiest figure.
-
-    The batch-over-one-by-one ratio of minima from 40 alternating rounds moved 1.3 % across fresh
-    processes, where the ratio of medians moved 37 % (the user guide's method page, "Minima, not medians").
-    """
-    return min(first) / min(second)
-
-
 def raw_round(pipeline: VariantPipeline, groups: Sequence[Group]) -> float:
     """Seconds per image of a bare loop of the pipeline calls, synchronized only at both ends.
 
@@ -250,19 +168,6 @@ def raw_round(pipeline: VariantPipeline, groups: Sequence[Group]) -> float:
     return (time.perf_counter() - started) / images_in(groups)
 
 
-def call_functions(pipeline: VariantPipeline, groups: Sequence[Group]) -> list[Callable[[], int]]:
-    """One function per call of the round, each returning the images it made (for the profiled passes)."""
-
-    def make(prompts: list[str], seeds: list[int]) -> Callable[[], int]:
-        def call() -> int:
-            pipeline.generate(prompts, seeds, check=False)
-            return len(prompts)
-
-        return call
-
-    return [make(prompts, seeds) for prompts, seeds in groups]
-
-
 def own_peak_memory_gb(pipeline: VariantPipeline) -> float | None:
     """Peak GPU memory since the last reset, less the shared components this variant leaves unused."""
     from pytest_sdxl.machine.devices import BYTES_PER_GB, peak_memory_gb
@@ -277,20 +182,6 @@ def plain_driver(one_round: Callable[[], list[float]], count: int, before: Calla
     for _ in range(count):
         before()
         one_round()
-
-
-def side_by_side_reference(composition: Composition) -> Composition | None:
-    """What a variant's wall time is measured against, round by round in the same process.
-
-    A batch composition against the same composition one prompt per call (a slower batch path moves
-    that ratio and nothing else), any other variant against the baseline; the baseline against nothing.
-    Between two processes the machine moves more than within one, and the ratio cancels that.
-    """
-    from pytest_sdxl.variants.registry import compose
-
-    if composition.is_batch:
-        return compose(name for name in composition.names if name != "batch")
-    return None if not composition.names else compose([])
 
 
 def nothing() -> None:
@@ -397,13 +288,6 @@ def measure_pipeline(
     )
 
 
-def same_calls(composition: Composition, groups: Sequence[Group]) -> list[Group]:
-    """The composition's calls over the same prompts and seeds as ``groups`` (a side-by-side reference's round)."""
-    prompts = [prompt for group_prompts, _ in groups for prompt in group_prompts]
-    seeds = [seed for _, group_seeds in groups for seed in group_seeds]
-    return call_groups(composition, prompts, seeds)
-
-
 def timed_warm_up(
     pipeline: VariantPipeline, groups: Sequence[Group], calls_at_one: int
 ) -> tuple[np.ndarray, int, float]:
@@ -439,7 +323,7 @@ def timed_rounds(
     loop = TimedLoop(pipeline, groups, energy_counter, gpu_state)
     reference_loop = None
     if side_by_side is not None:
-        warm_up(side_by_side, reference_groups)
+        warm_shapes(side_by_side, reference_groups)
         reference_loop = TimedLoop(side_by_side, reference_groups)
     before: Callable[[], object] = reference_loop.round if reference_loop is not None else nothing
     sampler = None

@@ -51,7 +51,8 @@ class OverheadResult:
 
 def measure_overhead(settings: Settings, composition: Composition, rounds: int = 10, warmup: int = 3) -> OverheadResult:
     """Time the same generations both ways, ``rounds`` times each, in one process."""
-    from pytest_sdxl.measure.core import TimedLoop, images_in, raw_round, seeds_for, timed_groups, warm_up
+    from pytest_sdxl.measure.calls import images_in, seeds_for, timed_groups, warm_up
+    from pytest_sdxl.measure.core import TimedLoop, raw_round
     from pytest_sdxl.measure.protocol import check_prompt_count
     from pytest_sdxl.pipelines.sources import components_for, image_size_for
     from pytest_sdxl.variants.assembly import VariantPipeline

@@ -188,7 +188,7 @@ def measure_power(
     far after each finished trial (its ``trials`` counts the finished ones), so that a run stopped
     midway keeps them.
     """
-    from pytest_sdxl.measure.core import call_groups, seeds_for, side_by_side_reference
+    from pytest_sdxl.measure.calls import call_groups, seeds_for, side_by_side_reference
     from pytest_sdxl.pipelines.sources import components_for, image_size_for
     from pytest_sdxl.variants.assembly import VariantPipeline
 

@@ -62,7 +62,7 @@ def calibrated(
     trials: ProcessTrials, settings: Settings, composition: Composition, runner: ProcessRunner
 ) -> tuple[float, float]:
     """Wall and kernel milliseconds per pipeline call of the variant, from one unchanged process (kernel: NaN)."""
-    from pytest_sdxl.measure.core import call_groups, seeds_for
+    from pytest_sdxl.measure.calls import call_groups, seeds_for
 
     side = Side("calibration", (trials.python, "-c", CHILD_ENTRY))
     folder = trials.folder / "calibration"

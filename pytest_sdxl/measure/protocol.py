@@ -29,7 +29,8 @@ import numpy as np
 from pytest_sdxl.errors import SettingsError, VariantUnavailable
 from pytest_sdxl.machine.interrupts import LATCH
 from pytest_sdxl.machine.probes import resolved_precision
-from pytest_sdxl.measure.core import measure_pipeline, seeds_for, side_by_side_reference, timed_groups
+from pytest_sdxl.measure.calls import seeds_for, side_by_side_reference, timed_groups
+from pytest_sdxl.measure.core import measure_pipeline
 from pytest_sdxl.measure.profiles import measuring_options, settings_block
 from pytest_sdxl.measure.progress import Progress, ProgressEvent
 from pytest_sdxl.measure.records import failure_reason, own_reference, variant_note

@@ -112,7 +112,12 @@ def load_components(
     """Build (random) or load (hub id, folder) every component of the pipeline on device in dtype."""
     import time
 
+    from pytest_sdxl.machine.devices import freeze_what_lives_now
+
     started = time.perf_counter()
+    import_pipeline_classes()
+    # The libraries are imported and no model exists yet: what lives now lives for the process.
+    freeze_what_lives_now()
     architecture = architecture_of(source)
     if architecture is not None:
         modules = build_random_modules(architecture, device, dtype)
@@ -130,6 +135,18 @@ def load_components(
         fp16_vae_source=fp16_vae_source,
         load_seconds=time.perf_counter() - started,
     )
+
+
+def import_pipeline_classes() -> None:
+    """Import every class a pipeline is built from (diffusers' imports are lazy), before ``freeze_what_lives_now``."""
+    from diffusers import (  # noqa: F401
+        AutoencoderKL,
+        AutoencoderTiny,
+        EulerAncestralDiscreteScheduler,
+        StableDiffusionXLPipeline,
+        UNet2DConditionModel,
+    )
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection  # noqa: F401
 
 
 def build_random_modules(architecture: Architecture, device: torch.device, dtype: torch.dtype) -> dict[str, Any]:
@@ -266,5 +283,5 @@ def forget_loaded() -> None:
 
 
 def image_size_for(settings: SourceChoice, components: Components) -> int:
-    """The settings' image size, or the source's default (64 on random:tiny, 512 on SDXL-Turbo)."""
+    """The settings' image size, or the source's default (32 on random:tiny, 512 on SDXL-Turbo)."""
     return int(settings.size) if settings.size else components.default_size

@@ -49,13 +49,8 @@ class VariantBenchmark:
             fail_variant(error, self.pipeline.id, "being timed", self.pipeline.device)
 
     def measure(self, runs: int) -> np.ndarray:
-        from pytest_sdxl.measure.core import (
-            images_in,
-            measure_pipeline,
-            seeds_for,
-            side_by_side_reference,
-            timed_groups,
-        )
+        from pytest_sdxl.measure.calls import images_in, seeds_for, side_by_side_reference, timed_groups
+        from pytest_sdxl.measure.core import measure_pipeline
         from pytest_sdxl.measure.profiles import measuring_options
         from pytest_sdxl.measure.sequential import StopSampling
         from pytest_sdxl.variants.assembly import VariantPipeline
@@ -136,7 +131,7 @@ class VariantBenchmark:
 
     def reference_images(self) -> np.ndarray | None:
         """The baseline's images of the timed prompts, for PSNR; built aside once when the baseline ran not first."""
-        from pytest_sdxl.measure.core import seeds_for
+        from pytest_sdxl.measure.calls import seeds_for
         from pytest_sdxl.variants.assembly import VariantPipeline
         from pytest_sdxl.variants.registry import compose
 

@@ -104,7 +104,7 @@ def warm_pipeline(state: SessionState, components: Components, composition: Comp
     """
     from pytest_sdxl.errors import VariantUnavailable
     from pytest_sdxl.machine.compile_cache import CacheProbe
-    from pytest_sdxl.measure.core import seeds_for
+    from pytest_sdxl.measure.calls import seeds_for
     from pytest_sdxl.measure.timing import SyncClock
     from pytest_sdxl.pipelines.sources import image_size_for
     from pytest_sdxl.plugin.outcomes import fail_variant, skip_variant

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pytest_sdxl.measure.core import Group, MeasuringOptions, call_groups, measure_pipeline, seeds_for
+from pytest_sdxl.measure.calls import Group, call_groups, seeds_for
+from pytest_sdxl.measure.core import MeasuringOptions, measure_pipeline
 from pytest_sdxl.measure.records import image_quality
 from pytest_sdxl.tune.candidates import Candidate, Measurement, TuneResult
 from pytest_sdxl.tune.options import TuneOptions

@@ -56,7 +56,7 @@ def tiny_pipeline(one_torch_thread: None) -> Iterator[Any]:
 
 
 def calls_of(pipeline: Any) -> list[Any]:
-    from pytest_sdxl.measure.core import call_functions, call_groups
+    from pytest_sdxl.measure.calls import call_functions, call_groups
 
     return call_functions(pipeline, call_groups(pipeline.composition, PROMPTS, [0, 1]))
 

@@ -236,7 +236,7 @@ def pipeline(variant: str, warm_prompts: int = 1) -> VariantPipeline:
     captured UNets capture on a later call), and cached embeddings are filled: benchmarks time later calls.
     """
     from pytest_sdxl.errors import VariantUnavailable
-    from pytest_sdxl.measure.core import call_groups, warm_up
+    from pytest_sdxl.measure.calls import call_groups, warm_up
     from pytest_sdxl.pipelines.sources import image_size_for
     from pytest_sdxl.variants.assembly import VariantPipeline
 
@@ -264,7 +264,7 @@ def paired_ratio(
     Both go through the measurement core's timed loop in alternating rounds; the ratio is of the
     two sides' minima (``measurement.ratio_of_minima``), the figure that survives a shared machine.
     """
-    from pytest_sdxl.measure.core import ratio_of_minima
+    from pytest_sdxl.measure.paired import ratio_of_minima
 
     return ratio_of_minima(*alternating_samples(numerator, denominator, prompts, seeds))
 
@@ -281,7 +281,9 @@ def alternating_loops(
     numerator: VariantPipeline, denominator: VariantPipeline, prompts: list[str], seeds: list[int]
 ) -> tuple[TimedLoop, TimedLoop]:
     """Each side's timed loop after its alternating rounds; ``.rounds`` keeps every call's seconds per image."""
-    from pytest_sdxl.measure.core import TimedLoop, alternating_rounds, call_groups
+    from pytest_sdxl.measure.calls import call_groups
+    from pytest_sdxl.measure.core import TimedLoop
+    from pytest_sdxl.measure.paired import alternating_rounds
 
     top, bottom = (TimedLoop(side, call_groups(side.composition, prompts, seeds)) for side in (numerator, denominator))
     alternating_rounds(
@@ -308,7 +310,7 @@ def paired_host_normalized_ratio(
 
 def kernel_seconds(pipeline: VariantPipeline, prompts: list[str], seeds: list[int]) -> float:
     """The pipeline's GPU kernel time per image on these prompts, from the measurement core's profiled pass."""
-    from pytest_sdxl.measure.core import call_functions, call_groups
+    from pytest_sdxl.measure.calls import call_functions, call_groups
     from pytest_sdxl.measure.device_signals import kernel_signals
 
     calls = call_functions(pipeline, call_groups(pipeline.composition, prompts, seeds))
