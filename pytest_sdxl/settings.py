@@ -1,21 +1,248 @@
-"""One frozen Settings object, resolved from the command line, then environment, then ini, then default.
+"""The checks of what users type, and the one frozen Settings they resolve into.
 
-The options themselves (names, parsers, defaults, help) are ``pytest_sdxl.options``' table. This module
-is imported only where settings are resolved or used: the plugin resolves them only in a session that
-gives an sdxl setting or uses an sdxl fixture. No torch import here.
+Each value is resolved from the command line, then the environment, then the ini file, then the
+default; the options themselves (names, defaults, help, ranges) are ``pytest_sdxl.options``' table.
+This module is imported only where settings are resolved or used: the plugin resolves them only in a
+session that gives an sdxl setting, uses sdxl or shows its header. No torch import here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pytest_sdxl.options import AUTO_BUDGET_S, DEFAULT_PROMPTS, OPTIONS, PROFILE_RUNS, VARIANT_SELECTIONS
+from pytest_sdxl.errors import SettingsError, VariantSpecError
+from pytest_sdxl.options import (
+    AUTO_BUDGET_S,
+    BUDGET_RANGE,
+    DEFAULT_PROMPTS,
+    OPTIONS,
+    PROFILE_RUNS,
+    PROFILES,
+    RUNS_RANGE,
+    SEED_RANGE,
+    SIZE_RANGE,
+    STEPS_RANGE,
+    VARIANT_SELECTIONS,
+)
 
 if TYPE_CHECKING:
     from pytest_sdxl.variants.registry import Composition
+
+
+def whole_number(value: str, where: str, bounds: tuple[int, int], why: str = "") -> int:
+    """A whole number within ``bounds`` (inclusive); the error names the range, and why it ends there."""
+    low, high = bounds
+    accepted = f"accepted: a whole number from {low} to {high}"
+    try:
+        number = int(value)
+    except ValueError:
+        raise SettingsError(f"{where}: {value!r} is not a whole number; {accepted}") from None
+    if number < low:
+        raise SettingsError(f"{where}: {number} must be at least {low}; {accepted}")
+    if number > high:
+        reason = f" ({why})" if why else ""
+        raise SettingsError(f"{where}: {number} must be at most {high}{reason}; {accepted}")
+    return number
+
+
+def step_count(value: str, where: str) -> int:
+    return whole_number(value, where, STEPS_RANGE, "the scheduler has 1,000 training timesteps")
+
+
+def run_count(value: str, where: str) -> int | None:
+    """A number of runs, or None for ``auto`` (the profile's: ``PROFILE_RUNS``)."""
+    if value.strip().lower() == "auto":
+        return None
+    return whole_number(value, where, RUNS_RANGE, "each run is a fresh load; 100 already take hours on a real model")
+
+
+def image_size(value: str, where: str) -> int | None:
+    if value == "auto":
+        return None
+    low, high = SIZE_RANGE
+    accepted = f"accepted: a multiple of 8 from {low} to {high}, or auto"
+    try:
+        size = int(value)
+    except ValueError:
+        raise SettingsError(f"{where}: {value!r} is not a whole number; {accepted}") from None
+    if size < low:
+        raise SettingsError(f"{where}: {size} must be at least {low}; {accepted}")
+    if size > high:
+        raise SettingsError(f"{where}: {size} must be at most {high} (four times SDXL's native 1024); {accepted}")
+    if size % 8:
+        raise SettingsError(f"{where}: {size} must be a multiple of 8 (the VAE's scale), e.g. 512 or 64; {accepted}")
+    return size
+
+
+DEVICES_ACCEPTED = "accepted: auto, cpu, cuda, cuda:N, or a list such as cuda:0,cuda:1 for pytest-xdist workers"
+
+
+def device_name(value: str, where: str) -> str:
+    """A well-formed device, or list of different devices, that this machine has (cuda:N checked with torch)."""
+    from pytest_sdxl.machine.devices import check_present
+
+    name = value.strip()
+    if re.fullmatch(r"auto|cpu|cuda(:\d+)?", name):
+        check_present([name], name, where)
+        return name
+    # A list gives each pytest-xdist worker its own device (worker gwK takes entry K).
+    devices = [part.strip() for part in name.split(",")]
+    if len(devices) < 2 or not all(re.fullmatch(r"cuda:\d+", device) for device in devices):
+        raise SettingsError(f"{where}: {value!r} is not a device; {DEVICES_ACCEPTED}")
+    twice = next((device for index, device in enumerate(devices) if device in devices[:index]), None)
+    if twice is not None:
+        raise SettingsError(
+            f"{where}: {value!r} names {twice} twice: two pytest-xdist workers on one GPU would time each other's "
+            "kernels; accepted: a list of different devices such as cuda:0,cuda:1"
+        )
+    listed = ",".join(devices)
+    check_present(devices, listed, where)
+    return listed
+
+
+def dtype_name(value: str, where: str) -> str:
+    from pytest_sdxl.machine.devices import DTYPE_NAMES
+
+    if value == "auto" or value.lower() in DTYPE_NAMES:
+        return value if value == "auto" else DTYPE_NAMES[value.lower()]
+    raise SettingsError(f"{where}: {value!r} is not a precision; accepted: auto, {', '.join(sorted(DTYPE_NAMES))}")
+
+
+def variant_list(value: str, where: str) -> tuple[Composition, ...] | None:
+    """The named compositions, or None for a selection word (``Settings.variant_selection`` says which)."""
+    if value.strip().lower() in VARIANT_SELECTIONS:
+        return None  # without the registry (every built-in variant): the default must stay cheap to resolve
+    from pytest_sdxl.variants.registry import parse_list, valid_names
+
+    if not value:
+        # An empty list is most likely a CI variable that was never filled in: running every
+        # variant instead would hide that, so it is refused (an unset option never gets here).
+        raise SettingsError(
+            f"{where}: empty list of variants; accepted: auto, all, or a comma-separated list of names "
+            f"(compose with +) from: {', '.join(valid_names())}"
+        )
+    try:
+        return tuple(parse_list(value))
+    except VariantSpecError as error:
+        raise SettingsError(f"{where}: {error}") from None
+
+
+PROMPTS_ACCEPTED = "accepted: a UTF-8 text file, one prompt a line, or default"
+
+
+def prompt_file(value: str, where: str) -> tuple[str, ...]:
+    if value in ("", "default"):
+        return DEFAULT_PROMPTS
+    path = Path(value).expanduser()
+
+    def refused(problem: str) -> SettingsError:
+        return SettingsError(f"{where}: prompt file {value!r} {problem}; {PROMPTS_ACCEPTED}")
+
+    if path.is_dir():
+        raise refused("is a folder")
+    if not path.is_file():
+        raise refused("does not exist")
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise refused(f"cannot be read ({error.strerror or type(error).__name__})") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise refused(f"is not UTF-8 text (byte 0x{data[error.start]:02x} at offset {error.start})") from None
+    if "\x00" in text:
+        raise refused("holds a NUL byte: it is not text")
+    prompts = tuple(line.strip() for line in text.splitlines() if line.strip())
+    if not prompts:
+        raise refused("holds no prompt")
+    return prompts
+
+
+def output_folder(value: str, where: str) -> Path | None:
+    """An output folder (report, trace), checked before anything is measured: results must never be lost."""
+    from pytest_sdxl.machine.folders import writable_folder
+
+    return writable_folder(value, where) if value else None
+
+
+def model_source(value: str, where: str) -> str:
+    if not value.strip():
+        raise SettingsError(f"{where}: empty model; accepted: random:tiny, random:sdxl-turbo, a hub id or a folder")
+    return value.strip()
+
+
+def compile_cache_folder(value: str, where: str) -> Path | None:
+    from pytest_sdxl.machine.compile_cache import folder_from_setting
+
+    return folder_from_setting(value, where)
+
+
+def seed_value(value: str, where: str) -> int:
+    return whole_number(value, where, SEED_RANGE, "a signed 64-bit number, so that seed + i fits torch's generators")
+
+
+def lpips_weights_path(value: str, where: str) -> Path | None:
+    if not value:
+        return None
+    path = Path(value).expanduser()
+    if not path.exists():
+        raise SettingsError(
+            f"{where}: {value!r} does not exist; give torchvision's AlexNet checkpoint (alexnet-owt-*.pth) "
+            "or the folder holding it, or leave it unset to measure SSIM and PSNR without LPIPS"
+        )
+    return path
+
+
+def profile_name(value: str, where: str) -> str:
+    name = value.strip().lower()
+    if name not in PROFILES:
+        raise SettingsError(
+            f"{where}: {value!r} is not a profile; accepted: gate (the gated signals, for pull requests), "
+            "full (every signal) or reference (the reference protocol's fixed rounds)"
+        )
+    return name
+
+
+def budget_seconds(value: str, where: str) -> float | None:
+    """Seconds, or None for ``auto`` (``AUTO_BUDGET_S`` by device type)."""
+    if value.strip().lower() == "auto":
+        return None
+    low, high = BUDGET_RANGE
+    accepted = f"accepted: auto, or seconds from {low:g} to {high:g}, e.g. 30 or 12.5"
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise SettingsError(f"{where}: {value!r} is not a number of seconds; {accepted}") from None
+    if not low <= seconds <= high:  # also refuses nan
+        raise SettingsError(f"{where}: {value!r} is outside the range; {accepted}")
+    return seconds
+
+
+# Each option's parser, by name: kept here, not in the option table, so that the plugin's start-up
+# imports the table without the checks (the measurement method page, "The plugin's cost where unused").
+PARSERS: dict[str, Callable[[str, str], Any]] = {
+    "model": model_source,
+    "device": device_name,
+    "dtype": dtype_name,
+    "size": image_size,
+    "steps": step_count,
+    "prompts": prompt_file,
+    "runs": run_count,
+    "variants": variant_list,
+    "profile": profile_name,
+    "variant_budget": budget_seconds,
+    "report": output_folder,
+    "trace": output_folder,
+    "seed": seed_value,
+    "tiny_vae": model_source,
+    "fp16_vae": model_source,
+    "compile_cache": compile_cache_folder,
+    "lpips_weights": lpips_weights_path,
+}
 
 
 @dataclass(frozen=True)
@@ -99,7 +326,7 @@ def resolve(
             (option.default, f"default of {flag}"),
         )
         raw, where = next((value, where) for value, where in candidates if value is not None)
-        values[option.name] = option.parse(str(raw), where)
+        values[option.name] = PARSERS[option.name](str(raw), where)
         origins[option.name] = where.split(" ")[0]
         if option.name == "variants":
             word = str(raw).strip().lower()

@@ -57,3 +57,11 @@ def test_a_given_setting_is_still_resolved_at_start(pytester: pytest.Pytester) -
     imported = json.loads((pytester.path / "imported.json").read_text())
     assert {"pytest_sdxl.settings", "pytest_sdxl.plugin.state"} <= set(imported)
     assert "torch" not in imported
+
+
+def test_every_option_has_its_parser_and_every_parser_an_option() -> None:
+    # The table and its checks live apart (the checks are not imported at plugin load): they must still match.
+    from pytest_sdxl.options import OPTIONS
+    from pytest_sdxl.settings import PARSERS
+
+    assert [option.name for option in OPTIONS] == list(PARSERS)

@@ -4,12 +4,12 @@ Imports only pytest, the standard library and pytest-sdxl's option table at modu
 hooks resolve the settings only in a session that gives one or uses sdxl (``plugin.session``), so a
 session that does not use pytest-sdxl pays next to nothing for it being installed (the user guide's
 measurement method page, "The plugin's cost where unused"). The fixtures live in
-``pytest_sdxl.plugin.fixtures``; the benchmark they time lives in ``pytest_sdxl.plugin.benchmark``.
+``pytest_sdxl.plugin.fixtures``, the benchmark they time in ``pytest_sdxl.plugin.benchmark``, and
+the lines the hooks write in ``pytest_sdxl.plugin.terminal``.
 """
 
 from __future__ import annotations
 
-import shutil
 import sys
 from collections.abc import Generator, Sequence
 from typing import TYPE_CHECKING, Any
@@ -108,32 +108,9 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_report_header(config: pytest.Config) -> list[str]:
     if not config.stash.get(CONFIGURED_KEY, False):
         return []
-    state = state_of(config)
-    lines = [f"sdxl: {state.settings.describe()}"]
-    chosen = [
-        f"{name} from {'the command line' if origin == 'command' else origin}"
-        for name, origin in state.settings.sources.items()
-        if origin != "default"
-    ]
-    if chosen:
-        lines.append("sdxl settings: " + ", ".join(chosen))
-    cache = state.settings.compile_cache
-    lines.append(f"sdxl compile cache: {cache if cache is not None else 'off (torch defaults)'}")
-    lines.append(header_gpu_line())
-    return lines
+    from pytest_sdxl.plugin.terminal import header_lines
 
-
-def header_gpu_line() -> str:
-    """The GPU from the NVIDIA driver's /proc files: no subprocess and no torch in a session that may not use sdxl."""
-    from pytest_sdxl.machine.probes import gpu_summary, gpus_from_driver
-
-    found = gpus_from_driver()
-    if found is None:
-        if shutil.which("nvidia-smi"):
-            return "sdxl gpu: asked of nvidia-smi once sdxl tests are collected"
-        return "sdxl gpu: none (no NVIDIA driver)"
-    names, driver = found
-    return f"sdxl gpu: {gpu_summary(names) or 'none'} (driver {driver or 'unknown'})"
+    return header_lines(state_of(config))
 
 
 def default_variants(state: SessionState) -> list[Composition]:
@@ -146,42 +123,19 @@ def default_variants(state: SessionState) -> list[Composition]:
     return state.default_variants
 
 
-def left_out_line(state: SessionState) -> list[str]:
-    """The header's line naming the variants the default selection leaves out here, and how to ask for them."""
-    if not state.left_out:
-        return []
-    from pytest_sdxl.variants.registry import left_out_on_cpu
-
-    return [
-        f"sdxl variants left out on this cpu: {left_out_on_cpu(state.left_out)}; "
-        "--sdxl-variants all, or their names, times them"
-    ]
-
-
 def pytest_report_collectionfinish(config: pytest.Config, items: Sequence[pytest.Item]) -> list[str]:
     """The variants the default selection left out; where the driver has no /proc files (WSL), nvidia-smi names
     the GPU, only when sdxl tests will run."""
     if not config.stash.get(CONFIGURED_KEY, False):
         return []
     state = config.stash.get(STATE_KEY, None)  # not yet resolved where no test parametrized by variant
-    left_out = left_out_line(state) if state is not None else []
-    if not any(name in SDXL_FIXTURES for item in items for name in getattr(item, "fixturenames", ())):
-        return left_out
-    return left_out + gpu_line_from_nvidia_smi()
-
-
-def gpu_line_from_nvidia_smi() -> list[str]:
-    if not shutil.which("nvidia-smi"):
+    sdxl_tests = any(name in SDXL_FIXTURES for item in items for name in getattr(item, "fixturenames", ()))
+    if not sdxl_tests and (state is None or not state.left_out):
         return []
-    from pytest_sdxl.machine.probes import gpu_summary, gpus_from_driver, gpus_from_nvidia_smi
+    from pytest_sdxl.plugin.terminal import gpu_line_from_nvidia_smi, left_out_line
 
-    if gpus_from_driver() is not None:
-        return []  # the header named it already
-    found = gpus_from_nvidia_smi()
-    if found is None:
-        return ["sdxl gpu: nvidia-smi did not answer"]
-    names, driver = found
-    return [f"sdxl gpu: {gpu_summary(names) or 'none'} (driver {driver or 'unknown'}, from nvidia-smi)"]
+    left_out = left_out_line(state) if state is not None else []
+    return left_out + gpu_line_from_nvidia_smi() if sdxl_tests else left_out
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -383,21 +337,6 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     state = config.stash.get(STATE_KEY, None)
     if state is None:
         return
-    if state.records:
-        from pytest_sdxl.machine.probes import machine_details
-        from pytest_sdxl.reports.tables import session_summary_lines
+    from pytest_sdxl.plugin.terminal import write_summary
 
-        terminalreporter.write_sep("=", "sdxl: summary and the reference protocol's tables")
-        for line in session_summary_lines(state.result_set(state.machine_details or machine_details())):
-            terminalreporter.write_line(line)
-        from pytest_sdxl.machine.compile_cache import summary_line
-
-        uses = {variant: record.compile_cache for variant, record in state.records.items() if record.compile_cache}
-        if uses:
-            terminalreporter.write_line(summary_line(state.settings.compile_cache, uses))
-        if state.report_line:
-            terminalreporter.write_line(state.report_line)
-        if state.partial_line:
-            terminalreporter.write_line(state.partial_line, yellow=True, bold=True)
-    if state.nothing_measured_line:
-        terminalreporter.write_line(state.nothing_measured_line, red=True, bold=True)
+    write_summary(terminalreporter, state)
