@@ -39,8 +39,8 @@ def main() -> int:
     import torch._dynamo.utils as dynamo_utils
 
     from pytest_sdxl.machine.devices import synchronize
+    from pytest_sdxl.options import DEFAULT_PROMPTS
     from pytest_sdxl.pipelines.sources import image_size_for, load_components
-    from pytest_sdxl.settings import DEFAULT_PROMPTS
     from pytest_sdxl.variants.assembly import VariantPipeline
     from pytest_sdxl.variants.registry import parse
 

@@ -106,7 +106,7 @@ OPTIONS = (
         "size",
         "auto",
         f"Image side in pixels, a multiple of 8 from {SIZE_RANGE[0]} to {SIZE_RANGE[1]}, or auto (the model's "
-        "default, 64 on random:tiny)",
+        "default, 32 on random:tiny)",
         "PIXELS",
     ),
     Option("steps", "1", f"Inference steps per image, {STEPS_RANGE[0]} to {STEPS_RANGE[1]}", "N"),

@@ -20,7 +20,7 @@ SDXL-Turbo benchmarks (pytest-sdxl):
   --sdxl-model=SOURCE   Model source: random:tiny, random:sdxl-turbo, a hub id or a local folder (default: random:tiny; ini sdxl_model, env PYTEST_SDXL_MODEL)
   --sdxl-device=DEVICE  Device: auto (cuda when present, else cpu), cpu, cuda, cuda:N, or one per xdist worker (cuda:0,cuda:1) (default: auto; ini sdxl_device, env PYTEST_SDXL_DEVICE)
   --sdxl-dtype=DTYPE    Precision: auto (float16 on cuda, float32 on cpu), float16, bfloat16 or float32 (default: auto; ini sdxl_dtype, env PYTEST_SDXL_DTYPE)
-  --sdxl-size=PIXELS    Image side in pixels, a multiple of 8 from 8 to 4096, or auto (the model's default, 64 on random:tiny) (default: auto; ini sdxl_size, env PYTEST_SDXL_SIZE)
+  --sdxl-size=PIXELS    Image side in pixels, a multiple of 8 from 8 to 4096, or auto (the model's default, 32 on random:tiny) (default: auto; ini sdxl_size, env PYTEST_SDXL_SIZE)
   --sdxl-steps=N        Inference steps per image, 1 to 1000 (default: 1; ini sdxl_steps, env PYTEST_SDXL_STEPS)
   --sdxl-prompts=FILE   File of prompts, one a line (default: five built-in prompts) (ini sdxl_prompts, env PYTEST_SDXL_PROMPTS)
   --sdxl-runs=N         Runs of the protocol, 1 to 100, each from a fresh load, or auto (3 in the reference profile, 2 in gate and full); under pytest: blocks of at least ten timed calls on the one

@@ -58,6 +58,7 @@ def test_power_in_one_process_on_the_batch_variant(power_run: tuple[int, str, di
     a_thirty_percent_host_slowdown_is_caught_by_wall_time(power_run)
     power_prints_kernel_columns_as_not_applicable_on_a_cpu(power_run)
     results_of_one_experiment_from_several_gpus_add_up(power_run)
+    results_of_different_experiments_do_not_add_up(power_run)
 
 
 def power_writes_detections_and_false_alarms_per_signal(power_run: tuple[int, str, dict[str, Any]]) -> None:
@@ -168,7 +169,7 @@ def results_of_one_experiment_from_several_gpus_add_up(power_run: tuple[int, str
     assert one.trials == 2 and one.calibration["kernel_ms_per_call"] != one.calibration["kernel_ms_per_call"]  # nan
 
 
-def test_results_of_different_experiments_do_not_add_up(power_run: tuple[int, str, dict[str, Any]]) -> None:
+def results_of_different_experiments_do_not_add_up(power_run: tuple[int, str, dict[str, Any]]) -> None:
     from pytest_sdxl.measure.power import combined, power_from_dict
 
     other = dict(power_run[2], variant="tiny_vae+batch")

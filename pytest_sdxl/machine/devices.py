@@ -178,7 +178,7 @@ def freeze_what_lives_now() -> None:
     ``free_memory`` collects garbage after every variant, and a full collection walks every tracked object:
     with torch, diffusers and transformers imported that is about 450,000 objects and 0.2 s a collection
     on the project's 2-core CI machine, against microseconds once they are frozen (the user guide's method
-    page, "Cheap processes"). Call it after the heavy imports and before any model is built: frozen
+    page, "Cost of a process"). Call it after the heavy imports and before any model is built: frozen
     objects are still freed when nothing refers to them, but a frozen reference cycle never is, so
     nothing that is later dropped (a pipeline, its weights) may be alive when it runs.
     """

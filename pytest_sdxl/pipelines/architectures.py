@@ -106,7 +106,7 @@ TINY = Architecture(
     },
     scheduler=SCHEDULER,
     # 32 px (latents of 16): every code path of 64 px at 40 ms an image on one CPU thread, against 100 ms at
-    # 64 px (the user guide's method page, "Cheap processes"); the CPU tests and main job time hundreds.
+    # 64 px (the user guide's method page, "Cost of a process"); the CPU tests and main job time hundreds.
     default_size=32,
 )
 

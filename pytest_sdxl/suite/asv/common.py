@@ -52,7 +52,7 @@ CPU_VARIANTS = ("baseline", "tiny_vae", "cached_embeds", "batch", "tiny_vae+batc
 TINY_MODEL = "random:tiny"
 # Side-by-side ratios on the tiny model on a CPU: rounds a side and seconds of per-image time in all.
 # On a GPU the measurement core's 30 rounds and 5 s stand (detection power where a regression is a
-# few percent); a tiny CPU generation takes about 60 ms, so those defaults made each ratio 15 to 20 s.
+# few percent); a 64x64 tiny CPU generation took about 60 ms, so those defaults made each ratio 15 to 20 s.
 # On a shared 2-core CPU the host's load, not the round count, sets the spread: tiny_vae+batch over
 # baseline moved 17 % over six processes with 12 rounds and 14 % over eight with 30, tiny_vae over
 # baseline read 0.694 from 30 rounds and 0.706 from 10 in one process. With 12 rounds
