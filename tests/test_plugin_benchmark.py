@@ -43,7 +43,7 @@ def test_benchmark_json_holds_the_figures_and_the_machine(pytester: pytest.Pytes
     benchmarks = {bench["param"]: bench for bench in document["benchmarks"]}
     assert set(benchmarks) == {"baseline", "tiny_vae", "batch"}
     groups = {bench["group"] for bench in benchmarks.values()}
-    assert groups == {"test_generation: random:tiny 64px, 2 images/round"}
+    assert groups == {"test_generation: random:tiny 32px, 2 images/round"}
     for variant, bench in benchmarks.items():
         info = bench["extra_info"]
         assert info["variant"] == variant and info["model"] == "random:tiny"

@@ -124,11 +124,12 @@ def test_a_failed_save_while_running_does_not_fail_the_test(tmp_path: Path) -> N
 
 def live_session(report: Path, prompts: str, harness: bool) -> Any:
     """Another session writing ``report`` now, with baseline saved: a pytest session's workload, or ``run``'s."""
+    from pytest_sdxl.pipelines.architectures import TINY
     from pytest_sdxl.results.store import ReportFolder, Writer
 
     lines = tuple(Path(prompts).read_text().splitlines())
     other = SessionState(settings=Settings(runs=1, prompts=lines, report=report), planned=["baseline"])
-    other.image_size = 64
+    other.image_size = TINY.default_size  # the size the tiny model's session below generates
     other.resolved = {"resolved_device": "cpu", "resolved_dtype": "float32"}
     theirs = other.result_set(report_machine(other))
     if not harness:
