@@ -15,7 +15,8 @@
 #              tiny_vae+graph_pipeline+batch); BATCH=B times batches of B prompts (default: 1 + 4 prompts)
 #   tune       `tune` within TUNE_BUDGET (default 8m) over VARIANTS (default: every variant)
 #   power      `power` on VARIANT (default batch): INJECT (default host:5%) over TRIALS (default 10) trials,
-#              with ROUNDS rounds a run when set
+#              with ROUNDS rounds a run when set; ACROSS=processes compares fresh processes as `ab` does
+#              (gate profile, PROCESSES a side at most, PIN, VARIANT_BUDGET), ROUNDS then left unset
 #   asv        lab/asv_detection.py: asv's rule on a commit whose batch path is 5 % slower and an unchanged
 #              one, RATIO plain or host-normalized (default plain) of VARIANT (default baseline), FACTOR
 #              (default 1.03), TRIALS trials (default 3)
@@ -173,9 +174,16 @@ if has_step power; then
     name="$OUT/power/${variant//+/_}-${inject_name//[:,]/-}"
     mkdir -p "$OUT/power"
     echo "== power on $variant, ${TRIALS:-10} trials ($((SECONDS - started)) s)"
+    across=()
+    if [ "${ACROSS:-rounds}" = processes ]; then
+        # What a pull request's ab job gets: fresh processes a side, the gate profile, PROCESSES a side at most.
+        name="$name-processes"
+        across=(--across processes --profile gate ${PROCESSES:+--processes "$PROCESSES"} ${PIN:+--cpus "$PIN"})
+        [ -n "${VARIANT_BUDGET:-}" ] && across+=(--variant-budget "$VARIANT_BUDGET")
+    fi
     python3 -m pytest_sdxl power --model "$MODEL" --variant "$variant" --trials "${TRIALS:-10}" --inject "$inject" \
-        ${ROUNDS:+--rounds "$ROUNDS"} ${RUNS:+--runs "$RUNS"} --output "$name.md" --json "$name.json" 2>&1 \
-        | without_transformers_chatter
+        "${across[@]}" ${ROUNDS:+--rounds "$ROUNDS"} ${RUNS:+--runs "$RUNS"} --output "$name.md" --json "$name.json" \
+        2>&1 | without_transformers_chatter
 fi
 
 if has_step asv; then
