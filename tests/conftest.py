@@ -10,6 +10,8 @@ import pytest
 if TYPE_CHECKING:
     from scratch_repository import ScratchRepository
 
+    from pytest_sdxl.pipelines.sources import Components
+
 pytest_plugins = ["pytester"]
 
 
@@ -50,6 +52,16 @@ def one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def components() -> Components:
+    """The tiny model's components on the CPU in float32, built afresh for each module that asks."""
+    import torch
+
+    from pytest_sdxl.pipelines.sources import load_components
+
+    return load_components("random:tiny", torch.device("cpu"), torch.float32)
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from pytest_sdxl.pipelines.images import max_abs_difference
-from pytest_sdxl.pipelines.sources import Components, load_components
+from pytest_sdxl.pipelines.sources import Components
 from pytest_sdxl.variants import compilation, pipeline_graph
 from pytest_sdxl.variants.assembly import VariantPipeline
 from pytest_sdxl.variants.registry import REGISTRY, parse
@@ -32,11 +32,6 @@ COMPILED_VARIANTS = {"compile_pipeline", "compile_unet", "compile_max_autotune",
 OptimizedModule = torch._dynamo.eval_frame.OptimizedModule
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-@pytest.fixture(scope="module")
-def components() -> Components:
-    return load_components("random:tiny", torch.device("cpu"), torch.float32)
 
 
 @pytest.fixture(scope="module")

@@ -75,6 +75,7 @@ class RecordingPipeline:
         self.calls: list[tuple[int, bool]] = []
         self.events: list[str] = []
         self.clock = FakeClock(self.events)
+        self.warm_calls: dict[int, int] = {}  # VariantPipeline's record of warm-up calls by shape
 
     def generate(self, prompts: Sequence[str], seeds: Sequence[int], check: bool = True) -> np.ndarray:
         self.calls.append((len(prompts), check))

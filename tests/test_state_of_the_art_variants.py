@@ -18,7 +18,7 @@ import torch
 
 from pytest_sdxl.errors import VariantSpecError, VariantUnavailable
 from pytest_sdxl.pipelines.images import max_abs_difference
-from pytest_sdxl.pipelines.sources import Components, load_components
+from pytest_sdxl.pipelines.sources import Components
 from pytest_sdxl.variants import compilation, pipeline_graph, quantization
 from pytest_sdxl.variants import definition as variant_definition
 from pytest_sdxl.variants.assembly import VariantPipeline
@@ -33,11 +33,6 @@ CPU_FLASH = "aten::_scaled_dot_product_flash_attention_for_cpu"
 MATH = "aten::_scaled_dot_product_attention_math"
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-@pytest.fixture(scope="module")
-def components() -> Components:
-    return load_components("random:tiny", torch.device("cpu"), torch.float32)
 
 
 @pytest.fixture(scope="module")

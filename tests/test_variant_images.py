@@ -29,11 +29,6 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def components() -> Components:
-    return load_components("random:tiny", torch.device("cpu"), torch.float32)
-
-
-@pytest.fixture(scope="module")
 def baseline_images(components: Components) -> np.ndarray:
     return VariantPipeline(components, parse("baseline"), SIZE).generate(PROMPTS, SEEDS)
 

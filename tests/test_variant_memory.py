@@ -23,11 +23,6 @@ META = torch.device("meta")
 SIZE = 64
 
 
-@pytest.fixture(scope="module")
-def components() -> Components:
-    return load_components("random:tiny", CPU, torch.float32)
-
-
 def module_bytes(module: Any) -> int:
     return sum(storages_on([module], CPU).values())
 

@@ -91,17 +91,22 @@ def warm_up(pipeline: VariantPipeline, groups: Sequence[Group], calls_at_one: in
             pipeline.generate(prompts, seeds, check=False)
             seen[len(prompts)] += 1
             made += 1
+    for shape, calls in seen.items():
+        pipeline.warm_calls[shape] = max(pipeline.warm_calls.get(shape, 0), calls)
     return images, made
 
 
 def warm_shapes(pipeline: VariantPipeline, groups: Sequence[Group]) -> None:
-    """Untimed calls until every shape of ``groups`` has been called ``warmup_calls`` times in the pipeline's life.
+    """Untimed calls until every shape of ``groups`` has had ``warmup_calls`` warm-up calls in the pipeline's life.
 
     For the side-by-side reference, which checks no images: warm once, it is not warmed again for the next variant.
     A cached-embeddings pipeline also encodes each prompt it has not seen, so its timed calls hit the cache.
     """
     for prompts, seeds in groups:
-        if pipeline.composition.has("cached_embeds") and not all(p in pipeline.embedding_cache for p in prompts):
+        shape = len(prompts)
+        cached = pipeline.embedding_cache
+        unencoded = pipeline.composition.has("cached_embeds") and not all(prompt in cached for prompt in prompts)
+        while unencoded or pipeline.warm_calls.get(shape, 0) < pipeline.composition.warmup_calls:
             pipeline.generate(prompts, seeds, check=False)
-        while pipeline.calls_by_shape.get(len(prompts), 0) < pipeline.composition.warmup_calls:
-            pipeline.generate(prompts, seeds, check=False)
+            pipeline.warm_calls[shape] = pipeline.warm_calls.get(shape, 0) + 1
+            unencoded = False

@@ -43,9 +43,10 @@ class VariantPipeline:
         self.size = size
         self.steps = steps
         self.embedding_cache: dict[str, tuple[Any, Any]] = {}
-        # Calls made so far by prompts a call: a warm-up counts them, so a pipeline already warm at a shape
-        # (the side-by-side reference of every variant after its first) is not warmed again.
-        self.calls_by_shape: dict[int, int] = {}
+        # Warm-up calls made so far by prompts a call (``measure.calls`` keeps it, outside every timed call): a
+        # pipeline already warm at a shape (the side-by-side reference of every variant after its first) is
+        # not warmed again.
+        self.warm_calls: dict[int, int] = {}
         self.pipe: Any = build_pipeline(components, composition, size)
 
     @property
@@ -96,7 +97,6 @@ class VariantPipeline:
             arguments["pooled_prompt_embeds"] = torch.cat([pair[1] for pair in embeddings])
         else:
             arguments["prompt"] = prompts
-        self.calls_by_shape[len(prompts)] = self.calls_by_shape.get(len(prompts), 0) + 1
         try:
             with torch.inference_mode(), self.call_contexts():
                 images: np.ndarray = self.pipe(generator=generators, **arguments).images
