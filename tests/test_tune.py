@@ -370,8 +370,17 @@ def test_tune_end_to_end_on_random_tiny(tmp_path: Path, capsys: pytest.CaptureFi
     reused = [line for line in progress.splitlines() if "(from --resume)" in line]
     reusable = [row for row in document["candidates"] if row["status"] in ("ok", "rejected")]
     assert len(reused) == len(reusable) - 1 and "tune: baseline at batch 1: " in progress
-    again_fastest = json.loads((again / "tune.json").read_text())["measured_fastest"]
-    assert again_fastest["composition"] == document["measured_fastest"]["composition"] and again_fastest["resumed"]
+    # The reused figures are the first call's, unchanged; only the baseline at batch 1 is measured again, so the
+    # fastest is chosen afresh among them (on a CPU the baseline and cached embeddings tie within the noise).
+    again_document = json.loads((again / "tune.json").read_text())
+    again_rows = {(row["composition"], row["batch_size"]): row for row in again_document["candidates"]}
+    for key, row in rows.items():
+        if row["status"] in ("ok", "rejected") and key != ("baseline", 1):
+            assert again_rows[key]["resumed"] and again_rows[key]["ms_per_image"] == row["ms_per_image"], key
+    assert not again_rows[("baseline", 1)]["resumed"]
+    again_measured = [row for row in again_document["candidates"] if row["status"] == "ok" and row["phase"] == "search"]
+    again_best = min(again_measured, key=lambda row: row["ms_per_image"])
+    assert again_document["measured_fastest"]["composition"] == again_best["composition"]
     # Other conditions (three runs a measurement instead of two): refused, saying why.
     refused = [*resumed[: resumed.index("--runs")], "--runs", "3", *resumed[resumed.index("--runs") + 2 :]]
     assert main(refused) == 2
