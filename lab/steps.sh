@@ -22,6 +22,8 @@
 #              (default 1.03), TRIALS trials (default 3)
 #   start      PROCESSES (default 3) fresh `run` processes of the gate profile on VARIANT (default baseline),
 #              one run each: the wall time of each process and its start-to-first-timed-round figure
+#   profile    one fresh `run` process of the gate profile on VARIANT (default baseline) under cProfile: where
+#              its start goes (profile/start.prof and the top functions by cumulative time in profile/start.txt)
 #   ab         `pytest-sdxl ab` with this checkout on both sides (an unchanged pair) over VARIANTS (default
 #              six eager variants), PAIRS pairs (default 2), AB_BUDGET seconds (default 300), gate profile,
 #              VARIANT_BUDGET seconds a variant when set
@@ -34,7 +36,7 @@
 # Each step writes to $OUT/<step>/. Nothing here bounds time: run a step as a lane of lab/lanes.sh for that.
 # shellcheck source=lab/host.sh
 source "$(dirname "$0")/host.sh"
-KNOWN_STEPS="reruns workers cache breakdown serving tune power asv start ab spread"
+KNOWN_STEPS="reruns workers cache breakdown serving tune power asv start profile ab spread"
 if [ -z "${STEPS:-}" ]; then
     echo "STEPS is empty: give some of ${KNOWN_STEPS// /, } joined by commas"
     exit 2
@@ -203,6 +205,15 @@ if has_step start; then
             --report "$OUT/start/process-$index" 2>&1 | without_transformers_chatter | tail -25
         echo "process $index: $((SECONDS - begun)) s from start to exit"
     done
+fi
+
+if has_step profile; then
+    mkdir -p "$OUT/profile"
+    echo "== profile: one process's start under cProfile ($((SECONDS - started)) s)"
+    python3 -m cProfile -o "$OUT/profile/start.prof" -m pytest_sdxl run --model "$MODEL" --variants "${VARIANT:-baseline}" \
+        --runs 1 --profile gate --report "$OUT/profile/report" 2>&1 | without_transformers_chatter | tail -3
+    python3 -c "import pstats, sys; pstats.Stats(sys.argv[1], stream=sys.stdout).sort_stats('cumulative').print_stats(90)" \
+        "$OUT/profile/start.prof" > "$OUT/profile/start.txt"
 fi
 
 if has_step ab; then
