@@ -19,6 +19,7 @@ import pytest
 
 from pytest_sdxl.analysis.comparison import MetricComparison, Rules
 from pytest_sdxl.cli.main import main
+from pytest_sdxl.errors import SettingsError
 from pytest_sdxl.measure import interleave
 from pytest_sdxl.measure.interleave import (
     ABBA,
@@ -315,6 +316,20 @@ def test_ab_refuses_a_missing_interpreter_a_folder_without_one_and_one_without_p
     bare.chmod(0o755)
     err = usage_error("--base-python", sys.executable, "--head-python", str(tmp_path), *report)
     assert "cannot import pytest_sdxl (ModuleNotFoundError: No module named 'pytest_sdxl')" in err
+
+
+def test_ab_takes_a_bare_interpreter_name_from_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pytest_sdxl.cli.ab import interpreter
+
+    folder = tmp_path / "bin"
+    folder.mkdir()
+    python = folder / "python-under-test"
+    python.write_text("#!/bin/sh\nexit 0\n")
+    python.chmod(0o755)
+    monkeypatch.setenv("PATH", str(folder))
+    assert interpreter("python-under-test", "--base-python") == str(python)
+    with pytest.raises(SettingsError, match="'python-elsewhere' is not an executable file; accepted: .*on PATH"):
+        interpreter("python-elsewhere", "--head-python")
 
 
 def test_ab_refuses_bad_cpus_pairs_and_budget(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import replace
@@ -41,7 +42,8 @@ if TYPE_CHECKING:
 # Settings each process gets from ab itself: one run a process, its own report folder, no traces.
 NOT_PASSED = ("runs", "report", "trace")
 ACCEPTED_PYTHON = (
-    "a Python interpreter (a virtual environment's bin/python) or a virtual environment's folder, "
+    "a Python interpreter (a virtual environment's bin/python, or a command on PATH such as python3) or a "
+    "virtual environment's folder, "
     "whose environment imports pytest_sdxl and the code under test"
 )
 
@@ -166,8 +168,10 @@ def empty_folder(value: str, flag: str) -> Path:
 
 
 def interpreter(value: str, flag: str) -> str:
-    """The interpreter a --*-python names: the path itself, or a venv folder's bin/python (Scripts\\python.exe)."""
-    path = Path(value)
+    """The interpreter a --*-python names: the path itself, a venv folder's bin/python (Scripts\\python.exe), or a
+    bare command found on PATH (``python3``), resolved to its path so that both sides' processes start the same one."""
+    on_path = shutil.which(value) if os.sep not in value else None
+    path = Path(on_path) if on_path else Path(value)
     if path.is_dir():
         for candidate in (path / "bin" / "python", path / "Scripts" / "python.exe"):
             if candidate.is_file():
