@@ -212,6 +212,7 @@ def passed_arguments(arguments: argparse.Namespace) -> tuple[str, ...]:
 
 
 def ab_command(arguments: argparse.Namespace) -> int:
+    from pytest_sdxl.machine.bytecode import bytecode_note
     from pytest_sdxl.measure import interleave
     from pytest_sdxl.measure.interleave import InterleavePlan, Side, measure_interleaved
 
@@ -232,6 +233,8 @@ def ab_command(arguments: argparse.Namespace) -> int:
         )
     cpus, pinning = choose_cpus(arguments.cpus)
     print(f"pytest-sdxl ab: CPUs: {pinning}", file=sys.stderr)
+    if bytecode := bytecode_note():
+        print(f"pytest-sdxl ab: {bytecode}", file=sys.stderr)
     plan = InterleavePlan(
         base=Side("base", (pythons["base"], "-m", "pytest_sdxl")),
         head=Side("head", (pythons["head"], "-m", "pytest_sdxl")),

@@ -6,6 +6,7 @@ library versions, one set of keys), ``compile_cache`` (the persistent torch.comp
 ``nvml`` (NVML opened on the device that is torch's ``cuda:i``), ``gpu_state`` (clocks, temperature,
 power and throttle reasons read through NVML, run summaries, and what ``compare`` says of them),
 ``process_identity`` (the id of this process that every run records), ``interrupts`` (a Ctrl-C
-remembered, so one a finalizer swallows still stops the work).
+remembered, so one a finalizer swallows still stops the work), ``bytecode`` (the bytecode cache of the
+processes ``ab`` starts, where the environment turns bytecode off).
 May import: the standard library, ``pytest_sdxl.errors``, and torch and ``pynvml`` lazily. Nothing above it.
 """

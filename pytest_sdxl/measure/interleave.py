@@ -30,6 +30,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from pytest_sdxl.analysis.comparison import FLAG_SHARE, SIGNALS_BY_NAME, MetricComparison, Rules, compare_results
+from pytest_sdxl.machine.bytecode import kept_bytecode
 from pytest_sdxl.results.merge import pool_result_sets
 from pytest_sdxl.results.schema import ResultSet, load_results
 
@@ -220,7 +221,7 @@ def run_process(request: ProcessRequest) -> ProcessOutcome:
             request.command,
             stdout=output,
             stderr=subprocess.STDOUT,
-            env={**os.environ, **request.environment},
+            env={**os.environ, **kept_bytecode(os.environ), **request.environment},
             preexec_fn=pin_to(request.cpus),
             check=False,
         )
