@@ -2,7 +2,8 @@
 
 Usage:
   python lab/power_files.py merge STEM FILE.json [FILE.json ...]
-      the trials of one experiment run in several processes (one per GPU) added up: STEM.md and STEM.json
+      the trials of one experiment run in several processes (one per GPU) added up, an untouched variant's
+      flags too: STEM.md and STEM.json
   python lab/power_files.py blocks FILE.json [--blocks 30,15,10,6,5]
       how the wall-ratio gate would have judged the same rounds cut into shorter runs
   python lab/power_files.py host-normalized FILE.json [...] --reference-kernel-ms 14.7 [--factor 1.03]

@@ -16,7 +16,9 @@
 #   tune       `tune` within TUNE_BUDGET (default 8m) over VARIANTS (default: every variant)
 #   power      `power` on VARIANT (default batch): INJECT (default host:5%) over TRIALS (default 10) trials,
 #              with ROUNDS rounds a run when set; ACROSS=processes compares fresh processes as `ab` does
-#              (gate profile, PROCESSES a side at most, PIN, VARIANT_BUDGET), ROUNDS then left unset
+#              (gate profile, PROCESSES a side at most, PIN, VARIANT_BUDGET), ROUNDS then left unset;
+#              there UNTOUCHED (a variant, default none) is measured beside VARIANT, never slowed (its flags
+#              false alarms; refused with ACROSS=rounds)
 #   asv        lab/asv_detection.py: asv's rule on a commit whose batch path is 5 % slower and an unchanged
 #              one, RATIO plain or host-normalized (default plain) of VARIANT (default baseline), FACTOR
 #              (default 1.03), TRIALS trials (default 3)
@@ -181,10 +183,12 @@ if has_step power; then
         # What a pull request's ab job gets: fresh processes a side, the gate profile, PROCESSES a side at most.
         name="$name-processes"
         across=(--across processes --profile gate ${PROCESSES:+--processes "$PROCESSES"} ${PIN:+--cpus "$PIN"})
+        [ -n "${UNTOUCHED:-}" ] && name="$name-untouched-${UNTOUCHED//+/_}"
         [ -n "${VARIANT_BUDGET:-}" ] && across+=(--variant-budget "$VARIANT_BUDGET")
     fi
     python3 -m pytest_sdxl power --model "$MODEL" --variant "$variant" --trials "${TRIALS:-10}" --inject "$inject" \
-        "${across[@]}" ${ROUNDS:+--rounds "$ROUNDS"} ${RUNS:+--runs "$RUNS"} --output "$name.md" --json "$name.json" \
+        "${across[@]}" ${UNTOUCHED:+--untouched "$UNTOUCHED"} ${ROUNDS:+--rounds "$ROUNDS"} ${RUNS:+--runs "$RUNS"} \
+        --output "$name.md" --json "$name.json" \
         2>&1 | without_transformers_chatter
 fi
 

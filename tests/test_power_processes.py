@@ -107,33 +107,43 @@ def test_a_real_child_starts_through_the_entry_and_refuses_a_bad_injection() -> 
     assert bad.returncode != 0 and "PYTEST_SDXL_INJECT: 'host:fast@batch' is not accepted" in bad.stderr
 
 
-def results_of(slowdown_ms: float, draw: random.Random) -> ResultSet:
-    """One process of batch (4 prompts a call) beside its reference; slower by ``slowdown_ms`` a call."""
+def record_of(variant: str, slowdown_ms: float, draw: random.Random) -> VariantRecord:
+    """One variant (4 prompts a call) beside its reference; slower by ``slowdown_ms`` a call."""
     blocks = []
     for _ in range(4):
         reference = PER_IMAGE_S * (1 + abs(draw.gauss(0, 0.01)))
-        variant = (reference * 4 + slowdown_ms / 1000) / 4 * (1 + draw.gauss(0, 0.0005))
-        blocks.append([variant, reference])
+        own = (reference * 4 + slowdown_ms / 1000) / 4 * (1 + draw.gauss(0, 0.0005))
+        blocks.append([own, reference])
     run = RunRecord(
         1, 1.0, 0.2, [b[0] for b in blocks], blocks[0][0], blocks[0][0], 3.0,
         reference="baseline", reference_gen_s=[b[1] for b in blocks], wall_blocks=blocks,
     )  # fmt: skip
-    return ResultSet({"model": "random:tiny", "image_size": 64}, {}, [VariantRecord("batch", "speed", runs=[run])])
+    return VariantRecord(variant, "speed", runs=[run])
 
 
 class Processes:
-    """Fake processes: each writes its results, slowed by the injection its environment names, if any."""
+    """Fake processes: each measures the variants its command names, the one its environment's injection names
+    slowed by it; ``always_slower`` is slowed by 20 ms in every head process, injected or not."""
 
-    def __init__(self) -> None:
+    def __init__(self, always_slower: str = "") -> None:
         self.requests: list[ProcessRequest] = []
         self.draw = random.Random(11)
+        self.always_slower = always_slower
 
     def __call__(self, request: ProcessRequest) -> ProcessOutcome:
         self.requests.append(request)
         spec = request.environment.get(VARIABLE)
-        slowdown_ms = parse_injection(spec).milliseconds if spec else 0.0
+        injection = parse_injection(spec) if spec else None
+        variants = request.command[request.command.index("--variants") + 1].split(",")
+        records = []
+        for variant in variants:
+            slowdown_ms = injection.milliseconds if injection is not None and injection.variant == variant else 0.0
+            if variant == self.always_slower and request.side == "head":
+                slowdown_ms += 20.0
+            records.append(record_of(variant, slowdown_ms, self.draw))
         request.folder.mkdir(parents=True)
-        save_results(results_of(slowdown_ms, self.draw), request.folder / "results.json")
+        measured = ResultSet({"model": "random:tiny", "image_size": 64}, {}, records)
+        save_results(measured, request.folder / "results.json")
         return ProcessOutcome(0, 1.0)
 
 
@@ -172,6 +182,50 @@ def test_each_trial_compares_interleaved_processes_with_the_slowdown_in_the_head
     )
 
 
+def across_processes_with(processes: Processes, tmp_path: Path, untouched: str) -> Any:
+    """Two trials of batch, unchanged and slowed 10 %, with ``untouched`` measured beside it in every process."""
+    return measure_power_across_processes(
+        ProcessTrials(sys.executable, ("--model", "random:tiny"), tmp_path, pairs=4),
+        Settings(model="random:tiny", device="cpu"),
+        parse("batch"),
+        2,
+        [("host", 0.10)],
+        Rules(metrics=POWER_SIGNALS, gate=POWER_GATE),
+        runner=processes,
+        untouched=parse(untouched),
+    )
+
+
+def test_an_untouched_variant_runs_in_every_process_and_only_the_slowed_one_is_flagged(tmp_path: Path) -> None:
+    processes = Processes()
+    result = across_processes_with(processes, tmp_path, "tiny_vae")
+    # The calibration too: every process measures both, so each side of a comparison is the same job.
+    assert all(request.command[-2:] == ("--variants", "batch,tiny_vae") for request in processes.requests)
+    assert result.calibration["wall_ms_per_call"] == pytest.approx(PER_IMAGE_S * 4 * 1000, rel=0.05)
+    assert result.detections["host 10%"].get("wall_ratio") == 2 and not result.false_alarms
+    assert result.untouched == "tiny_vae"
+    assert result.untouched_flags == {"none": {}, "host 10%": {}}
+    # Each trial keeps both variants' estimates apart: the slowed one's ratio moved, the untouched one's did not.
+    assert len(result.untouched_estimates) == len(result.estimates) == 2
+    for slowed, untouched in zip(result.estimates, result.untouched_estimates, strict=True):
+        assert slowed["host 10%"]["wall_ratio"][0] > 1.05
+        assert untouched["host 10%"]["wall_ratio"][0] == pytest.approx(1.0, abs=0.02)
+    table = power_report(result)
+    assert "untouched variant: tiny_vae" in table and "every flag here is a false alarm" in table
+    assert "| host 10% | 0/2 (" in table.split("untouched variant")[1]
+
+
+def test_the_untouched_variants_flags_are_counted_apart_from_the_slowed_ones(tmp_path: Path) -> None:
+    # tiny_vae runs slower in every head process: a flag of its own in every comparison, none of them batch's.
+    result = across_processes_with(Processes(always_slower="tiny_vae"), tmp_path, "tiny_vae")
+    assert result.untouched_flags["none"].get("wall_ratio") == 2
+    assert result.untouched_flags["host 10%"].get("wall_ratio") == 2
+    assert not result.false_alarms  # batch's unchanged comparisons stay clean beside a regressed tiny_vae
+    assert result.detections["host 10%"].get("wall_ratio") == 2
+    assert all(trial["none"]["wall_ratio"][0] > 1.05 for trial in result.untouched_estimates)
+    assert all(trial["none"]["wall_ratio"][0] < 1.02 for trial in result.estimates)
+
+
 def power(*arguments: str) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
@@ -198,12 +252,34 @@ def test_the_command_writes_which_mode_it_measured(tmp_path: Path, monkeypatch: 
     assert (tmp_path / "work" / "trial-01" / "host-20pct" / "head" / "process-01" / "results.json").is_file()
 
 
+def test_the_command_writes_the_untouched_variants_counts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(interleave, "run_process", Processes())
+    out = tmp_path / "power.json"
+    status, table, err = power(
+        "--across", "processes", "--processes", "2", "--trials", "1", "--inject", "host:20%", "--untouched",
+        "tiny_vae", "--model", "random:tiny", "--device", "cpu", "--cpus", "off", "--json", str(out),
+    )  # fmt: skip
+    assert status == 0, err
+    assert "untouched beside batch: tiny_vae" in err
+    document: dict[str, Any] = json.loads(out.read_text())
+    assert document["untouched"] == "tiny_vae" and set(document["untouched_flags"]) == {"none", "host 20%"}
+    assert [set(trial) for trial in document["untouched_estimates"]] == [{"none", "host 20%"}]
+    assert "untouched variant: tiny_vae" in table
+
+
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
         (("--across", "processes", "--rounds", "12"), "--rounds applies to --across rounds only"),
         (("--processes", "2"), "--processes applies to --across processes only"),
         (("--across", "threads"), "invalid choice: 'threads'"),
+        (("--untouched", "tiny_vae"), "--untouched needs --across processes"),
+        (("--across", "processes", "--untouched", "tiny-vea"), "unknown variant 'tiny_vea'. Did you mean 'tiny_vae'?"),
+        (("--across", "processes", "--untouched", "Batch"), "--untouched Batch is the slowed variant (batch,"),
+        (
+            ("--across", "processes", "--variant", "tiny_vae", "--untouched", "tiny_vae+batch"),
+            "--untouched tiny_vae+batch is timed beside tiny_vae, the slowed variant, as its side-by-side reference",
+        ),
     ],
 )
 def test_options_of_the_other_mode_are_refused(arguments: tuple[str, ...], message: str) -> None:

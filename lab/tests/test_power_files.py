@@ -34,8 +34,12 @@ def measurement(trial: int, comparison: str, own_s: float, noise: random.Random)
     return {"trial": trial, "comparison": comparison, "runs": runs}
 
 
-def power_file(path: Path, trials: int, variant: str = "batch", seed: int = 0) -> Path:
-    """A ``power --json`` file: the calibration, then per trial an unchanged and a 10 % slower measurement."""
+def power_file(path: Path, trials: int, variant: str = "batch", seed: int = 0, untouched: str = "") -> Path:
+    """A ``power --json`` file: the calibration, then per trial an unchanged and a 10 % slower measurement.
+
+    ``untouched``: across processes with that variant beside, flagged once in each comparison; "" writes the file
+    as it was before an untouched variant was kept (none of its fields).
+    """
     noise = random.Random(seed)
     samples = [measurement(0, "calibration", 0.4, noise)]
     for trial in range(1, trials + 1):
@@ -46,7 +50,18 @@ def power_file(path: Path, trials: int, variant: str = "batch", seed: int = 0) -
         detections={"host 5%": {"wall_ratio": trials}}, false_alarms={"wall_ratio": 1},
         unchanged_trials=trials, rounds=ROUNDS, samples=samples,
     )  # fmt: skip
-    path.write_text(json.dumps(result.as_dict()))
+    document = result.as_dict()
+    if untouched:
+        document.update(
+            across="processes", processes=4, untouched=untouched,
+            untouched_flags={"none": {"wall_ratio": 1}, "host 5%": {"wall_ratio": 1, "avg_gen_s": 1}},
+            untouched_estimates=[{"none": {"wall_ratio": [1.01, 0.3]}, "host 5%": {"wall_ratio": ["nan", "nan"]}}]
+            * trials,
+        )  # fmt: skip
+    else:
+        for name in ("untouched", "untouched_flags", "untouched_estimates"):
+            del document[name]
+    path.write_text(json.dumps(document))
     return path
 
 
@@ -59,6 +74,31 @@ def test_trials_of_one_experiment_add_up(tmp_path: Path) -> None:
     assert merged["false_alarms"] == {"wall_ratio": 2}
     assert len(merged["samples"]) == (1 + 2 * 2) + (1 + 3 * 2)  # every measurement's raw samples kept
     assert (tmp_path / "merged.md").read_text().strip()
+
+
+def test_the_untouched_variants_flags_add_up_apart(tmp_path: Path) -> None:
+    files = [power_file(tmp_path / f"{seed}.json", 2, seed=seed, untouched="tiny_vae") for seed in (0, 1)]
+    text = load_tool().merge(str(tmp_path / "merged"), files)
+    merged = json.loads((tmp_path / "merged.json").read_text())
+    assert merged["untouched"] == "tiny_vae"
+    assert merged["untouched_flags"] == {"none": {"wall_ratio": 2}, "host 5%": {"wall_ratio": 2, "avg_gen_s": 2}}
+    assert merged["false_alarms"] == {"wall_ratio": 2}  # the slowed variant's, as before
+    assert len(merged["untouched_estimates"]) == 4
+    untouched_table = text.split("untouched variant: tiny_vae")[1]
+    # Columns avg_gen_s, wall_ratio, kernel_ms, kernels; a ratio where a finite one was kept, the count alone elsewhere.
+    assert "| none | 0/4 | 2/4 (1.010) | 0/4 | 0/4 |" in untouched_table
+    assert "| host 5% | 2/4 | 2/4 | 0/4 | 0/4 |" in untouched_table
+
+
+def test_files_without_an_untouched_variant_still_merge_and_differ_from_those_with_one(tmp_path: Path) -> None:
+    old = [power_file(tmp_path / "a.json", 2), power_file(tmp_path / "b.json", 2, seed=1)]
+    assert "untouched" not in json.loads(old[0].read_text())
+    text = load_tool().merge(str(tmp_path / "merged"), old)
+    merged = json.loads((tmp_path / "merged.json").read_text())
+    assert (merged["untouched"], merged["untouched_flags"], merged["untouched_estimates"]) == ("", {}, [])
+    assert "untouched variant" not in text
+    with pytest.raises(SystemExit, match="different experiments"):
+        load_tool().merge(str(tmp_path / "mixed"), [old[0], power_file(tmp_path / "c.json", 2, untouched="tiny_vae")])
 
 
 def test_power_files_of_different_experiments_are_refused(tmp_path: Path) -> None:

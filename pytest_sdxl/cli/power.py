@@ -1,7 +1,8 @@
 """The ``power`` command: how often each signal of the gate catches an injected slowdown, and its false alarms.
 
 ``--across rounds`` (the default) measures both sides of each trial in this process; ``--across processes``
-measures them in fresh processes interleaved as ``ab`` does, the slowdown only in the head's: what CI gets.
+measures them in fresh processes interleaved as ``ab`` does, the slowdown only in the head's: what CI gets;
+there ``--untouched`` measures another variant beside the slowed one in every process, its flags false alarms.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from pytest_sdxl.analysis.comparison import Rules
     from pytest_sdxl.measure.power import PowerResult
     from pytest_sdxl.settings import Settings
+    from pytest_sdxl.variants.registry import Composition
 
 
 def add_command(commands: Any) -> None:
@@ -67,6 +69,12 @@ def add_command(commands: Any) -> None:
         default=None,
         help="Across processes: processes a side each comparison may take, stopping once decided as ab does "
         "(default: ab's --pairs default)",
+    )
+    power.add_argument(
+        "--untouched",
+        metavar="VARIANT",
+        help="Across processes: a variant measured in every process beside the slowed one, never slowed; its "
+        "flags are counted apart, every one a false alarm (default: none)",
     )
     power.add_argument(
         "--cpus",
@@ -111,6 +119,11 @@ def power_command(arguments: argparse.Namespace) -> int:
         for flag in ("processes", "work_folder"):
             if getattr(arguments, flag) is not None:
                 raise SettingsError(f"--{flag.replace('_', '-')} applies to --across processes only")
+        if arguments.untouched is not None:
+            raise SettingsError(
+                "--untouched needs --across processes: the untouched variant is measured in the slowed one's "
+                "fresh processes, and --across rounds measures one variant in this process"
+            )
         result = measure_power(
             settings,
             parse(arguments.variant),
@@ -140,8 +153,13 @@ def across_processes(
 
     if arguments.rounds is not None:
         raise SettingsError("--rounds applies to --across rounds only: each process runs the protocol's own rounds")
+    slowed = parse(arguments.variant)
+    untouched = None if arguments.untouched is None else parse(arguments.untouched)
+    if untouched is not None:
+        refuse_untouched(arguments.untouched, untouched, slowed)
     cpus, pinning = choose_cpus(arguments.cpus)
-    progress(f"pytest-sdxl power: across processes of {sys.executable}; CPUs: {pinning}")
+    beside = "" if untouched is None else f"; untouched beside {slowed.id}: {untouched.id}"
+    progress(f"pytest-sdxl power: across processes of {sys.executable}; CPUs: {pinning}{beside}")
     with contextlib.ExitStack() as stack:
         if arguments.work_folder is not None:
             folder = empty_folder(arguments.work_folder, "--work-folder")
@@ -157,13 +175,32 @@ def across_processes(
         return measure_power_across_processes(
             trials,
             settings,
-            parse(arguments.variant),
+            slowed,
             arguments.trials,
             arguments.inject,
             rules,
             runner=interleave.run_process,
             report=progress,
             on_trial=save,
+            untouched=untouched,
+        )
+
+
+def refuse_untouched(given: str, untouched: Composition, slowed: Composition) -> None:
+    """An untouched variant the injection would reach is refused: the slowed one, or one timed against it."""
+    from pytest_sdxl.measure.calls import side_by_side_reference
+
+    if untouched.id == slowed.id:
+        raise SettingsError(
+            f"--untouched {given} is the slowed variant ({slowed.id}, --variant); give another variant, one the "
+            "injection leaves alone"
+        )
+    reference = side_by_side_reference(untouched)
+    if reference is not None and reference.id == slowed.id:
+        # Its wall ratio is its time over the reference's, round by round, so slowing the reference moves it.
+        raise SettingsError(
+            f"--untouched {untouched.id} is timed beside {slowed.id}, the slowed variant, as its side-by-side "
+            "reference, so the injection would move its wall ratio; give a variant whose reference is another"
         )
 
 

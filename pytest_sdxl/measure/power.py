@@ -75,6 +75,12 @@ class PowerResult:
     # trial and comparison {"trial", "comparison", "order": "ABBA...", "stop": why it stopped}.
     processes: int = 0
     interleaved: list[dict[str, Any]] = field(default_factory=list)
+    # Across processes, a variant measured in the same processes with no injection (``--untouched``): per
+    # comparison ("none" or an injection of the slowed variant) and signal, the trials that flagged it (every
+    # one a false alarm), and per trial its estimates as ``estimates`` keeps the slowed variant's.
+    untouched: str = ""
+    untouched_flags: dict[str, dict[str, int]] = field(default_factory=dict)
+    untouched_estimates: list[dict[str, dict[str, list[float]]]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -265,13 +271,14 @@ def power_from_dict(data: dict[str, Any]) -> PowerResult:
     """A ``PowerResult`` read back from ``power --json`` (a calibration that did not apply reads "nan")."""
     known = {name: data[name] for name in PowerResult.__dataclass_fields__ if name in data}
     known["calibration"] = {key: float(value) for key, value in known.get("calibration", {}).items()}
-    known["estimates"] = [
-        {
-            comparison: {signal: [float(number) for number in pair] for signal, pair in signals.items()}
-            for comparison, signals in trial.items()
-        }
-        for trial in known.get("estimates", [])
-    ]
+    for name in ("estimates", "untouched_estimates"):  # files written before an untouched variant have none
+        known[name] = [
+            {
+                comparison: {signal: [float(number) for number in pair] for signal, pair in signals.items()}
+                for comparison, signals in trial.items()
+            }
+            for trial in known.get(name, [])
+        ]
     return PowerResult(**known)
 
 
@@ -300,37 +307,44 @@ def combined(results: Sequence[PowerResult]) -> PowerResult:
         detections={name: {} for name in first.detections},
     )
     total.rounds = first.rounds
-    total.across, total.processes = first.across, first.processes
+    total.across, total.processes, total.untouched = first.across, first.processes, first.untouched
     for result in results:
         total.unchanged_trials += result.unchanged_trials
         total.estimates += result.estimates
+        total.untouched_estimates += result.untouched_estimates
         total.samples += result.samples
         total.interleaved += result.interleaved
         for signal, count in result.false_alarms.items():
             total.false_alarms[signal] = total.false_alarms.get(signal, 0) + count
-        for name, flagged in result.detections.items():
-            for signal, count in flagged.items():
-                total.detections[name][signal] = total.detections[name].get(signal, 0) + count
+        for counts, added in ((total.detections, result.detections), (total.untouched_flags, result.untouched_flags)):
+            for name, flagged in added.items():
+                for signal, count in flagged.items():
+                    counts.setdefault(name, {})[signal] = counts.get(name, {}).get(signal, 0) + count
     return total
 
 
 def experiment(result: PowerResult) -> tuple[object, ...]:
-    return (result.variant, result.model, result.runs, result.rounds, result.across, result.processes)
+    # The untouched variant belongs to the experiment: it shares the slowed one's processes and Holm family.
+    return (result.variant, result.model, result.runs, result.rounds, result.across, result.processes, result.untouched)
 
 
 def describe_experiment(result: PowerResult) -> str:
     if result.across == "processes":
         measured = f"across processes, {result.processes} a side at most"
+        measured += f", {result.untouched} untouched beside it" if result.untouched else ""
     else:
         measured = f"{result.runs} runs of {result.rounds} rounds"
     return f"{result.variant} on {result.model}, {measured} ({', '.join(result.detections)})"
 
 
-def median_ratio(result: PowerResult, comparison: str, signal: str) -> float:
-    """The median over trials of one comparison's ratio new/base on one signal (NaN when none was kept)."""
+def median_ratio(result: PowerResult, comparison: str, signal: str, untouched: bool = False) -> float:
+    """The median over trials of one comparison's ratio new/base on one signal (NaN when none was kept).
+
+    ``untouched``: the untouched variant's ratio in that comparison's processes, not the slowed variant's.
+    """
     ratios = [
         trial[comparison][signal][0]
-        for trial in result.estimates
+        for trial in (result.untouched_estimates if untouched else result.estimates)
         if signal in trial.get(comparison, {}) and math.isfinite(trial[comparison][signal][0])
     ]
     return statistics.median(ratios) if ratios else math.nan
@@ -349,21 +363,20 @@ def power_report(result: PowerResult, signals: Sequence[str] = POWER_SIGNALS) ->
     else:
         rounds = "the core's default rounds" if result.rounds is None else f"{result.rounds} rounds"
         measured = f"{result.runs} runs a measurement of {rounds}, both sides in one process (--across rounds)"
+    heads = " | ".join(signal if signal in POWER_GATE else f"{signal} (shown, not gated)" for signal in signals)
     lines = [
         f"detection power: {result.variant} on {result.model} ({result.device}), {result.trials} trials, "
         f"{measured}; one call: {calibration['wall_ms_per_call']:.2f} ms wall, "
         f"{kernel_text}; each cell: trials flagged (median ratio new/base)",
         "",
-        "| injected slowdown | "
-        + " | ".join(signal if signal in POWER_GATE else f"{signal} (shown, not gated)" for signal in signals)
-        + " |",
+        f"| injected slowdown | {heads} |",
         "|---|" + "---|" * len(signals),
     ]
 
-    def cell(count: int, trials: int, signal: str, comparison: str) -> str:
+    def cell(count: int, trials: int, signal: str, comparison: str, untouched: bool = False) -> str:
         if signal in ("kernel_ms", "kernels") and math.isnan(kernel_ms):
             return "n/a"
-        ratio = median_ratio(result, comparison, signal)
+        ratio = median_ratio(result, comparison, signal, untouched)
         return f"{count}/{trials}" + ("" if math.isnan(ratio) else f" ({ratio:.3f})")
 
     for name, flagged in result.detections.items():
@@ -371,4 +384,19 @@ def power_report(result: PowerResult, signals: Sequence[str] = POWER_SIGNALS) ->
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     cells = [cell(result.false_alarms.get(signal, 0), result.unchanged_trials, signal, "none") for signal in signals]
     lines.append("| none (false alarms) | " + " | ".join(cells) + " |")
+    if result.untouched:
+        lines += [
+            "",
+            f"untouched variant: {result.untouched}, measured in the same processes and judged in the same Holm "
+            "family, carries no injection: every flag here is a false alarm; each cell: trials flagged (median "
+            "ratio new/base)",
+            "",
+            f"| the slowed variant's injection | {heads} |",
+            "|---|" + "---|" * len(signals),
+        ]
+        for name in ["none", *result.detections]:
+            flagged = result.untouched_flags.get(name, {})
+            trials = result.unchanged_trials if name == "none" else result.trials
+            cells = [cell(flagged.get(signal, 0), trials, signal, name, untouched=True) for signal in signals]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -10,6 +10,12 @@ false alarm. The injections are sized from a first unchanged process: a share of
 per pipeline call (host) or of its median kernel time per call (device; the wall time where there are no
 kernels). On a busy shared host the trials' processes may still run at another speed than that one, so
 the table's median ratios say how large the injection turned out.
+
+With an untouched variant (``power --untouched``), every process measures it beside the slowed one
+(``run --variants SLOWED,UNTOUCHED``), as a pull request's job measures a change among variants it does not
+touch. The injection names the slowed variant, so the untouched one's calls are never slowed: its flags,
+counted apart, are false alarms in the conditions of the detections (the same processes, drift and Holm
+family), what a gate over several variants raises on the variants a change left alone.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pytest_sdxl.analysis.comparison import Rules
+from pytest_sdxl.analysis.comparison import MetricComparison, Rules
 from pytest_sdxl.errors import SdxlError
 from pytest_sdxl.measure.injection import CHILD_ENTRY, VARIABLE, Injection
 from pytest_sdxl.measure.interleave import (
@@ -58,15 +64,24 @@ class ProcessTrials:
     cpus: frozenset[int] | None = None
 
 
+def variants_argument(composition: Composition, untouched: Composition | None) -> tuple[str, str]:
+    """Every process's ``--variants``: the slowed variant, and the untouched one beside it where there is one."""
+    return ("--variants", composition.id if untouched is None else f"{composition.id},{untouched.id}")
+
+
 def calibrated(
-    trials: ProcessTrials, settings: Settings, composition: Composition, runner: ProcessRunner
+    trials: ProcessTrials,
+    settings: Settings,
+    composition: Composition,
+    runner: ProcessRunner,
+    untouched: Composition | None = None,
 ) -> tuple[float, float]:
     """Wall and kernel milliseconds per pipeline call of the variant, from one unchanged process (kernel: NaN)."""
     from pytest_sdxl.measure.calls import call_groups, seeds_for
 
     side = Side("calibration", (trials.python, "-c", CHILD_ENTRY))
     folder = trials.folder / "calibration"
-    command = process_command(side, folder, (*trials.run_arguments, "--variants", composition.id))
+    command = process_command(side, folder, (*trials.run_arguments, *variants_argument(composition, untouched)))
     outcome = runner(ProcessRequest("calibration", 1, command, {}, trials.cpus, folder))
     if outcome.status != 0:
         raise ProcessFailed(
@@ -97,10 +112,14 @@ def measure_power_across_processes(
     runner: ProcessRunner = run_process,
     report: Callable[[str], None] | None = None,
     on_trial: Callable[[PowerResult], None] | None = None,
+    untouched: Composition | None = None,
 ) -> PowerResult:
-    """``count`` trials, each an unchanged comparison and one per injection, every one interleaved in processes."""
+    """``count`` trials, each an unchanged comparison and one per injection, every one interleaved in processes.
+
+    ``untouched``: a variant measured in every process beside the slowed one, never slowed, its flags counted apart.
+    """
     say = report or (lambda line: None)
-    wall_ms, kernel_ms = calibrated(trials, settings, composition, runner)
+    wall_ms, kernel_ms = calibrated(trials, settings, composition, runner, untouched)
     planted: dict[str, Injection] = {}
     for kind, level in injections:
         basis = wall_ms if kind == "host" or math.isnan(kernel_ms) else kernel_ms
@@ -115,11 +134,14 @@ def measure_power_across_processes(
         detections={name: {} for name in planted},
         across="processes",
         processes=trials.pairs,
+        untouched="" if untouched is None else untouched.id,
+        untouched_flags={} if untouched is None else {name: {} for name in ["none", *planted]},
     )
     plain = (trials.python, "-c", CHILD_ENTRY)
-    arguments = (*trials.run_arguments, "--variants", composition.id)
+    arguments = (*trials.run_arguments, *variants_argument(composition, untouched))
     for trial in range(1, count + 1):
         estimates: dict[str, dict[str, list[float]]] = {}
+        untouched_estimates: dict[str, dict[str, list[float]]] = {}
         for name, injection in [("none", None), *planted.items()]:
             say(f"trial {trial}/{count}: {name}")
             environment = {} if injection is None else {VARIABLE: injection.spec()}
@@ -137,19 +159,41 @@ def measure_power_across_processes(
                 raise KeyboardInterrupt
             if outcome.failure is not None:
                 raise ProcessFailed(f"trial {trial}, {name}: {outcome.failure.describe()}")
-            flagged = {item.metric for item in outcome.comparisons if item.regressed}
             counts = result.false_alarms if injection is None else result.detections[name]
-            for signal in flagged:
-                counts[signal] = counts.get(signal, 0) + 1
-            estimates[name] = {
-                item.metric: [item.ratio, item.p_value] for item in outcome.comparisons if item.metric in rules.metrics
-            }
+            counted(outcome.comparisons, composition.id, rules, counts, estimates.setdefault(name, {}))
+            if untouched is not None:
+                counted(
+                    outcome.comparisons, untouched.id, rules, result.untouched_flags[name],
+                    untouched_estimates.setdefault(name, {}),
+                )  # fmt: skip
             result.interleaved.append(
                 {"trial": trial, "comparison": name, "order": outcome.order, "stop": outcome.stop}
             )
         result.unchanged_trials += 1
         result.estimates.append(estimates)
+        if untouched is not None:
+            result.untouched_estimates.append(untouched_estimates)
         result.trials = trial
         if on_trial is not None:
             on_trial(result)
     return result
+
+
+def counted(
+    comparisons: Sequence[MetricComparison],
+    variant: str,
+    rules: Rules,
+    counts: dict[str, int],
+    estimates: dict[str, list[float]],
+) -> None:
+    """One variant's flagged signals added to ``counts`` and its estimates ([ratio, p]) kept in ``estimates``.
+
+    Only that variant's items: with two variants a process, the other's flags are not this one's.
+    """
+    for item in comparisons:
+        if item.variant != variant:
+            continue
+        if item.regressed:
+            counts[item.metric] = counts.get(item.metric, 0) + 1
+        if item.metric in rules.metrics:
+            estimates[item.metric] = [item.ratio, item.p_value]
