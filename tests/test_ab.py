@@ -328,7 +328,7 @@ def test_ab_takes_a_bare_interpreter_name_from_path(tmp_path: Path, monkeypatch:
     python.chmod(0o755)
     monkeypatch.setenv("PATH", str(folder))
     assert interpreter("python-under-test", "--base-python") == str(python)
-    with pytest.raises(SettingsError, match="'python-elsewhere' is not an executable file; accepted: .*on PATH"):
+    with pytest.raises(SettingsError, match=r"'python-elsewhere' is not an executable file; accepted: .*on PATH"):
         interpreter("python-elsewhere", "--head-python")
 
 
