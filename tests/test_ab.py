@@ -259,6 +259,22 @@ def test_ab_pools_each_side_writes_the_comparison_and_passes_an_unchanged_pair(
     assert "Bonferroni" in (tmp_path / "comparison.md").read_text()
 
 
+def test_ab_says_where_its_processes_keep_bytecode_the_environment_turns_off(
+    tmp_path: Path, fake_processes: Callable[..., FakeRunner], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_processes()
+    monkeypatch.delenv("PYTHONPYCACHEPREFIX", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    arguments = ["--cpus", "off", "--model", "random:tiny", "--variants", "batch", "--pairs", "2"]
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
+    status, _, err = ab("--report", str(tmp_path / "off"), *arguments)
+    assert status == 0, err
+    assert f"keep their bytecode in {tmp_path / 'cache' / 'pytest-sdxl' / 'bytecode'}" in err
+    monkeypatch.delenv("PYTHONDONTWRITEBYTECODE")
+    status, _, err = ab("--report", str(tmp_path / "on"), *arguments)
+    assert status == 0 and "bytecode" not in err
+
+
 def test_ab_exits_1_on_a_regression(tmp_path: Path, fake_processes: Callable[..., FakeRunner]) -> None:
     fake_processes(head_ratio=1.2)
     status, out, _ = ab("--report", str(tmp_path), "--cpus", "off")

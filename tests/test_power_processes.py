@@ -238,6 +238,10 @@ def power(*arguments: str) -> tuple[int, str, str]:
 
 def test_the_command_writes_which_mode_it_measured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(interleave, "run_process", Processes())
+    # Where bytecode is turned off, the header says where the processes keep theirs.
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
+    monkeypatch.delenv("PYTHONPYCACHEPREFIX", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     out = tmp_path / "power.json"
     status, table, err = power(
         "--across", "processes", "--processes", "2", "--trials", "1", "--inject", "host:20%",
@@ -246,6 +250,7 @@ def test_the_command_writes_which_mode_it_measured(tmp_path: Path, monkeypatch: 
     )  # fmt: skip
     assert status == 0, err
     assert "across processes of" in err and "CPUs: not pinned (--cpus off)" in err
+    assert f"keep their bytecode in {tmp_path / 'cache' / 'pytest-sdxl' / 'bytecode'}" in err
     document: dict[str, Any] = json.loads(out.read_text())
     assert (document["across"], document["processes"], document["trials"]) == ("processes", 2, 1)
     assert "(--across processes)" in table

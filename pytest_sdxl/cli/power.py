@@ -147,6 +147,7 @@ def across_processes(
     arguments: argparse.Namespace, settings: Settings, rules: Rules, save: Callable[[PowerResult], None]
 ) -> PowerResult:
     """Trials of fresh processes of this interpreter, each comparison interleaved as ``ab`` does."""
+    from pytest_sdxl.machine.bytecode import bytecode_note
     from pytest_sdxl.measure import interleave
     from pytest_sdxl.measure.power_processes import ProcessTrials, measure_power_across_processes
     from pytest_sdxl.variants.registry import parse
@@ -160,6 +161,8 @@ def across_processes(
     cpus, pinning = choose_cpus(arguments.cpus)
     beside = "" if untouched is None else f"; untouched beside {slowed.id}: {untouched.id}"
     progress(f"pytest-sdxl power: across processes of {sys.executable}; CPUs: {pinning}{beside}")
+    if bytecode := bytecode_note():
+        progress(f"pytest-sdxl power: {bytecode}")
     with contextlib.ExitStack() as stack:
         if arguments.work_folder is not None:
             folder = empty_folder(arguments.work_folder, "--work-folder")
