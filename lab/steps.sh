@@ -18,7 +18,8 @@
 #              with ROUNDS rounds a run when set; ACROSS=processes compares fresh processes as `ab` does
 #              (gate profile, PROCESSES a side at most, PIN, VARIANT_BUDGET), ROUNDS then left unset;
 #              there UNTOUCHED (a variant, default none) is measured beside VARIANT, never slowed (its flags
-#              false alarms; refused with ACROSS=rounds)
+#              false alarms; refused with ACROSS=rounds); POWER_BUDGET seconds: no trial starts that would
+#              end past it (a trial cut by the command's time limit is lost)
 #   asv        lab/asv_detection.py: asv's rule on a commit whose batch path is 5 % slower and an unchanged
 #              one, RATIO plain or host-normalized (default plain) of VARIANT (default baseline), FACTOR
 #              (default 1.03), TRIALS trials (default 3)
@@ -188,6 +189,7 @@ if has_step power; then
     fi
     python3 -m pytest_sdxl power --model "$MODEL" --variant "$variant" --trials "${TRIALS:-10}" --inject "$inject" \
         "${across[@]}" ${UNTOUCHED:+--untouched "$UNTOUCHED"} ${ROUNDS:+--rounds "$ROUNDS"} ${RUNS:+--runs "$RUNS"} \
+        ${POWER_BUDGET:+--budget-s "$POWER_BUDGET"} \
         --output "$name.md" --json "$name.json" \
         2>&1 | without_transformers_chatter
 fi

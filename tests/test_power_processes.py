@@ -290,3 +290,28 @@ def test_the_command_writes_the_untouched_variants_counts(tmp_path: Path, monkey
 def test_options_of_the_other_mode_are_refused(arguments: tuple[str, ...], message: str) -> None:
     status, _, err = power(*arguments, "--cpus", "off")
     assert status == 2 and message in err
+
+
+def test_a_budget_stops_before_a_trial_that_would_pass_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pytest_sdxl.cli import power as power_command
+
+    monkeypatch.setattr(interleave, "run_process", Processes())
+    readings = iter(range(0, 10_000, 100))  # each reading of the clock 100 s after the one before
+    monkeypatch.setattr(power_command, "clock", lambda: float(next(readings)))
+    out = tmp_path / "power.json"
+    status, table, err = power(
+        "--across", "processes", "--processes", "2", "--trials", "5", "--inject", "host:20%",
+        "--model", "random:tiny", "--device", "cpu", "--cpus", "off", "--json", str(out), "--budget-s", "250",
+    )  # fmt: skip
+    assert status == 0, err
+    # Started at 0; after trial 1 at 100 s another ends by 200 s, within 250; after trial 2 one would end at 300 s.
+    assert json.loads(out.read_text())["trials"] == 2
+    assert "stopped after 2 of 5 trials: another would pass --budget-s 250 (200 s spent, 100 s a trial)" in err
+    assert "2 trials" in table
+
+
+@pytest.mark.parametrize("budget", ["0", "-5", "ten"])
+def test_a_budget_that_is_not_a_positive_number_of_seconds_is_refused(budget: str) -> None:
+    status, _, err = power("--across", "processes", "--model", "random:tiny", "--device", "cpu", "--budget-s", budget)
+    assert status == 2
+    assert f"--budget-s: {budget!r} is not accepted; give a number of seconds above 0" in err

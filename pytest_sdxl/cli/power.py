@@ -12,11 +12,12 @@ import contextlib
 import json
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pytest_sdxl.cli.ab import choose_cpus, cpus_argument, empty_folder, passed_arguments
+from pytest_sdxl.cli.ab import budget_argument, choose_cpus, cpus_argument, empty_folder, passed_arguments
 from pytest_sdxl.cli.options import (
     add_gate_options,
     add_plugin_options,
@@ -28,6 +29,9 @@ from pytest_sdxl.cli.options import (
     threshold_argument,
 )
 from pytest_sdxl.errors import SettingsError
+
+# The budget's clock; the tests put a fake in its place.
+clock = time.monotonic
 
 if TYPE_CHECKING:
     from pytest_sdxl.analysis.comparison import Rules
@@ -87,6 +91,13 @@ def add_command(commands: Any) -> None:
         metavar="DIR",
         help="Across processes: keep each process's files here (default: a temporary folder, removed at the end)",
     )
+    power.add_argument(
+        "--budget-s",
+        type=budget_argument,
+        default=None,
+        metavar="SECONDS",
+        help="Start no trial that would end past this many seconds, at the trials' pace so far (default: no limit)",
+    )
     add_gate_options(power)
     power.add_argument("--output", metavar="FILE", help="Also write the table to this markdown file")
     power.add_argument("--json", metavar="FILE", help="Also write the counts to this JSON file")
@@ -96,25 +107,57 @@ def add_command(commands: Any) -> None:
 
 def power_command(arguments: argparse.Namespace) -> int:
     """Detection and false-alarm rates per signal for injected slowdowns of one variant."""
-    from pytest_sdxl.measure.power import POWER_GATE, POWER_SIGNALS, measure_power, power_report
-    from pytest_sdxl.results.schema import encode_float, write_atomically
-    from pytest_sdxl.variants.registry import parse
+    from pytest_sdxl.measure.power import POWER_GATE, POWER_SIGNALS, power_report
 
     checked_file(arguments.output, "--output")
     checked_file(arguments.json, "--json")
     settings = settings_from(arguments)
     rules = rules_from(arguments, POWER_SIGNALS, POWER_GATE)
 
+    started = clock()
+
     def save(result: PowerResult) -> None:
-        """The files as they stand, rewritten after every trial: a run stopped midway keeps its finished trials."""
-        if arguments.output:
-            write_atomically(arguments.output, power_report(result) + "\n")
-        if arguments.json:
-            # Strict JSON: a calibration that does not apply (no kernels on a CPU) is written as "nan".
-            write_atomically(arguments.json, json.dumps(encode_float(result.as_dict()), indent=2) + "\n")
+        """The files as they stand, rewritten after every trial: a run stopped midway keeps its finished trials.
+
+        Then, with a budget, the trials stop where another would end past it at their pace so far (the
+        calibration counted in, which only makes the pace look slower): a trial cut short is lost work.
+        """
+        save_files(arguments, result)
+        spent = clock() - started
+        last = result.trials >= arguments.trials
+        if arguments.budget_s is not None and not last and spent + spent / result.trials > arguments.budget_s:
+            raise BudgetSpent(result, spent)
+
+    try:
+        result = measured(arguments, settings, rules, save)
+    except BudgetSpent as stop:
+        result = stop.result
+        progress(
+            f"pytest-sdxl power: stopped after {result.trials} of {arguments.trials} trials: another would pass "
+            f"--budget-s {arguments.budget_s:g} ({stop.spent:.0f} s spent, {stop.spent / result.trials:.0f} s a trial)"
+        )
+    print(power_report(result))
+    save_files(arguments, result)
+    return 0
+
+
+class BudgetSpent(Exception):
+    """Raised after a trial's files are written, when another trial would end past ``--budget-s``."""
+
+    def __init__(self, result: PowerResult, spent: float) -> None:
+        super().__init__(f"budget spent after {result.trials} trials")
+        self.result, self.spent = result, spent
+
+
+def measured(
+    arguments: argparse.Namespace, settings: Settings, rules: Rules, save: Callable[[PowerResult], None]
+) -> PowerResult:
+    """The trials in the mode asked for, ``save`` called after each."""
+    from pytest_sdxl.measure.power import measure_power
+    from pytest_sdxl.variants.registry import parse
 
     if arguments.across == "processes":
-        result = across_processes(arguments, settings, rules, save)
+        return across_processes(arguments, settings, rules, save)
     else:
         for flag in ("processes", "work_folder"):
             if getattr(arguments, flag) is not None:
@@ -124,7 +167,7 @@ def power_command(arguments: argparse.Namespace) -> int:
                 "--untouched needs --across processes: the untouched variant is measured in the slowed one's "
                 "fresh processes, and --across rounds measures one variant in this process"
             )
-        result = measure_power(
+        return measure_power(
             settings,
             parse(arguments.variant),
             trials=arguments.trials,
@@ -134,9 +177,18 @@ def power_command(arguments: argparse.Namespace) -> int:
             rounds=arguments.rounds,
             on_trial=save,
         )
-    print(power_report(result))
-    save(result)
-    return 0
+
+
+def save_files(arguments: argparse.Namespace, result: PowerResult) -> None:
+    """The table and counts as they stand, to the files asked for."""
+    from pytest_sdxl.measure.power import power_report
+    from pytest_sdxl.results.schema import encode_float, write_atomically
+
+    if arguments.output:
+        write_atomically(arguments.output, power_report(result) + "\n")
+    if arguments.json:
+        # Strict JSON: a calibration that does not apply (no kernels on a CPU) is written as "nan".
+        write_atomically(arguments.json, json.dumps(encode_float(result.as_dict()), indent=2) + "\n")
 
 
 def progress(line: str) -> None:
