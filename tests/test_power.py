@@ -59,6 +59,8 @@ def test_power_in_one_process_on_the_batch_variant(power_run: tuple[int, str, di
     power_prints_kernel_columns_as_not_applicable_on_a_cpu(power_run)
     results_of_one_experiment_from_several_gpus_add_up(power_run)
     results_of_different_experiments_do_not_add_up(power_run)
+    power_keeps_each_trials_estimates_and_shows_their_median(power_run)
+    power_keeps_every_measurements_raw_samples_beside_its_reference(power_run)
 
 
 def power_writes_detections_and_false_alarms_per_signal(power_run: tuple[int, str, dict[str, Any]]) -> None:
@@ -211,7 +213,7 @@ def test_a_power_run_stopped_midway_keeps_its_finished_trials(
     assert "(cpu), 1 trials, " in table.read_text()
 
 
-def test_power_keeps_each_trials_estimates_and_shows_their_median(power_run: tuple[int, str, dict[str, Any]]) -> None:
+def power_keeps_each_trials_estimates_and_shows_their_median(power_run: tuple[int, str, dict[str, Any]]) -> None:
     from pytest_sdxl.measure.power import median_ratio, power_from_dict
 
     document = power_run[2]
@@ -222,7 +224,7 @@ def test_power_keeps_each_trials_estimates_and_shows_their_median(power_run: tup
     assert f"({median_ratio(result, 'host 30%', 'wall_ratio'):.3f})" in power_run[1]
 
 
-def test_power_keeps_every_measurements_raw_samples_beside_its_reference(
+def power_keeps_every_measurements_raw_samples_beside_its_reference(
     power_run: tuple[int, str, dict[str, Any]],
 ) -> None:
     samples = power_run[2]["samples"]
