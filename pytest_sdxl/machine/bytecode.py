@@ -15,11 +15,12 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from pytest_sdxl.machine.folders import cache_home
+
 
 def bytecode_folder(environment: Mapping[str, str] = os.environ) -> Path:
     """``$XDG_CACHE_HOME/pytest-sdxl/bytecode``, else ``~/.cache/pytest-sdxl/bytecode`` (the XDG default)."""
-    base = environment.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base).expanduser() / "pytest-sdxl" / "bytecode"
+    return cache_home(environment) / "bytecode"
 
 
 def kept_bytecode(environment: Mapping[str, str] = os.environ) -> dict[str, str]:

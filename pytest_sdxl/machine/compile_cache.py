@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pytest_sdxl.errors import SettingsError
-from pytest_sdxl.machine.folders import FOLDER_ACCEPTED, writable_folder
+from pytest_sdxl.machine.folders import FOLDER_ACCEPTED, cache_home, writable_folder
 
 OFF = ("off", "none", "no", "false")
 ACCEPTED = f"auto, off, or {FOLDER_ACCEPTED}"
@@ -35,8 +35,7 @@ MISS_COUNTERS = (("inductor", "fxgraph_cache_miss"), ("aot_autograd", "autograd_
 
 def default_folder(environment: Mapping[str, str] = os.environ) -> Path:
     """``$XDG_CACHE_HOME/pytest-sdxl/compile``, else ``~/.cache/pytest-sdxl/compile`` (the XDG default)."""
-    base = environment.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base).expanduser() / "pytest-sdxl" / "compile"
+    return cache_home(environment) / "compile"
 
 
 def folder_from_setting(value: str, where: str, environment: Mapping[str, str] = os.environ) -> Path | None:

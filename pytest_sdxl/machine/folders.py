@@ -2,12 +2,15 @@
 
 It runs before anything is loaded or measured: a folder that turns out to be a file, or a place that
 cannot be written to, must never cost a measurement that is then lost when the results are written.
-Nothing is created here; the writers create the folders when they write.
+Nothing is created here; the writers create the folders when they write. Also where the tool's own
+caches live (``cache_home``: the compile cache, the bytecode of the processes it starts, the matrix peak).
 """
 
 from __future__ import annotations
 
+import os
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 from pytest_sdxl.errors import SettingsError
@@ -51,3 +54,9 @@ def writable_file(value: str | Path, where: str) -> Path:
         raise SettingsError(f"{where}: {str(value)!r} is a folder; accepted: {FILE_ACCEPTED}")
     writable_folder(path.parent, where, accepted=FILE_ACCEPTED)
     return path
+
+
+def cache_home(environment: Mapping[str, str] = os.environ) -> Path:
+    """``$XDG_CACHE_HOME/pytest-sdxl``, else ``~/.cache/pytest-sdxl`` (the XDG default): the tool's caches live here."""
+    base = environment.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base).expanduser() / "pytest-sdxl"

@@ -22,6 +22,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from pytest_sdxl.machine.folders import cache_home
+
 SIZE = 8192
 MATMULS = 20
 REPEATS = 5
@@ -30,8 +32,7 @@ ON_CPU = "n/a: the matrix peak is measured on CUDA GPUs only (a CPU's depends on
 
 def cache_file(environment: Mapping[str, str] = os.environ) -> Path:
     """``$XDG_CACHE_HOME/pytest-sdxl/matrix_peak.json``, else under ``~/.cache`` (the XDG default)."""
-    base = environment.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "pytest-sdxl" / "matrix_peak.json"
+    return cache_home(environment) / "matrix_peak.json"
 
 
 def cache_key(gpu_name: str, torch_version: str, dtype: str) -> str:

@@ -318,8 +318,9 @@ def combined(results: Sequence[PowerResult]) -> PowerResult:
             total.false_alarms[signal] = total.false_alarms.get(signal, 0) + count
         for counts, added in ((total.detections, result.detections), (total.untouched_flags, result.untouched_flags)):
             for name, flagged in added.items():
+                totals = counts.setdefault(name, {})
                 for signal, count in flagged.items():
-                    counts.setdefault(name, {})[signal] = counts.get(name, {}).get(signal, 0) + count
+                    totals[signal] = totals.get(signal, 0) + count
     return total
 
 
