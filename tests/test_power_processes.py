@@ -177,9 +177,15 @@ def test_each_trial_compares_interleaved_processes_with_the_slowdown_in_the_head
     assert (result.across, result.processes, result.trials, result.unchanged_trials) == ("processes", 4, 2, 2)
     assert result.detections["host 10%"].get("wall_ratio") == 2 and not result.false_alarms
     assert saved == [1, 2]
-    assert "up to 4 fresh processes of one run, interleaved as pytest-sdxl ab does (--across processes)" in (
+    assert "up to 4 fresh processes of one run, interleaved as pytest-sdxl ab does (--across processes), a " in (
         power_report(result)
     )
+    # The comparisons of a trial share its base processes: four base and four a head a trial, in mirrored blocks.
+    first_trial = compared[:12]
+    assert [request.side for request in first_trial] == ["base", "head", "head", "head", "head", "base"] * 2
+    assert [request.environment.get(VARIABLE) for request in first_trial[:3]] == [None, None, spec]
+    assert len({request.folder for request in compared}) == len(compared) == 24
+    assert result.shared_base and "trial's comparisons sharing its base processes" in power_report(result)
 
 
 def across_processes_with(processes: Processes, tmp_path: Path, untouched: str) -> Any:
@@ -254,7 +260,8 @@ def test_the_command_writes_which_mode_it_measured(tmp_path: Path, monkeypatch: 
     document: dict[str, Any] = json.loads(out.read_text())
     assert (document["across"], document["processes"], document["trials"]) == ("processes", 2, 1)
     assert "(--across processes)" in table
-    assert (tmp_path / "work" / "trial-01" / "host-20pct" / "head" / "process-01" / "results.json").is_file()
+    assert (tmp_path / "work" / "trial-01" / "host-20pct" / "process-01" / "results.json").is_file()
+    assert (tmp_path / "work" / "trial-01" / "base" / "process-01" / "results.json").is_file()
 
 
 def test_the_command_writes_the_untouched_variants_counts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -315,3 +322,50 @@ def test_a_budget_that_is_not_a_positive_number_of_seconds_is_refused(budget: st
     status, _, err = power("--across", "processes", "--model", "random:tiny", "--device", "cpu", "--budget-s", budget)
     assert status == 2
     assert f"--budget-s: {budget!r} is not accepted; give a number of seconds above 0" in err
+
+
+def test_a_decided_head_starts_no_more_processes_while_another_goes_on(tmp_path: Path) -> None:
+    from pytest_sdxl.measure.interleave import Side
+    from pytest_sdxl.measure.interleave_heads import HeadsPlan, block_sides, measure_heads_interleaved
+
+    assert block_sides(["a", "b"], odd_pair=False) == [None, "a", "b", "b", "a", None]
+    assert block_sides(["a"], odd_pair=True) == [None, "a"]
+    processes = Processes()
+    plain = (sys.executable, "-c", CHILD_ENTRY)
+    slower = Injection("host", PER_IMAGE_S * 4 * 1000 * 0.3, "batch").spec()
+    heads = {"none": Side("head", plain), "host 30%": Side("head", plain, {VARIABLE: slower})}
+    rules = Rules(metrics=POWER_SIGNALS, gate=POWER_GATE)
+    plan = HeadsPlan(Side("base", plain), heads, ("--variants", "batch"), tmp_path, rules, pairs=6)
+    # Three blocks, judged after the second and third: 30 % slower is flagged at the first look and stops there.
+    looked: list[str] = []
+    outcomes = measure_heads_interleaved(plan, processes, report=looked.append)
+    flagged = outcomes["host 30%"]
+    assert flagged.regressed and flagged.stop == "every gated signal decided after block 2"
+    assert (flagged.count("base"), flagged.count("head")) == (4, 4) and flagged.order == "ABBAABBA"
+    unchanged = outcomes["none"]
+    assert not unchanged.regressed and unchanged.count("base") == unchanged.count("head")
+    heads_started = [request.environment.get(VARIABLE) for request in processes.requests if request.side == "head"]
+    assert heads_started.count(slower) == 4  # none in the third block
+    assert any(line.startswith("look after block 2: ") for line in looked)
+
+
+def test_a_failed_process_stops_every_comparison_of_the_trial(tmp_path: Path) -> None:
+    from pytest_sdxl.measure.interleave import Side
+    from pytest_sdxl.measure.interleave_heads import HeadsPlan, measure_heads_interleaved
+
+    processes = Processes()
+
+    def failing_third(request: ProcessRequest) -> ProcessOutcome:
+        if len(processes.requests) == 2:
+            processes.requests.append(request)
+            return ProcessOutcome(1, 0.5, "Traceback: out of memory")
+        return processes(request)
+
+    plain = (sys.executable, "-c", CHILD_ENTRY)
+    heads = {"none": Side("head", plain), "other": Side("head", plain)}
+    plan = HeadsPlan(Side("base", plain), heads, ("--variants", "batch"), tmp_path, Rules(), pairs=2)
+    outcomes = measure_heads_interleaved(plan, failing_third)
+    assert len(processes.requests) == 3
+    for outcome in outcomes.values():
+        assert outcome.failure is not None and outcome.stop == "other process 1 failed"
+        assert "out of memory" in outcome.failure.describe() and not outcome.comparisons

@@ -81,6 +81,8 @@ class PowerResult:
     untouched: str = ""
     untouched_flags: dict[str, dict[str, int]] = field(default_factory=dict)
     untouched_estimates: list[dict[str, dict[str, list[float]]]] = field(default_factory=list)
+    # Across processes: whether a trial's comparisons share their base processes (``measure.interleave_heads``).
+    shared_base: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -308,6 +310,7 @@ def combined(results: Sequence[PowerResult]) -> PowerResult:
     )
     total.rounds = first.rounds
     total.across, total.processes, total.untouched = first.across, first.processes, first.untouched
+    total.shared_base = first.shared_base
     for result in results:
         total.unchanged_trials += result.unchanged_trials
         total.estimates += result.estimates
@@ -326,13 +329,17 @@ def combined(results: Sequence[PowerResult]) -> PowerResult:
 
 def experiment(result: PowerResult) -> tuple[object, ...]:
     # The untouched variant belongs to the experiment: it shares the slowed one's processes and Holm family.
-    return (result.variant, result.model, result.runs, result.rounds, result.across, result.processes, result.untouched)
+    return (
+        result.variant, result.model, result.runs, result.rounds, result.across, result.processes, result.untouched,
+        result.shared_base,
+    )  # fmt: skip
 
 
 def describe_experiment(result: PowerResult) -> str:
     if result.across == "processes":
         measured = f"across processes, {result.processes} a side at most"
         measured += f", {result.untouched} untouched beside it" if result.untouched else ""
+        measured += ", one base a trial" if result.shared_base else ", a base a comparison"
     else:
         measured = f"{result.runs} runs of {result.rounds} rounds"
     return f"{result.variant} on {result.model}, {measured} ({', '.join(result.detections)})"
@@ -361,6 +368,8 @@ def power_report(result: PowerResult, signals: Sequence[str] = POWER_SIGNALS) ->
             f"each side of a comparison up to {result.processes} fresh processes of one run, interleaved as "
             "pytest-sdxl ab does (--across processes)"
         )
+        if result.shared_base:
+            measured += ", a trial's comparisons sharing its base processes"
     else:
         rounds = "the core's default rounds" if result.rounds is None else f"{result.rounds} rounds"
         measured = f"{result.runs} runs a measurement of {rounds}, both sides in one process (--across rounds)"

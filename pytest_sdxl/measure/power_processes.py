@@ -3,13 +3,15 @@
 ``power``'s default mode measures both sides of a trial inside one process, so the drift between two
 processes of the same code is not in its rates. This mode's trial is what CI gets: per comparison, the
 interleaved measurement of ``ab`` (``measure.interleave``: ABBA blocks of fresh ``run`` processes, one
-run each, looks with alpha split over them, the early stop), base and head both the code under test,
-with the injected slowdown applied only in the head's processes (``measure.injection``, through the
-environment). The unchanged comparison of a trial compares two unchanged sides: anything it flags is a
-false alarm. The injections are sized from a first unchanged process: a share of its fastest wall time
-per pipeline call (host) or of its median kernel time per call (device; the wall time where there are no
-kernels). On a busy shared host the trials' processes may still run at another speed than that one, so
-the table's median ratios say how large the injection turned out.
+run each, looks with alpha split over them, the early stop), base and head both the code under test, with
+the injected slowdown applied only in the head's processes (``measure.injection``, through the
+environment). The comparisons of a trial share its base processes (``measure.interleave_heads``): each is
+judged as its own ``ab`` job would judge it, for a third fewer processes a trial with two injections. The
+unchanged comparison of a trial compares two unchanged sides: anything it flags is a false alarm. The
+injections are sized from a first unchanged process: a share of its fastest wall time per pipeline call
+(host) or of its median kernel time per call (device; the wall time where there are no kernels). On a
+busy shared host the trials' processes may still run at another speed than that one, so the table's
+median ratios say how large the injection turned out.
 
 With an untouched variant (``power --untouched``), every process measures it beside the slowed one
 (``run --variants SLOWED,UNTOUCHED``), as a pull request's job measures a change among variants it does not
@@ -33,14 +35,13 @@ from pytest_sdxl.measure.injection import CHILD_ENTRY, VARIABLE, Injection
 from pytest_sdxl.measure.interleave import (
     DEFAULT_PAIRS,
     HEAD,
-    InterleavePlan,
     ProcessRequest,
     ProcessRunner,
     Side,
-    measure_interleaved,
     process_command,
     run_process,
 )
+from pytest_sdxl.measure.interleave_heads import HeadsPlan, measure_heads_interleaved
 from pytest_sdxl.measure.power import PowerResult, injection_name
 from pytest_sdxl.results.schema import load_results
 
@@ -136,30 +137,27 @@ def measure_power_across_processes(
         processes=trials.pairs,
         untouched="" if untouched is None else untouched.id,
         untouched_flags={} if untouched is None else {name: {} for name in ["none", *planted]},
+        shared_base=True,
     )
     plain = (trials.python, "-c", CHILD_ENTRY)
     arguments = (*trials.run_arguments, *variants_argument(composition, untouched))
     for trial in range(1, count + 1):
         estimates: dict[str, dict[str, list[float]]] = {}
         untouched_estimates: dict[str, dict[str, list[float]]] = {}
-        for name, injection in [("none", None), *planted.items()]:
-            say(f"trial {trial}/{count}: {name}")
-            environment = {} if injection is None else {VARIABLE: injection.spec()}
-            plan = InterleavePlan(
-                Side("base", plain),
-                Side(HEAD, plain, environment),
-                arguments,
-                trials.folder / f"trial-{trial:02d}" / name.replace(" ", "-").replace("%", "pct"),
-                rules,
-                pairs=trials.pairs,
-                cpus=trials.cpus,
-            )
-            outcome = measure_interleaved(plan, runner)
+        say(f"trial {trial}/{count}: {', '.join(['none', *planted])}, one base")
+        heads = {
+            name: Side(HEAD, plain, {} if injection is None else {VARIABLE: injection.spec()})
+            for name, injection in [("none", None), *planted.items()]
+        }
+        folder = trials.folder / f"trial-{trial:02d}"
+        plan = HeadsPlan(Side("base", plain), heads, arguments, folder, rules, trials.pairs, trials.cpus)
+        outcomes = measure_heads_interleaved(plan, runner)
+        for name, outcome in outcomes.items():
             if outcome.interrupted:
                 raise KeyboardInterrupt
             if outcome.failure is not None:
                 raise ProcessFailed(f"trial {trial}, {name}: {outcome.failure.describe()}")
-            counts = result.false_alarms if injection is None else result.detections[name]
+            counts = result.false_alarms if name == "none" else result.detections[name]
             counted(outcome.comparisons, composition.id, rules, counts, estimates.setdefault(name, {}))
             if untouched is not None:
                 counted(
