@@ -19,7 +19,8 @@
 #              (gate profile, PROCESSES a side at most, PIN, VARIANT_BUDGET), ROUNDS then left unset;
 #              there UNTOUCHED (a variant, default none) is measured beside VARIANT, never slowed (its flags
 #              false alarms; refused with ACROSS=rounds); POWER_BUDGET seconds: no trial starts that would
-#              end past it (a trial cut by the command's time limit is lost)
+#              end past it (a trial cut by the command's time limit is lost); WORK: a folder for the trials'
+#              processes, each one's cost then listed in <name>-processes.txt
 #   asv        lab/asv_detection.py: asv's rule on a commit whose batch path is 5 % slower and an unchanged
 #              one, RATIO plain or host-normalized (default plain) of VARIANT (default baseline), FACTOR
 #              (default 1.03), TRIALS trials (default 3)
@@ -189,9 +190,21 @@ if has_step power; then
     fi
     python3 -m pytest_sdxl power --model "$MODEL" --variant "$variant" --trials "${TRIALS:-10}" --inject "$inject" \
         "${across[@]}" ${UNTOUCHED:+--untouched "$UNTOUCHED"} ${ROUNDS:+--rounds "$ROUNDS"} ${RUNS:+--runs "$RUNS"} \
-        ${POWER_BUDGET:+--budget-s "$POWER_BUDGET"} \
+        ${POWER_BUDGET:+--budget-s "$POWER_BUDGET"} ${WORK:+--work-folder "$WORK"} \
         --output "$name.md" --json "$name.json" \
         2>&1 | without_transformers_chatter
+    if [ -n "${WORK:-}" ]; then
+        # What each process cost: its start to first timed round, and each variant's measuring seconds.
+        python3 - "$WORK" <<'PY' | tee "$name-processes.txt"
+import json, pathlib, sys
+for path in sorted(pathlib.Path(sys.argv[1]).glob("**/results.json")):
+    data = json.loads(path.read_text())
+    runs = [run for record in data["variants"] for run in record.get("runs", [])]
+    start = next((run.get("process_start_s") for run in runs if run.get("process_start_s")), None)
+    spent = " ".join(f"{record['variant']} {record.get('measure_s')} s" for record in data["variants"])
+    print(path.parent.relative_to(sys.argv[1]), f"start {start} s;", spent)
+PY
+    fi
 fi
 
 if has_step asv; then
