@@ -128,13 +128,16 @@ def test_compare_fail_catches_an_injected_slowdown_and_passes_a_rerun(
         "--sdxl-runs=1",
         f"--sdxl-prompts={prompt_file(pytester, 2)}",
     )
-    # The sleep dominates every round, so the machine's noise cannot decide the outcome.
-    monkeypatch.setenv("SLEEP_IN_TINY_VAE", "0.1")
+    # The sleep sets every round's minimum: a tiny_vae call takes about 40 ms here, so 50 ms of sleep and then
+    # 300 ms put the slower session's minimum near four times the reference's, past compare-fail's 100 %, and
+    # the rerun fails only if the machine pushes a call's fastest time past 50 ms plus twice the reference's.
+    # Each session sleeps in 26 calls: at 0.1 s and 0.6 s the three cost the suite 10 s more, same verdicts.
+    monkeypatch.setenv("SLEEP_IN_TINY_VAE", "0.05")
     saved = pytester.runpytest(*common, "--benchmark-save=reference")
     saved.assert_outcomes(passed=1)
     compare = ("--benchmark-compare=0001", "--benchmark-compare-fail=min:100%")
 
-    monkeypatch.setenv("SLEEP_IN_TINY_VAE", "0.6")
+    monkeypatch.setenv("SLEEP_IN_TINY_VAE", "0.3")
     slower = pytester.runpytest(*common, *compare)
     assert slower.ret != 0
     # pytest-benchmark writes its verdict to stderr.
@@ -147,7 +150,7 @@ def test_compare_fail_catches_an_injected_slowdown_and_passes_a_rerun(
     document = json.loads(reference.read_text())
     document["machine_info"]["gpu"] = "NVIDIA H100 80GB HBM3"
     reference.write_text(json.dumps(document))
-    monkeypatch.setenv("SLEEP_IN_TINY_VAE", "0.1")
+    monkeypatch.setenv("SLEEP_IN_TINY_VAE", "0.05")
     # pytest-benchmark issues it as a warning while configuring: on stderr from the command line.
     with pytest.warns(
         Warning, match=r"sdxl: the compared run comes from another card.*gpu 'NVIDIA H100 80GB HBM3' then"
