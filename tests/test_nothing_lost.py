@@ -217,7 +217,20 @@ def python_module(*arguments: str, cwd: Path) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=sigint_as_a_terminal_gives_it,
     )
+
+
+def sigint_as_a_terminal_gives_it() -> None:
+    """The child's SIGINT at its default and unblocked, as a shell starts a command.
+
+    A child inherits an ignored or blocked SIGINT from the process that starts it (Python then leaves it
+    ignored), and an xdist worker's state depends on what ran in it before: in two whole-suite runs both
+    tests below saw their child finish its work, the SIGINT without effect, though each passes alone. These
+    tests are about a user's Ctrl-C reaching the command, so the child starts as a terminal would start it.
+    """
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def wait_for_saved_runs(path: Path, process: subprocess.Popen[str], done: Callable[[dict[str, Any]], bool]) -> None:
