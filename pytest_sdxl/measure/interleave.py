@@ -268,19 +268,16 @@ def measure_interleaved(
             for side_name in block:
                 index = outcome.count(side_name) + 1
                 folder = plan.folder / side_name / f"process-{index:02d}"
-                side = sides[side_name]
-                command = process_command(side, folder, plan.run_arguments)
-                request = ProcessRequest(side_name, index, command, dict(side.environment), plan.cpus, folder)
                 say(f"block {number}/{len(blocks)}: {side_name} process {index}")
-                result = runner(request)
-                if result.status == 130:
-                    raise KeyboardInterrupt
-                if result.status != 0:
-                    outcome.failure = ProcessFailure(side_name, index, result.status, result.stderr_tail, command)
+                request, seconds, failure = run_to_end(
+                    runner, sides[side_name], side_name, index, folder, plan.run_arguments, plan.cpus
+                )
+                if failure is not None:
+                    outcome.failure = failure
                     outcome.stop = f"{side_name} process {index} failed"
                     return kept(outcome)
                 outcome.finished.append(request)
-                outcome.seconds.append(result.seconds)
+                outcome.seconds.append(seconds)
             if number < 2 and len(blocks) > 1:
                 continue
             judge(outcome, rules, number)
@@ -300,6 +297,33 @@ def measure_interleaved(
         outcome.interrupted = True
         outcome.stop = "interrupted"
         return kept(outcome)
+
+
+def run_to_end(
+    runner: ProcessRunner,
+    side: Side,
+    side_name: str,
+    index: int,
+    folder: Path,
+    run_arguments: Sequence[str],
+    cpus: frozenset[int] | None,
+    label: str = "",
+) -> tuple[ProcessRequest, float, ProcessFailure | None]:
+    """One process of a side run to its end: its request, its seconds, and what failed if it did.
+
+    A process that ended with 130 (SIGINT) raises ``KeyboardInterrupt``. ``label`` names the process in a
+    failure (default: its side).
+    """
+    command = process_command(side, folder, run_arguments)
+    request = ProcessRequest(side_name, index, command, dict(side.environment), cpus, folder)
+    result = runner(request)
+    if result.status == 130:
+        raise KeyboardInterrupt
+    if result.status != 0:
+        return request, result.seconds, ProcessFailure(
+            label or side_name, index, result.status, result.stderr_tail, command
+        )
+    return request, result.seconds, None
 
 
 def judge(outcome: Interleaved, rules: Rules, block: int) -> None:

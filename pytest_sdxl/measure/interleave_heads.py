@@ -28,8 +28,6 @@ from pytest_sdxl.measure.interleave import (
     HEAD,
     Interleaved,
     InterleavePlan,
-    ProcessFailure,
-    ProcessRequest,
     ProcessRunner,
     Side,
     block_orders,
@@ -37,8 +35,8 @@ from pytest_sdxl.measure.interleave import (
     kept,
     look_rules,
     planned_looks,
-    process_command,
     run_process,
+    run_to_end,
 )
 
 
@@ -101,22 +99,20 @@ def measure_heads_interleaved(
                     index = outcomes[head].count(HEAD) + 1
                     folder = outcomes[head].plan.folder / f"process-{index:02d}"
                     sharing = [outcomes[head]]
-                command = process_command(side, folder, plan.run_arguments)
-                request = ProcessRequest(side_name, index, command, dict(side.environment), plan.cpus, folder)
-                say(f"block {number}/{len(blocks)}: {'base' if head is None else head} process {index}")
-                result = runner(request)
-                if result.status == 130:
-                    raise KeyboardInterrupt
-                if result.status != 0:
-                    failure = ProcessFailure(head or BASE, index, result.status, result.stderr_tail, command)
+                label = head or BASE
+                say(f"block {number}/{len(blocks)}: {label} process {index}")
+                request, seconds, failure = run_to_end(
+                    runner, side, side_name, index, folder, plan.run_arguments, plan.cpus, label
+                )
+                if failure is not None:
                     for outcome in outcomes.values():
                         outcome.failure = failure
-                        outcome.stop = f"{head or BASE} process {index} failed"
+                        outcome.stop = f"{label} process {index} failed"
                         kept(outcome)
                     return outcomes
                 for outcome in sharing:
                     outcome.finished.append(request)
-                    outcome.seconds.append(result.seconds)
+                    outcome.seconds.append(seconds)
             if number < 2 and len(blocks) > 1:
                 continue
             for name in list(open_heads):
