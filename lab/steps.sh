@@ -20,7 +20,8 @@
 #              there UNTOUCHED (a variant, default none) is measured beside VARIANT, never slowed (its flags
 #              false alarms; refused with ACROSS=rounds); POWER_BUDGET seconds: no trial starts that would
 #              end past it (a trial cut by the command's time limit is lost); WORK: a folder for the trials'
-#              processes, each one's cost then listed in <name>-processes.txt
+#              processes, each one's cost then listed in <name>-processes.txt; CALIBRATION: an earlier call's
+#              power JSON (carried in the tree) whose injection sizes the trials take, with no calibration process
 #   asv        lab/asv_detection.py: asv's rule on a commit whose batch path is 5 % slower and an unchanged
 #              one, RATIO plain or host-normalized (default plain) of VARIANT (default baseline), FACTOR
 #              (default 1.03), TRIALS trials (default 3)
@@ -191,6 +192,7 @@ if has_step power; then
     python3 -m pytest_sdxl power --model "$MODEL" --variant "$variant" --trials "${TRIALS:-10}" --inject "$inject" \
         "${across[@]}" ${UNTOUCHED:+--untouched "$UNTOUCHED"} ${ROUNDS:+--rounds "$ROUNDS"} ${RUNS:+--runs "$RUNS"} \
         ${POWER_BUDGET:+--budget-s "$POWER_BUDGET"} ${WORK:+--work-folder "$WORK"} \
+        ${CALIBRATION:+--calibration "$CALIBRATION"} \
         --output "$name.md" --json "$name.json" \
         2>&1 | without_transformers_chatter
     if [ -n "${WORK:-}" ]; then

@@ -369,3 +369,87 @@ def test_a_failed_process_stops_every_comparison_of_the_trial(tmp_path: Path) ->
     for outcome in outcomes.values():
         assert outcome.failure is not None and outcome.stop == "other process 1 failed"
         assert "out of memory" in outcome.failure.describe() and not outcome.comparisons
+
+
+def test_a_given_calibration_sizes_the_injections_without_a_calibration_process(tmp_path: Path) -> None:
+    from pytest_sdxl.measure.power_processes import Calibration
+
+    processes = Processes()
+    result = measure_power_across_processes(
+        ProcessTrials(sys.executable, ("--model", "random:tiny"), tmp_path, pairs=2),
+        Settings(model="random:tiny", device="cpu"),
+        parse("batch"),
+        1,
+        [("host", 0.10)],
+        Rules(metrics=POWER_SIGNALS, gate=POWER_GATE),
+        runner=processes,
+        calibration=Calibration(300.0, float("nan"), source="earlier.json"),
+        card="CPU Test",
+    )
+    assert all(request.side != "calibration" for request in processes.requests)
+    assert {request.environment.get(VARIABLE) for request in processes.requests} == {None, "host:30ms@batch"}
+    assert (result.calibration["wall_ms_per_call"], result.calibration_from, result.card) == (
+        300.0, "earlier.json", "CPU Test",
+    )  # fmt: skip
+    assert "on CPU Test, sized from the calibration in earlier.json" in power_report(result)
+
+
+def test_trials_of_two_commands_share_the_first_ones_calibration(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(interleave, "run_process", Processes())
+    common = (
+        "--across", "processes", "--processes", "2", "--trials", "1", "--inject", "host:20%",
+        "--model", "random:tiny", "--device", "cpu", "--cpus", "off",
+    )  # fmt: skip
+    first, second = tmp_path / "first.json", tmp_path / "second.json"
+    status, _, err = power(*common, "--json", str(first))
+    assert status == 0, err
+    reused = ("--calibration", str(first), "--work-folder", str(tmp_path / "w"))
+    status, _, err = power(*common, "--json", str(second), *reused)
+    assert status == 0, err
+    earlier, later = json.loads(first.read_text()), json.loads(second.read_text())
+    assert f"injections sized from {first}: " in err
+    assert later["calibration"] == earlier["calibration"] and later["calibration_from"] == str(first)
+    assert later["card"] == earlier["card"] != "" and earlier["calibration_from"] == ""
+    assert not (tmp_path / "w" / "calibration").exists()
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"variant": "tiny_vae+batch"}, "its variant is 'tiny_vae+batch', this run's 'batch'"),
+        ({"across": "rounds"}, "its mode is 'rounds', this run's 'processes'"),
+        ({"model": "random:sdxl-turbo"}, "its model is 'random:sdxl-turbo', this run's 'random:tiny'"),
+        ({"card": "NVIDIA H200"}, "its card is 'NVIDIA H200', this run's 'CPU"),
+        ({"card": ""}, "the file does not record the card it ran on"),
+        ({"calibration": {"wall_ms_per_call": "nan", "kernel_ms_per_call": "nan"}}, "holds no wall time per call"),
+        ({"variant": None}, "cannot read it as power results"),
+    ],
+)
+def test_a_calibration_of_another_experiment_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, changes: dict[str, Any], message: str
+) -> None:
+    from pytest_sdxl.cli.power_calibration import this_card
+
+    document = {
+        "variant": "batch", "model": "random:tiny", "device": "cpu", "trials": 1, "runs": 1, "across": "processes",
+        "card": this_card(Settings(model="random:tiny", device="cpu")),
+        "calibration": {"wall_ms_per_call": 200.0, "kernel_ms_per_call": "nan"},
+    }  # fmt: skip
+    document.update(changes)
+    document = {key: value for key, value in document.items() if value is not None}
+    earlier = tmp_path / "earlier.json"
+    earlier.write_text(json.dumps(document))
+    monkeypatch.setattr(interleave, "run_process", Processes())
+    status, _, err = power(
+        "--across", "processes", "--model", "random:tiny", "--device", "cpu", "--cpus", "off", "--trials", "1",
+        "--calibration", str(earlier),
+    )  # fmt: skip
+    assert status == 2 and f"--calibration {earlier}: " in err and message in err
+    assert "give the --json file of an earlier power --across processes run of this variant on this card" in err
+
+
+def test_a_calibration_is_refused_in_the_other_mode() -> None:
+    status, _, err = power("--calibration", "x.json", "--cpus", "off")
+    assert status == 2 and "--calibration applies to --across processes only" in err

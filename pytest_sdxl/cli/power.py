@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import sys
 import tempfile
 import time
@@ -28,6 +29,7 @@ from pytest_sdxl.cli.options import (
     settings_from,
     threshold_argument,
 )
+from pytest_sdxl.cli.power_calibration import calibration_from_file, this_card
 from pytest_sdxl.errors import SettingsError
 
 # The budget's clock; the tests put a fake in its place.
@@ -90,6 +92,13 @@ def add_command(commands: Any) -> None:
         "--work-folder",
         metavar="DIR",
         help="Across processes: keep each process's files here (default: a temporary folder, removed at the end)",
+    )
+    power.add_argument(
+        "--calibration",
+        metavar="FILE",
+        help="Across processes: size the injections from this earlier run's --json file (same variant, model and "
+        "card) instead of a first unchanged process, so trials spread over several commands measure one slowdown "
+        "(default: calibrate here)",
     )
     power.add_argument(
         "--budget-s",
@@ -159,7 +168,7 @@ def measured(
     if arguments.across == "processes":
         return across_processes(arguments, settings, rules, save)
     else:
-        for flag in ("processes", "work_folder"):
+        for flag in ("processes", "work_folder", "calibration"):
             if getattr(arguments, flag) is not None:
                 raise SettingsError(f"--{flag.replace('_', '-')} applies to --across processes only")
         if arguments.untouched is not None:
@@ -210,6 +219,14 @@ def across_processes(
     untouched = None if arguments.untouched is None else parse(arguments.untouched)
     if untouched is not None:
         refuse_untouched(arguments.untouched, untouched, slowed)
+    here = this_card(settings)
+    calibration = None
+    if arguments.calibration is not None:
+        calibration = calibration_from_file(arguments.calibration, settings, slowed, here)
+        progress(
+            f"pytest-sdxl power: injections sized from {arguments.calibration}: {calibration.wall_ms:.2f} ms wall "
+            "a call" + ("" if math.isnan(calibration.kernel_ms) else f", {calibration.kernel_ms:.2f} ms kernel time")
+        )
     cpus, pinning = choose_cpus(arguments.cpus)
     beside = "" if untouched is None else f"; untouched beside {slowed.id}: {untouched.id}"
     progress(f"pytest-sdxl power: across processes of {sys.executable}; CPUs: {pinning}{beside}")
@@ -238,6 +255,8 @@ def across_processes(
             report=progress,
             on_trial=save,
             untouched=untouched,
+            calibration=calibration,
+            card=here,
         )
 
 

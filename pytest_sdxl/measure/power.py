@@ -83,6 +83,10 @@ class PowerResult:
     untouched_estimates: list[dict[str, dict[str, list[float]]]] = field(default_factory=list)
     # Across processes: whether a trial's comparisons share their base processes (``measure.interleave_heads``).
     shared_base: bool = False
+    # Across processes: the card the trials ran on (the GPU's name, or "CPU <name>"), and the ``power --json`` file
+    # whose calibration they reused (``power --calibration``), "" where their own first process calibrated them.
+    card: str = ""
+    calibration_from: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -310,7 +314,9 @@ def combined(results: Sequence[PowerResult]) -> PowerResult:
     )
     total.rounds = first.rounds
     total.across, total.processes, total.untouched = first.across, first.processes, first.untouched
-    total.shared_base = first.shared_base
+    total.shared_base, total.card = first.shared_base, first.card
+    sources = [result.calibration_from for result in results if result.calibration_from]
+    total.calibration_from = ", ".join(dict.fromkeys(sources))
     for result in results:
         total.unchanged_trials += result.unchanged_trials
         total.estimates += result.estimates
@@ -331,7 +337,7 @@ def experiment(result: PowerResult) -> tuple[object, ...]:
     # The untouched variant belongs to the experiment: it shares the slowed one's processes and Holm family.
     return (
         result.variant, result.model, result.runs, result.rounds, result.across, result.processes, result.untouched,
-        result.shared_base,
+        result.shared_base, result.card,
     )  # fmt: skip
 
 
@@ -340,6 +346,7 @@ def describe_experiment(result: PowerResult) -> str:
         measured = f"across processes, {result.processes} a side at most"
         measured += f", {result.untouched} untouched beside it" if result.untouched else ""
         measured += ", one base a trial" if result.shared_base else ", a base a comparison"
+        measured += f", on {result.card}" if result.card else ""
     else:
         measured = f"{result.runs} runs of {result.rounds} rounds"
     return f"{result.variant} on {result.model}, {measured} ({', '.join(result.detections)})"
@@ -370,6 +377,10 @@ def power_report(result: PowerResult, signals: Sequence[str] = POWER_SIGNALS) ->
         )
         if result.shared_base:
             measured += ", a trial's comparisons sharing its base processes"
+        if result.card:
+            measured += f", on {result.card}"
+        if result.calibration_from:
+            measured += f", sized from the calibration in {result.calibration_from}"
     else:
         rounds = "the core's default rounds" if result.rounds is None else f"{result.rounds} rounds"
         measured = f"{result.runs} runs a measurement of {rounds}, both sides in one process (--across rounds)"

@@ -9,7 +9,8 @@ environment). The comparisons of a trial share its base processes (``measure.int
 judged as its own ``ab`` job would judge it, for a third fewer processes a trial with two injections. The
 unchanged comparison of a trial compares two unchanged sides: anything it flags is a false alarm. The
 injections are sized from a first unchanged process: a share of its fastest wall time per pipeline call
-(host) or of its median kernel time per call (device; the wall time where there are no kernels). On a
+(host) or of its median kernel time per call (device; the wall time where there are no kernels), or from
+an earlier run's calibration on the same card (``power --calibration``: trials over several commands). On a
 busy shared host the trials' processes may still run at another speed than that one, so the table's
 median ratios say how large the injection turned out.
 
@@ -65,6 +66,19 @@ class ProcessTrials:
     cpus: frozenset[int] | None = None
 
 
+@dataclass(frozen=True)
+class Calibration:
+    """What the injections are sized from: one unchanged process's milliseconds per pipeline call of the variant.
+
+    ``kernel_ms`` is NaN where there are no kernels (a CPU). ``source``: the ``power --json`` file it was read
+    from (``power --calibration``), "" where this run's own first process measured it.
+    """
+
+    wall_ms: float
+    kernel_ms: float
+    source: str = ""
+
+
 def variants_argument(composition: Composition, untouched: Composition | None) -> tuple[str, str]:
     """Every process's ``--variants``: the slowed variant, and the untouched one beside it where there is one."""
     return ("--variants", composition.id if untouched is None else f"{composition.id},{untouched.id}")
@@ -76,7 +90,7 @@ def calibrated(
     composition: Composition,
     runner: ProcessRunner,
     untouched: Composition | None = None,
-) -> tuple[float, float]:
+) -> Calibration:
     """Wall and kernel milliseconds per pipeline call of the variant, from one unchanged process (kernel: NaN)."""
     from pytest_sdxl.measure.calls import call_groups, seeds_for
 
@@ -100,7 +114,7 @@ def calibrated(
     wall_ms = min(record.samples("gen_s")) * images_per_call * 1000
     kernels = [value for run in record.runs if run.device for value in run.device.kernel_ms]
     kernel_ms = statistics.median(kernels) * images_per_call if kernels else math.nan
-    return wall_ms, kernel_ms
+    return Calibration(wall_ms, kernel_ms)
 
 
 def measure_power_across_processes(
@@ -114,13 +128,19 @@ def measure_power_across_processes(
     report: Callable[[str], None] | None = None,
     on_trial: Callable[[PowerResult], None] | None = None,
     untouched: Composition | None = None,
+    calibration: Calibration | None = None,
+    card: str = "",
 ) -> PowerResult:
     """``count`` trials, each an unchanged comparison and one per injection, every one interleaved in processes.
 
     ``untouched``: a variant measured in every process beside the slowed one, never slowed, its flags counted apart.
+    ``calibration``: the injections' sizes from an earlier run on this card (trials spread over several commands then
+    measure one slowdown), in place of this run's own calibration process. ``card``: where the trials run, recorded.
     """
     say = report or (lambda line: None)
-    wall_ms, kernel_ms = calibrated(trials, settings, composition, runner, untouched)
+    if calibration is None:
+        calibration = calibrated(trials, settings, composition, runner, untouched)
+    wall_ms, kernel_ms = calibration.wall_ms, calibration.kernel_ms
     planted: dict[str, Injection] = {}
     for kind, level in injections:
         basis = wall_ms if kind == "host" or math.isnan(kernel_ms) else kernel_ms
@@ -138,6 +158,8 @@ def measure_power_across_processes(
         untouched="" if untouched is None else untouched.id,
         untouched_flags={} if untouched is None else {name: {} for name in ["none", *planted]},
         shared_base=True,
+        card=card,
+        calibration_from=calibration.source,
     )
     plain = (trials.python, "-c", CHILD_ENTRY)
     arguments = (*trials.run_arguments, *variants_argument(composition, untouched))
