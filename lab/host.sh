@@ -41,7 +41,7 @@ MATRIX_PARTS=(
     "baseline,quant_int8+compile_unet"
     "quant_fp8+compile_unet,tiny_vae,fused_qkv"
     "cpu_offload"
-    "quant_int8,cached_embeds"
+    "quant_int8,cached_embeds,pinned_device"
     "compile_kernels,compile_unet,tiny_vae+batch"
     "compile_pipeline,quant_fp8,upcast_vae"
     "compile_regions,trace_unet,cuda_graph,graph_pipeline,tiny_vae+cuda_graph+cached_embeds+batch"

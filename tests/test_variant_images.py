@@ -158,6 +158,32 @@ def test_structural_changes(components: Components) -> None:
     assert type(VariantPipeline(components, parse("compile_unet"), SIZE).pipe.unet).__name__ == "OptimizedModule"
 
 
+def test_pinned_device_skips_diffusers_walk_for_offloading_hooks(
+    components: Components, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from diffusers.hooks import group_offloading
+
+    walked: list[str] = []  # the class of each module diffusers walks for group-offloading hooks
+    original = group_offloading._get_group_onload_device
+
+    def counted(module: Any) -> Any:
+        walked.append(type(module).__name__)
+        return original(module)
+
+    monkeypatch.setattr(group_offloading, "_get_group_onload_device", counted)
+    pinned = VariantPipeline(components, parse("pinned_device"), SIZE)
+    pinned.generate(PROMPTS[:1], SEEDS[:1])
+    assert pinned.pipe._execution_device == components.device
+    # The pipeline's own walk, the one over every component, is gone: the UNet's modules are never walked.
+    # (diffusers 0.42 still walks the text encoders and the VAE, one module at a time, on its own.)
+    assert "UNet2DConditionModel" not in walked
+    walked.clear()
+    baseline = VariantPipeline(components, parse("baseline"), SIZE)
+    assert type(baseline.pipe).__name__ == "StableDiffusionXLPipeline"  # the pin stays on its pipeline
+    baseline.generate(PROMPTS[:1], SEEDS[:1])
+    assert "UNet2DConditionModel" in walked, "diffusers' call no longer walks the UNet: the pin has nothing to save"
+
+
 def test_trace_unet_runs_the_trace(components: Components) -> None:
     pipeline = VariantPipeline(components, parse("trace_unet"), SIZE)
     pipeline.generate(PROMPTS[:2], SEEDS[:2])

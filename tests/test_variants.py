@@ -12,7 +12,7 @@ from pytest_sdxl.variants.registry import REGISTRY, compose, parse, parse_list, 
 NOTES_EIGHT = ["baseline", "batch", "upcast_vae", "fp16_vae", "tiny_vae", "compile_unet", "cpu_offload", "vae_slicing"]
 NOTES_TRIED = ["xformers", "tome"]
 NOTES_COULD_NOT_TRY = ["cached_embeds", "trace_unet"]
-BEYOND = ["channels_last", "fused_qkv", "cuda_graph", "vae_tiling"]
+BEYOND = ["channels_last", "fused_qkv", "cuda_graph", "vae_tiling", "pinned_device"]
 # Issue 9: today's state of the art.
 STATE_OF_THE_ART = [
     "sdpa_math",

@@ -298,6 +298,17 @@ BUILTIN: tuple[Variant, ...] = (
         warmup_calls=1,
     ),
     Variant(
+        "pinned_device",
+        "exact",
+        "the execution device found once, not on every call",
+        details="diffusers walks every submodule of every component for offloading hooks each time a call reads "
+        "_execution_device; here it is the components' device, fixed when the pipeline is built",
+        apply=optimizations.pin_execution_device,
+        # Offloading is what the walk looks for: with it, the device a call must use is the hooks' to say.
+        conflicts=("cpu_offload",),
+        origin="beyond",
+    ),
+    Variant(
         "cpu_offload",
         "exact",
         "model CPU offload: each model on the GPU only while it runs",

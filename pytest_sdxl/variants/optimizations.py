@@ -172,3 +172,19 @@ def graph_unet(pipe: Any, context: Context) -> None:
 def offload_to_cpu(pipe: Any, context: Context) -> None:
     device = context.components.device
     pipe.enable_model_cpu_offload(gpu_id=device.index or 0, device=device.type)
+
+
+def pin_execution_device(pipe: Any, context: Context) -> None:
+    """Answer the pipeline's ``_execution_device`` from the components' device, found once here.
+
+    diffusers finds it on every read by walking every submodule of every component for offloading hooks
+    (group offloading's, then accelerate's); an SDXL call reads it at least once, and the UNet's modules are
+    most of that walk. Without offloading (a conflict of this variant) the walk always ends at the components'
+    device, so the answer is the same and only its cost goes. diffusers 0.42 also walks the text encoders
+    and the VAE one module at a time elsewhere in a call (``get_module_execution_device``): module-level
+    functions shared by every pipeline, left alone. The class is swapped on this pipeline object alone:
+    other variants' pipelines keep diffusers' own.
+    """
+    device = context.components.device
+    pinned = type(f"Pinned{type(pipe).__name__}", (type(pipe),), {"_execution_device": property(lambda self: device)})
+    pipe.__class__ = pinned
