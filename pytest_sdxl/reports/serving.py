@@ -93,6 +93,8 @@ UNSPLIT = (
     "its stages cannot be timed apart (graph_pipeline replays the whole generation as one CUDA graph); "
     "its row is the whole call's"
 )
+# The gate profile times no stage split (``measure.profiles``): no gated signal needs one.
+NOT_SPLIT = "its stages were not timed apart (the gate profile leaves the stage split out; --profile full has it)"
 
 
 def roofline_table(result_set: ResultSet) -> list[str]:
@@ -101,6 +103,7 @@ def roofline_table(result_set: ResultSet) -> list[str]:
     peak_reasons: dict[str, list[str]] = {}
     kernel_reasons: dict[str, list[str]] = {}
     unsplit: list[str] = []
+    not_split: list[str] = []
     peaks: dict[float, list[str]] = {}
     for record in measured(result_set):
         found = roofline(record.runs)
@@ -114,7 +117,7 @@ def roofline_table(result_set: ResultSet) -> list[str]:
         stages = found.stages
         if not any(stage.kernel_ms or stage.stage_ms for stage in stages):
             # Zeros would read as free stages: a whole-generation graph (graph_pipeline) has no stage boundaries.
-            unsplit.append(record.variant)
+            (unsplit if "graph_pipeline" in record.variant.split("+") else not_split).append(record.variant)
             stages = ()
         for stage in (*stages, *([found.whole] if found.whole is not None else [])):
             rows.append(
@@ -130,10 +133,11 @@ def roofline_table(result_set: ResultSet) -> list[str]:
                     percent(stage.stage_share),
                 ]
             )
-    if not rows and not unsplit:
+    if not rows and not unsplit and not not_split:
         return ["no variant was measured"]
     notes = peak_notes(peaks)
     notes += [f"- one row for {', '.join(unsplit)}: {UNSPLIT}"] if unsplit else []
+    notes += [f"- one row for {', '.join(not_split)}: {NOT_SPLIT}"] if not_split else []
     notes += [f"- {WHOLE_CALL}: every FLOP of a generation over its kernel time and over its wall time per image"]
     notes += reasons_below(kernel_reasons, "kernel time") + reasons_below(peak_reasons, "peak share")
     return fitted(ROOFLINE_HEADER, rows, notes, ROOFLINE_GROUPS, shared=2)
