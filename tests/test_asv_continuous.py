@@ -62,6 +62,7 @@ DEBIAN_ASSETS = {
 DEBIAN_PACKAGES = "chromium libjs-jquery libjs-jquery-flot libjs-jquery-stupidtable node-blueimp-md5 libjs-bootstrap"
 REMOTE_TAG = re.compile(r'<(script|link)\b[^>]*?(?:src|href)="(https://[^"]+)"[^>]*>(?:</script>)?')
 
+
 def changed_benchmarks(output: str, marks: Sequence[str] = ("+", "!")) -> set[str]:
     """Benchmarks in asv's comparison table whose change mark is one of ``marks`` (+ slower, ! failing)."""
     changed = set()

@@ -110,6 +110,7 @@ def test_lpips_is_na_without_weights_and_says_how_to_provide_them(
 @pytest.mark.skipif(not HAS_TORCHVISION, reason="torchvision is not installed (LPIPS needs it)")
 def test_lpips_reads_a_local_checkpoint_and_never_downloads(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     import torch
+
     torchvision = importlib.import_module("torchvision")
 
     def no_download(*arguments: object, **keywords: object) -> None:

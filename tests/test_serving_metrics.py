@@ -226,9 +226,7 @@ def test_report_shows_percentiles_energy_and_roofline_rows() -> None:
     assert any("p99 ms" in line for line in session_summary_lines(result_set))
     # 25 kernel ms in 30 wall ms: GPU-bound (83 % busy), the UNet its busiest stage at half the peak.
     holds_back = next(line for line in report.splitlines() if line.startswith("| baseline ") and "bound" in line)
-    assert (
-        "| 30.0 " in holds_back and "| 25.0 " in holds_back and "partly launch-bound: GPU busy 83" not in holds_back
-    )
+    assert "| 30.0 " in holds_back and "| 25.0 " in holds_back and "partly launch-bound: GPU busy 83" not in holds_back
     assert "GPU-bound: GPU busy 83.3% (25.0 kernel ms of 30.0 wall ms per image); unet takes 10.0 of 25.0" in holds_back
 
 

@@ -154,7 +154,6 @@ class TimedLoop:
         self.rounds.append(samples)
         return samples
 
-
     def round_calls(self) -> list[Group]:
         """This round's calls: every group, or the next ``calls_per_round`` of them in turn."""
         if self.calls_per_round == len(self.groups):

@@ -320,8 +320,10 @@ def run_to_end(
     if result.status == 130:
         raise KeyboardInterrupt
     if result.status != 0:
-        return request, result.seconds, ProcessFailure(
-            label or side_name, index, result.status, result.stderr_tail, command
+        return (
+            request,
+            result.seconds,
+            ProcessFailure(label or side_name, index, result.status, result.stderr_tail, command),
         )
     return request, result.seconds, None
 

@@ -74,9 +74,7 @@ def install_meta_hook() -> None:
         def to_meta(module: torch.nn.Module, name: str, parameter: torch.nn.Parameter | None) -> Any:
             if not getattr(ON_META, "active", False) or parameter is None or parameter.device.type == "meta":
                 return None
-            return torch.nn.Parameter(
-                torch.empty_like(parameter, device="meta"), requires_grad=parameter.requires_grad
-            )
+            return torch.nn.Parameter(torch.empty_like(parameter, device="meta"), requires_grad=parameter.requires_grad)
 
         hook_handle = register_module_parameter_registration_hook(to_meta)
 

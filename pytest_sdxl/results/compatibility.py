@@ -132,7 +132,6 @@ SOFTWARE = (
 )
 
 
-
 def reference_calls(result_set: ResultSet) -> object:
     """The side-by-side reference's calls a round; a file that does not say was measured the earlier way."""
     return result_set.settings.get("reference_calls", REFERENCE_CALLS_BEFORE)
