@@ -1,10 +1,10 @@
-"""A batch variant's side-by-side reference at one call a round, judged on recorded GPU runs before it was.
+"""A batch variant's side-by-side reference at one call a round, judged on recorded GPU runs.
 
-Until the reference made as many calls a round as the variant, a batch variant's reference made one call per
-prompt every round (four calls beside the batch's one), and most of a batched variant's measuring time was the
-reference's. Every recorded run of that kind keeps the reference's samples in order, four a round, so the
-cheaper reference can be read out of them: round i keeps only call i mod 4, the prompts in turn, as the
-measurement core now times it. For each run this prints nothing; in all it prints
+A batch variant's reference makes one call per prompt every round (four calls beside the batch's one), and
+most of a batched variant's measuring time is the reference's. Every recorded run keeps the reference's
+samples in order, four a round, so a cheaper reference can be read out of them: round i keeps only call
+i mod 4, the prompts in turn, as a reference of one call a round would time them (the method page, "A
+reference of one call a round, tried"). For each run this prints nothing; in all it prints
 
 - the pooled standard deviation of the block values (log of the block's variant minimum over its reference
   minimum, blocks of 12 rounds) within a run, with all four calls and with one a round: the noise the

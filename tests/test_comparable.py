@@ -18,15 +18,7 @@ import pytest
 from pytest_sdxl.cli.main import main
 from pytest_sdxl.results.compatibility import COMPARE, MERGE, differences
 from pytest_sdxl.results.merge import merge_result_sets, pool_result_sets
-from pytest_sdxl.results.schema import (
-    REFERENCE_CALLS,
-    ResultSet,
-    ResultsFileError,
-    RunRecord,
-    VariantRecord,
-    load_results,
-    save_results,
-)
+from pytest_sdxl.results.schema import ResultSet, ResultsFileError, RunRecord, VariantRecord, load_results, save_results
 
 SETTINGS = {
     "model": "random:tiny",
@@ -37,7 +29,6 @@ SETTINGS = {
     "prompts": ["a red cube", "a blue sphere"],
     "runs": 2,
     "seed": 0,
-    "reference_calls": REFERENCE_CALLS,
 }
 MACHINE = {
     "gpu": "NVIDIA H100 80GB HBM3",
@@ -220,16 +211,3 @@ def test_what_an_older_file_does_not_record_is_said_not_refused(
     assert compare(tmp_path, older, results()) == 0
     out = capsys.readouterr().out
     assert "base.json does not record model, transformers, so that could not be checked" in out
-
-
-def test_results_of_an_earlier_reference_are_refused_not_compared(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    # A file that does not record the reference's calls was measured with one call per prompt every round: a
-    # batch variant's wall ratio reads otherwise there, so the two are neither compared nor merged.
-    older = results()
-    del older.settings["reference_calls"]
-    assert compare(tmp_path, older, results()) == 2
-    assert "side-by-side reference's calls a round: one per prompt vs as many as the variant" in capsys.readouterr().err
-    with pytest.raises(ResultsFileError, match="reference's calls a round"):
-        merge_result_sets([("a", older), ("b", results())])

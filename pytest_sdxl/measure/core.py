@@ -121,15 +121,11 @@ class TimedLoop:
         groups: Sequence[Group],
         energy: EnergyCounter | None = None,
         gpu_state: GpuStateReader | None = None,
-        calls_per_round: int | None = None,
     ) -> None:
         from pytest_sdxl.measure.timing import SyncClock
 
         self.pipeline = pipeline
         self.groups = list(groups)
-        # Fewer calls a round than ``groups`` holds: each round takes the next ones, cycling through them.
-        self.calls_per_round = min(calls_per_round or len(self.groups), len(self.groups))
-        self.next_call = 0
         self.clock = SyncClock(pipeline.device)
         self.rounds: list[list[float]] = []
         self.energy = energy
@@ -142,7 +138,7 @@ class TimedLoop:
         mark_first_timed_round()  # the process's age at its first timed round: what a process costs to start
         before = self.energy.joules() if self.energy is not None else None
         samples = []
-        for prompts, seeds in self.round_calls():
+        for prompts, seeds in self.groups:
             started = self.clock.now()
             self.pipeline.generate(prompts, seeds, check=False)
             samples.append((self.clock.now() - started) / len(prompts))
@@ -153,14 +149,6 @@ class TimedLoop:
             self.round_gpu_states.append(self.gpu_state.sample())
         self.rounds.append(samples)
         return samples
-
-    def round_calls(self) -> list[Group]:
-        """This round's calls: every group, or the next ``calls_per_round`` of them in turn."""
-        if self.calls_per_round == len(self.groups):
-            return self.groups
-        chosen = [self.groups[(self.next_call + index) % len(self.groups)] for index in range(self.calls_per_round)]
-        self.next_call = (self.next_call + self.calls_per_round) % len(self.groups)
-        return chosen
 
 
 def raw_round(pipeline: VariantPipeline, groups: Sequence[Group]) -> float:
@@ -336,9 +324,7 @@ def timed_rounds(
     reference_loop = None
     if side_by_side is not None:
         warm_shapes(side_by_side, reference_groups)
-        # As many calls a round as the variant makes (``REFERENCE_CALLS``): a batch variant's reference then
-        # makes one call of one prompt a round, in turn, rather than one per prompt.
-        reference_loop = TimedLoop(side_by_side, reference_groups, calls_per_round=len(groups))
+        reference_loop = TimedLoop(side_by_side, reference_groups)
     before: Callable[[], object] = reference_loop.round if reference_loop is not None else nothing
     sampler = None
     if rule is not None:

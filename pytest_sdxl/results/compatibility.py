@@ -1,16 +1,15 @@
 """Whether results measured the same thing: one list of checks for ``merge``, ``run --resume`` and ``compare``.
 
 A figure is only comparable with one measured on the same workload (model, image size, steps, dtype,
-prompts), by the same method (the side-by-side reference's calls a round, ``schema.REFERENCE_CALLS``), on
-the same card (the GPU's name, or the CPU's for a run on the CPU) with the same software (torch,
-diffusers, transformers, CUDA, Python and, on a GPU, its driver). Each command checks those
+prompts), on the same card (the GPU's name, or the CPU's for a run on the CPU) with the same software
+(torch, diffusers, transformers, CUDA, Python and, on a GPU, its driver). Each command checks those
 and adds what its own output needs:
 - ``merge`` joins lanes into one report under one header, so the run count and what the PSNR column
   depends on (seed, the VAE weights' sources) must match too (``MERGE``); ``--pool-runs`` adds up run
   counts, so they may differ (``POOL``). A mismatch is always refused: the joined file would lie.
 - ``run --resume`` checks the merge's list before measuring, with the image size as requested (the
   resolved size is known only once the model is loaded; the join checks it afterwards) (``RESUME``).
-- ``compare`` checks the workload, the method, the card and the software (``COMPARE``): the run count may differ
+- ``compare`` checks the workload, the card and the software (``COMPARE``): the run count may differ
   (each side's statistics use its own runs), and so may the seed and the VAE weights' sources, which
   change images, not work. The software is checked as strictly as ``merge`` does: an upgrade of torch
   under the code being compared moves the figures as much as the code does, so a verdict across one is
@@ -26,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from pytest_sdxl.results.schema import REFERENCE_CALLS_BEFORE, ResultSet, ResultsFileError
+from pytest_sdxl.results.schema import ResultSet, ResultsFileError
 from pytest_sdxl.results.sessions import repeated_sessions
 
 
@@ -131,18 +130,9 @@ SOFTWARE = (
     of_software("GPU driver", "gpu_driver", on_gpu),
 )
 
-
-def reference_calls(result_set: ResultSet) -> object:
-    """The side-by-side reference's calls a round; a file that does not say was measured the earlier way."""
-    return result_set.settings.get("reference_calls", REFERENCE_CALLS_BEFORE)
-
-
-# How it was measured: a batch variant's wall ratio depends on the reference's calls a round.
-METHOD = (Check("side-by-side reference's calls a round", reference_calls),)
-
-COMPARE = (*WORKLOAD, *METHOD, *CARD, *SOFTWARE)
-POOL = (*WORKLOAD, *METHOD, *IMAGES, *CARD, *SOFTWARE)
-MERGE = (*WORKLOAD, *METHOD, *RUNS, *IMAGES, *CARD, *SOFTWARE)
+COMPARE = (*WORKLOAD, *CARD, *SOFTWARE)
+POOL = (*WORKLOAD, *IMAGES, *CARD, *SOFTWARE)
+MERGE = (*WORKLOAD, *RUNS, *IMAGES, *CARD, *SOFTWARE)
 RESUME = (MODEL, of_setting("image size (as requested)", "size"), *STEPS_DTYPE_PROMPTS, *MERGE[len(WORKLOAD) :])
 
 
@@ -219,9 +209,8 @@ def comparison_warnings(base: tuple[str, ResultSet], new: tuple[str, ResultSet],
         raise NotComparable(
             f"{head}, so a verdict between them would not be about the change under test:\n- "
             + "\n- ".join(found)
-            + "\ncompare results of one model, image size, steps, dtype and prompts, measured the same way on one "
-            "card with one software stack; or pass --allow-mismatch to compare anyway, with each difference printed "
-            "as a warning"
+            + "\ncompare results of one model, image size, steps, dtype and prompts, on one card with one software "
+            "stack; or pass --allow-mismatch to compare anyway, with each difference printed as a warning"
         )
     shared = repeated_sessions([(base[0], base[1].session_ids), (new[0], new[1].session_ids)])
     return (

@@ -45,13 +45,6 @@ if TYPE_CHECKING:
 SCHEMA_VERSION = 2
 READABLE_VERSIONS = (1, 2)
 SCHEMA_NAME = "pytest-sdxl-results"
-# How many calls a round the side-by-side reference makes, as a results file's settings record it: as many as
-# the variant (a batch variant's reference then makes one call of one prompt a round, in turn). Files that do
-# not record it were measured with the reference making one call per prompt every round, so a batch variant's
-# reference minimum was taken over four times the samples; its wall ratio then reads lower (the user guide's
-# method page, "The reference's calls"), and results of the two ways are not compared or merged.
-REFERENCE_CALLS = "as many as the variant"
-REFERENCE_CALLS_BEFORE = "one per prompt"
 # The per-image stage keys that add up to one generation; reports and charts stack these.
 STAGE_KEYS = ("text_encode_ms", "unet_ms", "vae_decode_ms", "other_ms")
 METRICS = ("total_s", "load_s", "init_gen_s", "avg_gen_s")
@@ -278,8 +271,6 @@ def settings_as_dict(settings: RecordedSettings) -> dict[str, Any]:
         "tiny_vae": settings.tiny_vae,
         "fp16_vae": settings.fp16_vae,
         "compile_cache": None if settings.compile_cache is None else str(settings.compile_cache),
-        # How it is measured, not a setting a user gives: what results of another way are refused for.
-        "reference_calls": REFERENCE_CALLS,
     }
 
 
