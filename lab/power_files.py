@@ -32,7 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pytest_sdxl.analysis.comparison import SIGNALS_BY_NAME, Rules, compare_signal, verdict_of
 from pytest_sdxl.analysis.host_normalized import host_normalized_ratio
-from pytest_sdxl.measure.power import combined, power_from_dict, power_report
+from pytest_sdxl.measure.power import power_report
+from pytest_sdxl.measure.power_results import combined, power_from_dict
 from pytest_sdxl.results.schema import encode_float, write_atomically
 
 GATED_P_VALUES = 2  # wall_ratio and kernel_ms (kernel launches are exact and carry no p-value)

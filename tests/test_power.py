@@ -159,7 +159,7 @@ def test_a_bad_injection_is_a_usage_error_saying_what_is_accepted(
 
 
 def results_of_one_experiment_from_several_gpus_add_up(power_run: tuple[int, str, dict[str, Any]]) -> None:
-    from pytest_sdxl.measure.power import combined, power_from_dict
+    from pytest_sdxl.measure.power_results import combined, power_from_dict
 
     document = power_run[2]
     one = power_from_dict(document)
@@ -172,7 +172,7 @@ def results_of_one_experiment_from_several_gpus_add_up(power_run: tuple[int, str
 
 
 def results_of_different_experiments_do_not_add_up(power_run: tuple[int, str, dict[str, Any]]) -> None:
-    from pytest_sdxl.measure.power import combined, power_from_dict
+    from pytest_sdxl.measure.power_results import combined, power_from_dict
 
     other = dict(power_run[2], variant="tiny_vae+batch")
     with pytest.raises(ValueError, match="different experiments cannot be combined: batch on random:tiny"):
@@ -214,7 +214,8 @@ def test_a_power_run_stopped_midway_keeps_its_finished_trials(
 
 
 def power_keeps_each_trials_estimates_and_shows_their_median(power_run: tuple[int, str, dict[str, Any]]) -> None:
-    from pytest_sdxl.measure.power import median_ratio, power_from_dict
+    from pytest_sdxl.measure.power import median_ratio
+    from pytest_sdxl.measure.power_results import power_from_dict
 
     document = power_run[2]
     assert len(document["estimates"]) == 2 and set(document["estimates"][0]) == {"none", "host 30%"}

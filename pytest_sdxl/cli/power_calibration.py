@@ -34,8 +34,8 @@ def this_card(settings: Settings) -> str:
 
 def calibration_from_file(path: str, settings: Settings, slowed: Composition, here: str) -> Calibration:
     """The calibration of ``path`` (a ``power --json`` file), refused unless it is this experiment's, on ``here``."""
-    from pytest_sdxl.measure.power import power_from_dict
     from pytest_sdxl.measure.power_processes import Calibration
+    from pytest_sdxl.measure.power_results import power_from_dict
 
     accepted = "give the --json file of an earlier power --across processes run of this variant on this card"
     try:
