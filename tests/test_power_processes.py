@@ -188,7 +188,7 @@ def test_each_trial_compares_interleaved_processes_with_the_slowdown_in_the_head
     assert result.shared_base and "trial's comparisons sharing its base processes" in power_report(result)
 
 
-def across_processes_with(processes: Processes, tmp_path: Path, untouched: str) -> Any:
+def across_processes_with(processes: Processes, tmp_path: Path, untouched: str | None = None, **given: Any) -> Any:
     """Two trials of batch, unchanged and slowed 10 %, with ``untouched`` measured beside it in every process."""
     return measure_power_across_processes(
         ProcessTrials(sys.executable, ("--model", "random:tiny"), tmp_path, pairs=4),
@@ -198,7 +198,8 @@ def across_processes_with(processes: Processes, tmp_path: Path, untouched: str) 
         [("host", 0.10)],
         Rules(metrics=POWER_SIGNALS, gate=POWER_GATE),
         runner=processes,
-        untouched=parse(untouched),
+        untouched=None if untouched is None else parse(untouched),
+        **given,
     )
 
 
@@ -375,17 +376,8 @@ def test_a_given_calibration_sizes_the_injections_without_a_calibration_process(
     from pytest_sdxl.measure.power_processes import Calibration
 
     processes = Processes()
-    result = measure_power_across_processes(
-        ProcessTrials(sys.executable, ("--model", "random:tiny"), tmp_path, pairs=2),
-        Settings(model="random:tiny", device="cpu"),
-        parse("batch"),
-        1,
-        [("host", 0.10)],
-        Rules(metrics=POWER_SIGNALS, gate=POWER_GATE),
-        runner=processes,
-        calibration=Calibration(300.0, float("nan"), source="earlier.json"),
-        card="CPU Test",
-    )
+    calibration = Calibration(300.0, float("nan"), source="earlier.json")
+    result = across_processes_with(processes, tmp_path, calibration=calibration, card="CPU Test")
     assert all(request.side != "calibration" for request in processes.requests)
     assert {request.environment.get(VARIABLE) for request in processes.requests} == {None, "host:30ms@batch"}
     assert (result.calibration["wall_ms_per_call"], result.calibration_from, result.card) == (

@@ -116,8 +116,9 @@ def roofline_table(result_set: ResultSet) -> list[str]:
             kernel_reasons.setdefault(no_kernels, []).append(record.variant)
         stages = found.stages
         if not any(stage.kernel_ms or stage.stage_ms for stage in stages):
-            # Zeros would read as free stages: a whole-generation graph (graph_pipeline) has no stage boundaries.
-            (unsplit if "graph_pipeline" in record.variant.split("+") else not_split).append(record.variant)
+            # Zeros would read as free stages: a whole-generation graph (graph_pipeline) has no stage boundaries,
+            # and a measurement without the stage split (the gate profile) has no stages at all.
+            (unsplit if any(run.stages for run in record.runs) else not_split).append(record.variant)
             stages = ()
         for stage in (*stages, *([found.whole] if found.whole is not None else [])):
             rows.append(
