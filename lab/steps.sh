@@ -21,7 +21,10 @@
 #              false alarms; refused with ACROSS=rounds); POWER_BUDGET seconds: no trial starts that would
 #              end past it (a trial cut by the command's time limit is lost); WORK: a folder for the trials'
 #              processes, each one's cost then listed in <name>-processes.txt; CALIBRATION: an earlier call's
-#              power JSON (carried in the tree) whose injection sizes the trials take, with no calibration process
+#              power JSON (carried in the tree) whose injection sizes the trials take, with no calibration process;
+#              POWER_JSON: the file the trials go on in (power --resume: those in it are kept, TRIALS counts them,
+#              its calibration sizes the rest), carried in the tree or left on the machine by an earlier call; a
+#              copy of it comes back as <name>.json
 #   asv        lab/asv_detection.py: asv's rule on a commit whose batch path is 5 % slower and an unchanged
 #              one, RATIO plain or host-normalized (default plain) of VARIANT (default baseline), FACTOR
 #              (default 1.03), TRIALS trials (default 3)
@@ -189,12 +192,16 @@ if has_step power; then
         [ -n "${UNTOUCHED:-}" ] && name="$name-untouched-${UNTOUCHED//+/_}"
         [ -n "${VARIANT_BUDGET:-}" ] && across+=(--variant-budget "$VARIANT_BUDGET")
     fi
+    json="${POWER_JSON:-$name.json}"
     python3 -m pytest_sdxl power --model "$MODEL" --variant "$variant" --trials "${TRIALS:-10}" --inject "$inject" \
         "${across[@]}" ${UNTOUCHED:+--untouched "$UNTOUCHED"} ${ROUNDS:+--rounds "$ROUNDS"} ${RUNS:+--runs "$RUNS"} \
         ${POWER_BUDGET:+--budget-s "$POWER_BUDGET"} ${WORK:+--work-folder "$WORK"} \
-        ${CALIBRATION:+--calibration "$CALIBRATION"} \
-        --output "$name.md" --json "$name.json" \
+        ${CALIBRATION:+--calibration "$CALIBRATION"} ${POWER_JSON:+--resume} \
+        --output "$name.md" --json "$json" \
         2>&1 | without_transformers_chatter
+    if [ -n "${POWER_JSON:-}" ] && [ -e "$POWER_JSON" ]; then
+        cp "$POWER_JSON" "$name.json"
+    fi
     if [ -n "${WORK:-}" ]; then
         # What each process cost: its start to first timed round, and each variant's measuring seconds.
         python3 - "$WORK" <<'PY' | tee "$name-processes.txt"

@@ -7,20 +7,17 @@ pipeline class itself and through one real, cheap child process.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
-import random
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from power_fakes import PER_IMAGE_S, Processes, power
 
 from pytest_sdxl.analysis.comparison import Rules
-from pytest_sdxl.cli.main import main
 from pytest_sdxl.errors import SettingsError
 from pytest_sdxl.measure import interleave
 from pytest_sdxl.measure.injection import (
@@ -34,12 +31,8 @@ from pytest_sdxl.measure.injection import (
 from pytest_sdxl.measure.interleave import ProcessOutcome, ProcessRequest
 from pytest_sdxl.measure.power import POWER_GATE, POWER_SIGNALS, power_report
 from pytest_sdxl.measure.power_processes import ProcessTrials, measure_power_across_processes
-from pytest_sdxl.results.schema import ResultSet, RunRecord, VariantRecord, save_results
 from pytest_sdxl.settings import Settings
 from pytest_sdxl.variants.registry import parse
-
-# Seconds per image of the fake processes' batch path: the injections are sized from it.
-PER_IMAGE_S = 0.05
 
 
 def test_an_injection_is_named_by_kind_milliseconds_and_variant() -> None:
@@ -105,46 +98,6 @@ def test_a_real_child_starts_through_the_entry_and_refuses_a_bad_injection() -> 
         timeout=120,
     )
     assert bad.returncode != 0 and "PYTEST_SDXL_INJECT: 'host:fast@batch' is not accepted" in bad.stderr
-
-
-def record_of(variant: str, slowdown_ms: float, draw: random.Random) -> VariantRecord:
-    """One variant (4 prompts a call) beside its reference; slower by ``slowdown_ms`` a call."""
-    blocks = []
-    for _ in range(4):
-        reference = PER_IMAGE_S * (1 + abs(draw.gauss(0, 0.01)))
-        own = (reference * 4 + slowdown_ms / 1000) / 4 * (1 + draw.gauss(0, 0.0005))
-        blocks.append([own, reference])
-    run = RunRecord(
-        1, 1.0, 0.2, [b[0] for b in blocks], blocks[0][0], blocks[0][0], 3.0,
-        reference="baseline", reference_gen_s=[b[1] for b in blocks], wall_blocks=blocks,
-    )  # fmt: skip
-    return VariantRecord(variant, "speed", runs=[run])
-
-
-class Processes:
-    """Fake processes: each measures the variants its command names, the one its environment's injection names
-    slowed by it; ``always_slower`` is slowed by 20 ms in every head process, injected or not."""
-
-    def __init__(self, always_slower: str = "") -> None:
-        self.requests: list[ProcessRequest] = []
-        self.draw = random.Random(11)
-        self.always_slower = always_slower
-
-    def __call__(self, request: ProcessRequest) -> ProcessOutcome:
-        self.requests.append(request)
-        spec = request.environment.get(VARIABLE)
-        injection = parse_injection(spec) if spec else None
-        variants = request.command[request.command.index("--variants") + 1].split(",")
-        records = []
-        for variant in variants:
-            slowdown_ms = injection.milliseconds if injection is not None and injection.variant == variant else 0.0
-            if variant == self.always_slower and request.side == "head":
-                slowdown_ms += 20.0
-            records.append(record_of(variant, slowdown_ms, self.draw))
-        request.folder.mkdir(parents=True)
-        measured = ResultSet({"model": "random:tiny", "image_size": 64}, {}, records)
-        save_results(measured, request.folder / "results.json")
-        return ProcessOutcome(0, 1.0)
 
 
 def test_each_trial_compares_interleaved_processes_with_the_slowdown_in_the_heads_only(tmp_path: Path) -> None:
@@ -231,16 +184,6 @@ def test_the_untouched_variants_flags_are_counted_apart_from_the_slowed_ones(tmp
     assert result.detections["host 10%"].get("wall_ratio") == 2
     assert all(trial["none"]["wall_ratio"][0] > 1.05 for trial in result.untouched_estimates)
     assert all(trial["none"]["wall_ratio"][0] < 1.02 for trial in result.estimates)
-
-
-def power(*arguments: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            status = main(["power", *arguments])
-        except SystemExit as exit_:
-            status = int(exit_.code or 0)
-    return status, out.getvalue(), err.getvalue()
 
 
 def test_the_command_writes_which_mode_it_measured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -30,6 +30,7 @@ from pytest_sdxl.cli.options import (
     threshold_argument,
 )
 from pytest_sdxl.cli.power_calibration import calibration_from_file, this_card
+from pytest_sdxl.cli.power_resume import resumed_calibration, resumed_trials
 from pytest_sdxl.errors import SettingsError
 
 # The budget's clock; the tests put a fake in its place.
@@ -101,6 +102,12 @@ def add_command(commands: Any) -> None:
         "(default: calibrate here)",
     )
     power.add_argument(
+        "--resume",
+        action="store_true",
+        help="Across processes: keep the trials already in --json's file and measure only those --trials still asks "
+        "for, sized from its calibration (the same options on the same card; no file yet: start it)",
+    )
+    power.add_argument(
         "--budget-s",
         type=budget_argument,
         default=None,
@@ -122,6 +129,18 @@ def power_command(arguments: argparse.Namespace) -> int:
     checked_file(arguments.json, "--json")
     settings = settings_from(arguments)
     rules = rules_from(arguments, POWER_SIGNALS, POWER_GATE)
+    earlier = resumed_trials(arguments, settings) if arguments.resume else None
+    kept = 0 if earlier is None else earlier.trials
+    if earlier is not None:
+        progress(
+            f"pytest-sdxl power: resuming {arguments.json}: {kept} trial(s) kept, "
+            f"{max(arguments.trials - kept, 0)} to measure"
+        )
+
+    def with_earlier(result: PowerResult) -> PowerResult:
+        from pytest_sdxl.measure.power_results import combined
+
+        return result if earlier is None else combined([earlier, result])
 
     started = clock()
 
@@ -131,22 +150,26 @@ def power_command(arguments: argparse.Namespace) -> int:
         Then, with a budget, the trials stop where another would end past it at their pace so far (the
         calibration counted in, which only makes the pace look slower): a trial cut short is lost work.
         """
-        save_files(arguments, result)
+        save_files(arguments, with_earlier(result))
         spent = clock() - started
-        last = result.trials >= arguments.trials
+        last = kept + result.trials >= arguments.trials
         if arguments.budget_s is not None and not last and spent + spent / result.trials > arguments.budget_s:
             raise BudgetSpent(result, spent)
 
-    try:
-        result = measured(arguments, settings, rules, save)
-    except BudgetSpent as stop:
-        result = stop.result
-        progress(
-            f"pytest-sdxl power: stopped after {result.trials} of {arguments.trials} trials: another would pass "
-            f"--budget-s {arguments.budget_s:g} ({stop.spent:.0f} s spent, {stop.spent / result.trials:.0f} s a trial)"
-        )
-    print(power_report(result))
-    save_files(arguments, result)
+    if earlier is not None and kept >= arguments.trials:
+        total = earlier  # every trial asked for is in the file already: nothing is measured
+    else:
+        try:
+            total = with_earlier(measured(arguments, settings, rules, save, earlier))
+        except BudgetSpent as stop:
+            total = with_earlier(stop.result)
+            done = stop.result.trials
+            progress(
+                f"pytest-sdxl power: stopped after {kept + done} of {arguments.trials} trials: another would pass "
+                f"--budget-s {arguments.budget_s:g} ({stop.spent:.0f} s spent, {stop.spent / done:.0f} s a trial)"
+            )
+    print(power_report(total))
+    save_files(arguments, total)
     return 0
 
 
@@ -159,14 +182,18 @@ class BudgetSpent(Exception):
 
 
 def measured(
-    arguments: argparse.Namespace, settings: Settings, rules: Rules, save: Callable[[PowerResult], None]
+    arguments: argparse.Namespace,
+    settings: Settings,
+    rules: Rules,
+    save: Callable[[PowerResult], None],
+    earlier: PowerResult | None = None,
 ) -> PowerResult:
-    """The trials in the mode asked for, ``save`` called after each."""
+    """This command's trials in the mode asked for, ``save`` called after each; ``earlier``: those kept (--resume)."""
     from pytest_sdxl.measure.power import measure_power
     from pytest_sdxl.variants.registry import parse
 
     if arguments.across == "processes":
-        return across_processes(arguments, settings, rules, save)
+        return across_processes(arguments, settings, rules, save, earlier)
     else:
         for flag in ("processes", "work_folder", "calibration"):
             if getattr(arguments, flag) is not None:
@@ -205,9 +232,17 @@ def progress(line: str) -> None:
 
 
 def across_processes(
-    arguments: argparse.Namespace, settings: Settings, rules: Rules, save: Callable[[PowerResult], None]
+    arguments: argparse.Namespace,
+    settings: Settings,
+    rules: Rules,
+    save: Callable[[PowerResult], None],
+    earlier: PowerResult | None = None,
 ) -> PowerResult:
-    """Trials of fresh processes of this interpreter, each comparison interleaved as ``ab`` does."""
+    """Trials of fresh processes of this interpreter, each comparison interleaved as ``ab`` does.
+
+    ``earlier``: trials an earlier command measured (``--resume``): this one sizes its injections from their
+    calibration and measures only the trials after theirs.
+    """
     from pytest_sdxl.machine.bytecode import bytecode_note
     from pytest_sdxl.measure import interleave
     from pytest_sdxl.measure.power_processes import ProcessTrials, measure_power_across_processes
@@ -221,7 +256,9 @@ def across_processes(
         refuse_untouched(arguments.untouched, untouched, slowed)
     here = this_card(settings)
     calibration = None
-    if arguments.calibration is not None:
+    if earlier is not None:
+        calibration = resumed_calibration(earlier, arguments.json)
+    elif arguments.calibration is not None:
         calibration = calibration_from_file(arguments.calibration, settings, slowed, here)
         progress(
             f"pytest-sdxl power: injections sized from {arguments.calibration}: {calibration.wall_ms:.2f} ms wall "
@@ -237,6 +274,7 @@ def across_processes(
             folder = empty_folder(arguments.work_folder, "--work-folder")
         else:
             folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="pytest-sdxl-power-")))
+        kept = 0 if earlier is None else earlier.trials
         trials = ProcessTrials(
             sys.executable,
             passed_arguments(arguments),
@@ -248,7 +286,7 @@ def across_processes(
             trials,
             settings,
             slowed,
-            arguments.trials,
+            arguments.trials - kept,
             arguments.inject,
             rules,
             runner=interleave.run_process,
@@ -257,6 +295,7 @@ def across_processes(
             untouched=untouched,
             calibration=calibration,
             card=here,
+            first_trial=kept + 1,
         )
 
 

@@ -130,12 +130,15 @@ def measure_power_across_processes(
     untouched: Composition | None = None,
     calibration: Calibration | None = None,
     card: str = "",
+    first_trial: int = 1,
 ) -> PowerResult:
     """``count`` trials, each an unchanged comparison and one per injection, every one interleaved in processes.
 
     ``untouched``: a variant measured in every process beside the slowed one, never slowed, its flags counted apart.
     ``calibration``: the injections' sizes from an earlier run on this card (trials spread over several commands then
     measure one slowdown), in place of this run's own calibration process. ``card``: where the trials run, recorded.
+    ``first_trial``: the number of this run's first trial, where earlier commands measured those before it
+    (``power --resume``); the result counts this run's trials only.
     """
     say = report or (lambda line: None)
     if calibration is None:
@@ -163,10 +166,11 @@ def measure_power_across_processes(
     )
     plain = (trials.python, "-c", CHILD_ENTRY)
     arguments = (*trials.run_arguments, *variants_argument(composition, untouched))
-    for trial in range(1, count + 1):
+    last_trial = first_trial + count - 1
+    for trial in range(first_trial, last_trial + 1):
         estimates: dict[str, dict[str, list[float]]] = {}
         untouched_estimates: dict[str, dict[str, list[float]]] = {}
-        say(f"trial {trial}/{count}: {', '.join(['none', *planted])}, one base")
+        say(f"trial {trial}/{last_trial}: {', '.join(['none', *planted])}, one base")
         heads = {
             name: Side(HEAD, plain, {} if injection is None else {VARIABLE: injection.spec()})
             for name, injection in [("none", None), *planted.items()]
@@ -193,7 +197,7 @@ def measure_power_across_processes(
         result.estimates.append(estimates)
         if untouched is not None:
             result.untouched_estimates.append(untouched_estimates)
-        result.trials = trial
+        result.trials = trial - first_trial + 1
         if on_trial is not None:
             on_trial(result)
     return result
