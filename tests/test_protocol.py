@@ -63,8 +63,10 @@ def test_batch_mode_times_enough_calls_for_its_minimum_reported_per_image(settin
     run = run_variant(settings.with_changes(runs=1, profile="reference"), parse("batch")).runs[0]
     # One call a round for all the timed prompts; beside its reference, enough rounds for a minimum.
     assert len(run.gen_s) == MIN_RATIO_SAMPLES >= MIN_TIMED_CALLS
+    # Stages per image, not per call: one UNet call for the call's four images. (Not checked against the timed
+    # median: the stage pass is one untimed call, 2.2 times the median once on a busy 2-core CI host.)
     assert run.stages["unet_calls_per_image"] == pytest.approx(1 / (len(PROMPTS) - 1))
-    assert run.stages["total_ms"] == pytest.approx(statistics.median(run.gen_s) * 1000, rel=0.5)
+    assert min(run.stages["text_encode_ms"], run.stages["unet_ms"], run.stages["vae_decode_ms"]) > 0  # each hooked
     # Its one-by-one reference ran beside it, round by round, over the same prompts.
     assert run.reference == "baseline" and len(run.reference_gen_s) == MIN_RATIO_SAMPLES * (len(PROMPTS) - 1)
     assert math.isfinite(run.wall_ratio) and run.wall_ratio > 0
