@@ -11,6 +11,7 @@ experiments added up would be the rate of neither.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pytest_sdxl.cli.power_calibration import (
@@ -32,8 +33,6 @@ ACCEPTED = "give the --json file of an earlier power --resume run with the same 
 
 def resumed_trials(arguments: argparse.Namespace, settings: Settings) -> PowerResult | None:
     """The trials already in ``--json``'s file, shown to be this experiment's; None where there is no file yet."""
-    from pathlib import Path
-
     from pytest_sdxl.measure import interleave
     from pytest_sdxl.measure.power import injection_name
     from pytest_sdxl.variants.registry import parse
