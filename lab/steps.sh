@@ -23,8 +23,9 @@
 #              processes, each one's cost then listed in <name>-processes.txt; CALIBRATION: an earlier call's
 #              power JSON (carried in the tree) whose injection sizes the trials take, with no calibration process;
 #              POWER_JSON: the file the trials go on in (power --resume: those in it are kept, TRIALS counts them,
-#              its calibration sizes the rest), carried in the tree or left on the machine by an earlier call; a
-#              copy of it comes back as <name>.json
+#              its calibration sizes the rest; it is written once calibrated, so TRIALS=0 is a calibration-only
+#              call), carried in the tree or left on the machine by an earlier call; a copy of it comes back as
+#              <name>.json
 #   asv        lab/asv_detection.py: asv's rule on a commit whose batch path is 5 % slower and an unchanged
 #              one, RATIO plain or host-normalized (default plain) of VARIANT (default baseline), FACTOR
 #              (default 1.03), TRIALS trials (default 3)
@@ -65,7 +66,8 @@ SUITE=(--pyargs pytest_sdxl.suite)  # the reference suite, as the package ships 
 python3 -c "import json; from pytest_sdxl.machine.probes import machine_info; print(json.dumps(machine_info()))" \
     | tee "$OUT/machine.json"
 started=$SECONDS
-without_transformers_chatter() { grep -v "^\[transformers\]"; }
+# Line by line: a command cut by the device's time limit still shows every line its step printed.
+without_transformers_chatter() { grep --line-buffered -v "^\[transformers\]"; }
 has_step() { [[ ",$STEPS," == *",$1,"* ]]; }
 # A results.json that exists and was not cut short: every variant asked for was measured or skipped.
 complete() {

@@ -129,7 +129,8 @@ def test_each_trial_compares_interleaved_processes_with_the_slowdown_in_the_head
     assert all(VARIABLE not in request.environment for request in compared if request.side == "base")
     assert (result.across, result.processes, result.trials, result.unchanged_trials) == ("processes", 4, 2, 2)
     assert result.detections["host 10%"].get("wall_ratio") == 2 and not result.false_alarms
-    assert saved == [1, 2]
+    # Saved once calibrated (no trial yet: a command cut in its first trial keeps the calibration), then per trial.
+    assert saved == [0, 1, 2]
     assert "up to 4 fresh processes of one run, interleaved as pytest-sdxl ab does (--across processes), a " in (
         power_report(result)
     )
@@ -252,12 +253,13 @@ def test_a_budget_stops_before_a_trial_that_would_pass_it(tmp_path: Path, monkey
     out = tmp_path / "power.json"
     status, table, err = power(
         "--across", "processes", "--processes", "2", "--trials", "5", "--inject", "host:20%",
-        "--model", "random:tiny", "--device", "cpu", "--cpus", "off", "--json", str(out), "--budget-s", "250",
+        "--model", "random:tiny", "--device", "cpu", "--cpus", "off", "--json", str(out), "--budget-s", "650",
     )  # fmt: skip
     assert status == 0, err
-    # Started at 0; after trial 1 at 100 s another ends by 200 s, within 250; after trial 2 one would end at 300 s.
+    # Readings: 0 the start, 100 once calibrated (no pace yet: trial 1 starts), 200-300 trial 1 (100 s), 400 after
+    # it (another would end at 500, within 650), 500-600 trial 2, 700 after it: a third would end at 800.
     assert json.loads(out.read_text())["trials"] == 2
-    assert "stopped after 2 of 5 trials: another would pass --budget-s 250 (200 s spent, 100 s a trial)" in err
+    assert "stopped after 2 of 5 trials: another would pass --budget-s 650 (700 s spent, 100 s a trial)" in err
     assert "2 trials" in table
 
 

@@ -70,21 +70,99 @@ def test_a_file_holding_every_trial_asked_for_measures_nothing(tmp_path: Path, m
     assert json.loads(file.read_text()) == json.loads(before)
 
 
-def test_a_budget_counts_the_kept_trials_toward_the_trials_asked_for(
+def test_a_budget_counts_the_kept_trials_and_goes_by_their_pace(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from pytest_sdxl.cli import power as power_command
 
-    file = first_command(tmp_path, monkeypatch)
     readings = iter(range(0, 10_000, 100))  # each reading of the clock 100 s after the one before
     monkeypatch.setattr(power_command, "clock", lambda: float(next(readings)))
+    file = first_command(tmp_path, monkeypatch)
+    assert json.loads(file.read_text())["trial_seconds"] == [100.0]
     status, _, err = power(
-        *COMMON, "--untouched", "tiny_vae", "--trials", "5", "--resume", "--json", str(file), "--budget-s", "250"
+        *COMMON, "--untouched", "tiny_vae", "--trials", "5", "--resume", "--json", str(file), "--budget-s", "450"
     )
     assert status == 0, err
-    # This command's pace: 100 s a trial; after its second (200 s) a third would end past 250 s.
-    assert "stopped after 3 of 5 trials: another would pass --budget-s 250 (200 s spent, 100 s a trial)" in err
-    assert json.loads(file.read_text())["trials"] == 3
+    # Readings: 0 the command's start, 100 before trial 2 (the file's pace, 100 s: it starts), 200 and 300 its
+    # start and end, 400 after it; then trial 3 would end at 500, past 450.
+    assert "stopped after 2 of 5 trials: another would pass --budget-s 450 (400 s spent, 100 s a trial)" in err
+    saved = json.loads(file.read_text())
+    assert (saved["trials"], saved["trial_seconds"]) == (2, [100.0, 100.0])
+
+
+def test_a_resumed_command_starts_no_trial_its_files_pace_says_would_pass_the_budget(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pytest_sdxl.cli import power as power_command
+
+    readings = iter(range(0, 10_000, 300))
+    monkeypatch.setattr(power_command, "clock", lambda: float(next(readings)))
+    file = first_command(tmp_path, monkeypatch)  # its one trial: 300 s
+    before = json.loads(file.read_text())
+    processes = Processes()
+    monkeypatch.setattr(interleave, "run_process", processes)
+    status, _, err = power(
+        *COMMON, "--untouched", "tiny_vae", "--trials", "3", "--resume", "--json", str(file), "--budget-s", "500"
+    )
+    assert status == 0, err
+    assert "stopped after 1 of 3 trials: another would pass --budget-s 500 (300 s spent, 300 s a trial)" in err
+    assert processes.requests == [] and json.loads(file.read_text()) == before
+
+
+def test_trials_zero_keeps_the_calibration_for_the_commands_that_measure_the_trials(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    file = first_command(tmp_path, monkeypatch, 0)
+    calibrated: dict[str, Any] = json.loads(file.read_text())
+    assert (calibrated["trials"], calibrated["estimates"], calibrated["trial_seconds"]) == (0, [], [])
+    assert calibrated["calibration"]["wall_ms_per_call"] > 0 and calibrated["calibration"]["process_s"] == 1.0
+    processes = Processes()
+    monkeypatch.setattr(interleave, "run_process", processes)
+    status, _, err = power(*COMMON, "--untouched", "tiny_vae", "--trials", "2", "--resume", "--json", str(file))
+    assert status == 0, err
+    assert f"resuming {file}: 0 trial(s) kept, 2 to measure" in err
+    assert all(request.side != "calibration" for request in processes.requests)
+    total: dict[str, Any] = json.loads(file.read_text())
+    assert total["calibration"] == calibrated["calibration"] and total["trials"] == 2
+
+
+def test_a_command_cut_in_its_first_trial_keeps_its_calibration(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class CutAfterCalibration(Processes):
+        def __call__(self, request: interleave.ProcessRequest) -> interleave.ProcessOutcome:
+            if request.side != "calibration":
+                raise KeyboardInterrupt  # the device's time limit, say, ending the command
+            return super().__call__(request)
+
+    monkeypatch.setattr(interleave, "run_process", CutAfterCalibration())
+    file = tmp_path / "power.json"
+    status, _, err = power(*COMMON, "--trials", "3", "--resume", "--json", str(file))
+    assert status == 130, err
+    kept: dict[str, Any] = json.loads(file.read_text())
+    assert kept["trials"] == 0 and kept["calibration"]["wall_ms_per_call"] > 0
+    processes = Processes()
+    monkeypatch.setattr(interleave, "run_process", processes)
+    status, _, err = power(*COMMON, "--trials", "1", "--resume", "--json", str(file))
+    assert status == 0 and all(request.side != "calibration" for request in processes.requests), err
+
+
+def test_each_process_is_reported_as_it_ends(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(interleave, "run_process", Processes())
+    status, _, err = power(*COMMON, "--trials", "1", "--json", str(tmp_path / "power.json"))
+    assert status == 0, err
+    lines = [line.strip() for line in err.splitlines() if line.endswith("s, exit status 0")]
+    assert lines[0] == "calibration: 1.0 s, exit status 0"
+    assert any(line.startswith("trial-01/") for line in lines[1:]) and len(lines) >= 5, err
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [("--across", "processes", "--trials", "0"), ("--trials", "0", "--json", "power.json")],
+)
+def test_trials_zero_without_a_file_or_across_rounds_is_refused(arguments: tuple[str, ...]) -> None:
+    status, _, err = power(*arguments, "--cpus", "off")
+    assert status == 2 and "--trials 0 measures the calibration only" in err, err
 
 
 @pytest.mark.parametrize(

@@ -49,7 +49,13 @@ def add_command(commands: Any) -> None:
     )
     add_settings_options(power, leave_out=("variants", "report", "trace"))
     power.add_argument("--variant", default="batch", help="The variant whose path is slowed (default: %(default)s)")
-    power.add_argument("--trials", type=positive_count, default=10, help="Trials per injection (default: %(default)s)")
+    power.add_argument(
+        "--trials",
+        type=trial_count,
+        default=10,
+        help="Trials per injection; across processes with --json, 0 measures the calibration only, for later "
+        "--resume commands to size their trials from (default: %(default)s)",
+    )
     power.add_argument(
         "--rounds",
         type=positive_count,
@@ -127,6 +133,11 @@ def power_command(arguments: argparse.Namespace) -> int:
 
     checked_file(arguments.output, "--output")
     checked_file(arguments.json, "--json")
+    if arguments.trials == 0 and (arguments.across != "processes" or not arguments.json):
+        raise SettingsError(
+            "--trials 0 measures the calibration only, kept for later --resume or --calibration commands: it needs "
+            "--across processes and --json FILE; give 1 or more trials otherwise"
+        )
     settings = settings_from(arguments)
     rules = rules_from(arguments, POWER_SIGNALS, POWER_GATE)
     earlier = resumed_trials(arguments, settings) if arguments.resume else None
@@ -145,16 +156,19 @@ def power_command(arguments: argparse.Namespace) -> int:
     started = clock()
 
     def save(result: PowerResult) -> None:
-        """The files as they stand, rewritten after every trial: a run stopped midway keeps its finished trials.
+        """The files as they stand, rewritten once calibrated and after every trial: a run stopped midway keeps its
+        calibration and finished trials.
 
-        Then, with a budget, the trials stop where another would end past it at their pace so far (the
-        calibration counted in, which only makes the pace look slower): a trial cut short is lost work.
+        Then, with a budget, no trial starts that would end past it at the trials' pace (``trial_pace``): a trial
+        cut short is lost work.
         """
         save_files(arguments, with_earlier(result))
+        if arguments.budget_s is None or kept + result.trials >= arguments.trials:
+            return
         spent = clock() - started
-        last = kept + result.trials >= arguments.trials
-        if arguments.budget_s is not None and not last and spent + spent / result.trials > arguments.budget_s:
-            raise BudgetSpent(result, spent)
+        pace = trial_pace(result, earlier, spent)
+        if pace is not None and spent + pace > arguments.budget_s:
+            raise BudgetSpent(result, spent, pace)
 
     if earlier is not None and kept >= arguments.trials:
         total = earlier  # every trial asked for is in the file already: nothing is measured
@@ -163,10 +177,9 @@ def power_command(arguments: argparse.Namespace) -> int:
             total = with_earlier(measured(arguments, settings, rules, save, earlier))
         except BudgetSpent as stop:
             total = with_earlier(stop.result)
-            done = stop.result.trials
             progress(
-                f"pytest-sdxl power: stopped after {kept + done} of {arguments.trials} trials: another would pass "
-                f"--budget-s {arguments.budget_s:g} ({stop.spent:.0f} s spent, {stop.spent / done:.0f} s a trial)"
+                f"pytest-sdxl power: stopped after {kept + stop.result.trials} of {arguments.trials} trials: another "
+                f"would pass --budget-s {arguments.budget_s:g} ({stop.spent:.0f} s spent, {stop.pace:.0f} s a trial)"
             )
     print(power_report(total))
     save_files(arguments, total)
@@ -174,11 +187,24 @@ def power_command(arguments: argparse.Namespace) -> int:
 
 
 class BudgetSpent(Exception):
-    """Raised after a trial's files are written, when another trial would end past ``--budget-s``."""
+    """Raised after the files are written, when the next trial would end past ``--budget-s``."""
 
-    def __init__(self, result: PowerResult, spent: float) -> None:
+    def __init__(self, result: PowerResult, spent: float, pace: float) -> None:
         super().__init__(f"budget spent after {result.trials} trials")
-        self.result, self.spent = result, spent
+        self.result, self.spent, self.pace = result, spent, pace
+
+
+def trial_pace(result: PowerResult, earlier: PowerResult | None, spent: float) -> float | None:
+    """Seconds the next trial is expected to take; None where nothing says yet (the first trial then starts).
+
+    Across processes, the mean of every trial timed on this card, the file's (``--resume``) and this command's: a
+    resumed command knows its first trial's cost before starting it. Otherwise this command's seconds a trial,
+    its calibration counted in, which only makes the pace look slower.
+    """
+    timed = [*(earlier.trial_seconds if earlier is not None else []), *result.trial_seconds]
+    if timed:
+        return sum(timed) / len(timed)
+    return spent / result.trials if result.trials else None
 
 
 def measured(
@@ -296,6 +322,7 @@ def across_processes(
             calibration=calibration,
             card=here,
             first_trial=kept + 1,
+            clock=clock,
         )
 
 
@@ -315,6 +342,14 @@ def refuse_untouched(given: str, untouched: Composition, slowed: Composition) ->
             f"--untouched {untouched.id} is timed beside {slowed.id}, the slowed variant, as its side-by-side "
             "reference, so the injection would move its wall ratio; give a variant whose reference is another"
         )
+
+
+def trial_count(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not accepted; give a whole number of trials (0: the calibration only, across processes)"
+        )
+    return int(text)
 
 
 def injections_argument(text: str) -> tuple[tuple[str, float], ...]:

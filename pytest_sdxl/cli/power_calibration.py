@@ -80,7 +80,12 @@ def calibration_of(earlier: PowerResult, option: str, path: str, source: str) ->
     wall_ms = earlier.calibration.get("wall_ms_per_call", math.nan)
     if not (math.isfinite(wall_ms) and wall_ms > 0):
         raise SettingsError(f"{option} {path}: it holds no wall time per call to size a slowdown by; {ACCEPTED}")
-    return Calibration(wall_ms, earlier.calibration.get("kernel_ms_per_call", math.nan), source=source)
+    return Calibration(
+        wall_ms,
+        earlier.calibration.get("kernel_ms_per_call", math.nan),
+        source=source,
+        process_s=earlier.calibration.get("process_s", math.nan),
+    )
 
 
 def calibration_from_file(path: str, settings: Settings, slowed: Composition, here: str) -> Calibration:

@@ -87,6 +87,8 @@ class PowerResult:
     # whose calibration they reused (``power --calibration``), "" where their own first process calibrated them.
     card: str = ""
     calibration_from: str = ""
+    # Across processes: each trial's wall seconds, in order: the pace a later command's --budget-s goes by.
+    trial_seconds: list[float] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 import statistics
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,7 @@ from pytest_sdxl.measure.injection import CHILD_ENTRY, VARIABLE, Injection
 from pytest_sdxl.measure.interleave import (
     DEFAULT_PAIRS,
     HEAD,
+    ProcessOutcome,
     ProcessRequest,
     ProcessRunner,
     Side,
@@ -77,6 +79,8 @@ class Calibration:
     wall_ms: float
     kernel_ms: float
     source: str = ""
+    # The calibration process's wall seconds, start to exit (NaN where an earlier file's calibration is taken).
+    process_s: float = math.nan
 
 
 def variants_argument(composition: Composition, untouched: Composition | None) -> tuple[str, str]:
@@ -114,7 +118,7 @@ def calibrated(
     wall_ms = min(record.samples("gen_s")) * images_per_call * 1000
     kernels = [value for run in record.runs if run.device for value in run.device.kernel_ms]
     kernel_ms = statistics.median(kernels) * images_per_call if kernels else math.nan
-    return Calibration(wall_ms, kernel_ms)
+    return Calibration(wall_ms, kernel_ms, process_s=outcome.seconds)
 
 
 def measure_power_across_processes(
@@ -131,6 +135,7 @@ def measure_power_across_processes(
     calibration: Calibration | None = None,
     card: str = "",
     first_trial: int = 1,
+    clock: Callable[[], float] = time.monotonic,
 ) -> PowerResult:
     """``count`` trials, each an unchanged comparison and one per injection, every one interleaved in processes.
 
@@ -138,9 +143,12 @@ def measure_power_across_processes(
     ``calibration``: the injections' sizes from an earlier run on this card (trials spread over several commands then
     measure one slowdown), in place of this run's own calibration process. ``card``: where the trials run, recorded.
     ``first_trial``: the number of this run's first trial, where earlier commands measured those before it
-    (``power --resume``); the result counts this run's trials only.
+    (``power --resume``); the result counts this run's trials only. ``on_trial`` gets the result once calibrated,
+    before any trial (so a command cut during its first trial keeps the calibration), then after every trial.
+    ``count`` 0 measures the calibration only. ``clock`` times each trial (``PowerResult.trial_seconds``).
     """
     say = report or (lambda line: None)
+    runner = reporting_each_process(runner, trials.folder, say)
     if calibration is None:
         calibration = calibrated(trials, settings, composition, runner, untouched)
     wall_ms, kernel_ms = calibration.wall_ms, calibration.kernel_ms
@@ -154,7 +162,7 @@ def measure_power_across_processes(
         settings.device,
         0,
         1,
-        calibration={"wall_ms_per_call": wall_ms, "kernel_ms_per_call": kernel_ms},
+        calibration={"wall_ms_per_call": wall_ms, "kernel_ms_per_call": kernel_ms, "process_s": calibration.process_s},
         detections={name: {} for name in planted},
         across="processes",
         processes=trials.pairs,
@@ -167,7 +175,10 @@ def measure_power_across_processes(
     plain = (trials.python, "-c", CHILD_ENTRY)
     arguments = (*trials.run_arguments, *variants_argument(composition, untouched))
     last_trial = first_trial + count - 1
+    if on_trial is not None:
+        on_trial(result)
     for trial in range(first_trial, last_trial + 1):
+        trial_started = clock()
         estimates: dict[str, dict[str, list[float]]] = {}
         untouched_estimates: dict[str, dict[str, list[float]]] = {}
         say(f"trial {trial}/{last_trial}: {', '.join(['none', *planted])}, one base")
@@ -198,9 +209,25 @@ def measure_power_across_processes(
         if untouched is not None:
             result.untouched_estimates.append(untouched_estimates)
         result.trials = trial - first_trial + 1
+        result.trial_seconds.append(round(clock() - trial_started, 1))
         if on_trial is not None:
             on_trial(result)
     return result
+
+
+def reporting_each_process(runner: ProcessRunner, folder: Path, say: Callable[[str], None]) -> ProcessRunner:
+    """``runner``, with a line said as each process ends: which one, its seconds and its exit status.
+
+    A device lent minutes at a time cuts a long trial where it stands; these lines say where its time went.
+    """
+
+    def run(request: ProcessRequest) -> ProcessOutcome:
+        outcome = runner(request)
+        where = request.folder.relative_to(folder) if request.folder.is_relative_to(folder) else request.folder
+        say(f"  {where}: {outcome.seconds:.1f} s, exit status {outcome.status}")
+        return outcome
+
+    return run
 
 
 def counted(

@@ -63,6 +63,7 @@ def combined(results: Sequence[PowerResult]) -> PowerResult:
         total.untouched_estimates += result.untouched_estimates
         total.samples += result.samples
         total.interleaved += result.interleaved
+        total.trial_seconds += result.trial_seconds
         for signal, count in result.false_alarms.items():
             total.false_alarms[signal] = total.false_alarms.get(signal, 0) + count
         for counts, added in ((total.detections, result.detections), (total.untouched_flags, result.untouched_flags)):
