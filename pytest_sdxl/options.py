@@ -65,6 +65,8 @@ BUDGET_RANGE = (0.1, 86400.0)
 # model is a check of the harness, not a measurement of a GPU's code paths: 2 s a variant keeps the
 # reference suite's CPU job near a minute on two cores, past the minimum rounds only where they are quick.
 AUTO_BUDGET_S = {"cuda": 30.0, "cpu": 2.0}
+# A session budget (``--session-budget``, seconds for a whole session's measuring) takes the same range: a
+# matrix of every variant on a GPU is minutes to hours, and a day is beyond any session worth waiting for.
 
 
 # A plain class, not a frozen dataclass: the plugin builds this table in every pytest session, and
@@ -138,6 +140,14 @@ OPTIONS = (
         "Seconds of timed rounds per variant (all its runs) within which gate and full stop sampling: auto "
         f"({AUTO_BUDGET_S['cuda']:g} on a GPU, {AUTO_BUDGET_S['cpu']:g} on a CPU) or a number; the minimum rounds are "
         "always timed",
+        "SECONDS",
+    ),
+    Option(
+        "session_budget",
+        "none",
+        "Wall seconds for the whole session's measuring, loads and compiles included, under gate and full: each "
+        "variant's budget becomes at most the seconds left over the variants left; none or a number; the minimum "
+        "rounds are always timed, so it can be passed",
         "SECONDS",
     ),
     Option("report", "", "Folder to write results.json, results.md and results.png to", "DIR"),

@@ -207,12 +207,12 @@ def profile_name(value: str, where: str) -> str:
     return name
 
 
-def budget_seconds(value: str, where: str) -> float | None:
-    """Seconds, or None for ``auto`` (``AUTO_BUDGET_S`` by device type)."""
-    if value.strip().lower() == "auto":
+def seconds_in_range(value: str, where: str, word: str, examples: str) -> float | None:
+    """Seconds within ``BUDGET_RANGE``, or None for ``word`` (what the option's default means)."""
+    if value.strip().lower() == word:
         return None
     low, high = BUDGET_RANGE
-    accepted = f"accepted: auto, or seconds from {low:g} to {high:g}, e.g. 30 or 12.5"
+    accepted = f"accepted: {word}, or seconds from {low:g} to {high:g}, e.g. {examples}"
     try:
         seconds = float(value)
     except ValueError:
@@ -220,6 +220,16 @@ def budget_seconds(value: str, where: str) -> float | None:
     if not low <= seconds <= high:  # also refuses nan
         raise SettingsError(f"{where}: {value!r} is outside the range; {accepted}")
     return seconds
+
+
+def budget_seconds(value: str, where: str) -> float | None:
+    """Seconds, or None for ``auto`` (``AUTO_BUDGET_S`` by device type)."""
+    return seconds_in_range(value, where, "auto", "30 or 12.5")
+
+
+def session_seconds(value: str, where: str) -> float | None:
+    """Seconds for a whole session's measuring, or None for ``none`` (no session budget)."""
+    return seconds_in_range(value, where, "none", "900 or 60")
 
 
 # Each option's parser, by name: kept here, not in the option table, so that the plugin's start-up
@@ -235,6 +245,7 @@ PARSERS: dict[str, Callable[[str, str], Any]] = {
     "variants": variant_list,
     "profile": profile_name,
     "variant_budget": budget_seconds,
+    "session_budget": session_seconds,
     "report": output_folder,
     "trace": output_folder,
     "seed": seed_value,
@@ -262,6 +273,9 @@ class Settings:
     profile: str = "full"
     # Seconds of timed rounds per variant; None: auto (``budget_for``).
     variant_budget: float | None = None
+    # Wall seconds for the whole session's measuring, shared out among its variants
+    # (``measure.session_budget``); None: no session budget.
+    session_budget: float | None = None
     report: Path | None = None
     trace: Path | None = None
     seed: int = 0
@@ -283,6 +297,7 @@ class Settings:
         return (
             f"model={self.model} device={self.device} dtype={self.dtype} size={size} steps={self.steps} "
             f"prompts={len(self.prompts)} runs={self.runs} variants={variants} profile={self.profile}"
+            + ("" if self.session_budget is None else f" session_budget={self.session_budget:g}")
         )
 
     def budget_for(self, device_type: str) -> float:
@@ -317,6 +332,7 @@ def resolve(
     """
     values: dict[str, Any] = {}
     origins: dict[str, str] = {}
+    wheres: dict[str, str] = {}
     for option in OPTIONS:
         flag = option.plugin_flag if flag_style == "plugin" else option.flag
         candidates = (
@@ -328,9 +344,18 @@ def resolve(
         raw, where = next((value, where) for value, where in candidates if value is not None)
         values[option.name] = PARSERS[option.name](str(raw), where)
         origins[option.name] = where.split(" ")[0]
+        wheres[option.name] = where
         if option.name == "variants":
             word = str(raw).strip().lower()
             values["variant_selection"] = word if word in VARIANT_SELECTIONS else "named"
+    if values["session_budget"] is not None and values["profile"] == "reference":
+        # Refused rather than ignored: the reference profile's fixed rounds cannot be shortened, so the session
+        # would run past the deadline it was given, and a user who set one wants to know that before it starts.
+        raise SettingsError(
+            f"{wheres['session_budget']}: a session budget needs the gate or full profile, but the profile is "
+            f"reference ({wheres['profile']}), whose fixed rounds no budget shortens; accepted: a session budget "
+            "with the gate or full profile, or none with reference"
+        )
     if values["runs"] is None:
         values["runs"] = PROFILE_RUNS[values["profile"]]
     return Settings(**values, sources=origins)

@@ -32,6 +32,9 @@ SDXL-Turbo benchmarks (pytest-sdxl):
   --sdxl-variant-budget=SECONDS
                         Seconds of timed rounds per variant (all its runs) within which gate and full stop sampling: auto (30 on a GPU, 2 on a CPU) or a number; the minimum rounds are always timed
                         (default: auto; ini sdxl_variant_budget, env PYTEST_SDXL_VARIANT_BUDGET)
+  --sdxl-session-budget=SECONDS
+                        Wall seconds for the whole session's measuring, loads and compiles included, under gate and full: each variant's budget becomes at most the seconds left over the variants left;
+                        none or a number; the minimum rounds are always timed, so it can be passed (default: none; ini sdxl_session_budget, env PYTEST_SDXL_SESSION_BUDGET)
   --sdxl-report=DIR     Folder to write results.json, results.md and results.png to (default: none; ini sdxl_report, env PYTEST_SDXL_REPORT)
   --sdxl-trace=DIR      Folder to keep a Chrome trace of one generation per variant in (<variant>.json, opens in Perfetto) (default: none; ini sdxl_trace, env PYTEST_SDXL_TRACE)
   --sdxl-seed=N         Seed of the first prompt's generator; prompt i uses seed + i (default: 0; ini sdxl_seed, env PYTEST_SDXL_SEED)

@@ -47,10 +47,19 @@ def load_plugin_variants(arguments: argparse.Namespace) -> None:
     load_for_command_line(conftests=arguments.conftest, modules=arguments.plugins)
 
 
-def add_settings_options(parser: argparse.ArgumentParser, leave_out: Iterable[str] = ()) -> None:
-    """The plugin's options as ``--name`` flags; unset ones are left to the environment and defaults."""
+# Settings of a session that measures a matrix of variants (``run``) and of no other command: a session budget
+# shares one deadline among the variants, which power, overhead and tune (one variant, or budgets of their own)
+# and ab (base and head processes, within --budget-s) do not have.
+SESSION_ONLY = ("session_budget",)
+
+
+def add_settings_options(parser: argparse.ArgumentParser, leave_out: Iterable[str] = (), session: bool = False) -> None:
+    """The plugin's options as ``--name`` flags; unset ones are left to the environment and defaults.
+
+    ``session``: with the options of a whole measuring session (``SESSION_ONLY``), for ``run``.
+    """
     for option in OPTIONS:
-        if option.name in leave_out:
+        if option.name in leave_out or (option.name in SESSION_ONLY and not session):
             continue
         default = option.default or "none"
         parser.add_argument(

@@ -18,10 +18,13 @@ from pytest_sdxl.cli.report import print_tables
 from pytest_sdxl.cli.run_saving import RunSaving, unfinished, with_unmeasured
 from pytest_sdxl.errors import SettingsError
 
+# The settings keys of a session budget (``measure.session_budget``): what this command's measuring was given and took.
+SESSION_KEYS = ("session_budget", "session_elapsed_s", "session_overrun_s")
+
 
 def add_command(commands: Any) -> None:
     run = commands.add_parser("run", help="Run the reference protocol over the chosen variants and report")
-    add_settings_options(run)
+    add_settings_options(run, session=True)
     run.add_argument("--quiet", action="store_true", help="No progress display")
     run.add_argument(
         "--resume",
@@ -52,7 +55,7 @@ def measure_and_report(arguments: argparse.Namespace, saving: RunSaving) -> int:
     from pytest_sdxl.measure import resume
     from pytest_sdxl.measure.progress import ProgressDisplay
     from pytest_sdxl.measure.protocol import run_protocol
-    from pytest_sdxl.reports.tables import measuring_summary
+    from pytest_sdxl.reports.tables import measuring_summary, session_budget_summary
 
     settings = settings_from(arguments)
     # Before the first compile; a SettingsError (the folder cannot be made) is a usage error in main.
@@ -92,6 +95,12 @@ def measure_and_report(arguments: argparse.Namespace, saving: RunSaving) -> int:
             settings, to_measure, display, on_save=saving.keep, carried=carried, session_id=saving.session_id
         )
         combined = resume.joined(earlier, measured, report)
+        if combined is not measured:
+            # The joined settings are the earlier run's; a session budget and its deadline are this command's.
+            this_session = {key: measured.settings[key] for key in SESSION_KEYS if key in measured.settings}
+            for key in SESSION_KEYS:
+                combined.settings.pop(key, None)
+            combined.settings.update(this_session)
     else:
         # Nothing left to measure happens only on a resume whose earlier results hold every variant.
         assert earlier is not None
@@ -105,6 +114,9 @@ def measure_and_report(arguments: argparse.Namespace, saving: RunSaving) -> int:
     measuring = measuring_summary(result_set)
     if measuring:
         print("\n" + measuring)
+    session = session_budget_summary(result_set)
+    if session:
+        print(("" if measuring else "\n") + session)
     uses = {record.variant: record.compile_cache for record in result_set.variants if record.compile_cache}
     if uses:
         print("\n" + summary_line(settings.compile_cache, uses))

@@ -31,9 +31,10 @@ from pytest_sdxl.machine.interrupts import LATCH
 from pytest_sdxl.machine.probes import resolved_precision
 from pytest_sdxl.measure.calls import seeds_for, side_by_side_reference, timed_groups
 from pytest_sdxl.measure.core import measure_pipeline
-from pytest_sdxl.measure.profiles import measuring_options, settings_block
+from pytest_sdxl.measure.profiles import measuring_options, settings_block, timed_budget_s, variant_settings
 from pytest_sdxl.measure.progress import Progress, ProgressEvent
 from pytest_sdxl.measure.records import failure_reason, own_reference, variant_note
+from pytest_sdxl.measure.session_budget import SessionDeadline
 from pytest_sdxl.results.schema import ResultSet, RunRecord, VariantRecord, settings_as_dict
 from pytest_sdxl.variants.registry import BASELINE, Composition, compose
 
@@ -159,7 +160,11 @@ def measure_variant(
 
     ``on_run`` gets the record after each run, marked partial ("running") until the last, and the image
     size. ``carried``: the variant's runs from an interrupted session, continued from the run after its last.
+    The variant's budget of timed rounds is the settings' (``run_protocol`` puts a session budget's share
+    there), shared by its runs and recorded as ``budget_s``.
     """
+    from pytest_sdxl.machine.devices import device_type
+
     check_prompt_count(settings)
     started = time.perf_counter()
     if carried is None:
@@ -168,6 +173,8 @@ def measure_variant(
         record = dataclasses.replace(carried, runs=list(carried.runs))
     earlier_s = record.measure_s or 0.0
     record.partial = "running"
+    budget_s = timed_budget_s(settings, device_type(settings.device))
+    record.budget_s = None if budget_s is None else round(budget_s, 3)
     first_images: np.ndarray | None = None
     size: int | None = None
     for run in range(len(record.runs) + 1, settings.runs + 1):
@@ -258,11 +265,16 @@ def run_protocol(
     it finished); a variant still being measured is marked partial. ``carried``: variants that an
     interrupted session measured in part, by id, continued from their next run. ``session_id``: the
     result set's (results.sessions), where the caller chose it.
+
+    Under a session budget (``Settings.session_budget``, ``measure.session_budget``) the deadline starts
+    here; each variant is measured under its share of what is left, and the result set's settings say
+    how long the measuring took and how far past the deadline it ended (``session_overrun_s``).
     """
     from pytest_sdxl.machine.devices import device_type, threads_in_use
     from pytest_sdxl.machine.probes import machine_info
 
     check_prompt_count(settings)
+    deadline = None if settings.session_budget is None else SessionDeadline(settings.session_budget)
     chosen = list(
         compositions if compositions is not None else settings.default_variants(device_type(settings.device))[0]
     )
@@ -284,13 +296,17 @@ def run_protocol(
             result.settings.setdefault("image_size", size)
         records[record.variant] = record
         result.variants = [records[item.id] for item in chosen if item.id in records]
+        if deadline is not None:
+            result.settings.update(deadline.recorded())
         if on_save is not None:
             on_save(result)
 
-    for composition in order:
+    kind = device_type(settings.device)
+    for index, composition in enumerate(order):
+        measured_under = variant_settings(settings, deadline, kind, len(order) - index)
         # By position, so that a wrapper of measure_variant taking (settings, composition, *rest) passes them on.
         record, images, size = measure_variant(
-            settings, composition, reference, progress, keep, (carried or {}).get(composition.id)
+            measured_under, composition, reference, progress, keep, (carried or {}).get(composition.id)
         )
         if composition == baseline and images is not None:
             reference = images

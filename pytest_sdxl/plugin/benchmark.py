@@ -55,7 +55,9 @@ class VariantBenchmark:
         from pytest_sdxl.measure.sequential import StopSampling
         from pytest_sdxl.variants.assembly import VariantPipeline
 
-        settings, pipeline = self.state.settings, self.pipeline
+        pipeline = self.pipeline
+        # Under a session budget, this variant's share of what is left (``SessionState.measuring_settings``).
+        settings = self.state.measuring_settings(pipeline.id, pipeline.device.type)
         groups = timed_groups(pipeline.composition, settings.prompts, seeds_for(settings))
         images_per_round = images_in(groups)
         if self.benchmark.group is None:  # a group set with @pytest.mark.benchmark(group=...) stays
@@ -115,8 +117,13 @@ class VariantBenchmark:
         # The variant's share of the session's wall clock: its build, first generation and every run. The shared
         # components' load is the session's, once per model, so it is left out (the protocol's load time has it).
         measure_s = self.warm_up.build_s + self.warm_up.init_gen_s + time.perf_counter() - started
-        self.state.record_runs(pipeline.id, pipeline.composition.kind, measured.runs, measured.note, measure_s)
+        budget_s = options.budget_s if options.sequential else None
+        self.state.record_runs(
+            pipeline.id, pipeline.composition.kind, measured.runs, measured.note, measure_s, budget_s
+        )
         self.benchmark.extra_info.update(self.extra_info(measured, images_per_round))
+        # The seconds of timed rounds this variant was given (its share, under a session budget); None: fixed rounds.
+        self.benchmark.extra_info["budget_s"] = budget_s
         return measured.images
 
     @property

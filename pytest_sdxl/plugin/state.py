@@ -10,10 +10,13 @@ Its place in ``config.stash``, and when it is created, belong to ``plugin.sessio
 
 from __future__ import annotations
 
+import math
+import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from pytest_sdxl.measure.session_budget import SessionDeadline
     from pytest_sdxl.results.schema import ResultSet, RunRecord, VariantRecord
     from pytest_sdxl.settings import Settings
     from pytest_sdxl.variants.registry import Composition
@@ -70,6 +73,15 @@ class SessionState:
     # at collection) and those that choice leaves out on this device.
     default_variants: list[Composition] | None = None
     left_out: list[Composition] = field(default_factory=list)
+    # The session budget's deadline (``--sdxl-session-budget``), from when the state is made: the plugin's
+    # configure, where a given setting is resolved, so every variant's load and warm-up count. None without one.
+    deadline: SessionDeadline | None = None
+
+    def __post_init__(self) -> None:
+        if self.settings.session_budget is not None and self.deadline is None:
+            from pytest_sdxl.measure.session_budget import SessionDeadline
+
+            self.deadline = SessionDeadline(self.settings.session_budget)
 
     def record_for(self, variant: str, kind: str) -> VariantRecord:
         from pytest_sdxl.results.schema import VariantRecord
@@ -79,7 +91,13 @@ class SessionState:
         return self.records[variant]
 
     def record_runs(
-        self, variant: str, kind: str, runs: list[RunRecord], note: str = "", measure_s: float | None = None
+        self,
+        variant: str,
+        kind: str,
+        runs: list[RunRecord],
+        note: str = "",
+        measure_s: float | None = None,
+        budget_s: float | None = None,
     ) -> None:
         """The runs of a variant's first benchmark; a second benchmark of the same variant keeps its own stats only."""
         record = self.record_for(variant, kind)
@@ -87,6 +105,7 @@ class SessionState:
             record.runs = list(runs)
             record.note = note
             record.measure_s = None if measure_s is None else round(measure_s, 1)
+            record.budget_s = None if budget_s is None else round(budget_s, 3)
             warm_up = self.warm_ups.get(variant)
             record.compile_cache = warm_up.compile_cache if warm_up is not None else ""
 
@@ -106,6 +125,27 @@ class SessionState:
         reasons = "; ".join(f"{test}: {reason}" for test, reason in self.benchmark_skips.items())
         return f"sdxl: nothing was measured: every variant was skipped ({reasons})"
 
+    def variants_left(self, variant: str) -> int:
+        """The variants this session's sdxl benchmarks will still measure, ``variant`` included (at least 1).
+
+        Under pytest-xdist a worker cannot know which variants it will be given: it takes an equal part of
+        those collected (every worker collects them all), over ``PYTEST_XDIST_WORKER_COUNT``, less the
+        variants it has measured, skipped or failed so far. A worker given more than its part then shares
+        out less than is left, one given fewer finishes early; neither changes a figure's validity.
+        """
+        workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or "1")
+        if workers > 1:
+            done = sum(1 for name in self.records if name != variant)
+            return max(1, math.ceil(len(self.planned) / workers) - done)
+        unreached = self.unreached_variants()
+        return max(1, len(unreached) + (0 if variant in unreached else 1))
+
+    def measuring_settings(self, variant: str, device_type: str) -> Settings:
+        """The settings a variant's benchmark measures under: under a session budget, its budget is its share."""
+        from pytest_sdxl.measure.profiles import variant_settings
+
+        return variant_settings(self.settings, self.deadline, device_type, self.variants_left(variant))
+
     def unreached_variants(self) -> list[str]:
         """The planned variants without a record: no test has measured, skipped or failed them yet."""
         return [variant for variant in self.planned if variant not in self.records]
@@ -117,6 +157,8 @@ class SessionState:
 
         settings = settings_as_dict(self.settings)
         settings.update(settings_block(self.settings))
+        if self.deadline is not None:
+            settings.update(self.deadline.recorded())
         if self.left_out:
             settings["variants_left_out"] = [composition.id for composition in self.left_out]
         if self.image_size is not None:

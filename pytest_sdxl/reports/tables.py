@@ -299,6 +299,22 @@ def measuring_summary(result_set: ResultSet) -> str:
     return f"measuring time: {sum(timed):.0f} s over {len(timed)} variant(s), summed per variant{where}"
 
 
+def session_budget_summary(result_set: ResultSet) -> str:
+    """Whether the session budget held, and by how much it was passed if not; "" without a session budget."""
+    keys = ("session_budget", "session_elapsed_s", "session_overrun_s")
+    values = [result_set.settings.get(key) for key in keys]
+    numbers = [float(value) for value in values if isinstance(value, (int, float)) and not isinstance(value, bool)]
+    if len(numbers) < len(keys):
+        return ""  # no session budget, or a file that does not record its outcome
+    budget, elapsed, overrun = numbers
+    if overrun > 0:
+        return (
+            f"session budget: {budget:g} s, passed by {overrun:.1f} s (measuring took {elapsed:.1f} s): only timed "
+            "rounds are cut short, never a load, a compile, a profiled pass or a variant's minimum rounds"
+        )
+    return f"session budget: {budget:g} s, held (measuring took {elapsed:.1f} s)"
+
+
 def markdown_report(result_set: ResultSet) -> str:
     """The whole results.md: header, summary table, then the reference protocol's table per measured variant."""
     settings = result_set.settings
@@ -306,6 +322,7 @@ def markdown_report(result_set: ResultSet) -> str:
     prompts = settings.get("prompts") or []
     partial = partial_description(result_set.partial, unfinished(result_set))
     measuring = measuring_summary(result_set)
+    session = session_budget_summary(result_set)
     lines = [
         "# pytest-sdxl results",
         "",
@@ -317,6 +334,7 @@ def markdown_report(result_set: ResultSet) -> str:
         f"{settings.get('runs')} runs, seed {settings.get('seed')}",
         f"- machine: {describe_machine(result_set.machine)}",
         *([f"- {measuring}"] if measuring else []),
+        *([f"- {session}"] if session else []),
         f"- avg gen statistics over every timed generation of every run (per image); 95% CI: {CI_METHOD}; "
         "speed-up = baseline median / variant median; PSNR, SSIM (mean) and LPIPS: worst run against the "
         "baseline's images for the same prompts and seeds; stages are medians over runs, ms per image",

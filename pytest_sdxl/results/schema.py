@@ -171,6 +171,10 @@ class VariantRecord:
     # Seconds the harness spent on the variant, every run from build to profiled pass: its share of a
     # matrix's wall time, added up the same way over lanes and over resumed runs. None where not timed.
     measure_s: float | None = None
+    # Seconds of timed rounds the variant was given, all its runs together, under the gate and full profiles:
+    # its variant budget, or less, its share of a session budget. None with fixed rounds (the reference
+    # profile) and in files written before it.
+    budget_s: float | None = None
     # Why the variant has fewer runs than asked (PARTIAL_REASONS: "running" while it is measured, "interrupted"):
     # results are saved after every run, so a stopped session keeps the runs it finished. "" when it ran them all.
     partial: str = ""
@@ -374,6 +378,7 @@ def variant_from_node(node: Node) -> VariantRecord:
         note=node.get("note", "").text(),
         compile_cache=node.get("compile_cache", "").text(),
         measure_s=node.get("measure_s").optional_number(),
+        budget_s=node.get("budget_s").optional_number(),
         partial=node.get("partial", "").choice(("", *PARTIAL_REASONS)),
     )
 
