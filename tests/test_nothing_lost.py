@@ -77,6 +77,26 @@ def test_an_interrupt_in_the_first_variant_keeps_its_finished_runs(
     assert "- partial: interrupted before: tiny_vae, baseline (1 of 3 runs)" in (report / "results.md").read_text()
 
 
+def test_a_ctrl_c_that_library_code_turned_into_another_error_is_an_interrupt_not_a_failure(
+    prompts: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """SIGINT inside a library that catches it and raises its own error (a context manager's generator, a
+    finalizer): the latch saw the press, so the run stops as interrupted and the variant is not called failed."""
+    from pytest_sdxl.machine.interrupts import LATCH
+    from pytest_sdxl.measure import protocol
+
+    def pressed_then_converted(*arguments: Any) -> Any:
+        LATCH.pressed = True  # as the handler records a press before its KeyboardInterrupt is swallowed
+        raise RuntimeError("generator didn't stop after throw()")
+
+    monkeypatch.setattr(protocol, "measure_run", pressed_then_converted)
+    report = tmp_path / "report"
+    assert main(run_arguments(prompts, report, "baseline", 3)) == INTERRUPTED
+    assert "interrupted before any run finished" in capsys.readouterr().err
+    assert not LATCH.pressed  # spent: a later command in this process is not stopped by it
+    assert not (report / "results.json").exists()
+
+
 def test_an_interrupt_before_any_run_finished_says_so_in_one_line_and_writes_nothing(
     prompts: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -294,6 +294,7 @@ def test_the_plugin_shares_the_session_budget_among_its_benchmarks(
     assert all(variant["runs"] for variant in results["variants"])
     assert results["settings"]["session_budget"] == 20.0 and results["settings"]["session_overrun_s"] == 30.0
     assert "session budget: 20 s, passed by 30.0 s" in (report / "results.md").read_text(encoding="utf-8")
+    result.stdout.fnmatch_lines(["session budget: 20 s, passed by 30.0 s*"])  # the terminal's summary too
 
 
 def test_the_plugin_refuses_a_session_budget_with_the_reference_profile(pytester: pytest.Pytester) -> None:

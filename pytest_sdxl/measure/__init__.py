@@ -8,6 +8,7 @@ and ``power_processes`` (across fresh processes), ``power_results`` (their files
 up), ``interleave`` (base and head in alternating fresh processes), ``injection`` (a slowdown a
 child process applies to itself, for power), ``profiles`` and
 ``sequential`` (what a profile measures; rounds that stop once their interval is narrow enough),
+``session_budget`` (one deadline for a session, shared out variant by variant),
 ``progress`` (events the faces render), ``resume``.
 May import: ``analysis``, ``results``, ``variants``, ``pipelines``, ``machine``, ``errors``, ``settings``
 for its type only. Never ``tune``, ``plugin``, ``cli`` or ``reports``.

@@ -187,6 +187,11 @@ def measure_variant(
             record.status, record.reason = "skipped", str(error)
             break
         except Exception as error:  # one variant's failure must not stop the others
+            if LATCH.pressed:
+                # A Ctrl-C that landed in library code which turned it into another exception (or one raised
+                # while unwinding from it) is the interrupt, not the variant's failure: the run is not recorded.
+                LATCH.pressed = False
+                raise KeyboardInterrupt from error
             record.status, record.reason = "failed", f"run {run}: {failure_reason(error)}"
             break
         if first_images is None:

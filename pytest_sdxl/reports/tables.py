@@ -385,6 +385,7 @@ def session_summary_lines(result_set: ResultSet) -> list[str]:
                 "pipeline is loaded and warmed once), each run is a block of benchmark rounds"
             ]
         ),
+        *filter(None, [session_budget_summary(result_set)]),
         "",
         *summary_table(result_set).splitlines(),
         "",

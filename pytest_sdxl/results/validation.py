@@ -190,6 +190,9 @@ RECORDED_SETTINGS: Mapping[str, Kind] = {
     "merged_from": TEXTS,
     "pooled_from": TEXTS,
     "resumed_from": TEXT,
+    "session_budget": nullable(NUMBER),
+    "session_elapsed_s": NUMBER,
+    "session_overrun_s": NUMBER,
 }
 # The keys of results.json's machine block the reports and the compatibility checks read.
 MACHINE_TEXTS = ("hostname", "platform", "cpu", "python", "torch", "diffusers", "transformers", "accelerate")
