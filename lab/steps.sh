@@ -14,6 +14,9 @@
 #   serving    `run` over VARIANTS: percentiles, images/s, J/image, roofline (default VARIANTS: baseline,
 #              tiny_vae+graph_pipeline+batch); BATCH=B times batches of B prompts (default: 1 + 4 prompts)
 #   tune       `tune` within TUNE_BUDGET (default 8m) over VARIANTS (default: every variant)
+#   matrix     one `run` of the full profile over VARIANTS (or PART; default: the GPU's whole default selection)
+#              within SESSION_BUDGET seconds (run --session-budget, default 900), with its wall time; the
+#              compile cache is the machine's default folder, so a second call on a warm machine reads it
 #   power      `power` on VARIANT (default batch): INJECT (default host:5%) over TRIALS (default 10) trials,
 #              with ROUNDS rounds a run when set; ACROSS=processes compares fresh processes as `ab` does
 #              (gate profile, PROCESSES a side at most, PIN, VARIANT_BUDGET), ROUNDS then left unset;
@@ -45,7 +48,7 @@
 # Each step writes to $OUT/<step>/. Nothing here bounds time: run a step as a lane of lab/lanes.sh for that.
 # shellcheck source=lab/host.sh
 source "$(dirname "$0")/host.sh"
-KNOWN_STEPS="reruns workers cache breakdown serving tune power asv start profile ab spread"
+KNOWN_STEPS="reruns workers cache breakdown serving tune matrix power asv start profile ab spread"
 if [ -z "${STEPS:-}" ]; then
     echo "STEPS is empty: give some of ${KNOWN_STEPS// /, } joined by commas"
     exit 2
@@ -170,6 +173,16 @@ print('\n'.join(DEFAULT_PROMPTS[index % len(DEFAULT_PROMPTS)] for index in range
     echo "== serving over $variants ($((SECONDS - started)) s)"
     python3 -m pytest_sdxl run --model "$MODEL" --variants "$variants" ${RUNS:+--runs "$RUNS"} --quiet \
         "${prompts[@]}" "${resume[@]}" --report "$OUT/serving" 2>&1 | without_transformers_chatter | tail -n 60
+fi
+
+if has_step matrix; then
+    mkdir -p "$OUT/matrix"
+    echo "== matrix: full profile, session budget ${SESSION_BUDGET:-900} s ($((SECONDS - started)) s)"
+    begun=$SECONDS
+    python3 -m pytest_sdxl run --model "$MODEL" --profile full --session-budget "${SESSION_BUDGET:-900}" \
+        ${VARIANTS:+--variants "$VARIANTS"} ${RUNS:+--runs "$RUNS"} --report "$OUT/matrix" 2>&1 \
+        | without_transformers_chatter | tail -60
+    echo "matrix: $((SECONDS - begun)) s from start to exit"
 fi
 
 if has_step tune; then
