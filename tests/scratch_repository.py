@@ -1,12 +1,12 @@
 """One scratch git repository of the project for the asv end-to-end tests, built once per test run.
 
 It holds the project as it is now (tracked and new files alike, never what .gitignore ignores) in a
-first commit on ``main``, then four commits on the branch ``history``::
+first commit on ``main``, then three commits on the branch ``history``::
 
-    main -- documentation only -- second documentation -- batch path slower -- documentation after
-            (branch unchanged)                              (branch slower-batch)      (branch history)
+    main -- documentation only -- batch path slower -- documentation after
+            (branch unchanged)     (branch slower-batch)  (branch history)
 
-Only the third commit changes code: a sleep per batch, appended to the scratch copy of
+Only the second commit of ``history`` changes code: a sleep per batch, appended to the scratch copy of
 ``pytest_sdxl/variants/assembly.py``, makes only the batch path slower (its calls take 1 + ``SLOWDOWN``
 times as long). ``tests/test_asv_continuous.py`` compares ``main`` with ``unchanged`` and with
 ``slower-batch``; ``tests/test_asv_find.py`` bisects ``main..history``. Both use one repository and
@@ -214,7 +214,6 @@ def make_repository(scratch: ScratchRepository, slowdown: float = SLOWDOWN) -> N
     scratch.git("checkout", "--quiet", "-b", "history")
     scratch.commit_readme_line("Documentation only, first.")
     scratch.git("branch", "unchanged")
-    scratch.commit_readme_line("And second.")
     assembly = scratch.root / "pytest_sdxl" / "variants" / "assembly.py"
     assert "class VariantPipeline" in assembly.read_text(encoding="utf-8")
     with assembly.open("a", encoding="utf-8") as module:

@@ -1,12 +1,13 @@
 """``asv find``: bisecting a history to the commit that made a benchmark slower, on a scratch repository.
 
 The scratch repository (``tests/scratch_repository.py``, shared with ``tests/test_asv_continuous.py``)
-holds the project as it is now in a first commit on ``main``; the branch ``history`` adds four commits
-on top: two that touch only the README, one that makes only the batch path slower (a sleep per batch),
-and one more README edit after it. ``asv find main..history`` then searches those four commits on one
+holds the project as it is now in a first commit on ``main``; the branch ``history`` adds three commits
+on top: one that touches only the README, one that makes only the batch path slower (a sleep per batch),
+and one more README edit after it. ``asv find main..history`` then searches those three commits on one
 ratio benchmark through the batch path. It builds and runs only the commits its bisection visits (here
-four of four: the ends, the middle, then the commit after the middle); the commits asv continuous
-built already are not built again.
+three of three: the ends, then the middle); the commits asv continuous built already are not built
+again. Three commits are the fewest with a step inside the range and unchanged commits on both sides
+of it, and each commit more costs the test a build and a measurement.
 
 The command, as a user runs it (README, "Performance history with asv")::
 
@@ -38,15 +39,15 @@ def test_asv_find_names_the_commit_that_slowed_the_batch_path(asv_scratch: Scrat
     # before asv find builds more, and asv find then reuses their builds of unchanged and slower-batch.
     continuous_runs(asv_scratch)
     commits = asv_scratch.history()
-    assert len(commits) == 4 and asv_scratch.git("rev-parse", "slower-batch") == commits[2]
+    assert len(commits) == 3 and asv_scratch.git("rev-parse", "slower-batch") == commits[1]
     with asv_scratch.exclusive():
         found = asv_scratch.asv("find", "--show-stderr", "main..history", BENCHMARK, variants=VARIANTS)
     output = found.output
     assert found.returncode == 0, found.describe()
     match = re.search(r"Greatest regression found: ([0-9a-f]{8})", output)
     assert match is not None, output[-6000:]
-    assert match[1] == commits[2][:8], f"found {match[1]}; the slower commit is {commits[2][:8]}\n{output[-6000:]}"
-    # It measured each commit it visited (all four: two of them only asv find measures) and kept the results.
+    assert match[1] == commits[1][:8], f"found {match[1]}; the slower commit is {commits[1][:8]}\n{output[-6000:]}"
+    # It measured each commit it visited (all three: the last one only asv find measures) and kept the results.
     results = list((asv_scratch.root / ".asv" / "results" / "scratch").glob("*.json"))
     measured = {path.name[:8] for path in results if path.name != "machine.json"}
     assert {commit[:8] for commit in commits} <= measured, sorted(measured)
