@@ -26,7 +26,10 @@ def first_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, trials: int =
     """A first command's file: ``trials`` trials of batch with tiny_vae untouched beside it, calibrated here."""
     monkeypatch.setattr(interleave, "run_process", Processes())
     file = tmp_path / "power.json"
-    status, _, err = power(*COMMON, "--untouched", "tiny_vae", "--trials", str(trials), "--resume", "--json", str(file))
+    status, _, err = power(
+        *COMMON, "--untouched", "tiny_vae", "--trials", str(trials), "--resume", "--json", str(file),
+        "--output", str(tmp_path / "table.md"),
+    )  # fmt: skip
     assert status == 0, err
     assert "resuming" not in err  # no file yet: the first command starts it
     return file
@@ -114,6 +117,7 @@ def test_trials_zero_keeps_the_calibration_for_the_commands_that_measure_the_tri
 ) -> None:
     file = first_command(tmp_path, monkeypatch, 0)
     calibrated: dict[str, Any] = json.loads(file.read_text())
+    assert "0 trials (the calibration only, for later --resume commands)" in (tmp_path / "table.md").read_text()
     assert (calibrated["trials"], calibrated["estimates"], calibrated["trial_seconds"]) == (0, [], [])
     assert calibrated["calibration"]["wall_ms_per_call"] > 0 and calibrated["calibration"]["process_s"] == 1.0
     processes = Processes()
