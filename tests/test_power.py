@@ -220,8 +220,10 @@ def power_keeps_each_trials_estimates_and_shows_their_median(power_run: tuple[in
     document = power_run[2]
     assert len(document["estimates"]) == 2 and set(document["estimates"][0]) == {"none", "host 30%"}
     result = power_from_dict(document)
-    slowed = median_ratio(result, "host 30%", "avg_gen_s")
-    assert slowed > median_ratio(result, "none", "avg_gen_s")  # the injected sleep shows in the estimate
+    # The injected sleep shows in the side-by-side estimate. Not in avg_gen_s, the absolute time: the host's drift
+    # moves it as far (an unchanged pair read 1.201 and the slowed one 1.194 once on a busy two-core CI host).
+    slowed = median_ratio(result, "host 30%", "wall_ratio")
+    assert slowed > median_ratio(result, "none", "wall_ratio")
     assert f"({median_ratio(result, 'host 30%', 'wall_ratio'):.3f})" in power_run[1]
 
 
