@@ -57,16 +57,14 @@ PROFILES = ("gate", "full", "reference")
 PROFILE_RUNS = {"gate": 2, "full": 2, "reference": 3}
 
 
-# Seconds of timed rounds per variant: a day is far beyond any measurement worth waiting for, so a larger
-# number is a slip (seconds typed as milliseconds).
+# Seconds of timed rounds per variant, and of a whole session's measuring (``--session-budget``): a day is far
+# beyond any measurement worth waiting for, so a larger number is a slip (seconds typed as milliseconds).
 BUDGET_RANGE = (0.1, 86400.0)
 # What ``auto`` gives, by device type. On a GPU, 30 s holds the fixed protocol's rounds of a batch variant
 # of random:sdxl-turbo on an H100 (144 rounds of about 0.2 s) with room for a noisy host. On a CPU the tiny
 # model is a check of the harness, not a measurement of a GPU's code paths: 2 s a variant keeps the
 # reference suite's CPU job near a minute on two cores, past the minimum rounds only where they are quick.
 AUTO_BUDGET_S = {"cuda": 30.0, "cpu": 2.0}
-# A session budget (``--session-budget``, seconds for a whole session's measuring) takes the same range: a
-# matrix of every variant on a GPU is minutes to hours, and a day is beyond any session worth waiting for.
 
 
 # A plain class, not a frozen dataclass: the plugin builds this table in every pytest session, and

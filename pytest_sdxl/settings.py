@@ -331,7 +331,6 @@ def resolve(
     Values are strings as typed; each is parsed by its option, and an error names where it came from.
     """
     values: dict[str, Any] = {}
-    origins: dict[str, str] = {}
     wheres: dict[str, str] = {}
     for option in OPTIONS:
         flag = option.plugin_flag if flag_style == "plugin" else option.flag
@@ -343,7 +342,6 @@ def resolve(
         )
         raw, where = next((value, where) for value, where in candidates if value is not None)
         values[option.name] = PARSERS[option.name](str(raw), where)
-        origins[option.name] = where.split(" ")[0]
         wheres[option.name] = where
         if option.name == "variants":
             word = str(raw).strip().lower()
@@ -358,4 +356,4 @@ def resolve(
         )
     if values["runs"] is None:
         values["runs"] = PROFILE_RUNS[values["profile"]]
-    return Settings(**values, sources=origins)
+    return Settings(**values, sources={name: where.split(" ")[0] for name, where in wheres.items()})

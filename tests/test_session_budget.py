@@ -261,7 +261,9 @@ def test_generation(sdxl_benchmark):
 
 
 @pytest.mark.slow  # about 5 s on two busy cores: two variants timed on one load
-@pytest.mark.usefixtures("one_torch_thread")
+# pytester forgets the modules a child session imports (torch._inductor among them: importing it again fails); the
+# fixture imports and runs the model code first, so the child finds it loaded.
+@pytest.mark.usefixtures("model_code_imported")
 def test_the_plugin_shares_the_session_budget_among_its_benchmarks(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, three_prompts: Path
 ) -> None:

@@ -18,9 +18,6 @@ from pytest_sdxl.cli.report import print_tables
 from pytest_sdxl.cli.run_saving import RunSaving, unfinished, with_unmeasured
 from pytest_sdxl.errors import SettingsError
 
-# The settings keys of a session budget (``measure.session_budget``): what this command's measuring was given and took.
-SESSION_KEYS = ("session_budget", "session_elapsed_s", "session_overrun_s")
-
 
 def add_command(commands: Any) -> None:
     run = commands.add_parser("run", help="Run the reference protocol over the chosen variants and report")
@@ -55,7 +52,7 @@ def measure_and_report(arguments: argparse.Namespace, saving: RunSaving) -> int:
     from pytest_sdxl.measure import resume
     from pytest_sdxl.measure.progress import ProgressDisplay
     from pytest_sdxl.measure.protocol import run_protocol
-    from pytest_sdxl.reports.tables import measuring_summary, session_budget_summary
+    from pytest_sdxl.reports.tables import SESSION_BUDGET_KEYS, measuring_summary, session_budget_summary
 
     settings = settings_from(arguments)
     # Before the first compile; a SettingsError (the folder cannot be made) is a usage error in main.
@@ -97,8 +94,8 @@ def measure_and_report(arguments: argparse.Namespace, saving: RunSaving) -> int:
         combined = resume.joined(earlier, measured, report)
         if combined is not measured:
             # The joined settings are the earlier run's; a session budget and its deadline are this command's.
-            this_session = {key: measured.settings[key] for key in SESSION_KEYS if key in measured.settings}
-            for key in SESSION_KEYS:
+            this_session = {key: measured.settings[key] for key in SESSION_BUDGET_KEYS if key in measured.settings}
+            for key in SESSION_BUDGET_KEYS:
                 combined.settings.pop(key, None)
             combined.settings.update(this_session)
     else:

@@ -223,8 +223,7 @@ def reporting_each_process(runner: ProcessRunner, folder: Path, say: Callable[[s
 
     def run(request: ProcessRequest) -> ProcessOutcome:
         outcome = runner(request)
-        where = request.folder.relative_to(folder) if request.folder.is_relative_to(folder) else request.folder
-        say(f"  {where}: {outcome.seconds:.1f} s, exit status {outcome.status}")
+        say(f"  {request.folder.relative_to(folder)}: {outcome.seconds:.1f} s, exit status {outcome.status}")
         return outcome
 
     return run

@@ -51,7 +51,7 @@ class VariantBenchmark:
     def measure(self, runs: int) -> np.ndarray:
         from pytest_sdxl.measure.calls import images_in, seeds_for, side_by_side_reference, timed_groups
         from pytest_sdxl.measure.core import measure_pipeline
-        from pytest_sdxl.measure.profiles import measuring_options
+        from pytest_sdxl.measure.profiles import measuring_options, timed_budget_s
         from pytest_sdxl.measure.sequential import StopSampling
         from pytest_sdxl.variants.assembly import VariantPipeline
 
@@ -117,7 +117,7 @@ class VariantBenchmark:
         # The variant's share of the session's wall clock: its build, first generation and every run. The shared
         # components' load is the session's, once per model, so it is left out (the protocol's load time has it).
         measure_s = self.warm_up.build_s + self.warm_up.init_gen_s + time.perf_counter() - started
-        budget_s = options.budget_s if options.sequential else None
+        budget_s = timed_budget_s(settings, pipeline.device.type)
         self.state.record_runs(
             pipeline.id, pipeline.composition.kind, measured.runs, measured.note, measure_s, budget_s
         )

@@ -299,12 +299,15 @@ def measuring_summary(result_set: ResultSet) -> str:
     return f"measuring time: {sum(timed):.0f} s over {len(timed)} variant(s), summed per variant{where}"
 
 
+# The settings keys of a session budget (``measure.session_budget``): what a session's measuring was given and took.
+SESSION_BUDGET_KEYS = ("session_budget", "session_elapsed_s", "session_overrun_s")
+
+
 def session_budget_summary(result_set: ResultSet) -> str:
     """Whether the session budget held, and by how much it was passed if not; "" without a session budget."""
-    keys = ("session_budget", "session_elapsed_s", "session_overrun_s")
-    values = [result_set.settings.get(key) for key in keys]
+    values = [result_set.settings.get(key) for key in SESSION_BUDGET_KEYS]
     numbers = [float(value) for value in values if isinstance(value, (int, float)) and not isinstance(value, bool)]
-    if len(numbers) < len(keys):
+    if len(numbers) < len(SESSION_BUDGET_KEYS):
         return ""  # no session budget, or a file that does not record its outcome
     budget, elapsed, overrun = numbers
     if overrun > 0:
