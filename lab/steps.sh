@@ -218,14 +218,21 @@ if has_step power; then
         cp "$POWER_JSON" "$name.json"
     fi
     if [ -n "${WORK:-}" ]; then
-        # What each process cost: its start to first timed round, and each variant's measuring seconds.
+        # What each process cost and found: its start to first timed round, each variant's measuring seconds and
+        # wall ratio (the power --json file keeps these per trial too, as process_figures).
         python3 - "$WORK" <<'PY' | tee "$name-processes.txt"
 import json, pathlib, sys
 for path in sorted(pathlib.Path(sys.argv[1]).glob("**/results.json")):
     data = json.loads(path.read_text())
     runs = [run for record in data["variants"] for run in record.get("runs", [])]
     start = next((run.get("process_start_s") for run in runs if run.get("process_start_s")), None)
-    spent = " ".join(f"{record['variant']} {record.get('measure_s')} s" for record in data["variants"])
+    def ratio(record):  # its first run's fastest image over its reference's, as RunRecord.wall_ratio
+        run = (record.get("runs") or [{}])[0]
+        own, reference = run.get("gen_s"), run.get("reference_gen_s")
+        return f"{min(own) / min(reference):.4f}" if own and reference else "-"
+    spent = " ".join(
+        f"{record['variant']} {record.get('measure_s')} s (wall_ratio {ratio(record)})" for record in data["variants"]
+    )
     print(path.parent.relative_to(sys.argv[1]), f"start {start} s;", spent)
 PY
     fi

@@ -8,6 +8,7 @@ pipeline class itself and through one real, cheap child process.
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -174,6 +175,27 @@ def test_an_untouched_variant_runs_in_every_process_and_only_the_slowed_one_is_f
     table = power_report(result)
     assert "untouched variant: tiny_vae" in table and "every flag here is a false alarm" in table
     assert "| host 10% | 0/2 (" in table.split("untouched variant")[1]
+
+
+def test_each_process_of_a_trial_keeps_its_own_figures_for_both_variants(tmp_path: Path) -> None:
+    processes = Processes()
+    result = across_processes_with(processes, tmp_path, "tiny_vae")
+    compared = [request for request in processes.requests if request.side != "calibration"]
+    measured = {(request.folder.parent.parent.name, f"{request.folder.parent.name}/{request.folder.name}")
+                for request in compared}  # fmt: skip
+    rows = result.process_figures
+    # One row a variant for every process of every trial, and none for the calibration's.
+    assert {(f"trial-{row['trial']:02d}", row["process"]) for row in rows} == measured
+    assert len(rows) == 2 * len(compared)
+    assert {row["variant"] for row in rows} == {"batch", "tiny_vae"}
+
+    def wall_ratios(side: str, variant: str) -> list[float]:
+        return [row["wall_ratio"] for row in rows if row["process"].startswith(side) and row["variant"] == variant]
+
+    # The fake heads are 10 % slower on batch only: each injected process shows it, and the untouched one does not.
+    assert min(wall_ratios("host-10pct/", "batch")) > max(wall_ratios("base/", "batch")) * 1.05
+    assert max(wall_ratios("host-10pct/", "tiny_vae")) < min(wall_ratios("base/", "tiny_vae")) * 1.05
+    assert all(math.isnan(row["kernel_ms"]) for row in rows)  # the fakes record no kernels
 
 
 def test_the_untouched_variants_flags_are_counted_apart_from_the_slowed_ones(tmp_path: Path) -> None:

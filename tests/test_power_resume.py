@@ -58,6 +58,10 @@ def test_a_later_command_keeps_the_files_trials_and_measures_only_those_still_as
     assert total["detections"]["host 20%"]["wall_ratio"] == 3 and not total["false_alarms"]
     assert len(total["untouched_estimates"]) == 3 and total["untouched_flags"] == {"none": {}, "host 20%": {}}
     assert sorted({entry["trial"] for entry in total["interleaved"]}) == [1, 2, 3]
+    # Each process's figures too: the first command's kept as they were, this one's added after them.
+    kept = [row for row in total["process_figures"] if row["trial"] == 1]
+    assert kept == first["process_figures"] and kept
+    assert sorted({row["trial"] for row in total["process_figures"]}) == [1, 2, 3]
     assert "3 trials" in table
 
 

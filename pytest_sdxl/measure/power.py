@@ -89,6 +89,10 @@ class PowerResult:
     calibration_from: str = ""
     # Across processes: each trial's wall seconds, in order: the pace a later command's --budget-s goes by.
     trial_seconds: list[float] = field(default_factory=list)
+    # Across processes: each process's own figures, per trial and variant (``measure.power_processes.process_figures``),
+    # so a verdict can be traced to the process that moved it: one process far from its side can hide a slowdown
+    # that the others show, and the comparison's ratio and p alone do not say which.
+    process_figures: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -204,6 +204,8 @@ def measure_power_across_processes(
             result.interleaved.append(
                 {"trial": trial, "comparison": name, "order": outcome.order, "stop": outcome.stop}
             )
+        variants = [composition.id] if untouched is None else [composition.id, untouched.id]
+        result.process_figures += process_figures(folder, trial, variants)
         result.unchanged_trials += 1
         result.estimates.append(estimates)
         if untouched is not None:
@@ -213,6 +215,37 @@ def measure_power_across_processes(
         if on_trial is not None:
             on_trial(result)
     return result
+
+
+def process_figures(folder: Path, trial: int, variants: Sequence[str]) -> list[dict[str, object]]:
+    """Each process of a trial, as its results file holds it: one row per variant it measured.
+
+    A row: ``trial``, ``process`` ("base/process-01", "host-5pct/process-02": the side's folder and the process),
+    ``variant``, ``wall_ratio`` (its runs' median), ``fastest_ms`` (its fastest image), ``kernel_ms`` (median kernel
+    milliseconds an image; NaN without kernels) and ``start_s`` (process start to first timed round; NaN off Linux).
+    A variant a process did not measure has no row.
+    """
+    rows: list[dict[str, object]] = []
+    for path in sorted(folder.glob("*/process-*/results.json")):
+        measured = load_results(path)
+        for variant in variants:
+            record = measured.variant(variant)
+            if record is None or not record.ok:
+                continue
+            kernels = [value for run in record.runs if run.device for value in run.device.kernel_ms]
+            starts = [run.process_start_s for run in record.runs if run.process_start_s is not None]
+            rows.append(
+                {
+                    "trial": trial,
+                    "process": f"{path.parent.parent.name}/{path.parent.name}",
+                    "variant": variant,
+                    "wall_ratio": statistics.median(run.wall_ratio for run in record.runs),
+                    "fastest_ms": min(record.samples("gen_s")) * 1000,
+                    "kernel_ms": statistics.median(kernels) if kernels else math.nan,
+                    "start_s": starts[0] if starts else math.nan,
+                }
+            )
+    return rows
 
 
 def reporting_each_process(runner: ProcessRunner, folder: Path, say: Callable[[str], None]) -> ProcessRunner:

@@ -25,6 +25,11 @@ def power_from_dict(data: dict[str, Any]) -> PowerResult:
             }
             for trial in known.get(name, [])
         ]
+    # Each process's figures: a NaN was written as "nan" (results.schema.encode_float).
+    known["process_figures"] = [
+        {key: float(value) if value == "nan" else value for key, value in row.items()}
+        for row in known.get("process_figures", [])
+    ]
     return PowerResult(**known)
 
 
@@ -64,6 +69,7 @@ def combined(results: Sequence[PowerResult]) -> PowerResult:
         total.samples += result.samples
         total.interleaved += result.interleaved
         total.trial_seconds += result.trial_seconds
+        total.process_figures += result.process_figures
         for signal, count in result.false_alarms.items():
             total.false_alarms[signal] = total.false_alarms.get(signal, 0) + count
         for counts, added in ((total.detections, result.detections), (total.untouched_flags, result.untouched_flags)):
