@@ -261,7 +261,8 @@ if has_step profile; then
     mkdir -p "$OUT/profile"
     echo "== profile: one process's start under cProfile ($((SECONDS - started)) s)"
     python3 -m cProfile -o "$OUT/profile/start.prof" -m pytest_sdxl run --model "$MODEL" --variants "${VARIANT:-baseline}" \
-        --runs 1 --profile gate --report "$OUT/profile/report" 2>&1 | without_transformers_chatter | tail -3
+        --runs 1 --profile gate ${VARIANT_BUDGET:+--variant-budget "$VARIANT_BUDGET"} --report "$OUT/profile/report" 2>&1 \
+        | without_transformers_chatter | tail -3
     python3 -c "import pstats, sys; pstats.Stats(sys.argv[1], stream=sys.stdout).sort_stats('cumulative').print_stats(90)" \
         "$OUT/profile/start.prof" > "$OUT/profile/start.txt"
 fi
