@@ -150,7 +150,7 @@ def test_processes_alternate_abba_and_stop_once_every_gated_signal_is_decided(tm
     assert runner.requests[1].folder == tmp_path / "head" / "process-01"
     assert [dict(request.environment) for request in runner.requests[:2]] == [{}, {"PYTEST_SDXL_EXAMPLE": "1"}]
     command = runner.requests[0].command
-    assert command[:9] == (
+    assert command[:10] == (
         sys.executable,
         "-m",
         "pytest_sdxl",
@@ -158,10 +158,11 @@ def test_processes_alternate_abba_and_stop_once_every_gated_signal_is_decided(tm
         "--runs",
         "1",
         "--quiet",
+        "--no-chart",
         "--report",
         str(tmp_path / "base" / "process-01"),
     )
-    assert command[9:] == ("--model", "random:tiny")
+    assert command[10:] == ("--model", "random:tiny")
     assert outcome.base is not None and outcome.head is not None
     for pooled in (outcome.base, outcome.head):
         (record,) = pooled.variants
@@ -386,7 +387,9 @@ def test_ab_end_to_end_on_the_tiny_model(tmp_path: Path, monkeypatch: pytest.Mon
     assert status == 0, err
     assert "block 1/1: base process 1" in err and "block 1/1: head process 1" in err
     for side in ("base", "head"):
-        assert (report / side / "process-01" / "results.json").is_file()
+        # A process's folder is read for its results.json alone: no chart is drawn there (run --no-chart).
+        written = {path.name for path in (report / side / "process-01").iterdir()}
+        assert {"results.json", "results.md"} <= written and "results.png" not in written
         (record,) = load_results(report / side / "results.json").variants
         assert record.variant == "baseline" and len(record.runs) == 1
     assert "measured in 1 and 1 fresh processes, order AB" in out

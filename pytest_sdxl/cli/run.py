@@ -24,6 +24,13 @@ def add_command(commands: Any) -> None:
     add_settings_options(run, session=True)
     run.add_argument("--quiet", action="store_true", help="No progress display")
     run.add_argument(
+        "--no-chart",
+        action="store_true",
+        help="Write no results.png to --report (results.json and results.md only): the chart costs a process "
+        "matplotlib's import and a drawing, spent for nothing where only results.json is read, as in the "
+        "processes of ab and power",
+    )
+    run.add_argument(
         "--resume",
         action="store_true",
         help="Keep the variants already in --report's results.json and measure only the others "
@@ -35,7 +42,7 @@ def add_command(commands: Any) -> None:
 
 def run_command(arguments: argparse.Namespace) -> int:
     """The reference protocol over the chosen variants; tables printed, files written to --report."""
-    saving = RunSaving()
+    saving = RunSaving(chart=not arguments.no_chart)
     try:
         return measure_and_report(arguments, saving)
     except KeyboardInterrupt:
@@ -119,7 +126,8 @@ def measure_and_report(arguments: argparse.Namespace, saving: RunSaving) -> int:
         print("\n" + summary_line(settings.compile_cache, uses))
     if report is not None:
         saving.write(result_set)
-        print("\nwritten: " + ", ".join(str(report / name) for name in ("results.json", "results.md", "results.png")))
+        names = ("results.json", "results.md", *(() if arguments.no_chart else ("results.png",)))
+        print("\nwritten: " + ", ".join(str(report / name) for name in names))
     failed = [record.variant for record in result_set.variants if record.status == "failed"]
     if failed:
         print(f"\nfailed: {', '.join(failed)}", file=sys.stderr)

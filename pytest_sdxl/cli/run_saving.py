@@ -31,7 +31,8 @@ REPORT_FILES = "(results.json, results.md, results.png)"
 class RunSaving:
     """One ``run``'s saves: empty until ``start`` (the settings known), then after every run and at the end."""
 
-    def __init__(self) -> None:
+    def __init__(self, chart: bool = True) -> None:
+        self.chart = chart  # False: results.png is not drawn (run --no-chart)
         self.session_id = new_session_id()
         self.report: Path | None = None
         self.compositions: list[Composition] = []
@@ -83,9 +84,11 @@ class RunSaving:
 
         if self.folder is None or self.report is None:
             return result_set
-        report = self.report
+        report, chart = self.report, self.chart
         return self.folder.save(
-            result_set, derived=serving_block, then=lambda merged: write_reports(merged, report, include_json=False)
+            result_set,
+            derived=serving_block,
+            then=lambda merged: write_reports(merged, report, include_json=False, include_chart=chart),
         )
 
     def interrupted(self) -> str:

@@ -197,7 +197,9 @@ def undecided(comparisons: Sequence[MetricComparison]) -> tuple[str, ...]:
 
 
 def process_command(side: Side, folder: Path, run_arguments: Sequence[str]) -> tuple[str, ...]:
-    return (*side.command, "run", "--runs", "1", "--quiet", "--report", str(folder), *run_arguments)
+    # --no-chart: a process's folder is read for its results.json alone, and the chart would cost each
+    # process about half a second (matplotlib's import and a drawing, on the two-core CPU host).
+    return (*side.command, "run", "--runs", "1", "--quiet", "--no-chart", "--report", str(folder), *run_arguments)
 
 
 def pin_to(cpus: frozenset[int] | None) -> Callable[[], None] | None:
