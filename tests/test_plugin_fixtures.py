@@ -40,10 +40,10 @@ OPEN_AT_BUILD = []
 def count_builds():
     original = assembly.build_pipeline
 
-    def counting(components, composition, size):
+    def counting(components, composition, size, *rest):
         BUILDS[composition.id] += 1
         OPEN_AT_BUILD.append(sum(pipeline.pipe is not None for pipeline in SEEN))
-        return original(components, composition, size)
+        return original(components, composition, size, *rest)
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(assembly, "build_pipeline", counting)

@@ -8,6 +8,7 @@ deadline was passed are known in advance. No assertion is on speed.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,7 @@ from pytest_sdxl.options import OPTIONS_BY_NAME
 from pytest_sdxl.plugin.state import SessionState
 from pytest_sdxl.results.schema import ResultSet, ResultsFileError, VariantRecord, from_dict, to_dict
 from pytest_sdxl.settings import resolve
-from pytest_sdxl.variants.registry import parse_list
+from pytest_sdxl.variants.registry import Composition, parse_list
 
 
 class FakeClock:
@@ -188,6 +189,7 @@ def test_the_plugin_counts_the_variants_left(monkeypatch: pytest.MonkeyPatch) ->
     state.planned = ["baseline", "tiny_vae", "batch"]
     assert state.variants_left("baseline") == 3
     assert state.measuring_settings("baseline", "cpu").variant_budget == 10.0
+    assert state.session_share_s("baseline") == 10.0  # what a compile that can give up is given
     state.record_for("baseline", "exact")
     assert state.variants_left("tiny_vae") == 2
     assert state.variants_left("baseline") == 3  # a second benchmark of a measured variant counts itself
@@ -199,6 +201,7 @@ def test_the_plugin_counts_the_variants_left(monkeypatch: pytest.MonkeyPatch) ->
     state.record_for("batch", "exact")
     assert state.variants_left("vae_slicing") == 1
     assert SessionState(resolve({}, {}, {})).deadline is None
+    assert SessionState(resolve({}, {}, {})).session_share_s("baseline") == math.inf
 
 
 @pytest.fixture
@@ -235,6 +238,34 @@ def test_run_protocol_gives_each_variant_its_share_and_records_the_overrun(
         assert len(record.runs[0].gen_s) >= MIN_TIMED_CALLS
     recorded = {key: result.settings[key] for key in ("session_budget", "session_elapsed_s", "session_overrun_s")}
     assert recorded == {"session_budget": 3.0, "session_elapsed_s": 4.5, "session_overrun_s": 1.5}
+
+
+def test_each_variants_build_gets_its_equal_part_of_what_is_left_of_the_session(
+    monkeypatch: pytest.MonkeyPatch, three_prompts: Path
+) -> None:
+    from pytest_sdxl.errors import VariantUnavailable
+    from pytest_sdxl.measure import protocol
+
+    clock = FakeClock()
+    monkeypatch.setattr(session_budget, "CLOCK", clock)
+    shares: dict[str, float] = {}
+
+    def built_in_thirty_seconds(settings: object, composition: Composition, run: int, *rest: object) -> None:
+        shares[composition.id] = float(rest[-1])  # type: ignore[arg-type]
+        clock.now += 30.0  # a build and compile of 30 s, then the variant cannot run here
+        raise VariantUnavailable("not measured in this test")
+
+    monkeypatch.setattr(protocol, "measure_run", built_in_thirty_seconds)
+    given = {"variant_budget": "1", "runs": "1", "profile": "gate", "prompts": str(three_prompts)}
+    settings = resolve({**given, "session_budget": "60"}, {}, {}, flag_style="cli")
+    result = run_protocol(settings, parse_list("baseline,vae_slicing,cached_embeds"))
+    # 60 s over three: 20 s; the first took 30, so 30 s over two: 15 s; then nothing left. A compile that can
+    # give up (compile_max_autotune) gives up there; the timed rounds' budgets stay their own 1 s, or less.
+    assert shares == pytest.approx({"baseline": 20.0, "vae_slicing": 15.0, "cached_embeds": 0.0}, abs=0.5)
+    assert [record.budget_s for record in result.variants] == [1.0, 1.0, 0.0]
+    shares.clear()
+    run_protocol(resolve(given, {}, {}, flag_style="cli"), parse_list("baseline,vae_slicing"))
+    assert shares == {"baseline": math.inf, "vae_slicing": math.inf}  # no session budget: no cap
 
 
 @pytest.mark.usefixtures("one_torch_thread")

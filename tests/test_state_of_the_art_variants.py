@@ -164,7 +164,33 @@ def test_a_compile_past_its_budget_is_interrupted_and_skipped() -> None:
     assert budgeted(torch.ones(1)) is not None  # a seen shape runs without a deadline
     tight = compilation.BudgetedCompile(lambda sample: time.sleep(5), budget_s=0.05)
     started = time.perf_counter()
-    with pytest.raises(VariantUnavailable, match=r"compiling took more than its budget of 0\.05 s"):
+    with pytest.raises(VariantUnavailable, match=r"compiling took more than its budget of 0\.05 s \("):
+        tight(torch.ones(2))
+    assert time.perf_counter() - started < 2, "the timer should have interrupted the compile"
+
+
+def test_compile_max_autotune_gives_up_at_its_share_of_a_session_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(compilation.BUDGET_VARIABLE, raising=False)
+
+    class Pipe:
+        unet = torch.nn.Linear(2, 2)
+
+    def apply(share_s: float) -> compilation.BudgetedCompile:
+        pipe = Pipe()
+        context = variant_definition.Context(components=None, size=SIZE, session_share_s=share_s)  # type: ignore[arg-type]
+        compilation.compile_unet_max_autotune(pipe, context)
+        budgeted = pipe.unet.replacement
+        assert isinstance(budgeted, compilation.BudgetedCompile)
+        return budgeted
+
+    # A share longer than the compile budget leaves the compile budget; a shorter one caps it.
+    assert apply(1000.0).budget_s == compilation.DEFAULT_BUDGET_S
+    tight = apply(0.05)
+    assert tight.budget_s == 0.05
+    tight.compiled = lambda sample: time.sleep(5)  # a compile that would not end in time
+    started = time.perf_counter()
+    given_up = r"more than its share of the session budget, 0\.05 s \(--session-budget"
+    with pytest.raises(VariantUnavailable, match=given_up):
         tight(torch.ones(2))
     assert time.perf_counter() - started < 2, "the timer should have interrupted the compile"
 

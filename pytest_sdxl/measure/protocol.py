@@ -18,6 +18,7 @@ protocol carries on with the next variant.
 from __future__ import annotations
 
 import dataclasses
+import math
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -85,8 +86,12 @@ def measure_run(
     reference_images: np.ndarray | None,
     progress: Progress | None = None,
     trace_path: Path | None = None,
+    session_share_s: float = math.inf,
 ) -> tuple[RunRecord, np.ndarray, int]:
-    """One run from a fresh load; returns its record, the timed prompts' images and the image size."""
+    """One run from a fresh load; returns its record, the timed prompts' images and the image size.
+
+    ``session_share_s``: what a session budget leaves this run of the variant (``measure_variant``).
+    """
     from pytest_sdxl.machine.compile_cache import CacheProbe
     from pytest_sdxl.machine.devices import free_memory, resolve_device, resolve_dtype
     from pytest_sdxl.measure.timing import SyncClock
@@ -111,7 +116,7 @@ def measure_run(
         started = clock.now()
         components = load_components(settings.model, device, dtype, settings.tiny_vae, settings.fp16_vae)
         size = image_size_for(settings, components)
-        pipeline = VariantPipeline(components, composition, size, settings.steps)
+        pipeline = VariantPipeline(components, composition, size, settings.steps, max(session_share_s, 0.0))
         del components  # the pipeline holds what it needs; nothing else may keep GPU memory alive
         loaded = clock.now()
         report("first generation")
@@ -155,11 +160,14 @@ def measure_variant(
     progress: Progress | None = None,
     on_run: Callable[[VariantRecord, int | None], None] | None = None,
     carried: VariantRecord | None = None,
+    session_share_s: float = math.inf,
 ) -> tuple[VariantRecord, np.ndarray | None, int | None]:
     """Every run of one variant; returns the record, the first run's images and the image size.
 
     ``on_run`` gets the record after each run, marked partial ("running") until the last, and the image
     size. ``carried``: the variant's runs from an interrupted session, continued from the run after its last.
+    ``session_share_s``: under a session budget, the seconds it leaves this variant, everything counted (a
+    compile that can give up gives up there, ``variants.definition.Context``).
     The variant's budget of timed rounds is the settings' (``run_protocol`` puts a session budget's share
     there), shared by its runs and recorded as ``budget_s``.
     """
@@ -182,7 +190,8 @@ def measure_variant(
         trace = trace_file(settings, composition) if run == 1 else None
         try:
             LATCH.raise_if_pressed()  # a Ctrl-C a finalizer swallowed during the last run stops here
-            run_record, images, size = measure_run(settings, composition, run, reference, progress, trace)
+            share_left_s = session_share_s - (time.perf_counter() - started)
+            run_record, images, size = measure_run(settings, composition, run, reference, progress, trace, share_left_s)
         except VariantUnavailable as error:
             record.status, record.reason = "skipped", str(error)
             break
@@ -309,9 +318,10 @@ def run_protocol(
     kind = device_type(settings.device)
     for index, composition in enumerate(order):
         measured_under = variant_settings(settings, deadline, kind, len(order) - index)
+        share_s = math.inf if deadline is None else deadline.equal_part_s(len(order) - index)
         # By position, so that a wrapper of measure_variant taking (settings, composition, *rest) passes them on.
         record, images, size = measure_variant(
-            measured_under, composition, reference, progress, keep, (carried or {}).get(composition.id)
+            measured_under, composition, reference, progress, keep, (carried or {}).get(composition.id), share_s
         )
         if composition == baseline and images is not None:
             reference = images

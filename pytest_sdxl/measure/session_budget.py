@@ -5,7 +5,9 @@ loads, first generations, compiles, warm-ups, timed rounds, stage splits and pro
 the timed rounds can be shortened (``measure.sequential``), so before each variant its budget of timed
 rounds becomes the smaller of its own variant budget and an equal share of the seconds left among
 the variants left, itself included. What earlier variants spent beyond their shares (a load, a
-compile) is so taken from the later ones, and a variant that stops early leaves its rest to them.
+compile) is so taken from the later ones, and a variant that stops early leaves its rest to them. The one
+compile that can give up, ``compile_max_autotune``'s, gives up at that equal part of what is left
+(``equal_part_s``), which may be far below its own compile budget.
 
 A share can reach zero. The variant then still times its minimum rounds, since a figure from fewer
 would not be valid, so a session can end past its deadline; its results say by how much
@@ -48,9 +50,15 @@ class SessionDeadline:
 
         ``variants_left`` counts the variants still to measure, this one included.
         """
+        return min(variant_budget_s, self.equal_part_s(variants_left))
+
+    def equal_part_s(self, variants_left: int) -> float:
+        """An equal part of the seconds left, over ``variants_left`` (this variant included): all a variant's
+        time, loads and compiles included, where it is not to take the others'; a compile that can give up
+        (``compile_max_autotune``) gives up there."""
         if variants_left < 1:
             raise ValueError(f"variants left must be at least 1 (this variant), got {variants_left}")
-        return min(variant_budget_s, self.left_s() / variants_left)
+        return self.left_s() / variants_left
 
     def recorded(self) -> dict[str, float]:
         """What a results' settings block records of the deadline now: the seconds spent and those past it."""

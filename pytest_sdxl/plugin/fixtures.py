@@ -131,7 +131,8 @@ def warm_pipeline(state: SessionState, components: Components, composition: Comp
     probe = CacheProbe()
     try:
         started = clock.now()
-        pipeline = VariantPipeline(components, composition, size, settings.steps)
+        share_s = state.session_share_s(composition.id)
+        pipeline = VariantPipeline(components, composition, size, settings.steps, share_s)
         built = clock.now()
         probe.start()
         pipeline.generate(settings.prompts[:1], seeds_for(settings)[:1])

@@ -146,6 +146,11 @@ class SessionState:
 
         return variant_settings(self.settings, self.deadline, device_type, self.variants_left(variant))
 
+    def session_share_s(self, variant: str) -> float:
+        """What the session budget leaves a variant, everything counted (``SessionDeadline.equal_part_s``); inf
+        without one. A compile that can give up (``compile_max_autotune``) gives up there."""
+        return math.inf if self.deadline is None else self.deadline.equal_part_s(self.variants_left(variant))
+
     def unreached_variants(self) -> list[str]:
         """The planned variants without a record: no test has measured, skipped or failed them yet."""
         return [variant for variant in self.planned if variant not in self.records]

@@ -16,6 +16,7 @@ import contextlib
 import copy
 import itertools
 import logging
+import math
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -37,7 +38,15 @@ PIPELINE_MODULES = ("unet", "vae", "text_encoder", "text_encoder_2")
 class VariantPipeline:
     """A diffusers SDXL pipeline with one composition of variants applied."""
 
-    def __init__(self, components: Components, composition: Composition, size: int, steps: int = 1) -> None:
+    def __init__(
+        self,
+        components: Components,
+        composition: Composition,
+        size: int,
+        steps: int = 1,
+        session_share_s: float = math.inf,
+    ) -> None:
+        """``session_share_s``: the seconds a session budget leaves this variant (``Context.session_share_s``)."""
         self.components = components
         self.composition = composition
         self.size = size
@@ -47,7 +56,7 @@ class VariantPipeline:
         # pipeline already warm at a shape (the side-by-side reference of every variant after its first) is
         # not warmed again.
         self.warm_calls: dict[int, int] = {}
-        self.pipe: Any = build_pipeline(components, composition, size)
+        self.pipe: Any = build_pipeline(components, composition, size, session_share_s)
 
     @property
     def id(self) -> str:
@@ -184,7 +193,9 @@ def quiet_cast_warnings() -> None:
         logger.addFilter(CastWarningFilter())
 
 
-def build_pipeline(components: Components, composition: Composition, size: int) -> Any:
+def build_pipeline(
+    components: Components, composition: Composition, size: int, session_share_s: float = math.inf
+) -> Any:
     """A new StableDiffusionXLPipeline with the composition applied, in canonical order."""
     import torch
     from diffusers import StableDiffusionXLPipeline
@@ -210,7 +221,7 @@ def build_pipeline(components: Components, composition: Composition, size: int) 
         add_watermarker=False,
     )
     pipe.set_progress_bar_config(disable=True)
-    context = Context(components=components, size=size)
+    context = Context(components=components, size=size, session_share_s=session_share_s)
     # Offloaded weights live on the CPU between calls: copy them there directly.
     copies_device = torch.device("cpu") if composition.has("cpu_offload") else components.device
     private: set[str] = set()

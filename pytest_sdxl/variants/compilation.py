@@ -6,7 +6,9 @@ The whole pipeline compiles two ways: ``compile_pipeline`` with each model's own
 ``compile_max_autotune`` autotunes matrix-product and convolution kernels while it compiles, which
 can take many minutes for the SDXL UNet; the budget (``PYTEST_SDXL_COMPILE_BUDGET``, seconds, or
 with an ``s``/``m`` suffix) bounds the compile time of all its input shapes together. When the
-budget runs out the compile is interrupted and the variant is skipped with that reason.
+budget runs out the compile is interrupted and the variant is skipped with that reason. Under a session
+budget (``--session-budget``) the variant's share of the session caps it as well, so that one compile that
+will not end in time does not spend the other variants' time.
 """
 
 from __future__ import annotations
@@ -141,9 +143,11 @@ def deadline(seconds: float, expired: list[bool]) -> Iterator[None]:
 class BudgetedCompile:
     """Calls a compiled module; the calls that compile (the first at each input shape) share one time budget."""
 
-    def __init__(self, compiled: Any, budget_s: float) -> None:
+    def __init__(self, compiled: Any, budget_s: float, budget_named: str = "") -> None:
         self.compiled = compiled
         self.budget_s = budget_s
+        # What the budget is, for the reason the variant gives up with: its own (BUDGET_VARIABLE) by default.
+        self.budget_named = budget_named or f"its budget of {budget_s:g} s"
         self.spent_s = 0.0
         self.seen: set[tuple[Any, ...]] = set()
 
@@ -174,8 +178,8 @@ class BudgetedCompile:
         # An interrupted compile leaves dynamo's caches half-filled: start the next variant from a clean state.
         torch._dynamo.reset()
         raise VariantUnavailable(
-            f"compile_max_autotune: compiling took more than its budget of {self.budget_s:g} s "
-            f"({self.spent_s:.1f} s spent); set {BUDGET_VARIABLE} higher (e.g. 20m) or use compile_unet"
+            f"compile_max_autotune: compiling took more than {self.budget_named} ({self.spent_s:.1f} s spent); "
+            f"set {BUDGET_VARIABLE} higher (e.g. 20m), give the session more time, or use compile_unet"
         ) from error
 
 
@@ -202,6 +206,9 @@ def compile_unet_max_autotune(pipe: Any, context: Context) -> None:
 
     from pytest_sdxl.variants.unet_wrappers import CallReplacedUNet
 
-    budget = budget_seconds()
+    budget, named = budget_seconds(), ""
+    if context.session_share_s < budget:
+        budget = context.session_share_s
+        named = f"its share of the session budget, {budget:.4g} s (--session-budget over the variants left)"
     compiled = torch.compile(pipe.unet, mode="max-autotune", fullgraph=True)
-    pipe.unet = CallReplacedUNet(pipe.unet, BudgetedCompile(compiled, budget))
+    pipe.unet = CallReplacedUNet(pipe.unet, BudgetedCompile(compiled, budget, named))

@@ -8,6 +8,7 @@ plugin checks variant objects at start-up; torch is imported inside the checks t
 from __future__ import annotations
 
 import importlib.util
+import math
 import re
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -29,10 +30,16 @@ MUTABLE_COMPONENTS = ("unet", "vae", "text_encoder", "text_encoder_2")
 
 @dataclass(frozen=True)
 class Context:
-    """What a variant's apply function may need besides the pipeline."""
+    """What a variant's apply function may need besides the pipeline.
+
+    ``session_share_s``: under a session budget, the seconds left to this variant (an equal part of what is
+    left over the variants left, ``measure.session_budget``): a variant that can give up a long compile
+    (``compile_max_autotune``) gives up there too. Infinite without a session budget.
+    """
 
     components: Components
     size: int
+    session_share_s: float = math.inf
 
 
 def changes_only_the_call(pipe: Any, context: Context) -> None:
