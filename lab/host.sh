@@ -49,6 +49,22 @@ MATRIX_PARTS=(
     "sdpa_flash,sdpa_cudnn,sdpa_efficient,sdpa_math,batch"
 )
 
+# The GPU's whole default selection (29 variants) in two halves for the `full` profile under a session budget,
+# each one device command: the first holds the baseline (the other builds its PSNR reference aside) and the
+# eager variants with cpu_offload, the slowest eager one; the second every variant that compiles, traces,
+# captures or quantizes, to be measured from a compile cache filled on the same machine (the `compiles` step of
+# lab/steps.sh) since their cold compiles alone take longer than a command (the results page of 2026-11-27e:
+# compile_unet 97 s, compile_pipeline 143 s cold).
+# shellcheck disable=SC2034  # read by the scripts that source this file
+MATRIX_HALVES=(
+    "baseline,fp16_vae,tiny_vae,upcast_vae,bf16,vae_slicing,vae_tiling,fused_qkv,channels_last,xformers,sdpa_math,sdpa_flash,sdpa_efficient,sdpa_cudnn,tome,cpu_offload"
+    "quant_int8,quant_fp8,trace_unet,compile_kernels,cuda_graph,compile_unet,compile_regions,compile_max_autotune,compile_pipeline,graph_pipeline,pinned_device,cached_embeds,batch"
+)
+# The variants of the second half whose first generation compiles (compile_max_autotune left out: under a
+# session budget it gives up at its share, and an autotuned compile does not fit a command).
+# shellcheck disable=SC2034  # read by lab/steps.sh
+COMPILED_VARIANTS="trace_unet,compile_kernels,compile_unet,compile_regions,compile_pipeline"
+
 # Exits with status 2, saying what is accepted, unless $1 names a part or several joined by commas ("1,2":
 # one session over both).
 require_part() {

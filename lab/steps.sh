@@ -14,9 +14,12 @@
 #   serving    `run` over VARIANTS: percentiles, images/s, J/image, roofline (default VARIANTS: baseline,
 #              tiny_vae+graph_pipeline+batch); BATCH=B times batches of B prompts (default: 1 + 4 prompts)
 #   tune       `tune` within TUNE_BUDGET (default 8m) over VARIANTS (default: every variant)
-#   matrix     one `run` of the full profile over VARIANTS (or PART; default: the GPU's whole default selection)
-#              within SESSION_BUDGET seconds (run --session-budget, default 900), with its wall time; the
-#              compile cache is the machine's default folder, so a second call on a warm machine reads it
+#   matrix     one `run` of the full profile over VARIANTS (or PART, or HALF 1 or 2 of MATRIX_HALVES in lab/host.sh;
+#              default: the GPU's whole default selection) within SESSION_BUDGET seconds (run --session-budget,
+#              default 900), with its wall time; the compile cache is the machine's default folder, so a second
+#              call on a warm machine reads it
+#   compiles   one `run` over VARIANTS (default: COMPILED_VARIANTS in lab/host.sh) at the gate profile's fewest
+#              rounds, one run: fills the machine's compile cache for a `matrix` call after it
 #   power      `power` on VARIANT (default batch): INJECT (default host:5%) over TRIALS (default 10) trials,
 #              with ROUNDS rounds a run when set; ACROSS=processes compares fresh processes as `ab` does
 #              (gate profile, PROCESSES a side at most, PIN, VARIANT_BUDGET), ROUNDS then left unset;
@@ -48,7 +51,7 @@
 # Each step writes to $OUT/<step>/. Nothing here bounds time: run a step as a lane of lab/lanes.sh for that.
 # shellcheck source=lab/host.sh
 source "$(dirname "$0")/host.sh"
-KNOWN_STEPS="reruns workers cache breakdown serving tune matrix power asv start profile ab spread"
+KNOWN_STEPS="reruns workers cache breakdown serving tune matrix compiles power asv start profile ab spread"
 if [ -z "${STEPS:-}" ]; then
     echo "STEPS is empty: give some of ${KNOWN_STEPS// /, } joined by commas"
     exit 2
@@ -62,6 +65,12 @@ done
 if [ -n "${PART:-}" ]; then
     require_part "$PART"
     VARIANTS=$(part_variants "$PART")
+fi
+if [ -n "${HALF:-}" ]; then
+    case "$HALF" in
+        1 | 2) VARIANTS="${MATRIX_HALVES[$((HALF - 1))]}" ;;
+        *) echo "HALF=$HALF: give 1 or 2 (MATRIX_HALVES in lab/host.sh)"; exit 2 ;;
+    esac
 fi
 lab_install || exit 1
 mkdir -p "$OUT"
@@ -183,6 +192,15 @@ if has_step matrix; then
         ${VARIANTS:+--variants "$VARIANTS"} ${RUNS:+--runs "$RUNS"} --report "$OUT/matrix" 2>&1 \
         | without_transformers_chatter | tail -60
     echo "matrix: $((SECONDS - begun)) s from start to exit"
+fi
+
+if has_step compiles; then
+    mkdir -p "$OUT/compiles"
+    echo "== compiles: filling the compile cache ($((SECONDS - started)) s)"
+    begun=$SECONDS
+    python3 -m pytest_sdxl run --model "$MODEL" --profile gate --variant-budget 1 --runs 1 --quiet --no-chart \
+        --variants "${VARIANTS:-$COMPILED_VARIANTS}" --report "$OUT/compiles" 2>&1 | without_transformers_chatter | tail -30
+    echo "compiles: $((SECONDS - begun)) s from start to exit"
 fi
 
 if has_step tune; then

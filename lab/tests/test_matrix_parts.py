@@ -55,3 +55,32 @@ def test_a_part_that_does_not_exist_is_refused_before_anything_installs(part: st
     assert finished.returncode == 2
     assert f"PART={part}: give a part from 1 to {len(matrix_parts())}" in finished.stdout
     assert not (tmp_path / "out").exists()
+
+
+def array_of(name: str) -> list[list[str]]:
+    text = (ROOT / "lab" / "host.sh").read_text()
+    block = re.search(rf"{name}=\((.*?)\n\)", text, re.S)
+    assert block, f"lab/host.sh defines no {name}=( ... ) array"
+    return [part.split(",") for part in re.findall(r'"([^"]+)"', block.group(1))]
+
+
+def test_the_two_halves_are_the_gpus_whole_default_selection_once() -> None:
+    from pytest_sdxl.variants.registry import default_selection
+
+    first, second = array_of("MATRIX_HALVES")
+    assert first[0] == "baseline"  # the other half builds its PSNR reference aside
+    selection = [composition.id for composition in default_selection("cuda")[0]]
+    assert sorted(first + second) == sorted(selection)
+    compiled = re.search(r'COMPILED_VARIANTS="([^"]+)"', (ROOT / "lab" / "host.sh").read_text())
+    assert compiled and set(compiled.group(1).split(",")) <= set(second)
+
+
+@pytest.mark.parametrize("half", ["0", "3", "one"])
+def test_a_half_that_does_not_exist_is_refused_before_anything_installs(half: str, tmp_path: Path) -> None:
+    environment = {**os.environ, "STEPS": "matrix", "HALF": half, "OUT": str(tmp_path / "out")}
+    finished = subprocess.run(
+        ["bash", "lab/steps.sh"], cwd=ROOT, env=environment, capture_output=True, text=True, timeout=60
+    )
+    assert finished.returncode == 2
+    assert f"HALF={half}: give 1 or 2" in finished.stdout
+    assert not (tmp_path / "out").exists()
