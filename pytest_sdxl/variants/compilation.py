@@ -143,11 +143,12 @@ def deadline(seconds: float, expired: list[bool]) -> Iterator[None]:
 class BudgetedCompile:
     """Calls a compiled module; the calls that compile (the first at each input shape) share one time budget."""
 
-    def __init__(self, compiled: Any, budget_s: float, budget_named: str = "") -> None:
+    def __init__(self, compiled: Any, budget_s: float, session_share: bool = False) -> None:
         self.compiled = compiled
         self.budget_s = budget_s
-        # What the budget is, for the reason the variant gives up with: its own (BUDGET_VARIABLE) by default.
-        self.budget_named = budget_named or f"its budget of {budget_s:g} s"
+        # Whether the budget is the variant's share of a session budget, not its own (BUDGET_VARIABLE): the
+        # reason it gives up with names the one it passed, and what to change.
+        self.session_share = session_share
         self.spent_s = 0.0
         self.seen: set[tuple[Any, ...]] = set()
 
@@ -177,9 +178,15 @@ class BudgetedCompile:
 
         # An interrupted compile leaves dynamo's caches half-filled: start the next variant from a clean state.
         torch._dynamo.reset()
+        if self.session_share:
+            passed = f"its share of the session budget, {self.budget_s:.4g} s (--session-budget over the variants left)"
+            remedy = "give the session more time, measure compile_max_autotune in a session of its own"
+        else:
+            passed = f"its budget of {self.budget_s:g} s"
+            remedy = f"set {BUDGET_VARIABLE} higher (e.g. 20m)"
         raise VariantUnavailable(
-            f"compile_max_autotune: compiling took more than {self.budget_named} ({self.spent_s:.1f} s spent); "
-            f"set {BUDGET_VARIABLE} higher (e.g. 20m), give the session more time, or use compile_unet"
+            f"compile_max_autotune: compiling took more than {passed} ({self.spent_s:.1f} s spent); "
+            f"{remedy}, or use compile_unet"
         ) from error
 
 
@@ -206,9 +213,8 @@ def compile_unet_max_autotune(pipe: Any, context: Context) -> None:
 
     from pytest_sdxl.variants.unet_wrappers import CallReplacedUNet
 
-    budget, named = budget_seconds(), ""
-    if context.session_share_s < budget:
-        budget = context.session_share_s
-        named = f"its share of the session budget, {budget:.4g} s (--session-budget over the variants left)"
+    own_budget = budget_seconds()
+    capped = context.session_share_s < own_budget
+    budget = context.session_share_s if capped else own_budget
     compiled = torch.compile(pipe.unet, mode="max-autotune", fullgraph=True)
-    pipe.unet = CallReplacedUNet(pipe.unet, BudgetedCompile(compiled, budget, named))
+    pipe.unet = CallReplacedUNet(pipe.unet, BudgetedCompile(compiled, budget, session_share=capped))
