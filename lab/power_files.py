@@ -8,8 +8,15 @@ Usage:
       how the wall-ratio gate would have judged the same rounds cut into shorter runs
   python lab/power_files.py host-normalized FILE.json [...] --reference-kernel-ms 14.7 [--factor 1.03]
       each measurement's plain and host-normalized ratio, judged pair by pair as ``asv compare`` would
+  python lab/power_files.py processes FILE.json
+      a cross-process file's processes, trial by trial and side by side: each variant's wall ratio and kernel
+      time, a process far from its side marked (which process moved a comparison's verdict)
 
-``blocks`` and ``host-normalized`` read measurements already made; they measure nothing. A run of the
+``processes`` marks a process whose wall ratio lies far from its side's median: a modified z-score (its
+log's distance from the side's median over 1.4826 times the median absolute distance, pooled over every
+side of the variant in the file) above 3.5, the usual cut for that score.
+
+``blocks``, ``host-normalized`` and ``processes`` read measurements already made; they measure nothing. A run of the
 measurement core is a block of consecutive alternating rounds, so the same rounds cut into blocks of k
 are what ``--runs R*30/k --rounds k`` would have measured: ``blocks`` re-judges every trial (unchanged
 against the one before, injected against unchanged) with compare's rule on each block's minima, the
@@ -24,6 +31,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import statistics
 import sys
 from pathlib import Path
 from typing import Any
@@ -151,6 +160,38 @@ def block_sizes(text: str) -> list[int]:
     return sizes
 
 
+# A modified z-score above this marks a process as far from its side (Iglewicz and Hoaglin's cut).
+FAR_FROM_ITS_SIDE = 3.5
+
+
+def processes(path: Path) -> list[str]:
+    """Each trial's processes side by side per variant: wall ratio (kernel ms), a process far from its side marked."""
+    rows = power_from_dict(json.loads(path.read_text())).process_figures
+    if not rows:
+        raise SystemExit(f"power_files.py processes: {path} holds no process figures (power --across processes)")
+    sides: dict[tuple[int, str, str], list[dict[str, Any]]] = {}
+    for row in rows:
+        side = str(row["process"]).split("/")[0]
+        sides.setdefault((int(row["trial"]), str(row["variant"]), side), []).append(row)
+    distances: dict[str, list[float]] = {}
+    for (_, variant, _), members in sides.items():
+        middle = statistics.median(math.log(row["wall_ratio"]) for row in members)
+        for row in members:
+            row["distance"] = math.log(row["wall_ratio"]) - middle
+            distances.setdefault(variant, []).append(abs(row["distance"]))
+    scale = {variant: 1.4826 * statistics.median(values) for variant, values in distances.items()}
+    lines = []
+    for (trial, variant, side), members in sorted(sides.items()):
+        cells = []
+        for row in members:
+            score = abs(row["distance"]) / scale[variant] if scale[variant] > 0 else 0.0
+            mark = " FAR" if score > FAR_FROM_ITS_SIDE else ""
+            kernel = "" if math.isnan(row["kernel_ms"]) else f" ({row['kernel_ms']:.2f} ms)"
+            cells.append(f"{row['wall_ratio']:.4f}{kernel}{mark}")
+        lines.append(f"trial {trial} {variant} {side}: " + ", ".join(cells))
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -166,11 +207,15 @@ def main(argv: list[str] | None = None) -> int:
     normalizing.add_argument("--images-per-call", type=int, default=4)
     normalizing.add_argument("--factor", type=float, default=1.03)
     normalizing.add_argument("--injection", default="host 5%")
+    listing = commands.add_parser("processes", help="a cross-process file's processes side by side, far ones marked")
+    listing.add_argument("file", type=Path)
     arguments = parser.parse_args(argv)
     if arguments.command == "merge":
         print(merge(arguments.stem, arguments.files))
     elif arguments.command == "blocks":
         print("\n".join(blocks(arguments.file, arguments.blocks)))
+    elif arguments.command == "processes":
+        print("\n".join(processes(arguments.file)))
     else:
         lines = host_normalized(
             arguments.files, arguments.reference_kernel_ms, arguments.images_per_call, arguments.factor,

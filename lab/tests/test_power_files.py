@@ -128,3 +128,29 @@ def test_the_host_normalized_reading_counts_every_measurement(tmp_path: Path) ->
     assert lines[4].startswith("| host-normalized |")
     with pytest.raises(SystemExit, match="need two unchanged measurements"):
         load_tool().host_normalized(files, 700.0, 4, 1.03, "device 2%")
+
+
+def test_processes_lists_each_side_and_marks_the_process_far_from_its_side(tmp_path: Path) -> None:
+    tool = load_tool()
+    result = PowerResult("batch", "random:sdxl-turbo", "cuda", 1, 1, across="processes", processes=3)
+    ratios = {"base": [0.4227, 0.4151, 0.4252], "none": [0.4188, 0.4231, 0.4195], "host-5pct": [0.4475, 0.5390, 0.4451]}
+    for side, values in ratios.items():
+        for index, value in enumerate(values, 1):
+            row = {"trial": 2, "process": f"{side}/process-{index:02d}", "variant": "batch", "wall_ratio": value,
+                   "fastest_ms": 45.0, "kernel_ms": 30.1, "start_s": 11.0}  # fmt: skip
+            result.process_figures.append(row)
+    path = tmp_path / "power.json"
+    path.write_text(json.dumps(result.as_dict()))
+    lines = tool.processes(path)
+    assert lines[0] == "trial 2 batch base: 0.4227 (30.10 ms), 0.4151 (30.10 ms), 0.4252 (30.10 ms)"
+    (slowed,) = [line for line in lines if "host-5pct" in line]
+    # 0.5390 is 20 % from its side's median: marked; its two neighbours and every other side are not.
+    assert slowed.count("FAR") == 1 and "0.5390 (30.10 ms) FAR" in slowed
+    assert sum(line.count("FAR") for line in lines) == 1
+
+
+def test_processes_of_a_file_without_them_says_so(tmp_path: Path) -> None:
+    path = tmp_path / "power.json"
+    path.write_text(json.dumps(PowerResult("batch", "random:tiny", "cpu", 1, 1).as_dict()))
+    with pytest.raises(SystemExit, match="holds no process figures"):
+        load_tool().processes(path)
