@@ -37,6 +37,10 @@
 #              (default 1.03), TRIALS trials (default 3)
 #   start      PROCESSES (default 3) fresh `run` processes of the gate profile on VARIANT (default baseline),
 #              one run each: the wall time of each process and its start-to-first-timed-round figure
+#   threads    PROCESSES (default 4) pairs of fresh `run` processes over VARIANTS (default batch,tiny_vae), gate
+#              profile, VARIANT_BUDGET (default 5), pinned as ab pins them: one with one torch thread
+#              (OMP_NUM_THREADS=1), one with torch's default, in ABBA order; lab/call_noise.py on each
+#              (threads/noise.txt), the processes' files in threads/processes.tgz
 #   profile    one fresh `run` process of the gate profile on VARIANT (default baseline) under cProfile: where
 #              its start goes (profile/start.prof and the top functions by cumulative time in profile/start.txt)
 #   ab         `pytest-sdxl ab` with this checkout on both sides (an unchanged pair) over VARIANTS (default
@@ -51,7 +55,7 @@
 # Each step writes to $OUT/<step>/. Nothing here bounds time: run a step as a lane of lab/lanes.sh for that.
 # shellcheck source=lab/host.sh
 source "$(dirname "$0")/host.sh"
-KNOWN_STEPS="reruns workers cache breakdown serving tune matrix compiles power asv start profile ab spread"
+KNOWN_STEPS="reruns workers cache breakdown serving tune matrix compiles power asv start threads profile ab spread"
 if [ -z "${STEPS:-}" ]; then
     echo "STEPS is empty: give some of ${KNOWN_STEPS// /, } joined by commas"
     exit 2
@@ -273,6 +277,32 @@ if has_step start; then
             --report "$OUT/start/process-$index" 2>&1 | without_transformers_chatter | tail -25
         echo "process $index: $((SECONDS - begun)) s from start to exit"
     done
+fi
+
+if has_step threads; then
+    mkdir -p "$OUT/threads"
+    work="${WORK:-/tmp/threads}"
+    rm -rf "$work" && mkdir -p "$work"
+    pin=()
+    # As ab and power pin their processes: every CPU but the first, which is left to the rest of the machine.
+    command -v taskset > /dev/null && [ "$(nproc)" -gt 1 ] && pin=(taskset -c "1-$(($(nproc) - 1))")
+    folders=()
+    for index in $(seq "${PROCESSES:-4}"); do
+        order="one default"
+        [ $((index % 2)) -eq 0 ] && order="default one"  # ABBA: alternate which setting goes first
+        for setting in $order; do
+            folder="$work/$setting-$(printf %02d "$index")"
+            echo "== threads: $setting, pair $index of ${PROCESSES:-4} ($((SECONDS - started)) s)"
+            threads=()
+            [ "$setting" = one ] && threads=(env OMP_NUM_THREADS=1)
+            "${threads[@]}" "${pin[@]}" python3 -m pytest_sdxl run --model "$MODEL" \
+                --variants "${VARIANTS:-batch,tiny_vae}" --profile gate --variant-budget "${VARIANT_BUDGET:-5}" \
+                --runs 1 --quiet --no-chart --report "$folder" 2>&1 | without_transformers_chatter | tail -3
+            folders+=("$folder")
+        done
+    done
+    python3 lab/call_noise.py "${folders[@]}" | tee "$OUT/threads/noise.txt"
+    (cd "$work" && find . -name results.json | tar czf "$OUT/threads/processes.tgz" -T -)
 fi
 
 if has_step profile; then
