@@ -9,8 +9,9 @@ Usage:
   python lab/power_files.py host-normalized FILE.json [...] --reference-kernel-ms 14.7 [--factor 1.03]
       each measurement's plain and host-normalized ratio, judged pair by pair as ``asv compare`` would
   python lab/power_files.py processes FILE.json
-      a cross-process file's processes, trial by trial and side by side: each variant's wall ratio and kernel
-      time, a process far from its side marked (which process moved a comparison's verdict)
+      a cross-process file's processes, trial by trial and side by side: each variant's wall ratio, kernel
+      time and steadiness (median call over fastest, its own and its reference's), a process far from its side
+      marked (which process moved a comparison's verdict)
 
 ``processes`` marks a process whose wall ratio lies far from its side's median: a modified z-score (its
 log's distance from the side's median over 1.4826 times the median absolute distance, pooled over every
@@ -187,7 +188,9 @@ def processes(path: Path) -> list[str]:
             score = abs(row["distance"]) / scale[variant] if scale[variant] > 0 else 0.0
             mark = " FAR" if score > FAR_FROM_ITS_SIDE else ""
             kernel = "" if math.isnan(row["kernel_ms"]) else f" ({row['kernel_ms']:.2f} ms)"
-            cells.append(f"{row['wall_ratio']:.4f}{kernel}{mark}")
+            own, reference = row.get("steadiness", [math.nan, math.nan])
+            steady = "" if math.isnan(reference) else f" [median/fastest {own:.2f}, reference {reference:.2f}]"
+            cells.append(f"{row['wall_ratio']:.4f}{kernel}{steady}{mark}")
         lines.append(f"trial {trial} {variant} {side}: " + ", ".join(cells))
     return lines
 

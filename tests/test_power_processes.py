@@ -196,6 +196,8 @@ def test_each_process_of_a_trial_keeps_its_own_figures_for_both_variants(tmp_pat
     assert min(wall_ratios("host-10pct/", "batch")) > max(wall_ratios("base/", "batch")) * 1.05
     assert max(wall_ratios("host-10pct/", "tiny_vae")) < min(wall_ratios("base/", "tiny_vae")) * 1.05
     assert all(math.isnan(row["kernel_ms"]) for row in rows)  # the fakes record no kernels
+    # Steadiness: each side's median call over its fastest; the fakes scatter their calls by about 1 %.
+    assert all(1.0 <= value < 1.05 for row in rows for value in row["steadiness"])
 
 
 def test_the_untouched_variants_flags_are_counted_apart_from_the_slowed_ones(tmp_path: Path) -> None:

@@ -139,9 +139,11 @@ def test_processes_lists_each_side_and_marks_the_process_far_from_its_side(tmp_p
             row = {"trial": 2, "process": f"{side}/process-{index:02d}", "variant": "batch", "wall_ratio": value,
                    "fastest_ms": 45.0, "kernel_ms": 30.1, "start_s": 11.0}  # fmt: skip
             result.process_figures.append(row)
+    result.process_figures[-1]["steadiness"] = [1.02, 1.31]  # a busy host's reference calls
     path = tmp_path / "power.json"
     path.write_text(json.dumps(result.as_dict()))
     lines = tool.processes(path)
+    assert "0.4451 (30.10 ms) [median/fastest 1.02, reference 1.31]" in lines[1]
     assert lines[0] == "trial 2 batch base: 0.4227 (30.10 ms), 0.4151 (30.10 ms), 0.4252 (30.10 ms)"
     (slowed,) = [line for line in lines if "host-5pct" in line]
     # 0.5390 is 20 % from its side's median: marked; its two neighbours and every other side are not.

@@ -222,8 +222,11 @@ def process_figures(folder: Path, trial: int, variants: Sequence[str]) -> list[d
 
     A row: ``trial``, ``process`` ("base/process-01", "host-5pct/process-02": the side's folder and the process),
     ``variant``, ``wall_ratio`` (its runs' median), ``fastest_ms`` (its fastest image), ``kernel_ms`` (median kernel
-    milliseconds an image; NaN without kernels) and ``start_s`` (process start to first timed round; NaN off Linux).
-    A variant a process did not measure has no row.
+    milliseconds an image; NaN without kernels), ``start_s`` (process start to first timed round; NaN off Linux) and
+    ``steadiness``: the median image over the fastest, of the variant's calls and of its reference's ([own,
+    reference]; NaN without a reference), near 1 on a quiet host. A stretch of host interference that slows
+    every call of a variant moves its fastest call too, which its wall ratio cannot cancel: these say which
+    processes ran on a busy host. A variant a process did not measure has no row.
     """
     rows: list[dict[str, object]] = []
     for path in sorted(folder.glob("*/process-*/results.json")):
@@ -243,9 +246,18 @@ def process_figures(folder: Path, trial: int, variants: Sequence[str]) -> list[d
                     "fastest_ms": min(record.samples("gen_s")) * 1000,
                     "kernel_ms": statistics.median(kernels) if kernels else math.nan,
                     "start_s": starts[0] if starts else math.nan,
+                    "steadiness": [
+                        over_fastest(record.samples("gen_s")),
+                        over_fastest([value for run in record.runs for value in run.reference_gen_s]),
+                    ],
                 }
             )
     return rows
+
+
+def over_fastest(samples: Sequence[float]) -> float:
+    """The median sample over the fastest; NaN without samples."""
+    return statistics.median(samples) / min(samples) if samples else math.nan
 
 
 def reporting_each_process(runner: ProcessRunner, folder: Path, say: Callable[[str], None]) -> ProcessRunner:

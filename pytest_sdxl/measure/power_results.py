@@ -27,10 +27,16 @@ def power_from_dict(data: dict[str, Any]) -> PowerResult:
         ]
     # Each process's figures: a NaN was written as "nan" (results.schema.encode_float).
     known["process_figures"] = [
-        {key: float(value) if value == "nan" else value for key, value in row.items()}
-        for row in known.get("process_figures", [])
+        {key: decoded(value) for key, value in row.items()} for row in known.get("process_figures", [])
     ]
     return PowerResult(**known)
+
+
+def decoded(value: Any) -> Any:
+    """A process figure as written: "nan" back to NaN, in a list too (``steadiness``)."""
+    if isinstance(value, list):
+        return [decoded(item) for item in value]
+    return float(value) if value == "nan" else value
 
 
 def combined(results: Sequence[PowerResult]) -> PowerResult:
