@@ -11,6 +11,7 @@ import io
 import itertools
 import os
 import random
+import re
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -257,6 +258,8 @@ def test_ab_pools_each_side_writes_the_comparison_and_passes_an_unchanged_pair(
         assert len(record.runs) == 4
     assert "no regression" in out and "wall_ratio" in out
     assert "measured in 4 and 4 fresh processes, order ABBAABBA" in out
+    # How steady each process's reference calls were, as a range a side: the fakes scatter theirs by about 1 %.
+    assert re.search(r"reference calls' median over fastest, a process: base 1\.0\d-1\.0\d, head 1\.0\d-1\.0\d", out)
     assert "Bonferroni" in (tmp_path / "comparison.md").read_text()
 
 

@@ -19,12 +19,20 @@ from pytest_sdxl.analysis.stats import (
     RUN_STATISTICS,
     compare_runs,
     holm,
+    median_over_fastest,
     ratio_interval,
     run_statistic,
     summarize,
 )
 
 timings = st.lists(st.floats(min_value=1e-3, max_value=1e3, allow_nan=False), min_size=2, max_size=40)
+
+
+def test_median_over_fastest_is_near_one_for_steady_calls_and_rises_where_most_strayed() -> None:
+    assert median_over_fastest([0.100, 0.101, 0.102]) == pytest.approx(1.01)
+    # The fastest call kept, most of the others slowed: the wall statistics' minimum stays, this rises.
+    assert median_over_fastest([0.100, 0.150, 0.160, 0.101, 0.170]) == pytest.approx(1.5)
+    assert math.isnan(median_over_fastest([]))
 
 
 def test_summary_of_known_samples() -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 from dataclasses import replace
@@ -322,5 +323,31 @@ def measurement_summary(outcome: Interleaved, pinning: str) -> str:
         f"base and head measured in {outcome.count(BASE)} and {outcome.count(HEAD)} fresh processes, "
         f"order {outcome.order or '-'} ({plan.order}); alpha {plan.rules.alpha:g} split over the planned looks "
         f"(Bonferroni): {alpha:.3g} a look; looks: {looks or 'none'}; stopped: {outcome.stop}; "
-        f"{sum(outcome.seconds):.0f} s in processes; CPUs {pinning}"
+        f"{sum(outcome.seconds):.0f} s in processes; CPUs {pinning}" + steadiness_clause(outcome)
     )
+
+
+def steadiness_clause(outcome: Interleaved) -> str:
+    """The range over each side's processes of how steady their reference calls were; "" where none has any.
+
+    Per process: the median over its runs of each run's median reference call over its fastest
+    (``stats.median_over_fastest``), near 1 on a quiet host. Said, not judged: a busy host leaves the fastest
+    calls the wall ratio takes, until it slows a whole variant's calls (the method page, "Where minima do not
+    help").
+    """
+    from pytest_sdxl.analysis.stats import median_over_fastest
+
+    ranges = []
+    for side in ("base", "head"):
+        pooled = getattr(outcome, side)
+        by_process: dict[str, list[float]] = {}
+        for record in pooled.variants if pooled is not None else []:
+            for run in record.runs:
+                if run.reference_gen_s:
+                    by_process.setdefault(run.process, []).append(median_over_fastest(run.reference_gen_s))
+        values = [statistics.median(each) for each in by_process.values()]
+        if values:
+            ranges.append(f"{side} {min(values):.2f}-{max(values):.2f}")
+    if not ranges:
+        return ""
+    return f"; reference calls' median over fastest, a process: {', '.join(ranges)}"

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pytest_sdxl.analysis.comparison import MetricComparison, Rules
+from pytest_sdxl.analysis.stats import median_over_fastest
 from pytest_sdxl.errors import SdxlError
 from pytest_sdxl.measure.injection import CHILD_ENTRY, VARIABLE, Injection
 from pytest_sdxl.measure.interleave import (
@@ -247,17 +248,12 @@ def process_figures(folder: Path, trial: int, variants: Sequence[str]) -> list[d
                     "kernel_ms": statistics.median(kernels) if kernels else math.nan,
                     "start_s": starts[0] if starts else math.nan,
                     "steadiness": [
-                        over_fastest(record.samples("gen_s")),
-                        over_fastest([value for run in record.runs for value in run.reference_gen_s]),
+                        median_over_fastest(record.samples("gen_s")),
+                        median_over_fastest([value for run in record.runs for value in run.reference_gen_s]),
                     ],
                 }
             )
     return rows
-
-
-def over_fastest(samples: Sequence[float]) -> float:
-    """The median sample over the fastest; NaN without samples."""
-    return statistics.median(samples) / min(samples) if samples else math.nan
 
 
 def reporting_each_process(runner: ProcessRunner, folder: Path, say: Callable[[str], None]) -> ProcessRunner:
