@@ -6,7 +6,6 @@ with ``benchmarks.`` selected nothing, and every trial on a GPU read as clean.
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import json
 import os
@@ -17,16 +16,13 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from lab_scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def load_tool() -> Any:
-    spec = importlib.util.spec_from_file_location("asv_detection", ROOT / "lab" / "asv_detection.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("asv_detection")
 
 
 def discovered(monkeypatch: pytest.MonkeyPatch, variants: str) -> list[dict[str, Any]]:

@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import Any
 
-from pytest_sdxl.results.schema import ResultSet, RunRecord, VariantRecord, save_results
+from lab_scripts import load_script
 
-ROOT = Path(__file__).resolve().parents[2]
+from pytest_sdxl.results.schema import ResultSet, RunRecord, VariantRecord, save_results
 
 
 def load_tool() -> Any:
-    spec = importlib.util.spec_from_file_location("call_noise", ROOT / "lab" / "call_noise.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("call_noise")
 
 
 def test_a_process_line_gives_the_ratio_the_fastest_and_median_calls_and_the_strayed_share(tmp_path: Path) -> None:

@@ -16,11 +16,27 @@ ROOT = Path(__file__).resolve().parents[2]
 LEFT_OUT = {"compile_max_autotune", "xformers", "tome", "vae_tiling"}
 
 
-def matrix_parts() -> list[list[str]]:
+def array_of(name: str) -> list[list[str]]:
+    """The comma-separated lists of lab/host.sh's bash array ``name``."""
     text = (ROOT / "lab" / "host.sh").read_text()
-    block = re.search(r"MATRIX_PARTS=\((.*?)\n\)", text, re.S)
-    assert block, "lab/host.sh defines no MATRIX_PARTS=( ... ) array"
+    block = re.search(rf"{name}=\((.*?)\n\)", text, re.S)
+    assert block, f"lab/host.sh defines no {name}=( ... ) array"
     return [part.split(",") for part in re.findall(r'"([^"]+)"', block.group(1))]
+
+
+def matrix_parts() -> list[list[str]]:
+    return array_of("MATRIX_PARTS")
+
+
+def refused(tmp_path: Path, **given: str) -> str:
+    """lab/steps.sh's output under ``given``, which it must refuse (status 2) before installing or writing."""
+    environment = {**os.environ, **given, "OUT": str(tmp_path / "out")}
+    finished = subprocess.run(
+        ["bash", "lab/steps.sh"], cwd=ROOT, env=environment, capture_output=True, text=True, timeout=60
+    )
+    assert finished.returncode == 2
+    assert not (tmp_path / "out").exists()
+    return finished.stdout
 
 
 def test_the_parts_cover_every_variant_once_and_the_baseline_once_first() -> None:
@@ -48,20 +64,8 @@ def test_joined_parts_are_measured_in_one_session_in_part_order() -> None:
 
 @pytest.mark.parametrize("part", ["0", "99", "two", "1,99"])
 def test_a_part_that_does_not_exist_is_refused_before_anything_installs(part: str, tmp_path: Path) -> None:
-    environment = {**os.environ, "STEPS": "workers", "PART": part, "OUT": str(tmp_path / "out")}
-    finished = subprocess.run(
-        ["bash", "lab/steps.sh"], cwd=ROOT, env=environment, capture_output=True, text=True, timeout=60
-    )
-    assert finished.returncode == 2
-    assert f"PART={part}: give a part from 1 to {len(matrix_parts())}" in finished.stdout
-    assert not (tmp_path / "out").exists()
-
-
-def array_of(name: str) -> list[list[str]]:
-    text = (ROOT / "lab" / "host.sh").read_text()
-    block = re.search(rf"{name}=\((.*?)\n\)", text, re.S)
-    assert block, f"lab/host.sh defines no {name}=( ... ) array"
-    return [part.split(",") for part in re.findall(r'"([^"]+)"', block.group(1))]
+    output = refused(tmp_path, STEPS="workers", PART=part)
+    assert f"PART={part}: give a part from 1 to {len(matrix_parts())}" in output
 
 
 def test_the_two_halves_are_the_gpus_whole_default_selection_once() -> None:
@@ -77,10 +81,4 @@ def test_the_two_halves_are_the_gpus_whole_default_selection_once() -> None:
 
 @pytest.mark.parametrize("half", ["0", "3", "one"])
 def test_a_half_that_does_not_exist_is_refused_before_anything_installs(half: str, tmp_path: Path) -> None:
-    environment = {**os.environ, "STEPS": "matrix", "HALF": half, "OUT": str(tmp_path / "out")}
-    finished = subprocess.run(
-        ["bash", "lab/steps.sh"], cwd=ROOT, env=environment, capture_output=True, text=True, timeout=60
-    )
-    assert finished.returncode == 2
-    assert f"HALF={half}: give 1 or 2" in finished.stdout
-    assert not (tmp_path / "out").exists()
+    assert f"HALF={half}: give 1 or 2" in refused(tmp_path, STEPS="matrix", HALF=half)

@@ -2,26 +2,21 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import random
 from pathlib import Path
 from typing import Any
 
 import pytest
+from lab_scripts import load_script
 
 from pytest_sdxl.measure.power import PowerResult
 
-ROOT = Path(__file__).resolve().parents[2]
 ROUNDS, RUNS, REFERENCE_CALLS = 12, 3, 4
 
 
 def load_tool() -> Any:
-    spec = importlib.util.spec_from_file_location("power_files", ROOT / "lab" / "power_files.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("power_files")
 
 
 def measurement(trial: int, comparison: str, own_s: float, noise: random.Random) -> dict[str, Any]:

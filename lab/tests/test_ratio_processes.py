@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import os
@@ -12,17 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from lab_scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
 TOOL = ROOT / "lab" / "ratio_processes.py"
 
 
 def load_tool() -> Any:
-    spec = importlib.util.spec_from_file_location("ratio_processes", TOOL)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("ratio_processes")
 
 
 def test_log_spread_is_the_standard_deviation_of_logarithms_and_the_span() -> None:

@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
+from lab_scripts import load_script
 
 
 def load_tool() -> Any:
-    spec = importlib.util.spec_from_file_location("reference_calls", ROOT / "lab" / "reference_calls.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("reference_calls")
 
 
 def test_one_call_a_round_keeps_call_i_mod_four_of_each_round() -> None:
