@@ -26,7 +26,10 @@
 #              there UNTOUCHED (a variant, default none) is measured beside VARIANT, never slowed (its flags
 #              false alarms; refused with ACROSS=rounds); POWER_BUDGET seconds: no trial starts that would
 #              end past it (a trial cut by the command's time limit is lost); WORK: a folder for the trials'
-#              processes, each one's cost then listed in <name>-processes.txt; CALIBRATION: an earlier call's
+#              processes, each one's cost then listed in <name>-processes.txt and the folder packed as
+#              <name>-work.tgz; with WORK, POWER_BUDGET is kept process by process, and a trial it cuts goes on
+#              in the next call whose WORK (carried in the tree, e.g. .power-work) holds that pack unpacked,
+#              its finished processes reused (power --work-folder with --resume); CALIBRATION: an earlier call's
 #              power JSON (carried in the tree) whose injection sizes the trials take, with no calibration process;
 #              POWER_JSON: the file the trials go on in (power --resume: those in it are kept, TRIALS counts them,
 #              its calibration sizes the rest; it is written once calibrated, so TRIALS=0 is a calibration-only
@@ -240,6 +243,8 @@ if has_step power; then
         cp "$POWER_JSON" "$name.json"
     fi
     if [ -n "${WORK:-}" ]; then
+        # The processes, for a next call to go on from (a trial cut between processes) and to read later.
+        tar czf "$name-work.tgz" -C "$WORK" .
         # What each process cost and found: its start to first timed round, each variant's measuring seconds and
         # wall ratio (the power --json file keeps these per trial too, as process_figures).
         python3 - "$WORK" <<'PY' | tee "$name-processes.txt"

@@ -18,12 +18,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pytest_sdxl.cli.ab import budget_argument, choose_cpus, cpus_argument, empty_folder, passed_arguments
+from pytest_sdxl.cli.ab import budget_argument, choose_cpus, cpus_argument, passed_arguments
 from pytest_sdxl.cli.options import (
     add_gate_options,
     add_plugin_options,
     add_settings_options,
     checked_file,
+    checked_folder,
     positive_count,
     rules_from,
     settings_from,
@@ -38,6 +39,7 @@ clock = time.monotonic
 
 if TYPE_CHECKING:
     from pytest_sdxl.analysis.comparison import Rules
+    from pytest_sdxl.measure.interleave import ProcessRunner
     from pytest_sdxl.measure.power import PowerResult
     from pytest_sdxl.settings import Settings
     from pytest_sdxl.variants.registry import Composition
@@ -98,7 +100,9 @@ def add_command(commands: Any) -> None:
     power.add_argument(
         "--work-folder",
         metavar="DIR",
-        help="Across processes: keep each process's files here (default: a temporary folder, removed at the end)",
+        help="Across processes: keep each process's files here; with --resume, a trial an earlier command over this "
+        "folder left unfinished goes on, its finished processes reused (default: a temporary folder, removed at "
+        "the end)",
     )
     power.add_argument(
         "--calibration",
@@ -118,7 +122,9 @@ def add_command(commands: Any) -> None:
         type=budget_argument,
         default=None,
         metavar="SECONDS",
-        help="Start no trial that would end past this many seconds, at the trials' pace so far (default: no limit)",
+        help="Start no trial that would end past this many seconds, at the trials' pace so far; across processes "
+        "with --work-folder, no process, at the slowest process's pace, a trial cut between processes going on with "
+        "--resume (default: no limit)",
     )
     add_gate_options(power)
     power.add_argument("--output", metavar="FILE", help="Also write the table to this markdown file")
@@ -130,6 +136,7 @@ def add_command(commands: Any) -> None:
 def power_command(arguments: argparse.Namespace) -> int:
     """Detection and false-alarm rates per signal for injected slowdowns of one variant."""
     from pytest_sdxl.measure.power import POWER_GATE, POWER_SIGNALS, power_report
+    from pytest_sdxl.measure.process_reuse import ProcessBudgetSpent
 
     checked_file(arguments.output, "--output")
     checked_file(arguments.json, "--json")
@@ -154,16 +161,19 @@ def power_command(arguments: argparse.Namespace) -> int:
         return result if earlier is None else combined([earlier, result])
 
     started = clock()
+    saved: list[PowerResult] = []
 
     def save(result: PowerResult) -> None:
         """The files as they stand, rewritten once calibrated and after every trial: a run stopped midway keeps its
         calibration and finished trials.
 
         Then, with a budget, no trial starts that would end past it at the trials' pace (``trial_pace``): a trial
-        cut short is lost work.
+        cut short is lost work. With a work folder across processes the budget is kept process by process instead
+        (``measure.process_reuse``): a trial cut between processes goes on in the next ``--resume`` command.
         """
+        saved[:] = [result]
         save_files(arguments, with_earlier(result))
-        if arguments.budget_s is None or kept + result.trials >= arguments.trials:
+        if arguments.budget_s is None or kept + result.trials >= arguments.trials or by_process(arguments):
             return
         spent = clock() - started
         pace = trial_pace(result, earlier, spent)
@@ -181,9 +191,23 @@ def power_command(arguments: argparse.Namespace) -> int:
                 f"pytest-sdxl power: stopped after {kept + stop.result.trials} of {arguments.trials} trials: another "
                 f"would pass --budget-s {arguments.budget_s:g} ({stop.spent:.0f} s spent, {stop.pace:.0f} s a trial)"
             )
+        except ProcessBudgetSpent as stop:
+            if not saved:  # the calibration process itself would not fit: nothing was measured
+                raise SettingsError(f"--budget-s {arguments.budget_s:g} holds no process: {stop}") from None
+            total = with_earlier(saved[0])
+            progress(
+                f"pytest-sdxl power: stopped after {kept + saved[0].trials} of {arguments.trials} trials, within the "
+                f"next: {stop}; its finished processes are kept in {arguments.work_folder}, and the same command with "
+                "--resume goes on from them"
+            )
     print(power_report(total))
     save_files(arguments, total)
     return 0
+
+
+def by_process(arguments: argparse.Namespace) -> bool:
+    """Whether the budget is kept process by process: across processes, their files kept in a work folder."""
+    return arguments.across == "processes" and arguments.work_folder is not None
 
 
 class BudgetSpent(Exception):
@@ -272,6 +296,7 @@ def across_processes(
     from pytest_sdxl.machine.bytecode import bytecode_note
     from pytest_sdxl.measure import interleave
     from pytest_sdxl.measure.power_processes import ProcessTrials, measure_power_across_processes
+    from pytest_sdxl.measure.process_reuse import recording_and_reusing, within_budget
     from pytest_sdxl.variants.registry import parse
 
     if arguments.rounds is not None:
@@ -296,8 +321,17 @@ def across_processes(
     if bytecode := bytecode_note():
         progress(f"pytest-sdxl power: {bytecode}")
     with contextlib.ExitStack() as stack:
+        runner: ProcessRunner = interleave.run_process
         if arguments.work_folder is not None:
-            folder = empty_folder(arguments.work_folder, "--work-folder")
+            # Resumed, the folder may hold an earlier command's processes: those of this experiment are reused.
+            folder = work_folder(arguments.work_folder, resumed=arguments.resume)
+            runner = recording_and_reusing(runner)
+            if arguments.budget_s is not None:
+                # Before this command's first process ends, the calibration process's seconds say what one costs.
+                known = calibration is not None and math.isfinite(calibration.process_s)
+                first_pace = calibration.process_s if calibration is not None and known else None
+                # Counted from here: what came before (the options, the --json file read) took milliseconds.
+                runner = within_budget(runner, arguments.budget_s, clock, clock(), first_pace)
         else:
             folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="pytest-sdxl-power-")))
         kept = 0 if earlier is None else earlier.trials
@@ -315,7 +349,7 @@ def across_processes(
             arguments.trials - kept,
             arguments.inject,
             rules,
-            runner=interleave.run_process,
+            runner=runner,
             report=progress,
             on_trial=save,
             untouched=untouched,
@@ -324,6 +358,18 @@ def across_processes(
             first_trial=kept + 1,
             clock=clock,
         )
+
+
+def work_folder(value: str, resumed: bool) -> Path:
+    """``--work-folder``: empty for a new experiment; resumed, it may hold an earlier command's processes to reuse."""
+    folder = checked_folder(value, "--work-folder")
+    assert folder is not None
+    if not resumed and folder.is_dir() and any(folder.iterdir()):
+        raise SettingsError(
+            f"--work-folder {value!r} is not empty: its processes are another measurement's; give a new or empty "
+            "folder, or --resume with that measurement's --json file to go on from them"
+        )
+    return folder
 
 
 def refuse_untouched(given: str, untouched: Composition, slowed: Composition) -> None:

@@ -73,6 +73,8 @@ class ProcessOutcome:
     status: int
     seconds: float
     stderr_tail: str = ""
+    # Measured by an earlier command and taken for run (``measure.process_reuse``): ``seconds`` are its own then.
+    reused: bool = False
 
 
 # Starts one process and waits for it; a fake in the tests.

@@ -149,7 +149,8 @@ def measure_power_across_processes(
     ``count`` 0 measures the calibration only. ``clock`` times each trial (``PowerResult.trial_seconds``).
     """
     say = report or (lambda line: None)
-    runner = reporting_each_process(runner, trials.folder, say)
+    reused_s: list[float] = []  # seconds of the processes an earlier command measured, for the trial's seconds
+    runner = tallying_reused(reporting_each_process(runner, trials.folder, say), reused_s)
     if calibration is None:
         calibration = calibrated(trials, settings, composition, runner, untouched)
     wall_ms, kernel_ms = calibration.wall_ms, calibration.kernel_ms
@@ -180,6 +181,7 @@ def measure_power_across_processes(
         on_trial(result)
     for trial in range(first_trial, last_trial + 1):
         trial_started = clock()
+        reused_s.clear()
         estimates: dict[str, dict[str, list[float]]] = {}
         untouched_estimates: dict[str, dict[str, list[float]]] = {}
         say(f"trial {trial}/{last_trial}: {', '.join(['none', *planted])}, one base")
@@ -212,7 +214,8 @@ def measure_power_across_processes(
         if untouched is not None:
             result.untouched_estimates.append(untouched_estimates)
         result.trials = trial - first_trial + 1
-        result.trial_seconds.append(round(clock() - trial_started, 1))
+        # A trial taken up from an earlier command's processes counts theirs too: what the whole trial cost.
+        result.trial_seconds.append(round(clock() - trial_started + sum(reused_s), 1))
         if on_trial is not None:
             on_trial(result)
     return result
@@ -265,7 +268,23 @@ def reporting_each_process(runner: ProcessRunner, folder: Path, say: Callable[[s
 
     def run(request: ProcessRequest) -> ProcessOutcome:
         outcome = runner(request)
-        say(f"  {request.folder.relative_to(folder)}: {outcome.seconds:.1f} s, exit status {outcome.status}")
+        where = request.folder.relative_to(folder)
+        if outcome.reused:
+            say(f"  {where}: reused, measured by an earlier command in {outcome.seconds:.1f} s")
+        else:
+            say(f"  {where}: {outcome.seconds:.1f} s, exit status {outcome.status}")
+        return outcome
+
+    return run
+
+
+def tallying_reused(runner: ProcessRunner, reused_s: list[float]) -> ProcessRunner:
+    """``runner``, adding the seconds of each process it took from an earlier command to ``reused_s``."""
+
+    def run(request: ProcessRequest) -> ProcessOutcome:
+        outcome = runner(request)
+        if outcome.reused:
+            reused_s.append(outcome.seconds)
         return outcome
 
     return run
