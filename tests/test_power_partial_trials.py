@@ -92,7 +92,7 @@ def test_a_trial_cut_between_processes_goes_on_from_its_finished_processes(
     assert len(document["process_figures"]) == len(in_one) - 1
 
 
-def test_a_process_cut_or_run_differently_is_run_again_from_an_empty_folder(tmp_path: Path) -> None:
+def test_a_process_cut_or_run_differently_or_elsewhere_is_run_again_from_an_empty_folder(tmp_path: Path) -> None:
     ran: list[ProcessRequest] = []
 
     def runner(request: ProcessRequest) -> ProcessOutcome:
@@ -101,7 +101,7 @@ def test_a_process_cut_or_run_differently_is_run_again_from_an_empty_folder(tmp_
         (request.folder / "results.json").write_text("{}")
         return ProcessOutcome(0, 42.0)
 
-    reusing = recording_and_reusing(runner)
+    reusing = recording_and_reusing(runner, "NVIDIA H100 80GB HBM3")
     folder = tmp_path / "trial-01" / "head" / "process-01"
     command = ("/usr/bin/python3", "-c", "x", "run", "--report", str(folder))
     request = ProcessRequest("head", 1, command, {}, None, folder)
@@ -113,7 +113,10 @@ def test_a_process_cut_or_run_differently_is_run_again_from_an_empty_folder(tmp_
     assert reusing(moved) == ProcessOutcome(0, 42.0, reused=True) and len(ran) == 1
     # Another injection size: not the same process, run again.
     resized = ProcessRequest("head", 1, request.command, {"PYTEST_SDXL_INJECT": "host:1.0:batch"}, None, folder)
-    assert recorded_outcome(resized) is None
+    assert recorded_outcome(resized, "NVIDIA H100 80GB HBM3") is None
+    # The same process on another card: nothing to reuse there.
+    assert recorded_outcome(moved, "NVIDIA H200") is None
+    assert recorded_outcome(moved, "NVIDIA H100 80GB HBM3") == ProcessOutcome(0, 42.0, reused=True)
     assert reusing(resized).reused is False and len(ran) == 2
     # A process cut before its outcome was recorded (a results file without outcome.json): run again.
     (folder / OUTCOME_FILE).unlink()

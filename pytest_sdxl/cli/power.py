@@ -325,13 +325,13 @@ def across_processes(
         if arguments.work_folder is not None:
             # Resumed, the folder may hold an earlier command's processes: those of this experiment are reused.
             folder = work_folder(arguments.work_folder, resumed=arguments.resume)
-            runner = recording_and_reusing(runner)
             if arguments.budget_s is not None:
                 # Before this command's first process ends, the calibration process's seconds say what one costs.
                 known = calibration is not None and math.isfinite(calibration.process_s)
                 first_pace = calibration.process_s if calibration is not None and known else None
                 # Counted from here: what came before (the options, the --json file read) took milliseconds.
                 runner = within_budget(runner, arguments.budget_s, clock, clock(), first_pace)
+            runner = recording_and_reusing(runner, here)  # outside the budget: a reused process costs nothing
         else:
             folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="pytest-sdxl-power-")))
         kept = 0 if earlier is None else earlier.trials

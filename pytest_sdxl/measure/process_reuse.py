@@ -9,9 +9,10 @@ again, and under a budget a process is not started where it would end past it (`
 
 The interleaved order and the looks between blocks depend only on the processes' results files, so a trial
 taken up again reaches the same processes, in the same order, as one measured in a single command would.
-A process is reused only where it ran the same thing: the same command line but for the interpreter's path
-and the folder (another machine may put them elsewhere), and the same added environment (the injection and
-its size). Anything else in its folder (a process cut by a time limit, one that failed) is cleared and the
+A process is reused only where it ran the same thing on the same card: the same command line but for the
+interpreter's path and the folder (another machine may put them elsewhere), the same added environment (the
+injection and its size), and the card the caller names (a work folder carried to a machine of another GPU
+holds nothing for it). Anything else in its folder (a process cut by a time limit, one that failed) is cleared and the
 process run again.
 """
 
@@ -39,17 +40,19 @@ class ProcessBudgetSpent(SdxlError):
         self.request = request
 
 
-def what_ran(request: ProcessRequest) -> dict[str, object]:
-    """The request as two machines would both write it: no interpreter path, the folder as "{folder}"."""
+def what_ran(request: ProcessRequest, card: str) -> dict[str, object]:
+    """The request as two machines would both write it: no interpreter path, the folder as "{folder}"; the card."""
     folder = str(request.folder)
     return {
         "arguments": ["{folder}" if part == folder else part for part in request.command[1:]],
         "environment": dict(sorted(request.environment.items())),
+        "card": card,
     }
 
 
-def recorded_outcome(request: ProcessRequest) -> ProcessOutcome | None:
-    """The outcome an earlier command recorded for this very process, where it finished and wrote its results."""
+def recorded_outcome(request: ProcessRequest, card: str) -> ProcessOutcome | None:
+    """The outcome an earlier command recorded for this very process on ``card``, where it finished with its
+    results written."""
     path = request.folder / OUTCOME_FILE
     if not path.is_file() or not (request.folder / "results.json").is_file():
         return None
@@ -57,14 +60,14 @@ def recorded_outcome(request: ProcessRequest) -> ProcessOutcome | None:
         recorded = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    if not isinstance(recorded, dict) or recorded.get("ran") != what_ran(request) or recorded.get("status") != 0:
+    if not isinstance(recorded, dict) or recorded.get("ran") != what_ran(request, card) or recorded.get("status") != 0:
         return None
     seconds = recorded.get("seconds")
     return ProcessOutcome(0, float(seconds) if isinstance(seconds, int | float) else 0.0, reused=True)
 
 
-def recording_and_reusing(runner: ProcessRunner) -> ProcessRunner:
-    """``runner``, taking a process an earlier command finished for run, and recording each one it runs.
+def recording_and_reusing(runner: ProcessRunner, card: str) -> ProcessRunner:
+    """``runner``, taking a process an earlier command finished on ``card`` for run, and recording each one it runs.
 
     ``outcome.json`` is written atomically after the process ends, so a process cut mid-way has none and is
     run again, from an emptied folder.
@@ -72,13 +75,13 @@ def recording_and_reusing(runner: ProcessRunner) -> ProcessRunner:
     from pytest_sdxl.results.schema import write_atomically
 
     def run(request: ProcessRequest) -> ProcessOutcome:
-        earlier = recorded_outcome(request)
+        earlier = recorded_outcome(request, card)
         if earlier is not None:
             return earlier
         if request.folder.exists():
             shutil.rmtree(request.folder)
         outcome = runner(request)
-        record = {"ran": what_ran(request), "status": outcome.status, "seconds": round(outcome.seconds, 3)}
+        record = {"ran": what_ran(request, card), "status": outcome.status, "seconds": round(outcome.seconds, 3)}
         write_atomically(request.folder / OUTCOME_FILE, json.dumps(record, indent=2) + "\n")
         return outcome
 
@@ -97,7 +100,8 @@ def within_budget(
     The pace is the slowest process this command ran after its first (a process cut by the command's limit is
     lost; a command's first process also writes the bytecode cache the later ones read, so it is slower than
     they will be); while there is none, the first's seconds, and before any, ``first_pace`` (an earlier process's
-    seconds) or nothing: the first process always starts. A reused process costs nothing and is never refused.
+    seconds) or nothing: the first process always starts. Wrapped by ``recording_and_reusing``, it hears only of
+    the processes that are run, so a reused one costs nothing and is never refused.
     """
     ran: list[float] = []
 
@@ -108,13 +112,12 @@ def within_budget(
 
     def run(request: ProcessRequest) -> ProcessOutcome:
         expected = pace()
-        if expected is not None and recorded_outcome(request) is None:
+        if expected is not None:
             spent = clock() - started
             if spent + expected > budget_s:
                 raise ProcessBudgetSpent(request, spent, expected, budget_s)
         outcome = runner(request)
-        if not outcome.reused:
-            ran.append(outcome.seconds)
+        ran.append(outcome.seconds)
         return outcome
 
     return run
