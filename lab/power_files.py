@@ -12,13 +12,17 @@ Usage:
       a cross-process file's processes, trial by trial and side by side: each variant's wall ratio, kernel
       time and steadiness (median call over fastest, its own and its reference's), a process far from its side
       marked (which process moved a comparison's verdict)
+  python lab/power_files.py rejudge WORK [--pairs 3]
+      every finished trial of a ``power --work-folder`` folder judged again from its processes' results, as the
+      trial judged it, each wall ratio twice: with the stretches of one side left out (``analysis.stretches``,
+      today's test) and with every block kept (the test before it)
 
 ``processes`` marks a process whose wall ratio lies far from its side's median: a modified z-score (its
 log's distance from the side's median over 1.4826 times the median absolute distance, pooled over every
 side of the variant in the file) above 3.5, the usual cut for that score.
 
-``blocks``, ``host-normalized`` and ``processes`` read measurements already made; they measure nothing. A run of the
-measurement core is a block of consecutive alternating rounds, so the same rounds cut into blocks of k
+``blocks``, ``host-normalized``, ``processes`` and ``rejudge`` read measurements already made; they measure nothing.
+A run of the measurement core is a block of consecutive alternating rounds, so the same rounds cut into blocks of k
 are what ``--runs R*30/k --rounds k`` would have measured: ``blocks`` re-judges every trial (unchanged
 against the one before, injected against unchanged) with compare's rule on each block's minima, the
 p-value doubled for the Holm family wall ratio shares with kernel time. Block sizes chosen after the
@@ -195,6 +199,40 @@ def processes(path: Path) -> list[str]:
     return lines
 
 
+def rejudge(work: Path, pairs: int) -> list[str]:
+    """Each finished trial's comparisons, base against every head, judged from the processes' files as ``power``
+    judged them at the trial's last look; the wall ratio with the stretches left out and with every block kept."""
+    from unittest import mock
+
+    from pytest_sdxl.analysis import stretches
+    from pytest_sdxl.analysis.comparison import compare_results
+    from pytest_sdxl.measure.interleave import block_orders, look_rules, planned_looks, pooled
+    from pytest_sdxl.measure.power import POWER_GATE, POWER_SIGNALS
+
+    rules = look_rules(Rules(metrics=POWER_SIGNALS, gate=POWER_GATE), planned_looks(len(block_orders(pairs))))
+    lines = []
+    for trial in sorted(work.glob("trial-*")):
+        sides = {side.name: sorted(side.glob("process-*")) for side in sorted(trial.iterdir()) if side.is_dir()}
+        base = sides.pop("base", [])
+        if len(base) < 2 or any(len(folders) != len(base) for folders in sides.values()):
+            lines.append(f"{trial.name}: not finished ({', '.join(f'{n} {len(f)}' for n, f in sides.items())})")
+            continue
+        for head, folders in sides.items():
+            judged = {item.variant: item for item in compare_results(pooled(base), pooled(folders), rules)
+                      if item.metric == "wall_ratio"}  # fmt: skip
+            with mock.patch.object(stretches, "STRETCH_SPLIT", math.inf):
+                kept = {item.variant: item for item in compare_results(pooled(base), pooled(folders), rules)
+                        if item.metric == "wall_ratio"}  # fmt: skip
+            for variant, item in judged.items():
+                before = kept[variant]
+                lines.append(
+                    f"{trial.name} {head} {variant}: {item.verdict} {item.ratio:.4f} ({item.low:.4f}-{item.high:.4f}) "
+                    f"p {item.p_value:.3g}; every block kept: {before.verdict} {before.ratio:.4f} "
+                    f"({before.low:.4f}-{before.high:.4f}) p {before.p_value:.3g}"
+                )
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -212,6 +250,9 @@ def main(argv: list[str] | None = None) -> int:
     normalizing.add_argument("--injection", default="host 5%")
     listing = commands.add_parser("processes", help="a cross-process file's processes side by side, far ones marked")
     listing.add_argument("file", type=Path)
+    judging = commands.add_parser("rejudge", help="a work folder's trials judged again, stretches left out and kept")
+    judging.add_argument("work", type=Path)
+    judging.add_argument("--pairs", type=int, default=3, help="the trials' processes a side (power --processes)")
     arguments = parser.parse_args(argv)
     if arguments.command == "merge":
         print(merge(arguments.stem, arguments.files))
@@ -219,6 +260,8 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(blocks(arguments.file, arguments.blocks)))
     elif arguments.command == "processes":
         print("\n".join(processes(arguments.file)))
+    elif arguments.command == "rejudge":
+        print("\n".join(rejudge(arguments.work, arguments.pairs)))
     else:
         lines = host_normalized(
             arguments.files, arguments.reference_kernel_ms, arguments.images_per_call, arguments.factor,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from pathlib import Path
 from typing import Any
 
@@ -151,3 +152,27 @@ def test_processes_of_a_file_without_them_says_so(tmp_path: Path) -> None:
     path.write_text(json.dumps(PowerResult("batch", "random:tiny", "cpu", 1, 1).as_dict()))
     with pytest.raises(SystemExit, match="holds no process figures"):
         load_tool().processes(path)
+
+
+def test_rejudge_judges_each_finished_trial_with_the_stretches_left_out_and_kept(tmp_path: Path) -> None:
+    from pytest_sdxl.results.schema import ResultSet, RunRecord, VariantRecord, save_results
+
+    def process(folder: Path, own_ms: float, name: str, stretch: bool = False) -> None:
+        blocks = [[own_ms / 1000, 0.130], [own_ms * (1.6 if stretch else 1.001) / 1000, 0.1301]]
+        gen_s = [own for own, _ in blocks]
+        run = RunRecord(1, 1.0, 0.2, gen_s, sum(gen_s) / 2, min(gen_s), 3.0, reference="baseline", process=name)
+        run.reference_gen_s, run.wall_blocks = [reference for _, reference in blocks], blocks
+        folder.mkdir(parents=True)
+        measured = ResultSet({"model": "random:tiny"}, {}, [VariantRecord("tiny_vae", "speed", runs=[run])])
+        save_results(measured, folder / "results.json")
+
+    for index, (base_ms, head_ms) in enumerate([(94.0, 93.8), (95.5, 95.1), (94.6, 94.9)], start=1):
+        process(tmp_path / "trial-01" / "base" / f"process-{index:02d}", base_ms, f"b{index}")
+        process(tmp_path / "trial-01" / "none" / f"process-{index:02d}", head_ms, f"n{index}", stretch=index == 3)
+    process(tmp_path / "trial-02" / "base" / "process-01", 94.0, "b4")
+    lines = load_tool().rejudge(tmp_path, pairs=3)
+    assert lines[0].startswith("trial-01 none tiny_vae: unchanged ") and "every block kept: " in lines[0]
+    # The stretch (the head's variant 60 % above its fastest block, its reference unmoved) moved only the second.
+    left_out, kept = (float(ratio) for ratio in re.findall(r"(?:unchanged|regressed) (\d\.\d+) \(", lines[0]))
+    assert abs(left_out - 1.0) < 0.01 and kept > 1.02
+    assert lines[1] == "trial-02: not finished ()"

@@ -52,6 +52,7 @@ from dataclasses import dataclass, replace
 from pytest_sdxl.analysis.host_adjusted import compare_host_adjusted
 from pytest_sdxl.analysis.processes import compare_processes, process_count
 from pytest_sdxl.analysis.stats import RUN_STATISTICS, RunComparison, compare_runs, count_runs, holm, run_statistic
+from pytest_sdxl.analysis.stretches import left_out_note, without_stretches
 from pytest_sdxl.results.schema import ResultSet, VariantRecord
 
 DEFAULT_THRESHOLD = 0.05
@@ -182,6 +183,12 @@ def compare_signal(
         return replace(compare_exact(variant, base, new), processes=counts)
     if min(value for run in base + new for value in run) <= 0:
         return MetricComparison(variant, signal.name, "unchanged", note="non-positive samples: not compared")
+    stretches = ""
+    if signal.rule == "host-adjusted":
+        kept_base, kept_new = without_stretches(base, base_processes), without_stretches(new, new_processes)
+        base, base_processes = kept_base.blocks, kept_base.processes
+        new, new_processes = kept_new.blocks, kept_new.processes
+        stretches = left_out_note(kept_base.left_out, kept_new.left_out)
     if max(counts) > 1:
         result = compare_across_processes(signal, base, new, base_processes, new_processes, rules)
     elif signal.rule == "host-adjusted":
@@ -196,7 +203,7 @@ def compare_signal(
         low=result.low,
         high=result.high,
         p_value=result.p_value,
-        test=result.test,
+        test=result.test + stretches,
         base_count=result.base_runs,
         new_count=result.new_runs,
         note=result.insufficient,
