@@ -151,3 +151,15 @@ def test_a_work_folder_holding_processes_is_refused_without_resume(
     assert status == 2
     assert "--work-folder" in err and "is not empty: its processes are another measurement's" in err
     assert "or --resume with that measurement's --json file to go on from them" in err
+
+
+def test_a_resumed_command_over_another_experiments_work_folder_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, status, err = command(tmp_path, monkeypatch, "--budget-s", "250")
+    assert status == 0, err
+    assert json.loads((tmp_path / "work" / "experiment.json").read_text())["injection set"] == ["host 20%"]
+    (tmp_path / "power.json").unlink()  # a new file: the work folder alone still says whose processes it holds
+    _, status, err = command(tmp_path, monkeypatch, "--resume", "--inject", "host:20%,device:2%")
+    assert status == 2
+    assert "--work-folder" in err and "its injection set is ['host 20%'], this run's ['device 2%', 'host 20%']" in err

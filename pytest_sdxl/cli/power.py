@@ -30,7 +30,7 @@ from pytest_sdxl.cli.options import (
     settings_from,
     threshold_argument,
 )
-from pytest_sdxl.cli.power_calibration import calibration_from_file, this_card
+from pytest_sdxl.cli.power_calibration import calibration_from_file, refuse_another_experiment, this_card
 from pytest_sdxl.cli.power_resume import resumed_calibration, resumed_trials
 from pytest_sdxl.errors import SettingsError
 
@@ -295,6 +295,7 @@ def across_processes(
     """
     from pytest_sdxl.machine.bytecode import bytecode_note
     from pytest_sdxl.measure import interleave
+    from pytest_sdxl.measure.power import injection_name
     from pytest_sdxl.measure.power_processes import ProcessTrials, measure_power_across_processes
     from pytest_sdxl.measure.process_reuse import recording_and_reusing, within_budget
     from pytest_sdxl.variants.registry import parse
@@ -324,7 +325,15 @@ def across_processes(
         runner: ProcessRunner = interleave.run_process
         if arguments.work_folder is not None:
             # Resumed, the folder may hold an earlier command's processes: those of this experiment are reused.
-            folder = work_folder(arguments.work_folder, resumed=arguments.resume)
+            experiment: dict[str, object] = {
+                "variant": slowed.id,
+                "untouched variant": "none" if untouched is None else untouched.id,
+                "injection set": sorted(injection_name(kind, level) for kind, level in arguments.inject),
+                "processes a side": arguments.processes or interleave.DEFAULT_PAIRS,
+                "model": settings.model,
+                "card": here,
+            }
+            folder = work_folder(arguments.work_folder, arguments.resume, experiment)
             if arguments.budget_s is not None:
                 # Before this command's first process ends, the calibration process's seconds say what one costs.
                 known = calibration is not None and math.isfinite(calibration.process_s)
@@ -360,8 +369,16 @@ def across_processes(
         )
 
 
-def work_folder(value: str, resumed: bool) -> Path:
-    """``--work-folder``: empty for a new experiment; resumed, it may hold an earlier command's processes to reuse."""
+# What a work folder's processes belong to, kept in it: a resumed command over the folder of another experiment
+# would reuse processes that ran the same thing in another trial's order (another set of heads interleaved).
+EXPERIMENT_FILE = "experiment.json"
+
+
+def work_folder(value: str, resumed: bool, experiment: dict[str, object]) -> Path:
+    """``--work-folder``: empty for a new experiment; resumed, it may hold an earlier command's processes to reuse,
+    if they are this ``experiment``'s (its ``experiment.json``, written here where there is none)."""
+    from pytest_sdxl.results.schema import write_atomically
+
     folder = checked_folder(value, "--work-folder")
     assert folder is not None
     if not resumed and folder.is_dir() and any(folder.iterdir()):
@@ -369,6 +386,20 @@ def work_folder(value: str, resumed: bool) -> Path:
             f"--work-folder {value!r} is not empty: its processes are another measurement's; give a new or empty "
             "folder, or --resume with that measurement's --json file to go on from them"
         )
+    marker = folder / EXPERIMENT_FILE
+    if marker.is_file():
+        try:
+            earlier = json.loads(marker.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:
+            raise SettingsError(f"--work-folder {value!r}: {EXPERIMENT_FILE} cannot be read ({error})") from None
+        found = {
+            label: (earlier.get(label) if isinstance(earlier, dict) else None, now) for label, now in experiment.items()
+        }
+        refuse_another_experiment(
+            "--work-folder", value, found, "give the work folder of this experiment's earlier commands, or a new one"
+        )
+    else:
+        write_atomically(marker, json.dumps(experiment, indent=2) + "\n")
     return folder
 
 
