@@ -14,6 +14,10 @@ an earlier run's calibration on the same card (``power --calibration``: trials o
 busy shared host the trials' processes may still run at another speed than that one, so the table's
 median ratios say how large the injection turned out.
 
+A trial may span commands: with its processes kept in a work folder, the runner the command line hands in
+records each finished process and takes it for run in a later command (``measure.process_reuse``), so a trial
+cut between processes by a budget goes on where it stopped, judged as one command would have judged it.
+
 With an untouched variant (``power --untouched``), every process measures it beside the slowed one
 (``run --variants SLOWED,UNTOUCHED``), as a pull request's job measures a change among variants it does not
 touch. The injection names the slowed variant, so the untouched one's calls are never slowed: its flags,
