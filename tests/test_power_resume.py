@@ -50,7 +50,7 @@ def test_a_later_command_keeps_the_files_trials_and_measures_only_those_still_as
     assert f"resuming {file}: 1 trial(s) kept, 2 to measure" in err
     # No calibration process: the first command's sizes, so all three trials measure one slowdown.
     assert all(request.side != "calibration" for request in processes.requests)
-    assert sorted(path.name for path in work.iterdir()) == ["trial-02", "trial-03"]
+    assert sorted(path.name for path in work.iterdir()) == ["experiment.json", "trial-02", "trial-03"]
     total: dict[str, Any] = json.loads(file.read_text())
     assert total["calibration"] == first["calibration"] and total["calibration_from"] == ""
     assert (total["trials"], total["unchanged_trials"], len(total["estimates"])) == (3, 3, 3)
