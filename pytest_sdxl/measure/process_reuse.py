@@ -12,8 +12,8 @@ taken up again reaches the same processes, in the same order, as one measured in
 A process is reused only where it ran the same thing on the same card: the same command line but for the
 interpreter's path and the folder (another machine may put them elsewhere), the same added environment (the
 injection and its size), and the card the caller names (a work folder carried to a machine of another GPU
-holds nothing for it). Anything else in its folder (a process cut by a time limit, one that failed) is cleared and the
-process run again.
+holds nothing for it). Anything else in its folder (a process cut by a time limit, one that failed) is cleared
+and the process run again.
 """
 
 from __future__ import annotations
