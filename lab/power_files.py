@@ -137,8 +137,8 @@ def host_normalized(
         unchanged += found.get("none", [])
         slowed += found.get(injection, [])
     if len(unchanged) < 2 or not slowed:
-        found = f"found {len(unchanged)} and {len(slowed)}"
-        raise SystemExit(f"need two unchanged measurements and one {injection!r} to judge pairs: {found}")
+        counts = f"found {len(unchanged)} and {len(slowed)}"
+        raise SystemExit(f"need two unchanged measurements and one {injection!r} to judge pairs: {counts}")
     lines = [
         f"{len(unchanged)} unchanged and {len(slowed)} slowed measurements, pairs judged at factor {factor}",
         "| ratio | unchanged range | slowed range | false alarms | detected |",
@@ -199,6 +199,11 @@ def processes(path: Path) -> list[str]:
     return lines
 
 
+def wall_ratios(comparisons: list[Any]) -> dict[str, Any]:
+    """Each variant's wall-ratio comparison."""
+    return {item.variant: item for item in comparisons if item.metric == "wall_ratio"}
+
+
 def rejudge(work: Path, pairs: int) -> list[str]:
     """Each finished trial's comparisons, base against every head, judged from the processes' files as ``power``
     judged them at the trial's last look; the wall ratio with the stretches left out and with every block kept."""
@@ -217,12 +222,12 @@ def rejudge(work: Path, pairs: int) -> list[str]:
         if len(base) < 2 or any(len(folders) != len(base) for folders in sides.values()):
             lines.append(f"{trial.name}: not finished ({', '.join(f'{n} {len(f)}' for n, f in sides.items())})")
             continue
+        base_set = pooled(base)
         for head, folders in sides.items():
-            judged = {item.variant: item for item in compare_results(pooled(base), pooled(folders), rules)
-                      if item.metric == "wall_ratio"}  # fmt: skip
+            head_set = pooled(folders)
+            judged = wall_ratios(compare_results(base_set, head_set, rules))
             with mock.patch.object(stretches, "STRETCH_SPLIT", math.inf):
-                kept = {item.variant: item for item in compare_results(pooled(base), pooled(folders), rules)
-                        if item.metric == "wall_ratio"}  # fmt: skip
+                kept = wall_ratios(compare_results(base_set, head_set, rules))
             for variant, item in judged.items():
                 before = kept[variant]
                 lines.append(

@@ -336,10 +336,10 @@ def across_processes(
             folder = work_folder(arguments.work_folder, arguments.resume, experiment)
             if arguments.budget_s is not None:
                 # Before this command's first process ends, the calibration process's seconds say what one costs.
-                known = calibration is not None and math.isfinite(calibration.process_s)
-                first_pace = calibration.process_s if calibration is not None and known else None
+                first_pace = calibration.process_s if calibration is not None else math.nan
                 # Counted from here: what came before (the options, the --json file read) took milliseconds.
-                runner = within_budget(runner, arguments.budget_s, clock, clock(), first_pace)
+                known = first_pace if math.isfinite(first_pace) else None
+                runner = within_budget(runner, arguments.budget_s, clock, clock(), known)
             runner = recording_and_reusing(runner, here)  # outside the budget: a reused process costs nothing
         else:
             folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="pytest-sdxl-power-")))
