@@ -5,7 +5,7 @@ A wall block keeps the fastest call of the variant and of its side-by-side refer
 call of one side for the whole block does not: its minimum then sits far above the process's other blocks
 while the other side's does not move. The host-adjusted test (``host_adjusted``, ``processes``) expects the
 two sides to move together, by the slope it fits, and reads such a block as a point far off the line: on
-2026-12-07 two of 62 blocks of ``tiny_vae`` on one H100 (the variant 63 % above its fastest block, the
+2026-12-07 two of 48 blocks of ``tiny_vae`` on one H100 (the variant 63 % above its fastest block, the
 reference unmoved; the reference 33 % above, the variant 6 %) widened an unchanged comparison's interval to
 0.71-1.62 and moved its estimate to 1.074, where the processes' plain ratios said 0.99 (the user guide's
 method page, "Stretches of interference on one side").
