@@ -285,6 +285,27 @@ def test_ab_exits_1_on_a_regression(tmp_path: Path, fake_processes: Callable[...
     assert status == 1 and "regressed: batch wall_ratio" in out
 
 
+def test_ab_names_an_undecided_signal_instead_of_passing_it_and_fails_it_when_asked(
+    tmp_path: Path, fake_processes: Callable[..., FakeRunner]
+) -> None:
+    # Unchanged code on a host whose processes scatter by 10 %: no regression found, none ruled out.
+    fake_processes(scatter=0.1)
+    arguments = ("--cpus", "off", "--pairs", "2")
+    status, out, _ = ab("--report", str(tmp_path / "default"), *arguments)
+    assert status == 0
+    assert re.search(r"undecided: batch wall_ratio \d\.\d{3} \(unchanged\): its interval reaches \d\.\d{3}", out)
+    assert "at or past the flag line 1.025, so a slowdown of its 5% threshold is not ruled out" in out
+    assert "no regression; undecided: batch wall_ratio" in out
+    assert "undecided: batch wall_ratio" in (tmp_path / "default" / "comparison.md").read_text()
+    fake_processes(scatter=0.1)
+    status, out, _ = ab("--report", str(tmp_path / "strict"), *arguments, "--fail-undecided")
+    assert status == 1 and "undecided: batch wall_ratio" in out
+    # A steady host decides it: nothing undecided, and --fail-undecided passes.
+    fake_processes()
+    status, out, _ = ab("--report", str(tmp_path / "steady"), *arguments, "--fail-undecided")
+    assert status == 0 and "undecided:" not in out
+
+
 def test_ab_names_the_failed_process_and_its_error(tmp_path: Path, fake_processes: Callable[..., FakeRunner]) -> None:
     fake_processes(fail=(BASE, 2, 1))
     status, _, err = ab("--report", str(tmp_path), "--cpus", "off")

@@ -4,13 +4,16 @@ Each side is a Python interpreter (a virtual environment's, or its folder) that 
 ``pytest_sdxl`` and code under test; ``measure.interleave`` runs the processes and stops once every
 gated signal is decided. The pooled sides land in ``--report DIR`` as base/results.json and
 head/results.json (each process's own files in base/process-NN/ and head/process-NN/), the comparison's
-markdown as comparison.md. Exit status 1 on a regression or a failed process, 0 otherwise, 2 on a
-usage error, 130 on SIGINT with what finished kept.
+markdown as comparison.md. A gated signal still undecided when the measurement ends (no regression found,
+but its interval does not rule out a slowdown of its threshold) is said as such, never as a pass that was
+seen. Exit status 1 on a regression or a failed process (and, with ``--fail-undecided``, on an undecided
+signal), 0 otherwise, 2 on a usage error, 130 on SIGINT with what finished kept.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import shutil
 import statistics
@@ -85,6 +88,12 @@ def add_command(commands: Any) -> None:
         default=None,
         metavar="SECONDS",
         help="Start no block that would end past this many seconds of measuring (default: no limit)",
+    )
+    ab.add_argument(
+        "--fail-undecided",
+        action="store_true",
+        help="Exit 1 also when a gated signal is still undecided at the end: no regression found, but its interval "
+        "does not rule out a slowdown of its threshold (default: exit 0 and name it)",
     )
     add_settings_options(ab, leave_out=NOT_PASSED)
     add_gate_options(ab)
@@ -288,8 +297,11 @@ def conclude(outcome: Interleaved, arguments: argparse.Namespace, pinning: str) 
     rules = outcome.plan.rules
     look_alpha = outcome.looks[-1].alpha
     notes = comparison_warnings(("base", base), ("head", head), allow_mismatch=True)
+    left_open = undecided_lines(outcome)
     review = review_of(base, head, arguments)
-    markdown = markdown_of(base, head, outcome.comparisons, replace(rules, alpha=look_alpha), review, [*notes, summary])
+    markdown = markdown_of(
+        base, head, outcome.comparisons, replace(rules, alpha=look_alpha), review, [*notes, summary, *left_open]
+    )
     write_atomically(folder / "comparison.md", markdown)
     if arguments.summary:
         write_atomically(arguments.summary, markdown)
@@ -301,11 +313,43 @@ def conclude(outcome: Interleaved, arguments: argparse.Namespace, pinning: str) 
         diffs = kernel_diffs(base, head, outcome.comparisons)
         if diffs:
             print("\n" + diffs)
-        print("\n" + "\n".join([*notes, summary, *review.lines()]))
+        print("\n" + "\n".join([*notes, summary, *left_open, *review.lines()]))
         verdict = f"regressed: {', '.join(regressed)}" if regressed else "no regression"
+        if outcome.looks and outcome.looks[-1].undecided:
+            verdict += f"; undecided: {', '.join(outcome.looks[-1].undecided)}"
         print(f"\n{verdict} (gate {','.join(rules.gate)}; each look at p < {look_alpha:.3g} after Holm)")
         print(f"written: {', '.join([*written, str(folder / 'comparison.md')])}")
-    return REGRESSED_OR_FAILED if regressed or review.over_budget else 0
+    failed_undecided = arguments.fail_undecided and bool(left_open)
+    return REGRESSED_OR_FAILED if regressed or review.over_budget or failed_undecided else 0
+
+
+def undecided_lines(outcome: Interleaved) -> list[str]:
+    """One line for each gated signal the last look left open, and what would decide it; [] when none was.
+
+    Open means no regression was found and none of the threshold's size was ruled out either (the interval's
+    upper end at or past the flag line, ``measure.interleave.undecided``): on a host whose processes spread as
+    much as the slowdown, that is the honest answer, and "no regression" alone would read as a pass.
+    """
+    from pytest_sdxl.analysis.comparison import FLAG_SHARE
+
+    if not outcome.looks or not outcome.looks[-1].undecided:
+        return []
+    still_open = set(outcome.looks[-1].undecided)
+    lines = []
+    for item in outcome.comparisons:
+        if f"{item.variant} {item.metric}" not in still_open:
+            continue
+        flag_line = 1 + FLAG_SHARE * item.threshold
+        reach = f"its interval reaches {item.high:.3f}" if math.isfinite(item.high) else "it has no interval"
+        lines.append(
+            f"undecided: {item.variant} {item.metric} {item.ratio:.3f} ({item.verdict}): {reach}, at or past the "
+            f"flag line {flag_line:.3f}, so a slowdown of its {item.threshold:.0%} threshold is not ruled out"
+        )
+    lines.append(
+        "more processes a side (--pairs) or a quieter host would decide it: the reference calls' steadiness "
+        "above says how busy the host was"
+    )
+    return lines
 
 
 def measurement_summary(outcome: Interleaved, pinning: str) -> str:
