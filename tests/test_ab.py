@@ -36,6 +36,7 @@ from pytest_sdxl.measure.interleave import (
     planned_looks,
     undecided,
 )
+from pytest_sdxl.reports.markdown import verdict_line
 from pytest_sdxl.results.schema import ResultSet, RunRecord, VariantRecord, load_results, save_results
 
 SETTINGS = {"model": "random:tiny", "image_size": 64, "steps": 1, "prompts": ["a", "b"], "seed": 0, "runs": 1}
@@ -296,10 +297,16 @@ def test_ab_names_an_undecided_signal_instead_of_passing_it_and_fails_it_when_as
     assert re.search(r"undecided: batch wall_ratio \d\.\d{3} \(unchanged\): its interval reaches \d\.\d{3}", out)
     assert "at or past the flag line 1.025, so a slowdown of its 5% threshold is not ruled out" in out
     assert "no regression; undecided: batch wall_ratio" in out
-    assert "undecided: batch wall_ratio" in (tmp_path / "default" / "comparison.md").read_text()
+    markdown = (tmp_path / "default" / "comparison.md").read_text()
+    assert "**No regression found; undecided:** `batch` wall_ratio." in markdown
+    assert "**No regression.**" not in markdown and "- undecided: batch wall_ratio" in markdown
     fake_processes(scatter=0.1)
     status, out, _ = ab("--report", str(tmp_path / "strict"), *arguments, "--fail-undecided")
     assert status == 1 and "undecided: batch wall_ratio" in out
+    # Beside a regression, the open signal is still named, after it.
+    assert verdict_line([comparison("kernel_ms", "regressed")], undecided=["batch wall_ratio"]) == (
+        "**Regressed:** `batch` kernel_ms. **Undecided:** `batch` wall_ratio."
+    )
     # A steady host decides it: nothing undecided, and --fail-undecided passes.
     fake_processes()
     status, out, _ = ab("--report", str(tmp_path / "steady"), *arguments, "--fail-undecided")

@@ -299,8 +299,15 @@ def conclude(outcome: Interleaved, arguments: argparse.Namespace, pinning: str) 
     notes = comparison_warnings(("base", base), ("head", head), allow_mismatch=True)
     left_open = undecided_lines(outcome)
     review = review_of(base, head, arguments)
+    still_open = outcome.looks[-1].undecided if outcome.looks else ()
     markdown = markdown_of(
-        base, head, outcome.comparisons, replace(rules, alpha=look_alpha), review, [*notes, summary, *left_open]
+        base,
+        head,
+        outcome.comparisons,
+        replace(rules, alpha=look_alpha),
+        review,
+        [*notes, summary, *left_open],
+        undecided=still_open,
     )
     write_atomically(folder / "comparison.md", markdown)
     if arguments.summary:
@@ -315,8 +322,8 @@ def conclude(outcome: Interleaved, arguments: argparse.Namespace, pinning: str) 
             print("\n" + diffs)
         print("\n" + "\n".join([*notes, summary, *left_open, *review.lines()]))
         verdict = f"regressed: {', '.join(regressed)}" if regressed else "no regression"
-        if outcome.looks and outcome.looks[-1].undecided:
-            verdict += f"; undecided: {', '.join(outcome.looks[-1].undecided)}"
+        if still_open:
+            verdict += f"; undecided: {', '.join(still_open)}"
         print(f"\n{verdict} (gate {','.join(rules.gate)}; each look at p < {look_alpha:.3g} after Holm)")
         print(f"written: {', '.join([*written, str(folder / 'comparison.md')])}")
     failed_undecided = arguments.fail_undecided and bool(left_open)

@@ -89,6 +89,7 @@ def markdown_of(
     rules: Rules,
     review: Review,
     notes: Sequence[str] = (),
+    undecided: Sequence[str] = (),
 ) -> str:
     from pytest_sdxl.reports.markdown import comparison_markdown
 
@@ -101,4 +102,5 @@ def markdown_of(
         notes=notes,
         quality_lines=review.quality_lines,
         over_budget=[name for name, _ in review.over_budget],
+        undecided=undecided,
     )

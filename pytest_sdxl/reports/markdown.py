@@ -140,8 +140,15 @@ def flagged_variants(comparisons: Sequence[MetricComparison]) -> list[str]:
     return sorted(moved | {item.variant for item in comparisons if item.regressed})
 
 
-def verdict_line(comparisons: Sequence[MetricComparison], over_budget: Sequence[str] = ()) -> str:
-    """'**Regressed:** ...', '**Over the quality budget:** ...' (either or both), or '**No regression.**'."""
+def verdict_line(
+    comparisons: Sequence[MetricComparison], over_budget: Sequence[str] = (), undecided: Sequence[str] = ()
+) -> str:
+    """'**Regressed:** ...', '**Over the quality budget:** ...', '**Undecided:** ...', or '**No regression.**'.
+
+    ``undecided``: the gated signals (``"variant signal"``) a measurement that stops itself left open, where
+    no regression was found and none was ruled out either (``ab``); named so that a reader does not take
+    them for a pass.
+    """
     regressed = list(
         dict.fromkeys(
             f"{code(item.variant, in_table=False)} {item.verdict if item.metric == '-' else item.metric}"
@@ -155,6 +162,12 @@ def verdict_line(comparisons: Sequence[MetricComparison], over_budget: Sequence[
         parts.append(f"**Regressed:** {shown}.")
     if over_budget:
         parts.append(f"**Over the quality budget:** {', '.join(code(name, in_table=False) for name in over_budget)}.")
+    if undecided:
+        named = ", ".join(
+            f"{code(variant, in_table=False)} {signal}"
+            for variant, _, signal in (item.partition(" ") for item in undecided)
+        )
+        parts.append(f"{'**Undecided:**' if parts else '**No regression found; undecided:**'} {named}.")
     return " ".join(parts) or "**No regression.**"
 
 
@@ -219,6 +232,7 @@ def comparison_markdown(
     notes: Sequence[str] = (),
     quality_lines: Sequence[str] = (),
     over_budget: Sequence[str] = (),
+    undecided: Sequence[str] = (),
     title: str = "Performance comparison",
     max_rows: int = DEFAULT_MAX_ROWS,
     max_bytes: int = DEFAULT_MAX_BYTES,
@@ -228,10 +242,10 @@ def comparison_markdown(
 
     ``gpu_states`` are the two sides' summaries (``gpu_state.merge`` of each side's runs);
     ``quality_lines`` the head's image quality (``reports.quality.budget_lines``) and ``over_budget`` the
-    variants it found over the budget, named in the verdict line.
+    variants it found over the budget, named in the verdict line, as are the ``undecided`` signals.
     """
     chosen = rules or Rules()
-    parts = [f"### {cell(title)}", "", verdict_line(comparisons, over_budget), "", rules_line(chosen), ""]
+    parts = [f"### {cell(title)}", "", verdict_line(comparisons, over_budget, undecided), "", rules_line(chosen), ""]
     parts += [f"- {cell(note)}" for note in notes] + ([""] if notes else [])
     if gpu_states is not None:
         parts += gpu_state_block(gpu_states)
