@@ -136,6 +136,11 @@ class MetricComparison:
         return self.gated and self.verdict in ("regressed", "failed")
 
     @property
+    def flag_line(self) -> float:
+        """The ratio past which a significant change is flagged: 1 plus ``FLAG_SHARE`` of the threshold."""
+        return 1 + FLAG_SHARE * self.threshold
+
+    @property
     def drift_unjudged(self) -> bool:
         """Judged on one process a side: its noise is run to run only, blind to the drift between processes."""
         signal = SIGNALS_BY_NAME.get(self.metric)

@@ -41,6 +41,9 @@ from pytest_sdxl.cli.options import (
 from pytest_sdxl.errors import SettingsError
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from pytest_sdxl.analysis.comparison import MetricComparison
     from pytest_sdxl.measure.interleave import Interleaved
 
 # Settings each process gets from ab itself: one run a process, its own report folder, no traces.
@@ -297,9 +300,9 @@ def conclude(outcome: Interleaved, arguments: argparse.Namespace, pinning: str) 
     rules = outcome.plan.rules
     look_alpha = outcome.looks[-1].alpha
     notes = comparison_warnings(("base", base), ("head", head), allow_mismatch=True)
-    left_open = undecided_lines(outcome)
+    still_open = outcome.looks[-1].undecided
+    left_open = undecided_lines(outcome.comparisons, still_open)
     review = review_of(base, head, arguments)
-    still_open = outcome.looks[-1].undecided if outcome.looks else ()
     markdown = markdown_of(
         base,
         head,
@@ -326,31 +329,27 @@ def conclude(outcome: Interleaved, arguments: argparse.Namespace, pinning: str) 
             verdict += f"; undecided: {', '.join(still_open)}"
         print(f"\n{verdict} (gate {','.join(rules.gate)}; each look at p < {look_alpha:.3g} after Holm)")
         print(f"written: {', '.join([*written, str(folder / 'comparison.md')])}")
-    failed_undecided = arguments.fail_undecided and bool(left_open)
+    failed_undecided = arguments.fail_undecided and bool(still_open)
     return REGRESSED_OR_FAILED if regressed or review.over_budget or failed_undecided else 0
 
 
-def undecided_lines(outcome: Interleaved) -> list[str]:
-    """One line for each gated signal the last look left open, and what would decide it; [] when none was.
+def undecided_lines(comparisons: Sequence[MetricComparison], still_open: Sequence[str]) -> list[str]:
+    """One line for each gated signal left open at the last look (``still_open``), and what would decide it.
 
     Open means no regression was found and none of the threshold's size was ruled out either (the interval's
     upper end at or past the flag line, ``measure.interleave.undecided``): on a host whose processes spread as
     much as the slowdown, that is the honest answer, and "no regression" alone would read as a pass.
     """
-    from pytest_sdxl.analysis.comparison import FLAG_SHARE
-
-    if not outcome.looks or not outcome.looks[-1].undecided:
+    if not still_open:
         return []
-    still_open = set(outcome.looks[-1].undecided)
     lines = []
-    for item in outcome.comparisons:
+    for item in comparisons:
         if f"{item.variant} {item.metric}" not in still_open:
             continue
-        flag_line = 1 + FLAG_SHARE * item.threshold
         reach = f"its interval reaches {item.high:.3f}" if math.isfinite(item.high) else "it has no interval"
         lines.append(
             f"undecided: {item.variant} {item.metric} {item.ratio:.3f} ({item.verdict}): {reach}, at or past the "
-            f"flag line {flag_line:.3f}, so a slowdown of its {item.threshold:.0%} threshold is not ruled out"
+            f"flag line {item.flag_line:.3f}, so a slowdown of its {item.threshold:.0%} threshold is not ruled out"
         )
     lines.append(
         "more processes a side (--pairs) or a quieter host would decide it: the reference calls' steadiness "

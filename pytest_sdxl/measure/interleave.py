@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from pytest_sdxl.analysis.comparison import FLAG_SHARE, SIGNALS_BY_NAME, MetricComparison, Rules, compare_results
+from pytest_sdxl.analysis.comparison import SIGNALS_BY_NAME, MetricComparison, Rules, compare_results
 from pytest_sdxl.machine.bytecode import kept_bytecode
 from pytest_sdxl.results.merge import pool_result_sets
 from pytest_sdxl.results.schema import ResultSet, load_results
@@ -191,8 +191,7 @@ def undecided(comparisons: Sequence[MetricComparison]) -> tuple[str, ...]:
         signal = SIGNALS_BY_NAME.get(item.metric)
         if signal is not None and signal.rule == "exact":
             continue
-        flag_line = 1 + FLAG_SHARE * item.threshold
-        if item.verdict in ("unchanged", "improved") and item.high < flag_line:
+        if item.verdict in ("unchanged", "improved") and item.high < item.flag_line:
             continue  # a NaN upper end (no interval) compares False: open
         open_items.append(f"{item.variant} {item.metric}")
     return tuple(open_items)
