@@ -15,7 +15,8 @@ Usage:
   python lab/power_files.py rejudge WORK [--pairs 3]
       every finished trial of a ``power --work-folder`` folder judged again from its processes' results, as the
       trial judged it, each wall ratio twice: with the stretches of one side left out (``analysis.stretches``,
-      today's test) and with every block kept (the test before it)
+      today's test) and with every block kept (the test before it), and the gated signals each comparison left
+      undecided (``ab``'s answer where the interval still spans the flag line: more processes could change it)
 
 ``processes`` marks a process whose wall ratio lies far from its side's median: a modified z-score (its
 log's distance from the side's median over 1.4826 times the median absolute distance, pooled over every
@@ -211,7 +212,7 @@ def rejudge(work: Path, pairs: int) -> list[str]:
 
     from pytest_sdxl.analysis import stretches
     from pytest_sdxl.analysis.comparison import compare_results
-    from pytest_sdxl.measure.interleave import block_orders, look_rules, planned_looks, pooled
+    from pytest_sdxl.measure.interleave import block_orders, look_rules, planned_looks, pooled, undecided
     from pytest_sdxl.measure.power import POWER_GATE, POWER_SIGNALS
 
     rules = look_rules(Rules(metrics=POWER_SIGNALS, gate=POWER_GATE), planned_looks(len(block_orders(pairs))))
@@ -225,7 +226,10 @@ def rejudge(work: Path, pairs: int) -> list[str]:
         base_set = pooled(base)
         for head, folders in sides.items():
             head_set = pooled(folders)
-            judged = wall_ratios(compare_results(base_set, head_set, rules))
+            comparisons = compare_results(base_set, head_set, rules)
+            judged = wall_ratios(comparisons)
+            # What `ab` would have answered: the gated signals still open at this look ("undecided").
+            still_open = undecided(comparisons)
             with mock.patch.object(stretches, "STRETCH_SPLIT", math.inf):
                 kept = wall_ratios(compare_results(base_set, head_set, rules))
             for variant, item in judged.items():
@@ -235,6 +239,7 @@ def rejudge(work: Path, pairs: int) -> list[str]:
                     f"p {item.p_value:.3g}; every block kept: {before.verdict} {before.ratio:.4f} "
                     f"({before.low:.4f}-{before.high:.4f}) p {before.p_value:.3g}"
                 )
+            lines.append(f"{trial.name} {head}: undecided: {', '.join(still_open) if still_open else 'none'}")
     return lines
 
 

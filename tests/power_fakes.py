@@ -19,12 +19,13 @@ from pytest_sdxl.results.schema import ResultSet, RunRecord, VariantRecord, save
 PER_IMAGE_S = 0.05
 
 
-def record_of(variant: str, slowdown_ms: float, draw: random.Random) -> VariantRecord:
-    """One variant (4 prompts a call) beside its reference; slower by ``slowdown_ms`` a call."""
+def record_of(variant: str, slowdown_ms: float, draw: random.Random, process_factor: float = 1.0) -> VariantRecord:
+    """One variant (4 prompts a call) beside its reference; slower by ``slowdown_ms`` a call, and its own calls
+    (not the reference's) by ``process_factor``: a process that runs the variant faster or slower than another."""
     blocks = []
     for _ in range(4):
         reference = PER_IMAGE_S * (1 + abs(draw.gauss(0, 0.01)))
-        own = (reference * 4 + slowdown_ms / 1000) / 4 * (1 + draw.gauss(0, 0.0005))
+        own = (reference * 4 + slowdown_ms / 1000) / 4 * (1 + draw.gauss(0, 0.0005)) * process_factor
         blocks.append([own, reference])
     run = RunRecord(
         1, 1.0, 0.2, [b[0] for b in blocks], blocks[0][0], blocks[0][0], 3.0,
@@ -35,12 +36,14 @@ def record_of(variant: str, slowdown_ms: float, draw: random.Random) -> VariantR
 
 class Processes:
     """Fake processes: each measures the variants its command names, the one its environment's injection names
-    slowed by it; ``always_slower`` is slowed by 20 ms in every head process, injected or not."""
+    slowed by it; ``always_slower`` is slowed by 20 ms in every head process, injected or not; ``process_spread``:
+    the standard deviation of a factor drawn for each process and variant, a busy host's drift between processes."""
 
-    def __init__(self, always_slower: str = "") -> None:
+    def __init__(self, always_slower: str = "", process_spread: float = 0.0) -> None:
         self.requests: list[ProcessRequest] = []
         self.draw = random.Random(11)
         self.always_slower = always_slower
+        self.process_spread = process_spread
 
     def __call__(self, request: ProcessRequest) -> ProcessOutcome:
         self.requests.append(request)
@@ -52,7 +55,8 @@ class Processes:
             slowdown_ms = injection.milliseconds if injection is not None and injection.variant == variant else 0.0
             if variant == self.always_slower and request.side == "head":
                 slowdown_ms += 20.0
-            records.append(record_of(variant, slowdown_ms, self.draw))
+            factor = 1 + self.draw.gauss(0, self.process_spread) if self.process_spread else 1.0
+            records.append(record_of(variant, slowdown_ms, self.draw, factor))
         request.folder.mkdir(parents=True)
         measured = ResultSet({"model": "random:tiny", "image_size": 64}, {}, records)
         save_results(measured, request.folder / "results.json")

@@ -211,6 +211,32 @@ def test_the_untouched_variants_flags_are_counted_apart_from_the_slowed_ones(tmp
     assert all(trial["none"]["wall_ratio"][0] < 1.02 for trial in result.estimates)
 
 
+def test_each_comparison_records_what_ab_would_have_left_undecided(tmp_path: Path) -> None:
+    steady = across_processes_with(Processes(), tmp_path / "steady", "tiny_vae")
+    # Steady processes: the slowdown flagged, the unchanged comparisons ruled out; nothing left open.
+    assert [entry["undecided"] for entry in steady.interleaved] == [[]] * 4
+    assert "| host 10% | 0/2 | 0/2 | 0/2 |" in power_report(steady)
+    # Processes 8 % apart from one another: the intervals of four a side reach past the flag lines.
+    busy = across_processes_with(Processes(process_spread=0.08), tmp_path / "busy", "tiny_vae")
+    unchanged = [entry["undecided"] for entry in busy.interleaved if entry["comparison"] == "none"]
+    assert unchanged and all(unchanged), busy.interleaved
+    assert {item for found in unchanged for item in found} <= {"batch wall_ratio", "tiny_vae wall_ratio"}
+    # A slowdown the spread hides is reported undecided, never passed: each trial either flagged it or left it open.
+    slowed = [entry["undecided"] for entry in busy.interleaved if entry["comparison"] == "host 10%"]
+    assert busy.detections["host 10%"].get("wall_ratio", 0) + sum("batch wall_ratio" in found for found in slowed) == 2
+    table = power_report(busy).split("undecided: ")[1]
+    assert "| comparison | batch | tiny_vae (untouched) | either (the job) |" in table
+    assert "| none | " in table and table.count("/2 |") == 6
+    assert "| none | 0/2 | 0/2 | 0/2 |" not in table
+
+
+def test_a_file_written_before_undecided_was_recorded_reports_no_undecided_table(tmp_path: Path) -> None:
+    result = across_processes_with(Processes(), tmp_path, "tiny_vae")
+    for entry in result.interleaved:
+        del entry["undecided"]
+    assert "undecided: " not in power_report(result)
+
+
 def test_the_command_writes_which_mode_it_measured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(interleave, "run_process", Processes())
     # Where bytecode is turned off, the header says where the processes keep theirs.

@@ -348,4 +348,34 @@ def power_report(result: PowerResult, signals: Sequence[str] = POWER_SIGNALS) ->
             trials = result.unchanged_trials if name == "none" else result.trials
             cells = [cell(flagged.get(signal, 0), trials, signal, name, untouched=True) for signal in signals]
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return "\n".join(lines + undecided_report(result))
+
+
+def undecided_report(result: PowerResult) -> list[str]:
+    """Per comparison, the trials that left a gated signal undecided: what ``ab`` answers in their place.
+
+    A miss the gate reports as undecided is not a silent pass (``ab --fail-undecided`` fails it), and an unchanged
+    comparison left undecided is the price of that option; the counts say both. Trials measured before the
+    ``power --json`` files recorded it (an older file resumed) are left out, and the table says how many counted.
+    """
+    recorded = [entry for entry in result.interleaved if "undecided" in entry]
+    if not recorded:
+        return []
+    variants = [result.variant] + ([result.untouched] if result.untouched else [])
+    heads = " | ".join(f"{variant}{' (untouched)' if variant == result.untouched else ''}" for variant in variants)
+    lines = [
+        "",
+        "undecided: a gated signal not flagged whose interval still reaches its flag line at the last look, which "
+        "pytest-sdxl ab answers as undecided (--fail-undecided fails the job on it); each cell: trials undecided, "
+        "of those that recorded it",
+        "",
+        f"| comparison | {heads} | either (the job) |",
+        "|---|" + "---|" * (len(variants) + 1),
+    ]
+    for name in ["none", *result.detections]:
+        entries = [entry for entry in recorded if entry["comparison"] == name]
+        open_variants = [{item.split(" ")[0] for item in entry["undecided"]} for entry in entries]
+        cells = [f"{sum(variant in found for found in open_variants)}/{len(entries)}" for variant in variants]
+        cells.append(f"{sum(bool(found) for found in open_variants)}/{len(entries)}")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines

@@ -48,6 +48,7 @@ from pytest_sdxl.measure.interleave import (
     Side,
     process_command,
     run_process,
+    undecided,
 )
 from pytest_sdxl.measure.interleave_heads import HeadsPlan, measure_heads_interleaved
 from pytest_sdxl.measure.power import PowerResult, injection_name
@@ -208,9 +209,13 @@ def measure_power_across_processes(
                     outcome.comparisons, untouched.id, rules, result.untouched_flags[name],
                     untouched_estimates.setdefault(name, {}),
                 )  # fmt: skip
+            # What `ab` would have answered where nothing was flagged: the gated signals still open at the last look.
             result.interleaved.append(
-                {"trial": trial, "comparison": name, "order": outcome.order, "stop": outcome.stop}
-            )
+                {
+                    "trial": trial, "comparison": name, "order": outcome.order, "stop": outcome.stop,
+                    "undecided": list(undecided(outcome.comparisons)),
+                }
+            )  # fmt: skip
         variants = [composition.id] if untouched is None else [composition.id, untouched.id]
         result.process_figures += process_figures(folder, trial, variants)
         result.unchanged_trials += 1
