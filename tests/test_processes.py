@@ -142,6 +142,29 @@ def test_a_boundary_fit_falls_back_to_the_process_means() -> None:
     assert 0 < result.p_value <= 1 and result.low < result.ratio < result.high
 
 
+def test_a_boundary_fit_prints_no_warning_of_its_own() -> None:
+    """A wall-ratio fit of two blocks a process, three processes a side (a busy H100's trial), whose process
+    variance lands at zero: the fallback answers, and statsmodels' standard errors, taken at that boundary from
+    a negative variance, print no RuntimeWarning into the user's terminal."""
+    import warnings
+
+    import numpy as np
+
+    from pytest_sdxl.analysis.processes import mixed_model
+
+    response = [0.0, 0.011039, -0.069073, -0.092272, -0.119227, -0.041393,
+                0.429036, 0.027659, -0.080786, -0.072955, -0.077912, -0.079791]  # fmt: skip
+    reference = [0.0, -0.001436, -0.046493, -0.085865, -0.080172, -0.036302,
+                 0.360947, 0.011093, -0.059739, -0.049541, -0.047495, -0.068119]  # fmt: skip
+    design = np.column_stack([np.ones(12), [0.0] * 6 + [1.0] * 6, reference])
+    groups = np.array([f"{side}{index}" for side in ("base", "new") for index in (1, 1, 2, 2, 3, 3)])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        answer = mixed_model(np.array(response), design, groups)
+    assert answer == "the mixed model put the process variance at zero"
+    assert not [warning for warning in caught if issubclass(warning.category, RuntimeWarning)]
+
+
 def test_sides_without_any_spread_compare_exactly() -> None:
     ids = ["a", "a", "b", "b"]
     same = compare_processes([2.5] * 4, ids, [2.5] * 4, ids)

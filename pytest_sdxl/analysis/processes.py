@@ -186,14 +186,16 @@ def mixed_model(response: Any, design: Any, groups: Any) -> tuple[float, float] 
     start = math.sqrt(max(between / within - 1 / runs_a_process, 0.01))
     try:
         with warnings.catch_warnings():
-            # Boundary and convergence warnings are read from the result below, not printed.
+            # Boundary and convergence warnings are read from the result below, not printed; so is the square
+            # root of a negative variance that the standard errors take at a boundary fit (computed lazily, on
+            # reading bse_fe, and printed to the user's terminal as a RuntimeWarning if read outside).
             warnings.simplefilter("ignore")
             result = MixedLM(response, design, groups=groups).fit(reml=True, start_params=np.array([start]))
+            process_variance = float(np.asarray(result.cov_re)[0, 0])
+            scale = float(result.scale)
+            difference, error = float(result.fe_params[1]), float(result.bse_fe[1])
     except (np.linalg.LinAlgError, ValueError) as failure:
         return f"the mixed model could not be fitted: {failure}"
-    process_variance = float(np.asarray(result.cov_re)[0, 0])
-    scale = float(result.scale)
-    difference, error = float(result.fe_params[1]), float(result.bse_fe[1])
     if scale > 0 and process_variance <= BOUNDARY_RATIO * scale:
         return "the mixed model put the process variance at zero"
     if not result.converged or not scale > 0 or not math.isfinite(error) or not math.isfinite(difference):
