@@ -296,6 +296,11 @@ def test_ab_names_an_undecided_signal_instead_of_passing_it_and_fails_it_when_as
     assert status == 0
     assert re.search(r"undecided: batch wall_ratio \d\.\d{3} \(unchanged\): its interval reaches \d\.\d{3}", out)
     assert "at or past the flag line 1.025, so a slowdown of its 5% threshold is not ruled out" in out
+    # The spread between a side's processes says whether more processes would decide it: more than these two.
+    sized = re.search(r"wall ratios spread (\d+\.\d)% within a side \(standard deviation of the logarithms, 4 "
+                      r"processes\), where seeing 5% takes about (\d+) processes a side or more", out)  # fmt: skip
+    assert sized is not None, out
+    assert float(sized[1]) > 1.0 and int(sized[2]) > 2
     assert "no regression; undecided: batch wall_ratio" in out
     markdown = (tmp_path / "default" / "comparison.md").read_text()
     assert "**No regression found; undecided:** `batch` wall_ratio." in markdown

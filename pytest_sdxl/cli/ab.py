@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 
     from pytest_sdxl.analysis.comparison import MetricComparison
     from pytest_sdxl.measure.interleave import Interleaved
+    from pytest_sdxl.results.schema import ResultSet
 
 # Settings each process gets from ab itself: one run a process, its own report folder, no traces.
 NOT_PASSED = ("runs", "report", "trace")
@@ -301,7 +302,7 @@ def conclude(outcome: Interleaved, arguments: argparse.Namespace, pinning: str) 
     look_alpha = outcome.looks[-1].alpha
     notes = comparison_warnings(("base", base), ("head", head), allow_mismatch=True)
     still_open = outcome.looks[-1].undecided
-    left_open = undecided_lines(outcome.comparisons, still_open)
+    left_open = undecided_lines(outcome.comparisons, still_open, (base, head), rules.alpha)
     review = review_of(base, head, arguments)
     markdown = markdown_of(
         base,
@@ -333,13 +334,22 @@ def conclude(outcome: Interleaved, arguments: argparse.Namespace, pinning: str) 
     return REGRESSED_OR_FAILED if regressed or review.over_budget or failed_undecided else 0
 
 
-def undecided_lines(comparisons: Sequence[MetricComparison], still_open: Sequence[str]) -> list[str]:
+def undecided_lines(
+    comparisons: Sequence[MetricComparison],
+    still_open: Sequence[str],
+    sides: Sequence[ResultSet],
+    alpha: float,
+) -> list[str]:
     """One line for each gated signal left open at the last look (``still_open``), and what would decide it.
 
     Open means no regression was found and none of the threshold's size was ruled out either (the interval's
     upper end at or past the flag line, ``measure.interleave.undecided``): on a host whose processes spread as
-    much as the slowdown, that is the honest answer, and "no regression" alone would read as a pass.
+    much as the slowdown, that is the honest answer, and "no regression" alone would read as a pass. For a wall
+    ratio, the spread between ``sides``' processes and the processes a side it would take to see the threshold
+    there (``analysis.process_spread``) say whether more processes or a quieter host would decide it.
     """
+    from pytest_sdxl.analysis.process_spread import SIZING_POWER, processes_to_see, wall_ratio_spread
+
     if not still_open:
         return []
     lines = []
@@ -347,10 +357,19 @@ def undecided_lines(comparisons: Sequence[MetricComparison], still_open: Sequenc
         if f"{item.variant} {item.metric}" not in still_open:
             continue
         reach = f"its interval reaches {item.high:.3f}" if math.isfinite(item.high) else "it has no interval"
-        lines.append(
+        line = (
             f"undecided: {item.variant} {item.metric} {item.ratio:.3f} ({item.verdict}): {reach}, at or past the "
             f"flag line {item.flag_line:.3f}, so a slowdown of its {item.threshold:.0%} threshold is not ruled out"
         )
+        spread, processes = wall_ratio_spread(sides, item.variant) if item.metric == "wall_ratio" else (math.nan, 0)
+        if math.isfinite(spread) and spread > 0:
+            needed = processes_to_see(spread, item.threshold, alpha)
+            line += (
+                f"; its processes' wall ratios spread {spread:.1%} within a side (standard deviation of the "
+                f"logarithms, {processes} processes), where seeing {item.threshold:.0%} takes about {needed} "
+                f"processes a side or more (two-sample sizing, power {SIZING_POWER:g})"
+            )
+        lines.append(line)
     lines.append(
         "more processes a side (--pairs) or a quieter host would decide it: the reference calls' steadiness "
         "above says how busy the host was"

@@ -1,0 +1,61 @@
+"""How far apart one side's processes measured a variant's wall ratio, and what that spread lets a job see.
+
+`ab` names a wall ratio undecided where its interval still reaches the flag line when the job ends. Whether
+more processes a side would decide it, or only a quieter host, turns on how far the processes of one side
+landed from each other: on H100s, at three processes a side, a 5 % host-side slowdown was caught in every
+trial where they spread 1.4 % or less and in none where they spread 3 % or more (the user guide's results,
+2026-12-07). So the undecided line says the spread it measured and the processes a side a slowdown of the
+threshold would need at it: the two-sample sizing of the normal approximation, a lower bound for a gate whose
+alpha is split over looks and a Holm family.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Sequence
+
+from pytest_sdxl.results.schema import ResultSet
+
+# Sized for a catch nine times in ten: the rate the gate's detection bars ask for.
+SIZING_POWER = 0.9
+
+
+def wall_ratio_spread(sides: Sequence[ResultSet], variant: str) -> tuple[float, int]:
+    """The standard deviation of the logarithms of the processes' wall ratios, pooled within the sides, and how
+    many processes it rests on; NaN where no side holds two processes with a wall ratio.
+
+    A process's wall ratio is the median of its runs' (``RunRecord.wall_ratio``); each side's processes are
+    taken around their own mean, so a slowdown between the sides is not counted as spread.
+    """
+    squares, freedom, processes = 0.0, 0, 0
+    for side in sides:
+        record = side.variant(variant)
+        if record is None:
+            continue
+        by_process: dict[str, list[float]] = {}
+        for run in record.runs:
+            if math.isfinite(run.wall_ratio) and run.wall_ratio > 0:
+                by_process.setdefault(run.process, []).append(run.wall_ratio)
+        logs = [math.log(statistics.median(ratios)) for ratios in by_process.values()]
+        if len(logs) < 2:
+            continue
+        mean = statistics.fmean(logs)
+        squares += sum((value - mean) ** 2 for value in logs)
+        freedom += len(logs) - 1
+        processes += len(logs)
+    if freedom == 0:
+        return math.nan, processes
+    return math.sqrt(squares / freedom), processes
+
+
+def processes_to_see(spread: float, threshold: float, alpha: float, power: float = SIZING_POWER) -> int:
+    """Processes a side for a two-sided test at ``alpha`` to flag a slowdown of ``threshold`` (0.05: 5 %) with
+    probability ``power``, at a spread between processes of ``spread`` (standard deviation of the logarithms);
+    at least 2. Normal approximation: a lower bound for Student's t on few processes."""
+    from pytest_sdxl.analysis.stats import scipy_stats
+
+    normal = scipy_stats().norm
+    shift = math.log1p(threshold)
+    needed = 2 * float(normal.ppf(1 - alpha / 2) + normal.ppf(power)) ** 2 * (spread / shift) ** 2
+    return max(2, math.ceil(needed))
