@@ -210,7 +210,7 @@ def test_a_power_run_stopped_midway_keeps_its_finished_trials(
     assert main([*arguments, "--json", str(out), "--output", str(table)]) == 130
     kept = json.loads(out.read_text())
     assert (kept["trials"], kept["unchanged_trials"], len(kept["estimates"])) == (1, 1, 1)
-    assert "(cpu), 1 trials, " in table.read_text()
+    assert "(cpu), 1 trial, " in table.read_text()
 
 
 def power_keeps_each_trials_estimates_and_shows_their_median(power_run: tuple[int, str, dict[str, Any]]) -> None:

@@ -312,8 +312,9 @@ def power_report(result: PowerResult, signals: Sequence[str] = POWER_SIGNALS) ->
         rounds = "the core's default rounds" if result.rounds is None else f"{result.rounds} rounds"
         measured = f"{result.runs} runs a measurement of {rounds}, both sides in one process (--across rounds)"
     heads = " | ".join(signal if signal in POWER_GATE else f"{signal} (shown, not gated)" for signal in signals)
+    trial_count = f"{result.trials} trial" + ("" if result.trials == 1 else "s")
     lines = [
-        f"detection power: {result.variant} on {result.model} ({result.device}), {result.trials} trials"
+        f"detection power: {result.variant} on {result.model} ({result.device}), {trial_count}"
         f"{' (the calibration only, for later --resume commands)' if result.trials == 0 else ''}, "
         f"{measured}; one call: {calibration['wall_ms_per_call']:.2f} ms wall, "
         f"{kernel_text}; each cell: trials flagged (median ratio new/base)",
