@@ -35,8 +35,9 @@ def wall_ratio_spread(sides: Sequence[ResultSet], variant: str) -> tuple[float, 
             continue
         by_process: dict[str, list[float]] = {}
         for run in record.runs:
-            if math.isfinite(run.wall_ratio) and run.wall_ratio > 0:
-                by_process.setdefault(run.process, []).append(run.wall_ratio)
+            ratio = run.wall_ratio  # computed from the run's samples on each reading
+            if math.isfinite(ratio) and ratio > 0:
+                by_process.setdefault(run.process, []).append(ratio)
         logs = [math.log(statistics.median(ratios)) for ratios in by_process.values()]
         if len(logs) < 2:
             continue

@@ -348,8 +348,6 @@ def undecided_lines(
     ratio, the spread between ``sides``' processes and the processes a side it would take to see the threshold
     there (``analysis.process_spread``) say whether more processes or a quieter host would decide it.
     """
-    from pytest_sdxl.analysis.process_spread import SIZING_POWER, processes_to_see, wall_ratio_spread
-
     if not still_open:
         return []
     lines = []
@@ -361,20 +359,30 @@ def undecided_lines(
             f"undecided: {item.variant} {item.metric} {item.ratio:.3f} ({item.verdict}): {reach}, at or past the "
             f"flag line {item.flag_line:.3f}, so a slowdown of its {item.threshold:.0%} threshold is not ruled out"
         )
-        spread, processes = wall_ratio_spread(sides, item.variant) if item.metric == "wall_ratio" else (math.nan, 0)
-        if math.isfinite(spread) and spread > 0:
-            needed = processes_to_see(spread, item.threshold, alpha)
-            line += (
-                f"; its processes' wall ratios spread {spread:.1%} within a side (standard deviation of the "
-                f"logarithms, {processes} processes), where seeing {item.threshold:.0%} takes about {needed} "
-                f"processes a side or more (two-sample sizing, power {SIZING_POWER:g})"
-            )
+        if item.metric == "wall_ratio":
+            line += spread_clause(sides, item, alpha)
         lines.append(line)
     lines.append(
         "more processes a side (--pairs) or a quieter host would decide it: the reference calls' steadiness "
         "above says how busy the host was"
     )
     return lines
+
+
+def spread_clause(sides: Sequence[ResultSet], item: MetricComparison, alpha: float) -> str:
+    """How far one side's processes landed apart on ``item``'s variant, and the processes a side its threshold
+    takes there; "" where no side holds two processes."""
+    from pytest_sdxl.analysis.process_spread import SIZING_POWER, processes_to_see, wall_ratio_spread
+
+    spread, processes = wall_ratio_spread(sides, item.variant)
+    if not (math.isfinite(spread) and spread > 0):
+        return ""
+    needed = processes_to_see(spread, item.threshold, alpha)
+    return (
+        f"; its processes' wall ratios spread {spread:.1%} within a side (standard deviation of the "
+        f"logarithms, {processes} processes), where seeing {item.threshold:.0%} takes about {needed} "
+        f"processes a side or more (two-sample sizing, power {SIZING_POWER:g})"
+    )
 
 
 def measurement_summary(outcome: Interleaved, pinning: str) -> str:
