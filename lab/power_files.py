@@ -17,12 +17,17 @@ Usage:
       trial judged it, each wall ratio twice: with the stretches of one side left out (``analysis.stretches``,
       today's test) and with every block kept (the test before it), and the gated signals each comparison left
       undecided (``ab``'s answer where the interval still spans the flag line: more processes could change it)
+  python lab/power_files.py estimators WORK [--variant batch] [--slowed host-5pct]
+      other ways to read one process's wall ratio from the same calls, trial by trial: how far apart each puts
+      the unchanged processes (base and none: the standard deviation of their logarithms) and how far it moves
+      the slowed ones (the mean of logarithms, slowed less unchanged): the noise and the signal of the gate
 
 ``processes`` marks a process whose wall ratio lies far from its side's median: a modified z-score (its
 log's distance from the side's median over 1.4826 times the median absolute distance, pooled over every
 side of the variant in the file) above 3.5, the usual cut for that score.
 
-``blocks``, ``host-normalized``, ``processes`` and ``rejudge`` read measurements already made; they measure nothing.
+``blocks``, ``host-normalized``, ``processes``, ``rejudge`` and ``estimators`` read measurements already made;
+they measure nothing.
 A run of the measurement core is a block of consecutive alternating rounds, so the same rounds cut into blocks of k
 are what ``--runs R*30/k --rounds k`` would have measured: ``blocks`` re-judges every trial (unchanged
 against the one before, injected against unchanged) with compare's rule on each block's minima, the
@@ -243,6 +248,67 @@ def rejudge(work: Path, pairs: int) -> list[str]:
     return lines
 
 
+def quantile(values: list[float], share: float) -> float:
+    """The ``share`` quantile of ``values``, linear between order statistics."""
+    ordered = sorted(values)
+    place = share * (len(ordered) - 1)
+    low = math.floor(place)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (place - low)
+
+
+def paired_rounds(run: dict[str, Any]) -> list[tuple[float, list[float]]]:
+    """Each timed round's own sample and the reference calls timed beside it (the core alternates them)."""
+    own, reference = run["gen_s"], run["reference_gen_s"]
+    calls = len(reference) // len(own)
+    return [(sample, reference[index * calls : (index + 1) * calls]) for index, sample in enumerate(own)]
+
+
+# One process's wall ratio read from its run's calls: the first is the gate's (RunRecord.wall_ratio).
+ESTIMATORS = {
+    "fastest/fastest": lambda run: min(run["gen_s"]) / min(run["reference_gen_s"]),
+    "block minima": lambda run: math.exp(statistics.fmean(math.log(own / ref) for own, ref in run["wall_blocks"])),
+    "p10/p10": lambda run: quantile(run["gen_s"], 0.1) / quantile(run["reference_gen_s"], 0.1),
+    "p25/p25": lambda run: quantile(run["gen_s"], 0.25) / quantile(run["reference_gen_s"], 0.25),
+    "median/median": lambda run: statistics.median(run["gen_s"]) / statistics.median(run["reference_gen_s"]),
+    "median of rounds": lambda run: statistics.median(own / min(beside) for own, beside in paired_rounds(run)),
+}
+
+
+def estimators(work: Path, variant: str, slowed: str) -> list[str]:
+    """Per trial and estimator: the unchanged processes' spread and the slowed ones' shift, then the root mean
+    square spread and mean shift over the trials."""
+    spreads: dict[str, list[float]] = {name: [] for name in ESTIMATORS}
+    shifts: dict[str, list[float]] = {name: [] for name in ESTIMATORS}
+    lines = ["trial: " + "; ".join(f"{name} spread, shift" for name in ESTIMATORS)]
+    for trial in sorted(work.glob("trial-*")):
+        runs: dict[str, list[dict[str, Any]]] = {}
+        for path in sorted(trial.glob("*/process-*/results.json")):
+            for record in json.loads(path.read_text())["variants"]:
+                if record["variant"] == variant and record["status"] == "ok" and record["runs"]:
+                    runs.setdefault(path.parent.parent.name, []).append(record["runs"][0])
+        unchanged = runs.get("base", []) + runs.get("none", [])
+        moved = runs.get(slowed, [])
+        if len(unchanged) < 2 or not moved:
+            lines.append(f"{trial.name}: too few processes ({len(unchanged)} unchanged, {len(moved)} {slowed})")
+            continue
+        cells = []
+        for name, estimate in ESTIMATORS.items():
+            calm = [math.log(estimate(run)) for run in unchanged]
+            spreads[name].append(statistics.stdev(calm))
+            shifts[name].append(statistics.fmean(math.log(estimate(run)) for run in moved) - statistics.fmean(calm))
+            cells.append(f"{spreads[name][-1]:.2%}, {shifts[name][-1]:+.2%}")
+        lines.append(f"{trial.name}: " + "; ".join(cells))
+    for name in ESTIMATORS:
+        if spreads[name]:
+            spread = math.sqrt(statistics.fmean(value * value for value in spreads[name]))
+            lines.append(
+                f"{name}: spread {spread:.2%} (root mean square over {len(spreads[name])} trials), "
+                f"shift {statistics.fmean(shifts[name]):+.2%} (mean)"
+            )
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -263,6 +329,10 @@ def main(argv: list[str] | None = None) -> int:
     judging = commands.add_parser("rejudge", help="a work folder's trials judged again, stretches left out and kept")
     judging.add_argument("work", type=Path)
     judging.add_argument("--pairs", type=int, default=3, help="the trials' processes a side (power --processes)")
+    reading = commands.add_parser("estimators", help="other readings of a process's wall ratio: spread and shift")
+    reading.add_argument("work", type=Path)
+    reading.add_argument("--variant", default="batch")
+    reading.add_argument("--slowed", default="host-5pct", help="the slowed side's folder in each trial")
     arguments = parser.parse_args(argv)
     if arguments.command == "merge":
         print(merge(arguments.stem, arguments.files))
@@ -272,6 +342,8 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(processes(arguments.file)))
     elif arguments.command == "rejudge":
         print("\n".join(rejudge(arguments.work, arguments.pairs)))
+    elif arguments.command == "estimators":
+        print("\n".join(estimators(arguments.work, arguments.variant, arguments.slowed)))
     else:
         lines = host_normalized(
             arguments.files, arguments.reference_kernel_ms, arguments.images_per_call, arguments.factor,

@@ -178,3 +178,28 @@ def test_rejudge_judges_each_finished_trial_with_the_stretches_left_out_and_kept
     # What ab would have answered: with the stretch left out, six steady processes rule the flag line out.
     assert lines[1] == "trial-01 none: undecided: none"
     assert lines[2] == "trial-02: not finished ()"
+
+
+def test_estimators_read_the_planted_shift_and_tell_a_median_thrown_by_slow_calls(tmp_path: Path) -> None:
+    from pytest_sdxl.results.schema import ResultSet, RunRecord, VariantRecord, save_results
+
+    def process(folder: Path, own_ms: float, slow_calls: int) -> None:
+        # Four rounds, two reference calls each; the host slows the first slow_calls rounds' own calls by half.
+        gen_s = [own_ms * (1.5 if index < slow_calls else 1.0) / 1000 for index in range(4)]
+        run = RunRecord(1, 1.0, 0.2, gen_s, sum(gen_s) / 4, min(gen_s), 3.0, reference="baseline")
+        run.reference_gen_s, run.wall_blocks = [0.1] * 8, [[min(gen_s[:2]), 0.1], [min(gen_s[2:]), 0.1]]
+        folder.mkdir(parents=True)
+        measured = ResultSet({"model": "random:tiny"}, {}, [VariantRecord("batch", "speed", runs=[run])])
+        save_results(measured, folder / "results.json")
+
+    for index, slow_calls in enumerate([0, 3], start=1):
+        process(tmp_path / "trial-01" / "base" / f"process-{index:02d}", 50.0, slow_calls)
+        process(tmp_path / "trial-01" / "none" / f"process-{index:02d}", 50.0, 0)
+        process(tmp_path / "trial-01" / "host-5pct" / f"process-{index:02d}", 52.5, 0)
+    lines = load_tool().estimators(tmp_path, "batch", "host-5pct")
+    assert lines[1].startswith("trial-01: 0.00%, +4.88%; ")  # the fastest calls: no spread, log(1.05)
+    summary = {line.split(":")[0]: line for line in lines[2:]}
+    assert summary["fastest/fastest"].startswith("fastest/fastest: spread 0.00% (root mean square over 1 trials)")
+    # Three slow calls of four move one process's median: the unchanged processes spread.
+    spread = float(re.search(r"spread (\d+\.\d+)%", summary["median/median"]).group(1))
+    assert spread > 10

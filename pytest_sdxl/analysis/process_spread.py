@@ -5,7 +5,7 @@ more processes a side would decide it, or only a quieter host, turns on how far 
 landed from each other: on H100s, at three processes a side, a 5 % host-side slowdown was caught in every
 trial where they spread 1.4 % or less and in none where they spread 3 % or more (the user guide's results,
 2026-12-07). So the undecided line says the spread it measured and the processes a side a slowdown of the
-threshold would need at it: the two-sample sizing of the normal approximation, a lower bound for a gate whose
+threshold would need at it: the two-sample sizing of Student's t, a lower bound for a gate whose
 alpha is split over looks and a Holm family.
 """
 
@@ -51,12 +51,27 @@ def wall_ratio_spread(sides: Sequence[ResultSet], variant: str) -> tuple[float, 
 
 
 def processes_to_see(spread: float, threshold: float, alpha: float, power: float = SIZING_POWER) -> int:
-    """Processes a side for a two-sided test at ``alpha`` to flag a slowdown of ``threshold`` (0.05: 5 %) with
-    probability ``power``, at a spread between processes of ``spread`` (standard deviation of the logarithms);
-    at least 2. Normal approximation: a lower bound for Student's t on few processes."""
+    """Processes a side for a two-sided two-sample t test at ``alpha`` to flag a slowdown of ``threshold`` (0.05:
+    5 %) with probability ``power``, at a spread between processes of ``spread`` (standard deviation of the
+    logarithms); at least 2. Student's t through its noncentral distribution, so the few processes a job runs are
+    sized as they are tested; a lower bound still for a gate that splits its alpha over looks and a Holm family."""
     from pytest_sdxl.analysis.stats import scipy_stats
 
-    normal = scipy_stats().norm
-    shift = math.log1p(threshold)
-    needed = 2 * float(normal.ppf(1 - alpha / 2) + normal.ppf(power)) ** 2 * (spread / shift) ** 2
-    return max(2, math.ceil(needed))
+    stats = scipy_stats()
+    effect = math.log1p(threshold) / spread  # Cohen's d on the logarithms
+
+    def catches(processes: int) -> bool:
+        # Only the slower tail: the other adds under 1e-15 here, and scipy's noncentral t (1.17) returns NaN for
+        # it once the noncentrality passes about 9, which statsmodels' TTestIndPower sums in.
+        freedom = 2 * processes - 2
+        line = stats.t.ppf(1 - alpha / 2, freedom)
+        return bool(stats.nct.sf(line, freedom, effect * math.sqrt(processes / 2)) >= power)
+
+    # The smallest count that reaches the power: doubling, then bisection.
+    low, high = 1, 2
+    while not catches(high):
+        low, high = high, high * 2
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (low, middle) if catches(middle) else (middle, high)
+    return high

@@ -381,7 +381,7 @@ def spread_clause(sides: Sequence[ResultSet], item: MetricComparison, alpha: flo
     return (
         f"; its processes' wall ratios spread {spread:.1%} within a side (standard deviation of the "
         f"logarithms, {processes} processes), where seeing {item.threshold:.0%} takes about {needed} "
-        f"processes a side or more (two-sample sizing, power {SIZING_POWER:g})"
+        f"processes a side or more (two-sample t test, power {SIZING_POWER:g})"
     )
 
 
