@@ -54,7 +54,7 @@ from pytest_sdxl.analysis.comparison import SIGNALS_BY_NAME, Rules, compare_sign
 from pytest_sdxl.analysis.host_normalized import host_normalized_ratio
 from pytest_sdxl.measure.power import power_report
 from pytest_sdxl.measure.power_results import combined, power_from_dict
-from pytest_sdxl.results.schema import encode_float, write_atomically
+from pytest_sdxl.results.schema import RunRecord, encode_float, load_results, write_atomically
 
 GATED_P_VALUES = 2  # wall_ratio and kernel_ms (kernel launches are exact and carry no p-value)
 
@@ -254,20 +254,19 @@ def lowest_of(values: list[float], parts: int) -> float:
     return statistics.quantiles(values, n=parts, method="inclusive")[0]
 
 
-def paired_rounds(run: dict[str, Any]) -> list[tuple[float, list[float]]]:
+def paired_rounds(run: RunRecord) -> list[tuple[float, list[float]]]:
     """Each timed round's own sample and the reference calls timed beside it (the core alternates them)."""
-    own, reference = run["gen_s"], run["reference_gen_s"]
-    calls = len(reference) // len(own)
-    return [(sample, reference[index * calls : (index + 1) * calls]) for index, sample in enumerate(own)]
+    calls = len(run.reference_gen_s) // len(run.gen_s)
+    return [(own, run.reference_gen_s[index * calls : (index + 1) * calls]) for index, own in enumerate(run.gen_s)]
 
 
-# One process's wall ratio read from its run's calls: the first is the gate's (RunRecord.wall_ratio).
+# One process's wall ratio read from its run's calls: the first is the gate's.
 ESTIMATORS = {
-    "fastest/fastest": lambda run: min(run["gen_s"]) / min(run["reference_gen_s"]),
-    "block minima": lambda run: math.exp(statistics.fmean(math.log(own / ref) for own, ref in run["wall_blocks"])),
-    "p10/p10": lambda run: lowest_of(run["gen_s"], 10) / lowest_of(run["reference_gen_s"], 10),
-    "p25/p25": lambda run: lowest_of(run["gen_s"], 4) / lowest_of(run["reference_gen_s"], 4),
-    "median/median": lambda run: statistics.median(run["gen_s"]) / statistics.median(run["reference_gen_s"]),
+    "fastest/fastest": lambda run: run.wall_ratio,
+    "block minima": lambda run: math.exp(statistics.fmean(math.log(own / ref) for own, ref in run.wall_blocks)),
+    "p10/p10": lambda run: lowest_of(run.gen_s, 10) / lowest_of(run.reference_gen_s, 10),
+    "p25/p25": lambda run: lowest_of(run.gen_s, 4) / lowest_of(run.reference_gen_s, 4),
+    "median/median": lambda run: statistics.median(run.gen_s) / statistics.median(run.reference_gen_s),
     "median of rounds": lambda run: statistics.median(own / min(beside) for own, beside in paired_rounds(run)),
 }
 
@@ -279,11 +278,11 @@ def estimators(work: Path, variant: str, slowed: str) -> list[str]:
     shifts: dict[str, list[float]] = {name: [] for name in ESTIMATORS}
     lines = ["trial: " + "; ".join(f"{name} spread, shift" for name in ESTIMATORS)]
     for trial in sorted(work.glob("trial-*")):
-        runs: dict[str, list[dict[str, Any]]] = {}
+        runs: dict[str, list[RunRecord]] = {}
         for path in sorted(trial.glob("*/process-*/results.json")):
-            for record in json.loads(path.read_text())["variants"]:
-                if record["variant"] == variant and record["status"] == "ok" and record["runs"]:
-                    runs.setdefault(path.parent.parent.name, []).append(record["runs"][0])
+            record = load_results(path).variant(variant)
+            if record is not None and record.status == "ok" and record.runs:
+                runs.setdefault(path.parent.parent.name, []).append(record.runs[0])
         unchanged = runs.get("base", []) + runs.get("none", [])
         moved = runs.get(slowed, [])
         if len(unchanged) < 2 or not moved:
