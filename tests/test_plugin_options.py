@@ -104,15 +104,15 @@ def test_command_line_beats_environment_beats_ini(
     ini: str | None,
     expected: str,
 ) -> None:
-    pytester.makeini("[pytest]\n" + (f"sdxl_steps = {ini}\n" if ini else "") + "sdxl_model = random:from-ini\n")
+    pytester.makeini("[pytest]\n" + (f"sdxl_steps = {ini}\n" if ini else "") + "sdxl_model = example/from-ini\n")
     if environment:
         monkeypatch.setenv("PYTEST_SDXL_STEPS", environment)
-    monkeypatch.setenv("PYTEST_SDXL_MODEL", "random:from-environment")
+    monkeypatch.setenv("PYTEST_SDXL_MODEL", "example/from-environment")
     arguments = ["--sdxl-steps", command_line] if command_line else []
     header = header_for(pytester, *arguments)
     assert f" {expected} " in header[0]
     # The model is set in both the environment and the ini file: the environment wins.
-    assert header[0].startswith("sdxl: model=random:from-environment ")
+    assert header[0].startswith("sdxl: model=example/from-environment ")
     origin = {"4": "the command line", "3": "environment", "2": "tox.ini"}.get(command_line or environment or ini or "")
     if origin:
         assert f"steps from {origin}" in header[1]

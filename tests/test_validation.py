@@ -345,6 +345,75 @@ def test_a_gpu_named_on_a_machine_without_one_is_left_to_the_skip(pytester: pyte
     assert result.ret == pytest.ExitCode.OK, result.stderr.str()
 
 
+# Model sources --------------------------------------------------------------------------------------------------
+
+MODEL_ACCEPTED = "accepted: random:tiny, random:sdxl-turbo, a hub id (name or owner/name) or a folder"
+VAE_ACCEPTED = "accepted: random (random weights at the model's architecture), a hub id or a folder"
+# A hub name as the hub spells one: letters, digits, "_", "-", "."; never starting or ending with "-" or ".".
+HUB_NAMES = st.from_regex(r"[A-Za-z0-9_]([A-Za-z0-9_.-]{0,20}[A-Za-z0-9_])?", fullmatch=True).filter(
+    lambda name: ".." not in name and "--" not in name
+)
+
+
+@pytest.mark.parametrize(
+    ("model", "problem"),
+    [
+        ("/no/such/model", "no folder '/no/such/model' exists here, and it cannot be a hub id"),
+        ("./missing-model", "no folder './missing-model' exists here, and it cannot be a hub id"),
+        ("models/sdxl/turbo", "no folder 'models/sdxl/turbo' exists here, and it cannot be a hub id"),
+        ("random:huge", "'random:huge' is not a random architecture"),
+        ("  ", "empty model"),
+    ],
+    ids=["absolute-path", "relative-path", "three-parts", "unknown-random", "blank"],
+)
+def test_a_model_that_cannot_be_found_is_one_usage_error_before_any_load(
+    model: str, problem: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The old behaviour: accepted, then the same failed load in every variant, exit status 1."""
+    assert cli_error(["run", "--quiet", "--model", model], capsys) == (
+        f"pytest-sdxl: error: command line --model: {problem}; {MODEL_ACCEPTED}"
+    )
+
+
+def test_a_file_given_as_the_model_is_refused_naming_what_is_wanted(
+    a_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli_error(["run", "--quiet", "--model", str(a_file)], capsys) == (
+        f"pytest-sdxl: error: command line --model: {str(a_file)!r} is a file, not the folder save_pretrained "
+        f"writes; {MODEL_ACCEPTED}"
+    )
+
+
+def test_the_plugin_refuses_an_unknown_random_model_before_any_test(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nsdxl_model = random:sdxl\n")
+    pytester.makepyfile(PLAIN_TEST)
+    assert plugin_error(pytester.runpytest(*SMALL)) == (
+        f"ERROR: pytest-sdxl: tox.ini key sdxl_model: 'random:sdxl' is not a random architecture; {MODEL_ACCEPTED}"
+    )
+
+
+@given(owner=st.none() | HUB_NAMES, name=HUB_NAMES)
+def test_a_hub_id_is_left_to_the_load(owner: str | None, name: str) -> None:
+    """Whether a hub id's weights can be had is known only when they load (a cache, a network)."""
+    hub_id = name if owner is None else f"{owner}/{name}"
+    if Path(hub_id).exists():
+        return  # a file or folder of that name in the working folder: a path, not this property's case
+    assert resolve({"model": hub_id, "tiny_vae": hub_id, "fp16_vae": hub_id}, {}, {}).model == hub_id
+
+
+def test_a_folder_is_accepted_as_the_model_and_the_vaes(tmp_path: Path) -> None:
+    settings = resolve({"model": str(tmp_path), "tiny_vae": str(tmp_path), "fp16_vae": "random"}, {}, {})
+    assert (settings.model, settings.tiny_vae, settings.fp16_vae) == (str(tmp_path), str(tmp_path), "random")
+
+
+@pytest.mark.parametrize("source", ["random:tiny", "/no/such/vae", ""])
+def test_a_replacement_vae_takes_random_a_hub_id_or_a_folder(source: str) -> None:
+    """random:<architecture> names a whole pipeline; a replacement VAE's random weights are plain ``random``."""
+    expected = rf"^environment variable PYTEST_SDXL_TINY_VAE: .*; {re.escape(VAE_ACCEPTED)}$"
+    with pytest.raises(SettingsError, match=expected):
+        resolve({}, {"PYTEST_SDXL_TINY_VAE": source}, {})
+
+
 # Output paths ---------------------------------------------------------------------------------------------------
 
 

@@ -232,8 +232,9 @@ def first_line(error: BaseException) -> str:
 
 
 def missing_model_message(source: str, is_folder: bool, errors: list[str]) -> str:
+    # The option's name differs between pytest (--sdxl-model) and pytest-sdxl (--model): say the value.
     advice = (
-        "Use --sdxl-model random:sdxl-turbo for the full SDXL-Turbo architecture with random weights "
+        "Give random:sdxl-turbo for the full SDXL-Turbo architecture with random weights "
         "(real GPU timings, no download), random:tiny for a CPU-sized model, or a local folder written "
         "by save_pretrained."
     )
