@@ -244,7 +244,25 @@ def test_compare_refuses_a_bad_threshold(tmp_path: Path, capsys: pytest.CaptureF
 
 def test_report_of_a_missing_file_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["report", str(tmp_path / "missing.json")]) == 2
-    assert "does not exist; give a results.json written by run" in capsys.readouterr().err
+    assert "does not exist; give a results.json written by run, or the --report folder holding one" in (
+        capsys.readouterr().err
+    )
+    assert main(["report", str(tmp_path)]) == 2
+    assert f"{str(tmp_path)!r} is a folder without a results.json" in capsys.readouterr().err
+
+
+def test_compare_and_report_take_the_report_folders_run_wrote(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--report DIR`` writes DIR/results.json: the folder names it as well as the file does."""
+    base = synthetic_results(tmp_path / "base" / "results.json", 1.0, seed=1)
+    new = synthetic_results(tmp_path / "new" / "results.json", 1.3, seed=2)
+    assert main(["compare", str(base), str(new)]) == 1
+    by_file = capsys.readouterr().out
+    assert main(["compare", str(base.parent), str(new.parent)]) == 1
+    assert capsys.readouterr().out == by_file
+    assert main(["report", str(new.parent)]) == 0
+    assert (new.parent / "results.md").is_file()
 
 
 def test_overhead_prints_the_ratios(prompts: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

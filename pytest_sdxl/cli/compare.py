@@ -19,8 +19,8 @@ from pytest_sdxl.cli.options import REGRESSED_OR_FAILED, add_gate_options, rules
 
 def add_command(commands: Any) -> None:
     compare = commands.add_parser("compare", help="Compare two results files; exit status 1 when anything regressed")
-    compare.add_argument("base", help="The reference results.json")
-    compare.add_argument("new", help="The results.json to check")
+    compare.add_argument("base", help="The reference results.json, or the --report folder holding it")
+    compare.add_argument("new", help="The results.json to check, or the --report folder holding it")
     add_gate_options(compare)
     compare.add_argument(
         "--metrics",
@@ -61,12 +61,13 @@ def compare_command(arguments: argparse.Namespace) -> int:
     from pytest_sdxl.cli.options import checked_file
     from pytest_sdxl.reports.comparison import comparison_table, kernel_diffs
     from pytest_sdxl.results.compatibility import comparison_warnings
-    from pytest_sdxl.results.schema import load_results, write_atomically
+    from pytest_sdxl.results.schema import load_results, results_path, write_atomically
 
     checked_file(arguments.output, "--output")
-    base, new = load_results(arguments.base), load_results(arguments.new)
+    base_path, new_path = str(results_path(arguments.base)), str(results_path(arguments.new))
+    base, new = load_results(base_path), load_results(new_path)
     # Refused (NotComparable, exit status 2) unless --allow-mismatch, which prints them above the verdict.
-    mismatches = comparison_warnings((arguments.base, base), (arguments.new, new), arguments.allow_mismatch)
+    mismatches = comparison_warnings((base_path, base), (new_path, new), arguments.allow_mismatch)
     rules = rules_from(arguments, arguments.metrics, arguments.gate)
     comparisons = compare_results(base, new, rules)
     review = review_of(base, new, arguments)

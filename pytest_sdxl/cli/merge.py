@@ -14,7 +14,9 @@ def add_command(commands: Any) -> None:
     merge = commands.add_parser(
         "merge", help="Join results files of one setup (the lanes of a multi-GPU run) into one results.json and report"
     )
-    merge.add_argument("results", nargs="+", help="results.json files written by run, two or more")
+    merge.add_argument(
+        "results", nargs="+", help="results.json files written by run (or their --report folders), two or more"
+    )
     merge.add_argument("--output", metavar="DIR", required=True, help="Folder for the joined results.json, .md, .png")
     joining = merge.add_mutually_exclusive_group()
     joining.add_argument(

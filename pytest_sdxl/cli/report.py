@@ -11,7 +11,7 @@ from pytest_sdxl.results.schema import ResultSet
 
 def add_command(commands: Any) -> None:
     report = commands.add_parser("report", help="Write the markdown and the chart of a results.json again")
-    report.add_argument("results", help="A results.json written by run")
+    report.add_argument("results", help="A results.json written by run, or the --report folder holding one")
     report.add_argument("--output", metavar="DIR", help="Folder for results.md and results.png (default: beside it)")
     report.set_defaults(handler=report_command)
 
@@ -31,10 +31,10 @@ def report_command(arguments: argparse.Namespace) -> int:
     """The markdown and the chart of a results file again, next to it unless --output says where."""
     from pytest_sdxl.cli.options import checked_folder
     from pytest_sdxl.reports.tables import write_reports
-    from pytest_sdxl.results.schema import load_results
+    from pytest_sdxl.results.schema import load_results, results_path
 
     checked_folder(arguments.output, "--output")
-    source = Path(arguments.results)
+    source = results_path(arguments.results)
     result_set = load_results(source)
     print_tables(result_set)
     folder = Path(arguments.output) if arguments.output else source.parent

@@ -443,10 +443,27 @@ def save_results(result_set: ResultSet, path: str | os.PathLike[str], derived: D
     return write_atomically(path, json.dumps(to_dict(result_set, derived), indent=2, allow_nan=False) + "\n")
 
 
-def load_results(path: str | os.PathLike[str]) -> ResultSet:
-    """Read a results file written by ``save_results``; the error names the file and says what is wrong with it."""
+RESULTS_FILE = "results.json"
+RESULTS_ACCEPTED = f"give a {RESULTS_FILE} written by run, or the --report folder holding one"
+
+
+def results_path(path: str | os.PathLike[str]) -> Path:
+    """The results file ``path`` names: itself, or the results.json in it where it is a folder (``--report DIR``)."""
     source = Path(path)
-    named = f"results file {str(source)!r}"
+    if source.is_dir():
+        inside = source / RESULTS_FILE
+        if not inside.is_file():
+            named = f"results file {str(source)!r}"
+            raise ResultsFileError(f"{named} is a folder without a {RESULTS_FILE}; {RESULTS_ACCEPTED}")
+        return inside
     if not source.is_file():
-        raise ResultsFileError(f"{named} does not exist; give a results.json written by run")
+        raise ResultsFileError(f"results file {str(source)!r} does not exist; {RESULTS_ACCEPTED}")
+    return source
+
+
+def load_results(path: str | os.PathLike[str]) -> ResultSet:
+    """Read a results file written by ``save_results`` (or the one in a report folder); the error names the file
+    and says what is wrong with it."""
+    source = results_path(path)
+    named = f"results file {str(source)!r}"
     return from_dict(read_json_file(source, named, ResultsFileError), named)

@@ -37,6 +37,7 @@ from filelock import FileLock, Timeout
 from pytest_sdxl.errors import SdxlError
 from pytest_sdxl.results.compatibility import MERGE, RESUME, Check, mismatch_lines, setting
 from pytest_sdxl.results.schema import (
+    RESULTS_FILE,
     DerivedBlocks,
     ResultSet,
     ResultsFileError,
@@ -48,8 +49,7 @@ from pytest_sdxl.results.schema import (
 )
 from pytest_sdxl.results.sessions import new_session_id
 
-RESULTS_NAME = "results.json"
-LOCK_NAME = RESULTS_NAME + ".lock"
+LOCK_NAME = RESULTS_FILE + ".lock"
 WRITERS_FOLDER = ".results.json.writers"
 # A save holds the lock for a read, a merge and a write (and the markdown and chart with them): well
 # under a second. Longer than this means a writer is stuck (a hung network file system, say).
@@ -145,7 +145,7 @@ class ReportFolder:
         self.folder = Path(folder)
         self.writer = writer
         self.replace = replace
-        self.path = self.folder / RESULTS_NAME
+        self.path = self.folder / RESULTS_FILE
         self.lock = FileLock(self.folder / LOCK_NAME, timeout=LOCK_TIMEOUT_S)
         self.presence: FileLock | None = None
         # What ended sessions left in the file when this one started, by variant: replaced if still there as it was.
