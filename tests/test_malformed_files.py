@@ -202,7 +202,7 @@ def test_files_that_are_not_results_json_get_one_line(
 
 
 def test_a_folder_or_an_unreadable_file_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    with pytest.raises(ResultsFileError, match="does not exist"):
+    with pytest.raises(ResultsFileError, match=r"is a folder without a results\.json"):
         load_results(tmp_path)
     unreadable = write(tmp_path / "locked.json", valid_document())
 
