@@ -21,6 +21,7 @@ import pytest
 from pytest_sdxl.analysis.comparison import MetricComparison, Rules
 from pytest_sdxl.cli.main import main
 from pytest_sdxl.errors import SettingsError
+from pytest_sdxl.machine.interrupts import Terminated
 from pytest_sdxl.measure import interleave
 from pytest_sdxl.measure.interleave import (
     ABBA,
@@ -208,22 +209,33 @@ def test_a_failed_process_stops_with_its_side_number_and_error_and_keeps_what_fi
     assert outcome.base is not None and outcome.head is not None and not outcome.comparisons
 
 
-def interrupting(after: int) -> Callable[[ProcessRequest], ProcessOutcome]:
+def interrupting(after: int, stop: type[KeyboardInterrupt] = KeyboardInterrupt) -> Callable[..., ProcessOutcome]:
     runner = FakeRunner()
 
     def run(request: ProcessRequest) -> ProcessOutcome:
         if len(runner.requests) == after:
-            raise KeyboardInterrupt
+            raise stop
         return runner(request)
 
     return run
 
 
-def test_sigint_keeps_each_sides_finished_processes(tmp_path: Path) -> None:
-    outcome = measure_interleaved(plan_for(tmp_path), interrupting(after=3))
-    assert outcome.interrupted and outcome.order == "ABB"
+@pytest.mark.parametrize(("stop", "status"), [(KeyboardInterrupt, 130), (Terminated, 143)], ids=["sigint", "sigterm"])
+def test_a_stop_signal_keeps_each_sides_finished_processes(
+    tmp_path: Path, stop: type[KeyboardInterrupt], status: int
+) -> None:
+    outcome = measure_interleaved(plan_for(tmp_path), interrupting(after=3, stop=stop))
+    assert outcome.interrupted == status and outcome.order == "ABB"
     assert outcome.base is not None and outcome.head is not None
     assert len(outcome.head.variants[0].runs) == 2
+
+
+@pytest.mark.parametrize("status", [130, 143], ids=["sigint", "sigterm"])
+def test_a_process_a_stop_signal_ended_stops_the_job_with_its_status(tmp_path: Path, status: int) -> None:
+    """The signal reached the process group: the process's own status says which, and the job ends the same way."""
+    outcome = measure_interleaved(plan_for(tmp_path), FakeRunner(fail=(HEAD, 1, status)))
+    assert outcome.interrupted == status and outcome.failure is None and outcome.order == "A"
+    assert outcome.base is not None and outcome.head is None
 
 
 @pytest.fixture

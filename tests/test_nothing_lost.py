@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from pytest_sdxl.cli.main import INTERRUPTED, USAGE_ERROR, main
+from pytest_sdxl.cli.main import INTERRUPTED, TERMINATED, USAGE_ERROR, main
 from pytest_sdxl.results.schema import ResultSet, RunRecord, VariantRecord, load_results, save_results
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -272,14 +272,21 @@ def runs_of(document: dict[str, Any]) -> dict[str, int]:
     return {variant["variant"]: len(variant["runs"]) for variant in document.get("variants", [])}
 
 
+# SIGTERM is how a CI job is stopped (a cancel, its time limit, ``timeout`` at its default): kept as Ctrl-C keeps.
+STOPS = [(signal.SIGINT, INTERRUPTED), (signal.SIGTERM, TERMINATED)]
+
+
 @pytest.mark.slow
-def test_sigint_to_a_run_process_after_its_first_run_exits_130_keeping_that_run(tmp_path: Path, prompts: Path) -> None:
+@pytest.mark.parametrize(("stop", "status"), STOPS, ids=["sigint", "sigterm"])
+def test_a_stop_signal_to_a_run_process_after_its_first_run_keeps_that_run(
+    tmp_path: Path, prompts: Path, stop: signal.Signals, status: int
+) -> None:
     report = tmp_path / "report"
     process = python_module("-m", "pytest_sdxl", *run_arguments(prompts, report, "baseline", 3), cwd=tmp_path)
     wait_for_saved_runs(report / "results.json", process, lambda document: runs_of(document).get("baseline", 0) >= 1)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(stop)
     _, errors = process.communicate(timeout=PATIENCE_S)
-    assert process.returncode == INTERRUPTED, errors
+    assert process.returncode == status, errors
     assert "Traceback" not in errors, errors
     last = errors.strip().splitlines()[-1]
     assert last.startswith("pytest-sdxl run: interrupted; kept baseline (") and str(report) in last, errors
@@ -293,14 +300,17 @@ PLUGIN_TEST = "def test_generation(sdxl_benchmark):\n    sdxl_benchmark()\n"
 
 
 @pytest.mark.slow
-def test_sigint_to_a_pytest_session_keeps_every_variant_that_ended(tmp_path: Path, prompts: Path) -> None:
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["sigint", "sigterm"])
+def test_a_stop_signal_to_a_pytest_session_keeps_every_variant_that_ended(
+    tmp_path: Path, prompts: Path, stop: signal.Signals
+) -> None:
     (tmp_path / "test_suite.py").write_text(PLUGIN_TEST)
     report = tmp_path / "report"
     arguments = ["-m", "pytest", "-q", "-p", "no:cacheprovider", "test_suite.py", "--sdxl-model=random:tiny"]
     arguments += ["--sdxl-device=cpu", "--sdxl-runs=1", f"--sdxl-prompts={prompts}", f"--sdxl-report={report}"]
     process = python_module(*arguments, "--sdxl-variants=baseline,tiny_vae,vae_slicing", cwd=tmp_path)
     wait_for_saved_runs(report / "results.json", process, lambda document: "baseline" in runs_of(document))
-    process.send_signal(signal.SIGINT)
+    process.send_signal(stop)
     output, errors = process.communicate(timeout=PATIENCE_S)
     assert process.returncode == 2, output + errors  # pytest's INTERRUPTED
     written = load_results(report / "results.json")

@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING, Any
 from pytest_sdxl.cli.compare import metrics_argument
 from pytest_sdxl.cli.compare_review import add_review_options
 from pytest_sdxl.cli.options import (
-    INTERRUPTED,
     NOTHING_MEASURED,
     REGRESSED_OR_FAILED,
     USAGE_ERROR,
@@ -289,7 +288,7 @@ def conclude(outcome: Interleaved, arguments: argparse.Namespace, pinning: str) 
     if outcome.interrupted or outcome.failure is not None or not outcome.comparisons:
         print(f"\n{summary}\nkept: {', '.join(written) or 'nothing (no process finished)'}", file=sys.stderr)
         if outcome.interrupted:
-            return INTERRUPTED
+            return outcome.interrupted
         if outcome.failure is None:
             print("pytest-sdxl ab: nothing to compare: neither side measured a variant", file=sys.stderr)
             return NOTHING_MEASURED

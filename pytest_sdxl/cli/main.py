@@ -21,14 +21,23 @@ from pytest_sdxl.cli.options import (
     INTERRUPTED,
     NOTHING_MEASURED,
     REGRESSED_OR_FAILED,
+    TERMINATED,
     USAGE_ERROR,
     load_plugin_variants,
 )
 from pytest_sdxl.errors import SdxlError
-from pytest_sdxl.machine.interrupts import LATCH
+from pytest_sdxl.machine.interrupts import LATCH, exit_status
 
 # The exit statuses, importable from here as from options.
-__all__ = ["INTERRUPTED", "NOTHING_MEASURED", "REGRESSED_OR_FAILED", "USAGE_ERROR", "build_parser", "main"]
+__all__ = [
+    "INTERRUPTED",
+    "NOTHING_MEASURED",
+    "REGRESSED_OR_FAILED",
+    "TERMINATED",
+    "USAGE_ERROR",
+    "build_parser",
+    "main",
+]
 
 # In the order ``--help`` lists them.
 COMMANDS = (variants, run, report, merge, compare, ab, power, overhead, tune, asv)
@@ -61,11 +70,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SdxlError as error:
         print(f"pytest-sdxl: error: {error}", file=sys.stderr)
         return USAGE_ERROR
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interrupt:
         # `run` says itself what it kept; every other command saves as it goes (tune.json after each
         # candidate, power's files after each trial), so what is on disk is what finished.
         print(f"pytest-sdxl {arguments.command}: interrupted; files written so far are kept", file=sys.stderr)
-        return INTERRUPTED
+        return exit_status(interrupt)
     finally:
         LATCH.uninstall()
     return status

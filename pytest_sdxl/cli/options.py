@@ -12,14 +12,15 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from pytest_sdxl.analysis.comparison import DEFAULT_KERNEL_THRESHOLD, DEFAULT_THRESHOLD, Rules
+from pytest_sdxl.machine import interrupts as machine_interrupts
 from pytest_sdxl.options import OPTIONS, RUNS_RANGE
 from pytest_sdxl.settings import Settings, resolve
 
 # Exit statuses beyond 0 (fine): 1 a regression (compare) or a failed variant (run), 2 a usage error,
 # 3 nothing measured (every variant skipped), so a CI job never passes without numbers.
 REGRESSED_OR_FAILED, USAGE_ERROR, NOTHING_MEASURED = 1, 2, 3
-# A run stopped by SIGINT (Ctrl-C, `timeout --signal=INT`): 128 + the signal's number, as shells report it.
-INTERRUPTED = 130
+# A command stopped by SIGINT (130) or SIGTERM (143): 128 + the signal's number, as shells report it.
+INTERRUPTED, TERMINATED = machine_interrupts.INTERRUPTED, machine_interrupts.TERMINATED
 
 
 def add_plugin_options(parser: argparse.ArgumentParser) -> None:

@@ -7,7 +7,6 @@ import sys
 from typing import Any
 
 from pytest_sdxl.cli.options import (
-    INTERRUPTED,
     NOTHING_MEASURED,
     REGRESSED_OR_FAILED,
     add_plugin_options,
@@ -17,6 +16,7 @@ from pytest_sdxl.cli.options import (
 from pytest_sdxl.cli.report import print_tables
 from pytest_sdxl.cli.run_saving import RunSaving, unfinished, with_unmeasured
 from pytest_sdxl.errors import SettingsError
+from pytest_sdxl.machine.interrupts import exit_status
 
 
 def add_command(commands: Any) -> None:
@@ -45,10 +45,11 @@ def run_command(arguments: argparse.Namespace) -> int:
     saving = RunSaving(chart=not arguments.no_chart)
     try:
         return measure_and_report(arguments, saving)
-    except KeyboardInterrupt:
-        # SIGINT anywhere: every run that finished is written, marked interrupted; one line says what and where.
+    except KeyboardInterrupt as interrupt:
+        # SIGINT or SIGTERM anywhere: every run that finished is written, marked interrupted; one line says what
+        # and where.
         print(f"\n{saving.interrupted()}", file=sys.stderr)
-        return INTERRUPTED
+        return exit_status(interrupt)
     finally:
         saving.close()
 

@@ -92,7 +92,8 @@ class RunSaving:
         )
 
     def interrupted(self) -> str:
-        """After SIGINT: every file of what finished, marked interrupted; returns the line that says what was kept."""
+        """After SIGINT or SIGTERM: every file of what finished, marked interrupted; returns the line that says what
+        was kept."""
         if self.so_far is None:
             return self.nothing_kept()
         result_set = with_unmeasured(self.so_far, self.compositions, "interrupted")
@@ -104,7 +105,7 @@ class RunSaving:
         kept = ", ".join(f"{record.variant} ({what_was_kept(record, asked)})" for record in result_set.variants)
         if self.folder is None:
             return f"pytest-sdxl run: interrupted; {missing}measured {kept}, nothing written: no --report folder"
-        with sigint_ignored():  # a second Ctrl-C must not leave the files of the first half written
+        with stops_ignored():  # a second Ctrl-C (or SIGTERM) must not leave the files of the first half written
             self.write(result_set)
         return f"pytest-sdxl run: interrupted; {missing}kept {kept} in {self.report} {REPORT_FILES}"
 
@@ -155,13 +156,14 @@ def unfinished(earlier: ResultSet | None) -> tuple[ResultSet | None, dict[str, V
 
 
 @contextlib.contextmanager
-def sigint_ignored() -> Iterator[None]:
-    """SIGINT ignored while the block runs, where Python lets this thread set handlers (the main thread only)."""
+def stops_ignored() -> Iterator[None]:
+    """SIGINT and SIGTERM ignored while the block runs, where Python lets this thread set handlers (the main thread)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    previous = {signum: signal.signal(signum, signal.SIG_IGN) for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

@@ -31,6 +31,7 @@ from pathlib import Path
 
 from pytest_sdxl.analysis.comparison import SIGNALS_BY_NAME, MetricComparison, Rules, compare_results
 from pytest_sdxl.machine.bytecode import kept_bytecode
+from pytest_sdxl.machine.interrupts import INTERRUPTED, TERMINATED, Terminated, exit_status
 from pytest_sdxl.results.merge import pool_result_sets
 from pytest_sdxl.results.schema import ResultSet, load_results
 
@@ -134,7 +135,7 @@ class Interleaved:
     head: ResultSet | None = None
     comparisons: list[MetricComparison] = dataclasses.field(default_factory=list)
     failure: ProcessFailure | None = None
-    interrupted: bool = False
+    interrupted: int = 0  # the exit status of the signal that stopped it (130 SIGINT, 143 SIGTERM); 0: none
 
     def count(self, side: str) -> int:
         return sum(1 for request in self.finished if request.side == side)
@@ -248,8 +249,8 @@ def measure_interleaved(
 ) -> Interleaved:
     """The processes of ``plan`` in their blocks, judged after each from the second on, stopped when decided.
 
-    A failed process stops the measurement (``failure``); SIGINT (here, or a process that ended with
-    130) stops it too (``interrupted``). Either way what finished is pooled and kept.
+    A failed process stops the measurement (``failure``); SIGINT or SIGTERM (here, or a process that ended
+    with 130 or 143) stops it too (``interrupted``). Either way what finished is pooled and kept.
     """
     say = report or (lambda line: None)
     blocks = block_orders(plan.pairs, plan.order, plan.seed)
@@ -296,8 +297,8 @@ def measure_interleaved(
         if not outcome.looks:  # stopped by the budget after the first block: judge what there is, once
             judge(outcome, rules, 1)
         return outcome
-    except KeyboardInterrupt:
-        outcome.interrupted = True
+    except KeyboardInterrupt as interrupt:
+        outcome.interrupted = exit_status(interrupt)
         outcome.stop = "interrupted"
         return kept(outcome)
 
@@ -314,13 +315,16 @@ def run_to_end(
 ) -> tuple[ProcessRequest, float, ProcessFailure | None]:
     """One process of a side run to its end: its request, its seconds, and what failed if it did.
 
-    A process that ended with 130 (SIGINT) raises ``KeyboardInterrupt``. ``label`` names the process in a
-    failure (default: its side).
+    A process that ended with 130 (SIGINT) raises ``KeyboardInterrupt``, with 143 (SIGTERM) ``Terminated``: the
+    signal reached its process group, so it stops this one too. ``label`` names the process in a failure
+    (default: its side).
     """
     command = process_command(side, folder, run_arguments)
     request = ProcessRequest(side_name, index, command, dict(side.environment), cpus, folder)
     result = runner(request)
-    if result.status == 130:
+    if result.status == TERMINATED:
+        raise Terminated
+    if result.status == INTERRUPTED:
         raise KeyboardInterrupt
     if result.status != 0:
         return (

@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from pytest_sdxl.analysis.comparison import Rules
+from pytest_sdxl.machine.interrupts import exit_status
 from pytest_sdxl.measure.interleave import (
     BASE,
     HEAD,
@@ -126,9 +127,9 @@ def measure_heads_interleaved(
         for name in open_heads:
             outcomes[name].stop = f"all {plan.pairs} pairs measured"
         return outcomes
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interrupt:
         for outcome in outcomes.values():
-            outcome.interrupted = True
+            outcome.interrupted = exit_status(interrupt)
             outcome.stop = "interrupted"
             kept(outcome)
         return outcomes
