@@ -23,5 +23,9 @@ class ModelSourceError(SdxlError):
     """Weights could not be found or loaded from the requested model source."""
 
 
+class ResultsWriteError(SdxlError):
+    """Results could not be written (a full disk, a folder made read-only): the file holds its last save."""
+
+
 class ImageCheckError(SdxlError):
     """A generation produced images that are not images (NaN values, all black); never a timing."""

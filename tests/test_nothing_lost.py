@@ -272,6 +272,72 @@ def runs_of(document: dict[str, Any]) -> dict[str, int]:
     return {variant["variant"]: len(variant["runs"]) for variant in document.get("variants", [])}
 
 
+def a_disk_that_fills_after(monkeypatch: pytest.MonkeyPatch, writes: int, name: str | None = "results.json") -> None:
+    """Every write of a file called ``name`` (None: of any file) after the first ``writes`` fails as a full disk
+    fails it."""
+    import errno
+
+    # Both modules that write: store (the session's presence file) binds the function at its own import.
+    from pytest_sdxl.results import schema, store
+
+    write_atomically, done = schema.write_atomically, [0]
+
+    def filling(path: Any, text: str, *rest: Any) -> Path:
+        done[0] += name is None or Path(path).name == name
+        if done[0] > writes:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return write_atomically(path, text, *rest)
+
+    monkeypatch.setattr(schema, "write_atomically", filling)
+    monkeypatch.setattr(store, "write_atomically", filling)
+
+
+@pytest.mark.parametrize("writes", [0, 1], ids=["first-save", "second-save"])
+def test_a_full_disk_stops_the_run_saying_what_the_file_still_holds(
+    prompts: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    writes: int,
+) -> None:
+    """The old behaviour: a traceback at the failed save. Measuring on would risk runs that no file can keep."""
+    from pytest_sdxl.measure import protocol
+
+    measured = []
+    measure_run = protocol.measure_run
+    monkeypatch.setattr(protocol, "measure_run", lambda *arguments: measured.append(1) or measure_run(*arguments))
+    a_disk_that_fills_after(monkeypatch, writes)
+    report = tmp_path / "report"
+    assert main(run_arguments(prompts, report, "baseline,tiny_vae", 2)) == 1
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    held = "nothing of this run was saved before" if writes == 0 else "it holds baseline (1 of 2 runs)"
+    assert last == (
+        f"pytest-sdxl run: cannot write {report / 'results.json'}: No space left on device; {held}. Free the space "
+        "or make the folder writable, then go on with --resume"
+    )
+    assert len(measured) == writes + 1, "measuring stops at the first save that fails"
+    if writes:
+        (baseline,) = load_results(report / "results.json").variants
+        assert len(baseline.runs) == 1
+    else:
+        assert not (report / "results.json").exists()
+
+
+def test_a_full_disk_before_measuring_is_the_same_clear_error(
+    prompts: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The session's presence file (written as the folder is opened) fails first on a disk already full."""
+    a_disk_that_fills_after(monkeypatch, 0, name=None)
+    report = tmp_path / "report"
+    assert main(run_arguments(prompts, report, "baseline", 1)) == 1
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith(f"pytest-sdxl run: cannot write {report / '.results.json.writers'}/"), last
+    assert last.endswith(
+        ": No space left on device; nothing of this run was saved before. Free the space or make "
+        "the folder writable, then go on with --resume"
+    ), last
+
+
 # SIGTERM is how a CI job is stopped (a cancel, its time limit, ``timeout`` at its default): kept as Ctrl-C keeps.
 STOPS = [(signal.SIGINT, INTERRUPTED), (signal.SIGTERM, TERMINATED)]
 

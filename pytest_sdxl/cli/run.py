@@ -15,7 +15,7 @@ from pytest_sdxl.cli.options import (
 )
 from pytest_sdxl.cli.report import print_tables
 from pytest_sdxl.cli.run_saving import RunSaving, unfinished, with_unmeasured
-from pytest_sdxl.errors import SettingsError
+from pytest_sdxl.errors import ResultsWriteError, SettingsError
 from pytest_sdxl.machine.interrupts import exit_status
 
 
@@ -45,6 +45,10 @@ def run_command(arguments: argparse.Namespace) -> int:
     saving = RunSaving(chart=not arguments.no_chart)
     try:
         return measure_and_report(arguments, saving)
+    except ResultsWriteError as error:
+        # Not a usage error: the measurement was sound and what was saved stays; the job fails saying so.
+        print(f"\npytest-sdxl run: {error}", file=sys.stderr)
+        return REGRESSED_OR_FAILED
     except KeyboardInterrupt as interrupt:
         # SIGINT or SIGTERM anywhere: every run that finished is written, marked interrupted; one line says what
         # and where.

@@ -1,10 +1,11 @@
 """What ``run`` keeps: results.json saved after every run through the report folder's writer; the interrupt's line.
 
-``run`` saves its results after every run (``measure.protocol.run_protocol``'s ``on_save``), so SIGINT
-anywhere (Ctrl-C, ``timeout --signal=INT`` around a GPU lane) keeps every run that finished: the files
-are written once more, marked ``interrupted`` (a variant stopped between its runs is marked partial
-itself), and one line says what was kept and where; the exit status is 130. Every write goes through
-``results.store.ReportFolder``: locked, merged with what other sessions wrote to the folder, atomic.
+``run`` saves its results after every run (``measure.protocol.run_protocol``'s ``on_save``), so SIGINT or
+SIGTERM anywhere (Ctrl-C, a CI job's time limit) keeps every run that finished: the files are written once
+more, marked ``interrupted`` (a variant stopped between its runs is marked partial itself), and one line says
+what was kept and where; the exit status is 130 or 143. A write that fails (a full disk) stops the run with a
+line saying what the file still holds. Every write goes through ``results.store.ReportFolder``: locked, merged
+with what other sessions wrote to the folder, atomic.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ class RunSaving:
         # The session's results as last saved (the earlier ones of a resume joined in), or None before any.
         self.so_far: ResultSet | None = None
         self.earlier: ResultSet | None = None
+        # What results.json holds from this session, said as its last save left it (the records live on and grow).
+        self.held = "nothing of this run was saved before"
 
     def start(
         self,
@@ -66,7 +69,8 @@ class RunSaving:
             session=self.session_id,
         )
         folder = ReportFolder(self.report, writer, replace=not resumed)
-        folder.open()
+        with self.failed_writes_named():
+            folder.open()
         self.folder = folder
 
     def keep(self, measured: ResultSet) -> None:
@@ -75,7 +79,8 @@ class RunSaving:
 
         self.so_far = with_unmeasured(resume.joined(self.earlier, measured, self.report), self.compositions, "running")
         if self.folder is not None:
-            self.folder.save(self.so_far)
+            with self.failed_writes_named():
+                self.saved(self.folder.save(self.so_far))
 
     def write(self, result_set: ResultSet) -> ResultSet:
         """Every report file of the set (results.json merged under the folder's lock); returns what was written."""
@@ -85,11 +90,35 @@ class RunSaving:
         if self.folder is None or self.report is None:
             return result_set
         report, chart = self.report, self.chart
-        return self.folder.save(
-            result_set,
-            derived=serving_block,
-            then=lambda merged: write_reports(merged, report, include_json=False, include_chart=chart),
-        )
+        with self.failed_writes_named():
+            written = self.folder.save(
+                result_set,
+                derived=serving_block,
+                then=lambda merged: write_reports(merged, report, include_json=False, include_chart=chart),
+            )
+        self.saved(written)
+        return written
+
+    def saved(self, written: ResultSet) -> None:
+        asked = self.runs_asked
+        kept = ", ".join(f"{record.variant} ({what_was_kept(record, asked)})" for record in written.variants)
+        self.held = f"it holds {kept}" if kept else "it holds no variant yet"
+
+    @contextlib.contextmanager
+    def failed_writes_named(self) -> Iterator[None]:
+        """An OSError while writing (a full disk, a read-only folder) as ResultsWriteError: which file, why, and what
+        it still holds. Measuring on would put runs at risk that no file can keep, so ``run`` stops there."""
+        from pytest_sdxl.errors import ResultsWriteError
+
+        try:
+            yield
+        except OSError as error:
+            where = error.filename or self.report
+            why = error.strerror or str(error)
+            raise ResultsWriteError(
+                f"cannot write {where}: {why}; {self.held}. Free the space or make the folder writable, then go on "
+                "with --resume"
+            ) from error
 
     def interrupted(self) -> str:
         """After SIGINT or SIGTERM: every file of what finished, marked interrupted; returns the line that says what
