@@ -88,6 +88,32 @@ def test_missing_hub_model_says_where_it_looked_and_what_to_use(
     assert "random:sdxl-turbo" in message and "local folder" in message
 
 
+def test_a_source_that_failed_fails_again_at_once_for_the_next_variant(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each variant asks for the components; where the hub cannot be reached each try may wait out a timeout."""
+    from pytest_sdxl.pipelines import sources
+    from pytest_sdxl.settings import resolve
+
+    tries: list[str] = []
+
+    def unreachable(source: str, *rest: object) -> None:
+        tries.append(source)
+        raise ModelSourceError(f"cannot load model {source!r}: the hub could not be reached")
+
+    monkeypatch.setattr(sources, "load_components", unreachable)
+    settings = resolve({"model": "example/unreachable", "device": "cpu"}, {}, {})
+    for cache in (True, False, True):  # the protocol loads afresh each run (cache=False), the plugin once
+        with pytest.raises(ModelSourceError, match="'example/unreachable': the hub could not be reached"):
+            sources.components_for(settings, cache=cache)
+    assert tries == ["example/unreachable"]
+    sources.forget_loaded()
+    with pytest.raises(ModelSourceError):
+        sources.components_for(settings)
+    assert len(tries) == 2, "forgotten, it is tried again"
+    sources.forget_loaded()
+
+
 def test_folder_without_a_model_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ModelSourceError, match="holds no loadable diffusers model"):
         load_components(str(tmp_path), CPU, torch.float32)

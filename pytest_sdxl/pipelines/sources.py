@@ -248,6 +248,9 @@ def missing_model_message(source: str, is_folder: bool, errors: list[str]) -> st
 
 
 _LOADED: dict[tuple[str, str, str, str, str], Components] = {}
+# A source that could not be loaded, by the same key: every variant after the first fails the same way, said again
+# at once rather than tried again (where the hub cannot be reached, each try may wait out a network timeout).
+_UNLOADABLE: dict[tuple[str, str, str, str, str], str] = {}
 
 
 class SourceChoice(DeviceChoice, Protocol):
@@ -272,15 +275,23 @@ def components_for(settings: SourceChoice, cache: bool = True) -> Components:
     key = (settings.model, str(device), str(dtype), settings.tiny_vae, settings.fp16_vae)
     if cache and key in _LOADED:
         return _LOADED[key]
-    components = load_components(settings.model, device, dtype, settings.tiny_vae, settings.fp16_vae)
+    if key in _UNLOADABLE:
+        raise ModelSourceError(_UNLOADABLE[key])
+    try:
+        components = load_components(settings.model, device, dtype, settings.tiny_vae, settings.fp16_vae)
+    except ModelSourceError as error:
+        _UNLOADABLE[key] = str(error)
+        raise
     if cache:
         _LOADED[key] = components
     return components
 
 
 def forget_loaded() -> None:
-    """Drop the cached components (their GPU memory goes back when nothing else holds them)."""
+    """Drop the cached components (their GPU memory goes back when nothing else holds them), and forget the sources
+    that could not be loaded (the next use tries them again)."""
     _LOADED.clear()
+    _UNLOADABLE.clear()
 
 
 def image_size_for(settings: SourceChoice, components: Components) -> int:
