@@ -18,6 +18,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pytest_sdxl.errors import ResultsWriteError
 from pytest_sdxl.results.schema import ResultSet, VariantRecord
 from pytest_sdxl.results.sessions import new_session_id
 
@@ -100,16 +101,18 @@ class RunSaving:
         return written
 
     def saved(self, written: ResultSet) -> None:
-        asked = self.runs_asked
-        kept = ", ".join(f"{record.variant} ({what_was_kept(record, asked)})" for record in written.variants)
+        kept = self.kept_variants(written)
         self.held = f"it holds {kept}" if kept else "it holds no variant yet"
+
+    def kept_variants(self, result_set: ResultSet) -> str:
+        """'baseline (3 runs), tiny_vae (1 of 3 runs)': each variant of the set and what of it is kept."""
+        asked = self.runs_asked
+        return ", ".join(f"{record.variant} ({what_was_kept(record, asked)})" for record in result_set.variants)
 
     @contextlib.contextmanager
     def failed_writes_named(self) -> Iterator[None]:
         """An OSError while writing (a full disk, a read-only folder) as ResultsWriteError: which file, why, and what
         it still holds. Measuring on would put runs at risk that no file can keep, so ``run`` stops there."""
-        from pytest_sdxl.errors import ResultsWriteError
-
         try:
             yield
         except OSError as error:
@@ -130,8 +133,7 @@ class RunSaving:
             if record.partial == "running":
                 record.partial = "interrupted"
         missing = f"not measured: {', '.join(result_set.not_measured)}; " if result_set.not_measured else ""
-        asked = self.runs_asked
-        kept = ", ".join(f"{record.variant} ({what_was_kept(record, asked)})" for record in result_set.variants)
+        kept = self.kept_variants(result_set)
         if self.folder is None:
             return f"pytest-sdxl run: interrupted; {missing}measured {kept}, nothing written: no --report folder"
         with stops_ignored():  # a second Ctrl-C (or SIGTERM) must not leave the files of the first half written

@@ -34,6 +34,11 @@ def exit_status(interrupt: KeyboardInterrupt) -> int:
     return TERMINATED if isinstance(interrupt, Terminated) else INTERRUPTED
 
 
+def stopped_by(status: int) -> KeyboardInterrupt:
+    """The interrupt an exit status stands for, ``exit_status`` read back: ``Terminated`` for 143, else SIGINT's."""
+    return Terminated() if status == TERMINATED else KeyboardInterrupt()
+
+
 # Each signal the latch takes, and the handler it takes over from (Python's default for that signal).
 DEFAULTS: dict[int, Callable[[int, FrameType | None], Any] | int] = {
     signal.SIGINT: signal.default_int_handler,
@@ -66,19 +71,13 @@ class InterruptLatch:
 
     def handle(self, signum: int, frame: FrameType | None) -> None:
         self.pressed = signum
-        raise_for(signum)
+        raise stopped_by(128 + signum)
 
     def raise_if_pressed(self) -> None:
         """Raise once for a SIGINT or SIGTERM that did not stop the code it landed in."""
         if self.pressed is not None:
             signum, self.pressed = self.pressed, None
-            raise_for(signum)
-
-
-def raise_for(signum: int) -> None:
-    if signum == signal.SIGTERM:
-        raise Terminated
-    raise KeyboardInterrupt
+            raise stopped_by(128 + signum)
 
 
 LATCH = InterruptLatch()

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from pytest_sdxl.analysis.comparison import SIGNALS_BY_NAME, MetricComparison, Rules, compare_results
 from pytest_sdxl.machine.bytecode import kept_bytecode
-from pytest_sdxl.machine.interrupts import INTERRUPTED, TERMINATED, Terminated, exit_status
+from pytest_sdxl.machine.interrupts import INTERRUPTED, TERMINATED, exit_status, stopped_by
 from pytest_sdxl.results.merge import pool_result_sets
 from pytest_sdxl.results.schema import ResultSet, load_results
 
@@ -322,10 +322,8 @@ def run_to_end(
     command = process_command(side, folder, run_arguments)
     request = ProcessRequest(side_name, index, command, dict(side.environment), cpus, folder)
     result = runner(request)
-    if result.status == TERMINATED:
-        raise Terminated
-    if result.status == INTERRUPTED:
-        raise KeyboardInterrupt
+    if result.status in (INTERRUPTED, TERMINATED):
+        raise stopped_by(result.status)
     if result.status != 0:
         return (
             request,

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING
 from pytest_sdxl.analysis.comparison import MetricComparison, Rules
 from pytest_sdxl.analysis.stats import median_over_fastest
 from pytest_sdxl.errors import SdxlError
-from pytest_sdxl.machine.interrupts import TERMINATED, Terminated
+from pytest_sdxl.machine.interrupts import stopped_by
 from pytest_sdxl.measure.injection import CHILD_ENTRY, VARIABLE, Injection
 from pytest_sdxl.measure.interleave import (
     DEFAULT_PAIRS,
@@ -200,7 +200,7 @@ def measure_power_across_processes(
         outcomes = measure_heads_interleaved(plan, runner)
         for name, outcome in outcomes.items():
             if outcome.interrupted:
-                raise Terminated if outcome.interrupted == TERMINATED else KeyboardInterrupt
+                raise stopped_by(outcome.interrupted)
             if outcome.failure is not None:
                 raise ProcessFailed(f"trial {trial}, {name}: {outcome.failure.describe()}")
             counts = result.false_alarms if name == "none" else result.detections[name]
