@@ -200,6 +200,8 @@ def processes(path: Path) -> list[str]:
             kernel = "" if math.isnan(row["kernel_ms"]) else f" ({row['kernel_ms']:.2f} ms)"
             own, reference = row.get("steadiness", [math.nan, math.nan])
             steady = "" if math.isnan(reference) else f" [median/fastest {own:.2f}, reference {reference:.2f}]"
+            waited = row.get("host_waited", math.nan)
+            steady += "" if math.isnan(waited) else f" [waited for a CPU {waited:.1%}]"
             cells.append(f"{row['wall_ratio']:.4f}{kernel}{steady}{mark}")
         lines.append(f"trial {trial} {variant} {side}: " + ", ".join(cells))
     return lines

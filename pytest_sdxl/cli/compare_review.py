@@ -1,9 +1,11 @@
-"""What ``compare`` says beside its verdict table: the GPU state of both sides, image quality against a
-budget, and the markdown written for a pull request (``--format markdown``, ``--summary FILE``).
+"""What ``compare`` says beside its verdict table: the GPU and host state of both sides, image quality against
+a budget, and the markdown written for a pull request (``--format markdown``, ``--summary FILE``).
 
 The GPU state qualifies any verdict (clocks apart or a throttled side can explain a difference on
-their own), so it is said before the verdict. The quality budget gates like a regression, but only
-where the weights are real: on ``random:`` weights a lossy variant's images are noise against noise.
+their own), and the host state any wall-time verdict (a host that kept the timing thread from a CPU
+makes calls slower without the code changing), so both are said before the verdict. The quality budget
+gates like a regression, but only where the weights are real: on ``random:`` weights a lossy variant's
+images are noise against noise.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pytest_sdxl.cli.quality_options import add_quality_budget_options, budget_f
 if TYPE_CHECKING:
     from pytest_sdxl.analysis.comparison import MetricComparison, Rules
     from pytest_sdxl.machine.gpu_state import GpuStateSummary
+    from pytest_sdxl.machine.host_state import HostStateSummary
     from pytest_sdxl.results.schema import ResultSet
 
 FORMATS = ("text", "markdown")
@@ -43,13 +46,15 @@ def add_review_options(parser: argparse.ArgumentParser) -> None:
 
 @dataclass
 class Review:
-    """Both sides' GPU state and what it says, the head's image quality, and the variants over the budget."""
+    """Both sides' GPU and host state and what they say, the head's image quality, and the variants over the budget."""
 
     gpu_states: tuple[GpuStateSummary, GpuStateSummary]
     gpu_sentences: list[str]
     quality_lines: list[str] = field(default_factory=list)
     # (variant, the limits it broke) for each variant over the budget on real weights.
     over_budget: list[tuple[str, str]] = field(default_factory=list)
+    host_states: tuple[HostStateSummary, HostStateSummary] | None = None
+    host_sentences: list[str] = field(default_factory=list)
 
     def verdict(self) -> str:
         """'over the quality budget: tiny_vae (PSNR 27.1 dB is below ...)', or "" when none is."""
@@ -58,12 +63,16 @@ class Review:
         return "over the quality budget: " + ", ".join(f"{name} ({broken})" for name, broken in self.over_budget)
 
     def lines(self) -> list[str]:
-        """The text said before the verdict: each side's GPU state, what differs, the quality block."""
+        """The text said before the verdict: each side's GPU and host state, what differs, the quality block."""
         base, head = self.gpu_states
         lines = []
         if base.readings or head.readings:
             lines += [f"GPU state of the base: {base.describe()}", f"GPU state of the head: {head.describe()}"]
         lines += self.gpu_sentences
+        if self.host_states is not None and any(side.rounds for side in self.host_states):
+            base_host, head_host = self.host_states
+            lines += [f"Host of the base: {base_host.describe()}", f"Host of the head: {head_host.describe()}"]
+        lines += self.host_sentences
         if self.quality_lines:
             lines += ["", *self.quality_lines]
         return lines
@@ -72,14 +81,24 @@ class Review:
 def review_of(base: ResultSet, new: ResultSet, arguments: argparse.Namespace) -> Review:
     from pytest_sdxl.analysis.quality import budget_findings, over_budget
     from pytest_sdxl.machine.gpu_state import compare_gpu_states
+    from pytest_sdxl.machine.host_state import compare_host_states
     from pytest_sdxl.reports.gpu_state import side_state
+    from pytest_sdxl.reports.host_state import side_host_state
     from pytest_sdxl.reports.quality import budget_lines
 
     states = (side_state(base), side_state(new))
+    hosts = (side_host_state(base), side_host_state(new))
     budget = budget_from(arguments)
     findings = budget_findings(new, budget)
     over = [(item.variant, "; ".join(item.check.violations)) for item in over_budget(findings)]
-    return Review(states, compare_gpu_states(*states), budget_lines(findings, budget, base), over)
+    return Review(
+        states,
+        compare_gpu_states(*states),
+        budget_lines(findings, budget, base),
+        over,
+        host_states=hosts,
+        host_sentences=compare_host_states(*hosts),
+    )
 
 
 def markdown_of(
@@ -99,6 +118,7 @@ def markdown_of(
         comparisons,
         rules,
         gpu_states=review.gpu_states,
+        host_states=review.host_states,
         notes=notes,
         quality_lines=review.quality_lines,
         over_budget=[name for name, _ in review.over_budget],

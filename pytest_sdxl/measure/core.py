@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from pytest_sdxl.machine.host_state import HostStateSample, read_host
 from pytest_sdxl.measure.calls import Group, call_functions, images_in, same_calls, warm_shapes, warm_up
 from pytest_sdxl.measure.records import (
     WALL_BLOCK_SAMPLES,
@@ -113,6 +114,8 @@ class TimedLoop:
     last (the device is synchronized there): ``round_joules`` holds each round's joules, None where a
     read failed. With a GPU state reader, the state is read after the round's last clock reading (and
     after the energy counter): ``round_gpu_states`` holds each round's reading, None where none was had.
+    With ``host_state``, the host's counters are read around the round's calls (``machine.host_state``):
+    ``round_host_states`` holds how much of each round the host kept the timing thread from a CPU.
     """
 
     def __init__(
@@ -121,6 +124,7 @@ class TimedLoop:
         groups: Sequence[Group],
         energy: EnergyCounter | None = None,
         gpu_state: GpuStateReader | None = None,
+        host_state: bool = False,
     ) -> None:
         from pytest_sdxl.measure.timing import SyncClock
 
@@ -132,16 +136,21 @@ class TimedLoop:
         self.round_joules: list[float | None] = []
         self.gpu_state = gpu_state
         self.round_gpu_states: list[GpuStateSample | None] = []
+        self.host_state = host_state
+        self.round_host_states: list[HostStateSample] = []
 
     def round(self) -> list[float]:
         """One pass over the round's calls; seconds per image of each call."""
         mark_first_timed_round()  # the process's age at its first timed round: what a process costs to start
         before = self.energy.joules() if self.energy is not None else None
+        host_before = read_host() if self.host_state else None
         samples = []
         for prompts, seeds in self.groups:
             started = self.clock.now()
             self.pipeline.generate(prompts, seeds, check=False)
             samples.append((self.clock.now() - started) / len(prompts))
+        if host_before is not None:
+            self.round_host_states.append(HostStateSample.between(host_before, read_host()))
         if self.energy is not None:
             after = self.energy.joules()
             self.round_joules.append(None if before is None or after is None else after - before)
@@ -320,7 +329,7 @@ def timed_rounds(
         open_counter(pipeline.device) if options.energy else (None, "not measured (the gate profile)")
     )
     gpu_state = open_gpu_state(pipeline.device)
-    loop = TimedLoop(pipeline, groups, energy_counter, gpu_state)
+    loop = TimedLoop(pipeline, groups, energy_counter, gpu_state, host_state=True)
     reference_loop = None
     if side_by_side is not None:
         warm_shapes(side_by_side, reference_groups)
@@ -347,6 +356,7 @@ def timed_rounds(
         energy_reason=energy_counter.not_applicable if energy_counter is not None else energy_reason,
         gpu_states=loop.round_gpu_states,
         gpu_state_reason=gpu_state.not_applicable,
+        host_states=loop.round_host_states,
     ), sampling
 
 

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING
 from pytest_sdxl.analysis.comparison import MetricComparison, Rules
 from pytest_sdxl.analysis.stats import median_over_fastest
 from pytest_sdxl.errors import SdxlError
+from pytest_sdxl.machine.host_state import merge as merge_host_states
 from pytest_sdxl.machine.interrupts import stopped_by
 from pytest_sdxl.measure.injection import CHILD_ENTRY, VARIABLE, Injection
 from pytest_sdxl.measure.interleave import (
@@ -240,7 +241,9 @@ def process_figures(folder: Path, trial: int, variants: Sequence[str]) -> list[d
     ``steadiness``: the median image over the fastest, of the variant's calls and of its reference's ([own,
     reference]; NaN without a reference), near 1 on a quiet host. A stretch of host interference that slows
     every call of a variant moves its fastest call too, which its wall ratio cannot cancel: these say which
-    processes ran on a busy host. A variant a process did not measure has no row.
+    processes ran on a busy host. ``host_waited`` says whether the host took the time: the share of the
+    variant's timed calls its timing thread spent waiting for a CPU (NaN where the host gives no run-queue
+    wait, ``machine.host_state``). A variant a process did not measure has no row.
     """
     rows: list[dict[str, object]] = []
     for path in sorted(folder.glob("*/process-*/results.json")):
@@ -252,6 +255,7 @@ def process_figures(folder: Path, trial: int, variants: Sequence[str]) -> list[d
             own = record.samples("gen_s")
             kernels = [value for run in record.runs if run.device for value in run.device.kernel_ms]
             starts = [run.process_start_s for run in record.runs if run.process_start_s is not None]
+            waited = merge_host_states(run.host_state for run in record.runs if run.host_state).waited_share
             rows.append(
                 {
                     "trial": trial,
@@ -265,6 +269,7 @@ def process_figures(folder: Path, trial: int, variants: Sequence[str]) -> list[d
                         median_over_fastest(own),
                         median_over_fastest([value for run in record.runs for value in run.reference_gen_s]),
                     ],
+                    "host_waited": math.nan if waited is None else waited,
                 }
             )
     return rows

@@ -20,6 +20,7 @@ import numpy as np
 
 from pytest_sdxl.analysis.quality import QualityScores
 from pytest_sdxl.errors import ImageCheckError
+from pytest_sdxl.machine import host_state
 from pytest_sdxl.machine.gpu_state import GpuStateSample, summarize
 from pytest_sdxl.machine.process_identity import process_id
 from pytest_sdxl.measure.energy import joules_per_image
@@ -55,6 +56,8 @@ class TimedRounds:
     # The GPU's state read after each of the variant's rounds (None where a read failed), and why there is none.
     gpu_states: list[GpuStateSample | None] = field(default_factory=list)
     gpu_state_reason: str = ""
+    # How much of each of the variant's rounds the host kept the timing thread from a CPU.
+    host_states: list[host_state.HostStateSample] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -123,6 +126,7 @@ def run_records(
     energy_blocks = split_into_runs(timed.joules, runs) if timed.joules is not None else []
     reference_blocks = split_into_runs(timed.reference, runs)
     gpu_state_blocks = split_into_runs(timed.gpu_states, runs)
+    host_state_blocks = split_into_runs(timed.host_states, runs)
     images_per_round = sum(images_per_call)
     records = []
     for number, block in enumerate(blocks, start=1):
@@ -131,6 +135,7 @@ def run_records(
         energy_block = energy_blocks[number - 1] if number <= len(energy_blocks) else []
         energy_j, energy_note = joules_per_image(list(energy_block), len(block) * images_per_round, timed.energy_reason)
         gpu_states = gpu_state_blocks[number - 1] if number <= len(gpu_state_blocks) else []
+        host_states = host_state_blocks[number - 1] if number <= len(host_state_blocks) else []
         quality = shared.quality
         records.append(
             RunRecord(
@@ -155,6 +160,7 @@ def run_records(
                 energy_j_per_image=energy_j,
                 energy_not_applicable=energy_note,
                 gpu_state=summarize(gpu_states, timed.gpu_state_reason),
+                host_state=host_state.summarize(host_states),
                 process=process_id(),
             )
         )

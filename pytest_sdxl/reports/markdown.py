@@ -22,6 +22,7 @@ from pytest_sdxl.analysis.comparison import SIGNALS_BY_NAME, MetricComparison, R
 from pytest_sdxl.analysis.kernels import KernelChange, change_wording, kernel_diff
 from pytest_sdxl.analysis.stats import run_statistic
 from pytest_sdxl.machine.gpu_state import GpuStateSummary, compare_gpu_states
+from pytest_sdxl.machine.host_state import HostStateSummary, compare_host_states
 from pytest_sdxl.reports.comparison import KERNEL_SIGNALS, kernel_table_of
 from pytest_sdxl.results.schema import ResultSet, VariantRecord
 
@@ -186,6 +187,16 @@ def gpu_state_block(states: tuple[GpuStateSummary, GpuStateSummary]) -> list[str
     return [*lines, ""]
 
 
+def host_state_block(states: tuple[HostStateSummary, HostStateSummary]) -> list[str]:
+    """Both sides' host readings and what differs; nothing where neither side read its host."""
+    base, head = states
+    if not base.rounds and not head.rounds:
+        return []
+    lines = ["**Host**", "", f"- base: {cell(base.describe())}", f"- head: {cell(head.describe())}"]
+    lines += [f"- {cell(sentence)}" for sentence in compare_host_states(base, head)]
+    return [*lines, ""]
+
+
 def quality_block(lines: Sequence[str]) -> list[str]:
     """``reports.quality.budget_lines``: its title line, then its items as a list."""
     if not lines:
@@ -229,6 +240,7 @@ def comparison_markdown(
     comparisons: Sequence[MetricComparison],
     rules: Rules | None = None,
     gpu_states: tuple[GpuStateSummary, GpuStateSummary] | None = None,
+    host_states: tuple[HostStateSummary, HostStateSummary] | None = None,
     notes: Sequence[str] = (),
     quality_lines: Sequence[str] = (),
     over_budget: Sequence[str] = (),
@@ -240,7 +252,8 @@ def comparison_markdown(
 ) -> str:
     """The comparison as markdown of at most ``max_bytes`` UTF-8 bytes; ``notes`` are sentences shown under the verdict.
 
-    ``gpu_states`` are the two sides' summaries (``gpu_state.merge`` of each side's runs);
+    ``gpu_states`` are the two sides' summaries (``gpu_state.merge`` of each side's runs), ``host_states`` their
+    hosts' (``host_state.merge``);
     ``quality_lines`` the head's image quality (``reports.quality.budget_lines``) and ``over_budget`` the
     variants it found over the budget, named in the verdict line, as are the ``undecided`` signals.
     """
@@ -249,6 +262,8 @@ def comparison_markdown(
     parts += [f"- {cell(note)}" for note in notes] + ([""] if notes else [])
     if gpu_states is not None:
         parts += gpu_state_block(gpu_states)
+    if host_states is not None:
+        parts += host_state_block(host_states)
     parts += quality_block(quality_lines)
     text = "\n".join(parts) + "\n"
     ordered = sorted(comparisons, key=importance)

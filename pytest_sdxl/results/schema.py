@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from pytest_sdxl.errors import SdxlError
 from pytest_sdxl.machine.gpu_state import GpuStateSummary
+from pytest_sdxl.machine.host_state import HostStateSummary
 from pytest_sdxl.results.sessions import new_session_id, session_ids_from_node
 from pytest_sdxl.results.validation import (
     RECORDED_MACHINE,
@@ -130,6 +131,9 @@ class RunRecord:
     # The GPU's clocks, temperature, power and throttle reasons read after each timed round of this run
     # (machine.gpu_state), or why there are none; None where not recorded (files written before them).
     gpu_state: GpuStateSummary | None = None
+    # How much of this run's timed rounds the host kept the timing thread from a CPU (run-queue wait,
+    # preemptions, steal: machine.host_state); None where not recorded (files written before them).
+    host_state: HostStateSummary | None = None
     # The operating-system process that measured this run (machine.process_identity: random, unique across
     # machines and time). Runs of one process share its level, so ``compare`` takes processes, not runs, as
     # its independent samples where a side holds several. "" in files written before it: a results file's
@@ -304,6 +308,7 @@ def to_dict(result_set: ResultSet, derived: DerivedBlocks | None = None) -> dict
         for run_item, run in zip(item["runs"], record.runs, strict=True):
             # The summary's own form (ranges as min/max/mean, the throttled flag), which run_from_dict reads back.
             run_item["gpu_state"] = None if run.gpu_state is None else run.gpu_state.as_dict()
+            run_item["host_state"] = None if run.host_state is None else run.host_state.as_dict()
     if derived is not None:
         for item, record in zip(document["variants"], result_set.variants, strict=True):
             item.update(derived(record))
@@ -339,7 +344,7 @@ def optional_float(value: Any) -> float | None:
 
 
 def run_from_node(node: Node) -> RunRecord:
-    device, gpu_state = node.get("device"), node.get("gpu_state")
+    device, gpu_state, host_state = node.get("device"), node.get("gpu_state"), node.get("host_state")
     return RunRecord(
         run=node["run"].integer(),
         load_s=node["load_s"].number(),
@@ -363,6 +368,7 @@ def run_from_node(node: Node) -> RunRecord:
         lpips=node.get("lpips").optional_number(),
         lpips_not_applicable=node.get("lpips_not_applicable", "").text(),
         gpu_state=None if gpu_state.is_null else gpu_state.read(GpuStateSummary.from_dict, "a GPU state summary"),
+        host_state=None if host_state.is_null else host_state.read(HostStateSummary.from_dict, "a host state summary"),
         process=node.get("process", "").text(),
         process_start_s=node.get("process_start_s").optional_number(),
     )
