@@ -46,6 +46,7 @@ def noise_lines(folder: Path) -> list[str]:
                 f"own {min(own) * 1000:.1f}/{statistics.median(own) * 1000:.1f} ms, "
                 f"reference {min(reference) * 1000:.1f}/{statistics.median(reference) * 1000:.1f} ms "
                 f"(fastest/median); reference calls over {STRAY:.0%} of its fastest: {strayed(reference):.0%}"
+                + ("" if run.host_state is None else f"; host: {run.host_state.describe()}")
             )
     return lines
 

@@ -12,9 +12,10 @@ slower without the code changing. Three readings tell such a host apart from slo
 - **steal**: CPU time the hypervisor gave to other guests (the ``steal`` column of ``/proc/stat``, over all
   CPUs), which the guest's own scheduler cannot see.
 
-A reading is taken before and after each timed round of the variant's own calls; their difference
-is the round's sample, and a run's samples add up to its summary (sums merge exactly, as a side of a
-comparison is every run of it). A figure the host cannot give stays None and its summary says so.
+A reading is taken before and after each timed round, of the variant's calls and of its side-by-side
+reference's (the wall ratio reads both); their difference is the round's sample, and a run's samples
+add up to its summary (sums merge exactly, as a side of a comparison is every run of it). A figure
+the host cannot give stays None and its summary says so.
 """
 
 from __future__ import annotations

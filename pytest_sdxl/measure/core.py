@@ -333,7 +333,7 @@ def timed_rounds(
     reference_loop = None
     if side_by_side is not None:
         warm_shapes(side_by_side, reference_groups)
-        reference_loop = TimedLoop(side_by_side, reference_groups)
+        reference_loop = TimedLoop(side_by_side, reference_groups, host_state=True)
     before: Callable[[], object] = reference_loop.round if reference_loop is not None else nothing
     sampler = None
     if rule is not None:
@@ -357,6 +357,7 @@ def timed_rounds(
         gpu_states=loop.round_gpu_states,
         gpu_state_reason=gpu_state.not_applicable,
         host_states=loop.round_host_states,
+        reference_host_states=reference_loop.round_host_states if reference_loop is not None else [],
     ), sampling
 
 

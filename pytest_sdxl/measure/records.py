@@ -56,8 +56,9 @@ class TimedRounds:
     # The GPU's state read after each of the variant's rounds (None where a read failed), and why there is none.
     gpu_states: list[GpuStateSample | None] = field(default_factory=list)
     gpu_state_reason: str = ""
-    # How much of each of the variant's rounds the host kept the timing thread from a CPU.
+    # How much of each of the variant's rounds, and of its reference's, the host kept the timing thread from a CPU.
     host_states: list[host_state.HostStateSample] = field(default_factory=list)
+    reference_host_states: list[host_state.HostStateSample] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -127,6 +128,7 @@ def run_records(
     reference_blocks = split_into_runs(timed.reference, runs)
     gpu_state_blocks = split_into_runs(timed.gpu_states, runs)
     host_state_blocks = split_into_runs(timed.host_states, runs)
+    reference_host_blocks = split_into_runs(timed.reference_host_states, runs)
     images_per_round = sum(images_per_call)
     records = []
     for number, block in enumerate(blocks, start=1):
@@ -135,7 +137,11 @@ def run_records(
         energy_block = energy_blocks[number - 1] if number <= len(energy_blocks) else []
         energy_j, energy_note = joules_per_image(list(energy_block), len(block) * images_per_round, timed.energy_reason)
         gpu_states = gpu_state_blocks[number - 1] if number <= len(gpu_state_blocks) else []
-        host_states = host_state_blocks[number - 1] if number <= len(host_state_blocks) else []
+        # The run's timed calls are the variant's and its reference's: the wall ratio reads both.
+        host_states = [
+            *(host_state_blocks[number - 1] if number <= len(host_state_blocks) else []),
+            *(reference_host_blocks[number - 1] if number <= len(reference_host_blocks) else []),
+        ]
         quality = shared.quality
         records.append(
             RunRecord(
