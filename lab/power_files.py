@@ -262,6 +262,12 @@ def paired_rounds(run: RunRecord) -> list[tuple[float, list[float]]]:
     return [(own, run.reference_gen_s[index * calls : (index + 1) * calls]) for index, own in enumerate(run.gen_s)]
 
 
+def net_of_waits(samples: list[float], waits: list[float]) -> list[float]:
+    """Each call less its wait for a CPU (``RunRecord.gen_waited_s``): what it took while the host let it run;
+    the calls themselves where the run has no waits."""
+    return [sample - wait for sample, wait in zip(samples, waits, strict=True)] if waits else list(samples)
+
+
 # One process's wall ratio read from its run's calls: the first is the gate's.
 ESTIMATORS = {
     "fastest/fastest": lambda run: run.wall_ratio,
@@ -270,6 +276,13 @@ ESTIMATORS = {
     "p25/p25": lambda run: lowest_of(run.gen_s, 4) / lowest_of(run.reference_gen_s, 4),
     "median/median": lambda run: statistics.median(run.gen_s) / statistics.median(run.reference_gen_s),
     "median of rounds": lambda run: statistics.median(own / min(beside) for own, beside in paired_rounds(run)),
+    "net fastest/fastest": lambda run: (
+        min(net_of_waits(run.gen_s, run.gen_waited_s)) / min(net_of_waits(run.reference_gen_s, run.reference_waited_s))
+    ),
+    "net median/median": lambda run: (
+        statistics.median(net_of_waits(run.gen_s, run.gen_waited_s))
+        / statistics.median(net_of_waits(run.reference_gen_s, run.reference_waited_s))
+    ),
 }
 
 

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pytest_sdxl.machine.host_state import HostStateSample, read_host
+from pytest_sdxl.machine.host_state import HostStateSample, read_host, thread_wait_seconds
 from pytest_sdxl.measure.calls import Group, call_functions, images_in, same_calls, warm_shapes, warm_up
 from pytest_sdxl.measure.records import (
     WALL_BLOCK_SAMPLES,
@@ -115,7 +115,8 @@ class TimedLoop:
     read failed. With a GPU state reader, the state is read after the round's last clock reading (and
     after the energy counter): ``round_gpu_states`` holds each round's reading, None where none was had.
     With ``host_state``, the host's counters are read around the round's calls (``machine.host_state``):
-    ``round_host_states`` holds how much of each round the host kept the timing thread from a CPU.
+    ``round_host_states`` holds how much of each round the host kept the timing thread from a CPU, and
+    ``round_waits`` each call's share of it (seconds per image; an empty round where it was not read).
     """
 
     def __init__(
@@ -138,24 +139,35 @@ class TimedLoop:
         self.round_gpu_states: list[GpuStateSample | None] = []
         self.host_state = host_state
         self.round_host_states: list[HostStateSample] = []
+        self.round_waits: list[list[float]] = []
 
     def round(self) -> list[float]:
         """One pass over the round's calls; seconds per image of each call."""
         mark_first_timed_round()  # the process's age at its first timed round: what a process costs to start
         before = self.energy.joules() if self.energy is not None else None
-        host_before = read_host() if self.host_state else None
-        samples = []
+        round_start = read_host() if self.host_state else None
+        waited = round_start.waited_s if round_start is not None else None
+        samples: list[float] = []
+        waits: list[float] = []
         for prompts, seeds in self.groups:
             started = self.clock.now()
             self.pipeline.generate(prompts, seeds, check=False)
             samples.append((self.clock.now() - started) / len(prompts))
-        if host_before is not None:
-            self.round_host_states.append(HostStateSample.between(host_before, read_host()))
+            if waited is not None:
+                # Read right after the call's last clock reading: what the call waited for a CPU, per image.
+                now_waited = thread_wait_seconds()
+                if now_waited is not None:
+                    waits.append((now_waited - waited) / len(prompts))
+                waited = now_waited
+        if round_start is not None:
+            self.round_host_states.append(HostStateSample.between(round_start, read_host()))
         if self.energy is not None:
             after = self.energy.joules()
             self.round_joules.append(None if before is None or after is None else after - before)
         if self.gpu_state is not None:
             self.round_gpu_states.append(self.gpu_state.sample())
+        # A call by call wait, or none at all for the round: a partial list would pair waits with the wrong calls.
+        self.round_waits.append(waits if len(waits) == len(samples) else [])
         self.rounds.append(samples)
         return samples
 
@@ -358,6 +370,8 @@ def timed_rounds(
         gpu_state_reason=gpu_state.not_applicable,
         host_states=loop.round_host_states,
         reference_host_states=reference_loop.round_host_states if reference_loop is not None else [],
+        own_waits=loop.round_waits,
+        reference_waits=reference_loop.round_waits if reference_loop is not None else [],
     ), sampling
 
 

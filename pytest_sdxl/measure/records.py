@@ -59,6 +59,10 @@ class TimedRounds:
     # How much of each of the variant's rounds, and of its reference's, the host kept the timing thread from a CPU.
     host_states: list[host_state.HostStateSample] = field(default_factory=list)
     reference_host_states: list[host_state.HostStateSample] = field(default_factory=list)
+    # Each call's wait for a CPU, seconds per image, round by round beside ``own`` and ``reference`` (a round
+    # without them is empty).
+    own_waits: list[list[float]] = field(default_factory=list)
+    reference_waits: list[list[float]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -101,6 +105,17 @@ def wall_blocks(own: Sequence[Sequence[float]], reference: Sequence[Sequence[flo
     ]
 
 
+def call_waits(
+    rounds: Sequence[Sequence[float]], wait_blocks: Sequence[Sequence[list[float]]], number: int
+) -> list[float]:
+    """Run ``number``'s waits for a CPU beside its samples (``rounds``), call by call; empty unless every round
+    has them."""
+    waits = wait_blocks[number - 1] if number <= len(wait_blocks) else []
+    if len(waits) != len(rounds) or any(len(wait) != len(one) for wait, one in zip(waits, rounds, strict=True)):
+        return []
+    return [wait for one_round in waits for wait in one_round]
+
+
 def timed_seconds_per_run(timed: TimedRounds, runs: int, images_per_call: Sequence[int]) -> list[float]:
     """Seconds inside the timed calls of each run: each call's seconds per image times its images."""
     return [
@@ -129,6 +144,8 @@ def run_records(
     gpu_state_blocks = split_into_runs(timed.gpu_states, runs)
     host_state_blocks = split_into_runs(timed.host_states, runs)
     reference_host_blocks = split_into_runs(timed.reference_host_states, runs)
+    own_wait_blocks = split_into_runs(timed.own_waits, runs)
+    reference_wait_blocks = split_into_runs(timed.reference_waits, runs)
     images_per_round = sum(images_per_call)
     records = []
     for number, block in enumerate(blocks, start=1):
@@ -167,6 +184,8 @@ def run_records(
                 energy_not_applicable=energy_note,
                 gpu_state=summarize(gpu_states, timed.gpu_state_reason),
                 host_state=host_state.summarize(host_states),
+                gen_waited_s=call_waits(block, own_wait_blocks, number),
+                reference_waited_s=call_waits(reference_block, reference_wait_blocks, number),
                 process=process_id(),
             )
         )

@@ -134,6 +134,10 @@ class RunRecord:
     # How much of this run's timed rounds the host kept the timing thread from a CPU (run-queue wait,
     # preemptions, steal: machine.host_state); None where not recorded (files written before them).
     host_state: HostStateSummary | None = None
+    # Each timed call's wait for a CPU (run-queue wait of the timing thread, seconds per image), beside ``gen_s``
+    # and ``reference_gen_s``; empty where the host gives no such counter, or in files written before them.
+    gen_waited_s: list[float] = field(default_factory=list)
+    reference_waited_s: list[float] = field(default_factory=list)
     # The operating-system process that measured this run (machine.process_identity: random, unique across
     # machines and time). Runs of one process share its level, so ``compare`` takes processes, not runs, as
     # its independent samples where a side holds several. "" in files written before it: a results file's
@@ -369,6 +373,8 @@ def run_from_node(node: Node) -> RunRecord:
         lpips_not_applicable=node.get("lpips_not_applicable", "").text(),
         gpu_state=None if gpu_state.is_null else gpu_state.read(GpuStateSummary.from_dict, "a GPU state summary"),
         host_state=None if host_state.is_null else host_state.read(HostStateSummary.from_dict, "a host state summary"),
+        gen_waited_s=node.get("gen_waited_s", []).numbers(),
+        reference_waited_s=node.get("reference_waited_s", []).numbers(),
         process=node.get("process", "").text(),
         process_start_s=node.get("process_start_s").optional_number(),
     )
