@@ -54,6 +54,11 @@ def test_a_cpu_run_records_the_gpu_state_as_na_and_ssim_psnr_per_lossy_variant(t
     tiny = result.variants[1].runs[0]
     assert tiny.gpu_state is not None and tiny.gpu_state.describe() == f"n/a: {NO_CUDA_DEVICE}"
     assert tiny.ssim == tiny_run["ssim"] and tiny.lpips is None
+    # The host state of every timed round, and each call's own wait beside its time where the kernel keeps one.
+    assert tiny.host_state is not None and tiny.host_state.rounds > 0 and tiny.host_state.wall_s > 0
+    if tiny.host_state.waited_s is not None:
+        assert len(tiny.gen_waited_s) == len(tiny.gen_s) and len(tiny.reference_waited_s) == len(tiny.reference_gen_s)
+        assert all(0 <= wait <= time for wait, time in zip(tiny.gen_waited_s, tiny.gen_s, strict=True))
     markdown = (report / "results.md").read_text()
     assert f"- GPU state n/a: {NO_CUDA_DEVICE}" in markdown and "## GPU state" not in markdown
     assert "| SSIM " in markdown and "LPIPS (no LPIPS weights given" in markdown

@@ -28,6 +28,7 @@ from pytest_sdxl.machine.host_state import (
     read_host,
     summarize,
 )
+from pytest_sdxl.measure.records import call_waits
 from pytest_sdxl.reports.markdown import comparison_markdown
 from pytest_sdxl.results.schema import ResultSet, RunRecord, VariantRecord, load_results, save_results
 
@@ -158,3 +159,16 @@ def test_compare_says_the_hosts_before_its_verdict_in_text_and_markdown(tmp_path
     sides = (summarize([HostStateSample(1.0, 0.0, 1, 0.0)], 1), summarize([HostStateSample(1.0, 0.5, 9, 0.0)], 1))
     markdown = comparison_markdown(load_results(base), load_results(head), [], host_states=sides)
     assert "**Host**" in markdown and "- head: waited for a CPU 50.0% of 1.0 s timed" in markdown
+
+
+def test_each_calls_wait_goes_beside_its_time_or_none_at_all(tmp_path: Path) -> None:
+    rounds = [[0.1, 0.2], [0.3, 0.4]]
+    assert call_waits(rounds, [[[0.01, 0.0], [0.02, 0.0]]], 1) == [0.01, 0.0, 0.02, 0.0]
+    # A round read without waits (the counter failed) leaves the run without any: none is paired wrongly.
+    assert call_waits(rounds, [[[0.01, 0.0], []]], 1) == []
+    assert call_waits(rounds, [], 1) == []
+    record = RunRecord(1, 4.0, 0.3, [0.1, 0.2], 0.15, 0.15, 4.6)
+    record.gen_waited_s = [0.01, 0.0]
+    variants = [VariantRecord("baseline", "exact", runs=[record])]
+    path = save_results(ResultSet(settings={}, variants=variants), tmp_path / "waits.json")
+    assert load_results(path).variants[0].runs[0].gen_waited_s == [0.01, 0.0]
