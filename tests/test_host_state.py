@@ -52,10 +52,10 @@ def test_a_thread_that_shares_its_cpu_with_hogs_is_seen_waiting_and_a_sleep_is_n
     allowed = os.sched_getaffinity(0)
     os.sched_setaffinity(0, {min(allowed)})  # the hogs inherit the one CPU: they must share it with this thread
     context = multiprocessing.get_context("fork")
-    hogs = [context.Process(target=hog, args=(2.0,)) for _ in range(2)]
+    hogs = [context.Process(target=hog, args=(1.2,)) for _ in range(2)]
     try:
         before = read_host()
-        time.sleep(0.3)  # the code's own waiting: not the host's doing
+        time.sleep(0.5)  # the code's own waiting: not the host's doing
         asleep = HostStateSample.between(before, read_host())
         for process in hogs:
             process.start()
@@ -67,7 +67,8 @@ def test_a_thread_that_shares_its_cpu_with_hogs_is_seen_waiting_and_a_sleep_is_n
             process.join()
         os.sched_setaffinity(0, allowed)
     assert asleep.waited_s is not None and crowded.waited_s is not None
-    assert asleep.waited_s < 0.05 * asleep.wall_s
+    # A sleeping thread waits for a CPU only to wake (a little, where a neighbouring test holds the CPU).
+    assert asleep.waited_s < 0.2 * asleep.wall_s
     # Three runnable threads on one CPU: this one waits for about two thirds of the time.
     assert crowded.waited_s > 0.3 * crowded.wall_s
     assert crowded.preemptions is not None and crowded.preemptions > 0
