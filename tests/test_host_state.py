@@ -173,3 +173,16 @@ def test_each_calls_wait_goes_beside_its_time_or_none_at_all(tmp_path: Path) -> 
     variants = [VariantRecord("baseline", "exact", runs=[record])]
     path = save_results(ResultSet(settings={}, variants=variants), tmp_path / "waits.json")
     assert load_results(path).variants[0].runs[0].gen_waited_s == [0.01, 0.0]
+
+
+def test_a_runs_report_says_the_host_and_names_the_variant_that_waited(tmp_path: Path) -> None:
+    from pytest_sdxl.reports.host_state import host_state_notes
+
+    quiet, crowded = (RunRecord(1, 4.0, 0.3, [0.1], 0.1, 0.1, 4.5) for _ in range(2))
+    quiet.host_state = summarize([HostStateSample(2.0, 0.001, 4, 0.0)], cpus=2)
+    crowded.host_state = summarize([HostStateSample(2.0, 0.8, 90, 0.0)], cpus=2)
+    variants = [VariantRecord("baseline", "exact", runs=[quiet]), VariantRecord("batch", "exact", runs=[crowded])]
+    first, second = host_state_notes(ResultSet(settings={}, variants=variants))
+    assert first == "- Host while timed: waited for a CPU 20.0% of 4.0 s timed, 23.5 preemptions/s, steal 0.0%"
+    assert second.startswith("- Waited for a CPU past 2.5% of its timed time: batch (40.0%);")
+    assert host_state_notes(ResultSet(settings={}, variants=[VariantRecord("baseline", "exact", runs=[])])) == []

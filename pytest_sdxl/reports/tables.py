@@ -20,6 +20,7 @@ from pytest_sdxl.analysis.serving import serving_block
 from pytest_sdxl.analysis.stats import CI_METHOD, summarize
 from pytest_sdxl.reports import figures
 from pytest_sdxl.reports.gpu_state import gpu_state_notes, gpu_state_section
+from pytest_sdxl.reports.host_state import host_state_notes
 from pytest_sdxl.reports.layout import dropped_line, empty_columns, fitted_tables, joined, without, wrapped
 from pytest_sdxl.reports.quality import lpips_reasons, quality_cells, random_weights_notes
 from pytest_sdxl.reports.serving import serving_section, serving_table
@@ -241,7 +242,7 @@ def summary_table(result_set: ResultSet) -> str:
     groups = [group for name, group in SUMMARY_COLUMNS if name not in dropped]
     lines = joined(fitted_tables(header, kept_rows, groups))
     notes = [dropped_line(why_dropped(result_set, dropped, device_reasons))] if dropped else []
-    notes += random_weights_notes(result_set) + gpu_state_notes(result_set)
+    notes += random_weights_notes(result_set) + gpu_state_notes(result_set) + host_state_notes(result_set)
     notes += [f"- {record.variant} {record.status}: {record.reason}" for record in result_set.variants if not record.ok]
     notes += [f"- {record.variant}: {record.note}" for record in result_set.variants if record.note]
     if not set(GPU_ONLY[1:]) <= set(dropped):
