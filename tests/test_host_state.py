@@ -186,3 +186,20 @@ def test_a_runs_report_says_the_host_and_names_the_variant_that_waited(tmp_path:
     assert first == "- Host while timed: waited for a CPU 20.0% of 4.0 s timed, 23.5 preemptions/s, steal 0.0%"
     assert second.startswith("- Waited for a CPU past 2.5% of its timed time: batch (40.0%);")
     assert host_state_notes(ResultSet(settings={}, variants=[VariantRecord("baseline", "exact", runs=[])])) == []
+
+
+def test_an_undecided_wall_signal_is_told_its_cure_from_the_host_state() -> None:
+    from pytest_sdxl.cli.ab import what_would_decide
+
+    def side(waited: float | None) -> ResultSet:
+        run = RunRecord(1, 4.0, 0.3, [0.1], 0.1, 0.1, 4.5)
+        if waited is not None:
+            run.host_state = summarize([HostStateSample(10.0, 10.0 * waited, 40, 0.0)], cpus=15)
+        return ResultSet(settings={}, variants=[VariantRecord("batch", "exact", runs=[run])])
+
+    crowded = what_would_decide([side(0.0), side(0.12)])
+    assert crowded.startswith("the timing thread waited for a CPU 0.0% and 12.0% of its timed time")
+    assert "keep the runner to the job" in crowded
+    below = what_would_decide([side(0.0001), side(0.0002)])
+    assert "hardly waited for a CPU (0.0% and 0.0%" in below and "keeping other work off the runner would not" in below
+    assert what_would_decide([side(None), side(0.2)]).startswith("more processes a side (--pairs) or a quieter host")

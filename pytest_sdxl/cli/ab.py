@@ -361,11 +361,40 @@ def undecided_lines(
         if item.metric == "wall_ratio":
             line += spread_clause(sides, item, alpha)
         lines.append(line)
-    lines.append(
+    lines.append(what_would_decide(sides))
+    return lines
+
+
+def what_would_decide(sides: Sequence[ResultSet]) -> str:
+    """The cure for an open wall signal, as the sides' host state tells it (``machine.host_state``).
+
+    A timing thread that waited for a CPU past the wall threshold shared the runner's CPUs with other work, which
+    keeping the runner to the job ends. One that hardly waited while its calls strayed all the same was slowed
+    below what the machine sees of itself (a virtual machine's neighbours, on the lent GPU hosts measured), which
+    only more processes or another machine get past.
+    """
+    from pytest_sdxl.machine.host_state import DEFAULT_WAIT_TOLERANCE
+    from pytest_sdxl.reports.host_state import side_host_state
+
+    shares = [side_host_state(side).waited_share for side in sides]
+    generic = (
         "more processes a side (--pairs) or a quieter host would decide it: the reference calls' steadiness "
         "above says how busy the host was"
     )
-    return lines
+    if any(share is None for share in shares):
+        return generic
+    waited = " and ".join(f"{share:.1%}" for share in shares if share is not None)
+    if any(share is not None and share > DEFAULT_WAIT_TOLERANCE for share in shares):
+        return (
+            f"the timing thread waited for a CPU {waited} of its timed time (base and head): other work shared "
+            "the runner's CPUs; keep the runner to the job (or give ab CPUs of its own, --cpus), or take more "
+            "processes a side (--pairs)"
+        )
+    return (
+        f"the timing thread hardly waited for a CPU ({waited} of its timed time, base and head): what slowed the "
+        "calls lies below what this machine sees of itself (a virtual machine's neighbours, say); more processes "
+        "a side (--pairs) or another machine would decide it, keeping other work off the runner would not"
+    )
 
 
 def spread_clause(sides: Sequence[ResultSet], item: MetricComparison, alpha: float) -> str:
