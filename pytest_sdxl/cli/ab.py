@@ -376,15 +376,14 @@ def what_would_decide(sides: Sequence[ResultSet]) -> str:
     from pytest_sdxl.machine.host_state import DEFAULT_WAIT_TOLERANCE
     from pytest_sdxl.reports.host_state import side_host_state
 
-    shares = [side_host_state(side).waited_share for side in sides]
-    generic = (
-        "more processes a side (--pairs) or a quieter host would decide it: the reference calls' steadiness "
-        "above says how busy the host was"
-    )
-    if any(share is None for share in shares):
-        return generic
-    waited = " and ".join(f"{share:.1%}" for share in shares if share is not None)
-    if any(share is not None and share > DEFAULT_WAIT_TOLERANCE for share in shares):
+    shares = [share for side in sides if (share := side_host_state(side).waited_share) is not None]
+    if len(shares) < len(sides):
+        return (
+            "more processes a side (--pairs) or a quieter host would decide it: the reference calls' steadiness "
+            "above says how busy the host was"
+        )
+    waited = " and ".join(f"{share:.1%}" for share in shares)
+    if max(shares) > DEFAULT_WAIT_TOLERANCE:
         return (
             f"the timing thread waited for a CPU {waited} of its timed time (base and head): other work shared "
             "the runner's CPUs; keep the runner to the job (or give ab CPUs of its own, --cpus), or take more "

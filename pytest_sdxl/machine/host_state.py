@@ -209,14 +209,9 @@ def summarize(samples: Iterable[HostStateSample | None], cpus: int | None = None
     taken = [sample for sample in samples if sample is not None]
     if not taken:
         return HostStateSummary(not_applicable="no readings")
-    preemptions = _total(sample.preemptions for sample in taken)
-    return HostStateSummary(
-        rounds=len(taken),
-        wall_s=sum(sample.wall_s for sample in taken),
-        waited_s=_total(sample.waited_s for sample in taken),
-        preemptions=None if preemptions is None else int(preemptions),
-        steal_s=_total(sample.steal_s for sample in taken),
-        cpus=cpus if cpus is not None else host_cpus(),
+    on = cpus if cpus is not None else host_cpus()
+    return merge(
+        HostStateSummary(1, sample.wall_s, sample.waited_s, sample.preemptions, sample.steal_s, on) for sample in taken
     )
 
 
@@ -258,12 +253,13 @@ def compare_host_states(
         ("its measuring thread waited for a CPU", "waited_share"),
         ("the hypervisor gave its CPUs to other guests", "steal_share"),
     ):
-        low, high = getattr(base, reading), getattr(head, reading)
-        if low is None or high is None or abs(high - low) <= tolerance:
+        base_share, head_share = getattr(base, reading), getattr(head, reading)
+        if base_share is None or head_share is None or abs(head_share - base_share) <= tolerance:
             continue
-        busier, quieter = (second, first) if high > low else (first, second)
+        busier, quieter = (second, first) if head_share > base_share else (first, second)
         sentences.append(
-            f"The {busier}'s host was busier: {label} {max(low, high):.1%} of its timed time, against "
-            f"{min(low, high):.1%} on the {quieter}; that alone can move a wall-time verdict, not kernel time."
+            f"The {busier}'s host was busier: {label} {max(base_share, head_share):.1%} of its timed time, against "
+            f"{min(base_share, head_share):.1%} on the {quieter}; that alone can move a wall-time verdict, not "
+            "kernel time."
         )
     return sentences

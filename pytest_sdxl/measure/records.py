@@ -105,12 +105,17 @@ def wall_blocks(own: Sequence[Sequence[float]], reference: Sequence[Sequence[flo
     ]
 
 
+def nth_block(blocks: Sequence[Sequence[Round]], number: int) -> Sequence[Round]:
+    """Run ``number``'s block (counted from 1), empty where fewer runs than that were recorded."""
+    return blocks[number - 1] if number <= len(blocks) else []
+
+
 def call_waits(
     rounds: Sequence[Sequence[float]], wait_blocks: Sequence[Sequence[list[float]]], number: int
 ) -> list[float]:
     """Run ``number``'s waits for a CPU beside its samples (``rounds``), call by call; empty unless every round
     has them."""
-    waits = wait_blocks[number - 1] if number <= len(wait_blocks) else []
+    waits = nth_block(wait_blocks, number)
     if len(waits) != len(rounds) or any(len(wait) != len(one) for wait, one in zip(waits, rounds, strict=True)):
         return []
     return [wait for one_round in waits for wait in one_round]
@@ -150,15 +155,12 @@ def run_records(
     records = []
     for number, block in enumerate(blocks, start=1):
         samples = [sample for one_round in block for sample in one_round]
-        reference_block = reference_blocks[number - 1] if number <= len(reference_blocks) else []
-        energy_block = energy_blocks[number - 1] if number <= len(energy_blocks) else []
+        reference_block = nth_block(reference_blocks, number)
+        energy_block = nth_block(energy_blocks, number)
         energy_j, energy_note = joules_per_image(list(energy_block), len(block) * images_per_round, timed.energy_reason)
-        gpu_states = gpu_state_blocks[number - 1] if number <= len(gpu_state_blocks) else []
+        gpu_states = nth_block(gpu_state_blocks, number)
         # The run's timed calls are the variant's and its reference's: the wall ratio reads both.
-        host_states = [
-            *(host_state_blocks[number - 1] if number <= len(host_state_blocks) else []),
-            *(reference_host_blocks[number - 1] if number <= len(reference_host_blocks) else []),
-        ]
+        host_states = [*nth_block(host_state_blocks, number), *nth_block(reference_host_blocks, number)]
         quality = shared.quality
         records.append(
             RunRecord(
