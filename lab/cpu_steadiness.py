@@ -3,11 +3,11 @@
 Usage:
   python lab/cpu_steadiness.py SECONDS [--label NAME]
 
-Times the same work (a sum over a range, about 5 ms on these hosts) for SECONDS and prints its fastest and
-median time and the share of repeats more than ``STRAY`` over the fastest, as ``lab/call_noise.py`` does for a
-variant's calls. Run beside a measuring process on another CPU, it tells whether the calls' straying on a busy
-host is the CPU itself running slower (the work strays too) or lies in the path to the GPU (it does not). It
-touches no GPU and no package but the standard library.
+Times the same work (a sum over a range, about 3 ms at its fastest on the H100 hosts) for SECONDS and prints
+its fastest and median time and the share of repeats more than ``STRAY`` over the fastest, as
+``lab/call_noise.py`` does for a variant's calls. Run beside a measuring process on another CPU, it tells
+whether the calls' straying on a busy host is the CPU itself running slower (the work strays too) or lies in
+the path to the GPU (it does not). It touches no GPU and no package but the standard library.
 """
 
 from __future__ import annotations
