@@ -12,11 +12,19 @@ source "$(dirname "$0")/host.sh"
 HERE=/tmp/matrix-session
 WATCH="${WATCH:-540}"
 
+# The report as it stands (its files are written atomically after each run), so a command cut off at its time
+# limit, or a session out of device time, still brings back what was measured.
+copy_back() {
+    mkdir -p "$OUT/matrix"
+    cp -r "$HERE/report" "$HERE/log.txt" "$HERE/card.txt" "$OUT/matrix/" 2>/dev/null
+}
+
 watch_until_end() {
     local began=$SECONDS
     while [ ! -e "$HERE/ended" ] && [ $((SECONDS - began)) -lt "$WATCH" ]; do
         sleep 20
         echo "-- $(($(date +%s) - $(cat "$HERE/started"))) s: $(grep -v '^\[transformers\]' "$HERE/log.txt" | tail -n 1)"
+        copy_back
     done
 }
 
@@ -42,8 +50,7 @@ case "${1:-}" in
 esac
 if [ -e "$HERE/ended" ]; then
     echo "matrix: $(($(cat "$HERE/ended") - $(cat "$HERE/started"))) s from start to exit, status $(cat "$HERE/status")"
-    mkdir -p "$OUT/matrix"
-    cp -r "$HERE/report" "$HERE/log.txt" "$HERE/card.txt" "$OUT/matrix/" 2>/dev/null
+    copy_back
     grep -v '^\[transformers\]' "$HERE/log.txt" | tail -n 70
 else
     echo "matrix: still running after $(($(date +%s) - $(cat "$HERE/started"))) s; call wait again"
