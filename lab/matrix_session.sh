@@ -2,7 +2,7 @@
 # The whole matrix in one `run --profile full --session-budget SESSION_BUDGET` process (default 900: the nightly
 # job's 15 minutes), longer than one 600 s device command: `start` launches it in the background of one command
 # and watches it until WATCH seconds (default 540) have passed; `wait` (the next command, on the same warm
-# machine) watches it until it ends or WATCH passes, then copies its report and log to $OUT/matrix. The compile
+# machine) watches it until it ends or WATCH passes. Both copy its report and log to $OUT/matrix. The compile
 # cache is the machine's default folder, so the process compiles cold unless an earlier call filled it (STEPS=
 # compiles in lab/steps.sh). Inductor compiles in the process itself (TORCHINDUCTOR_COMPILE_THREADS=1): a process
 # a later device command starts cannot load torch, and its compile workers would be such processes.
