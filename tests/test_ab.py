@@ -384,7 +384,7 @@ def test_ab_refuses_a_missing_interpreter_a_folder_without_one_and_one_without_p
 
 
 def test_ab_takes_a_bare_interpreter_name_from_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from pytest_sdxl.cli.ab import interpreter
+    from pytest_sdxl.cli.ab_sides import interpreter
 
     folder = tmp_path / "bin"
     folder.mkdir()
@@ -395,6 +395,25 @@ def test_ab_takes_a_bare_interpreter_name_from_path(tmp_path: Path, monkeypatch:
     assert interpreter("python-under-test", "--base-python") == str(python)
     with pytest.raises(SettingsError, match=r"'python-elsewhere' is not an executable file; accepted: .*on PATH"):
         interpreter("python-elsewhere", "--head-python")
+
+
+def test_an_older_base_without_no_chart_gets_only_the_flags_its_run_knows(tmp_path: Path) -> None:
+    """A base whose ``run`` predates ``--no-chart`` is still measured: its processes are started without it."""
+    from pytest_sdxl.cli.ab_sides import quiet_flags_known
+
+    older = tmp_path / "older-python"
+    help_text = "usage: pytest-sdxl run [-h] [--quiet] [--report REPORT]"
+    older.write_text(f'#!/bin/sh\necho "{help_text}"\n')
+    older.chmod(0o755)
+    assert quiet_flags_known(str(older), "--base-python") == ("--quiet",)
+    assert quiet_flags_known(sys.executable, "--head-python") == ("--quiet", "--no-chart")
+    command = interleave.process_command(Side(BASE, (str(older),), quiet_flags=("--quiet",)), tmp_path, ())
+    assert "--no-chart" not in command and "--quiet" in command
+    broken = tmp_path / "broken-python"
+    broken.write_text("#!/bin/sh\necho 'run: no such command' >&2\nexit 2\n")
+    broken.chmod(0o755)
+    with pytest.raises(SettingsError, match=r"'python -m pytest_sdxl run --help' failed \(run: no such command\)"):
+        quiet_flags_known(str(broken), "--base-python")
 
 
 def test_ab_refuses_bad_cpus_pairs_and_budget(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import io
 import json
+import os
 import random
 import re
 import subprocess
@@ -293,6 +294,31 @@ def test_each_command_lives_in_a_module_of_its_name() -> None:
     commands["asv"] = subcommands(commands["asv"])["init"]
     for name, parser in commands.items():
         assert parser.get_default("handler").__module__ == f"pytest_sdxl.cli.{name}", name
+
+
+def test_variants_verbose_lists_needs_and_conflicts(capsys: pytest.CaptureFixture[str]) -> None:
+    """The plain listing points at ``--verbose``; that option exists and adds each variant's needs and conflicts."""
+    assert main(["variants"]) == 0
+    plain = capsys.readouterr().out
+    assert "pytest-sdxl variants --verbose" in plain and "conflicts with" not in plain
+    assert main(["variants", "--verbose"]) == 0
+    verbose = capsys.readouterr().out
+    assert "    conflicts with: fp16_vae, upcast_vae" in verbose  # tiny_vae's, declared on the other side
+    assert "    needs: float16/bfloat16" in verbose  # upcast_vae's
+
+
+def test_output_closed_by_its_reader_ends_without_a_traceback() -> None:
+    """``pytest-sdxl variants | head -1``: a reader that leaves early ends the command quietly, with 141."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the first write: every write meets a closed pipe
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "pytest_sdxl", "variants", "--verbose"], stdout=write_end, stderr=subprocess.PIPE
+        )
+    finally:
+        os.close(write_end)
+    assert b"Traceback" not in done.stderr and b"BrokenPipeError" not in done.stderr, done.stderr
+    assert done.returncode == 141
 
 
 def test_version_and_help_need_no_repository() -> None:

@@ -88,6 +88,7 @@ def compare_rules() -> str:
 
 def options() -> str:
     from pytest_sdxl.options import OPTIONS
+    from pytest_sdxl.plugin import PYTEST_MEANING
 
     lines = [
         "| pytest option | command-line option | ini key | environment variable | default | what it sets |",
@@ -95,9 +96,11 @@ def options() -> str:
     ]
     for option in OPTIONS:
         default = f"`{option.default}`" if option.default else "none"
+        # Where a setting means something else in a pytest session (a run is a block of calls there), say so.
+        meaning_under_pytest = f"; {PYTEST_MEANING[option.name]}" if option.name in PYTEST_MEANING else ""
         lines.append(
             f"| `{option.plugin_flag} {option.metavar}` | `{option.flag}` | `{option.ini_key}` "
-            f"| `{option.environment_variable}` | {default} | {cell(option.help)} |"
+            f"| `{option.environment_variable}` | {default} | {cell(option.help + meaning_under_pytest)} |"
         )
     return "\n".join(lines)
 

@@ -75,7 +75,7 @@ def median_over_fastest(samples: Sequence[float]) -> float:
     """The median sample over the fastest, near 1 for timings a host left alone; NaN without samples.
 
     A host that interferes for seconds at a time slows many calls and spares some: the fastest calls, which
-    the wall statistics take, stay, while this rises (the method page, "Where minima do not help").
+    the wall statistics take, stay, while this rises (the method page, "Minima, not medians").
     """
     return statistics.median(samples) / min(samples) if samples else math.nan
 

@@ -15,14 +15,13 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import shutil
 import statistics
-import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pytest_sdxl.cli.ab_sides import imported_package, interpreter, quiet_flags_known
 from pytest_sdxl.cli.compare import metrics_argument
 from pytest_sdxl.cli.compare_review import add_review_options
 from pytest_sdxl.cli.options import (
@@ -48,11 +47,6 @@ if TYPE_CHECKING:
 
 # Settings each process gets from ab itself: one run a process, its own report folder, no traces.
 NOT_PASSED = ("runs", "report", "trace")
-ACCEPTED_PYTHON = (
-    "a Python interpreter (a virtual environment's bin/python, or a command on PATH such as python3) or a "
-    "virtual environment's folder, "
-    "whose environment imports pytest_sdxl and the code under test"
-)
 
 
 def add_command(commands: Any) -> None:
@@ -180,34 +174,6 @@ def empty_folder(value: str, flag: str) -> Path:
     return folder
 
 
-def interpreter(value: str, flag: str) -> str:
-    """The interpreter a --*-python names: the path itself, a venv folder's bin/python (Scripts\\python.exe), or a
-    bare command found on PATH (``python3``), resolved to its path so that both sides' processes start the same one."""
-    on_path = shutil.which(value) if os.sep not in value else None
-    path = Path(on_path) if on_path else Path(value)
-    if path.is_dir():
-        for candidate in (path / "bin" / "python", path / "Scripts" / "python.exe"):
-            if candidate.is_file():
-                return str(candidate)
-        raise SettingsError(f"{flag} {value!r} is a folder without bin/python; accepted: {ACCEPTED_PYTHON}")
-    if not path.is_file() or not os.access(path, os.X_OK):
-        raise SettingsError(f"{flag} {value!r} is not an executable file; accepted: {ACCEPTED_PYTHON}")
-    return str(path)
-
-
-def imported_package(python: str, flag: str) -> str:
-    """'pytest_sdxl 0.1.0 from /path' as the interpreter sees it; a usage error when it cannot import it."""
-    probe = "import pytest_sdxl; print(f'pytest_sdxl {pytest_sdxl.__version__} from {pytest_sdxl.__path__[0]}')"
-    try:
-        found = subprocess.run([python, "-c", probe], capture_output=True, text=True, timeout=120, check=False)
-    except (OSError, subprocess.TimeoutExpired) as error:
-        raise SettingsError(f"{flag} {python!r} could not be started ({error}); accepted: {ACCEPTED_PYTHON}") from None
-    if found.returncode != 0:
-        tail = (found.stderr.strip().splitlines() or ["(nothing on its standard error)"])[-1]
-        raise SettingsError(f"{flag} {python!r} cannot import pytest_sdxl ({tail}); accepted: {ACCEPTED_PYTHON}")
-    return found.stdout.strip()
-
-
 def passed_arguments(arguments: argparse.Namespace) -> tuple[str, ...]:
     """The settings and plugin options the user gave, for every process's ``run``; unset ones stay unset."""
     from pytest_sdxl.options import OPTIONS
@@ -231,10 +197,11 @@ def ab_command(arguments: argparse.Namespace) -> int:
 
     report = empty_folder(arguments.report, "--report")
     settings_from(arguments)  # a typo in a setting is refused here, not in the first of many processes
-    pythons, imports = {}, {}
+    pythons, imports, quiet = {}, {}, {}
     for side, flag in (("base", "--base-python"), ("head", "--head-python")):
         python = interpreter(getattr(arguments, flag[2:].replace("-", "_")), flag)
         imports[side] = imported_package(python, flag)
+        quiet[side] = quiet_flags_known(python, flag)
         print(f"pytest-sdxl ab: {side}: {python} imports {imports[side]}", file=sys.stderr)
         pythons[side] = python
     if pythons["base"] != pythons["head"] and imports["base"] == imports["head"]:
@@ -249,8 +216,8 @@ def ab_command(arguments: argparse.Namespace) -> int:
     if bytecode := bytecode_note():
         print(f"pytest-sdxl ab: {bytecode}", file=sys.stderr)
     plan = InterleavePlan(
-        base=Side("base", (pythons["base"], "-m", "pytest_sdxl")),
-        head=Side("head", (pythons["head"], "-m", "pytest_sdxl")),
+        base=Side("base", (pythons["base"], "-m", "pytest_sdxl"), quiet_flags=quiet["base"]),
+        head=Side("head", (pythons["head"], "-m", "pytest_sdxl"), quiet_flags=quiet["head"]),
         run_arguments=passed_arguments(arguments),
         folder=report,
         rules=rules_from(arguments, arguments.metrics, arguments.gate),
@@ -370,7 +337,7 @@ def what_would_decide(sides: Sequence[ResultSet]) -> str:
 
     A timing thread that waited for a CPU past the wall threshold shared the runner's CPUs with other work, which
     keeping the runner to the job ends. One that hardly waited while its calls strayed all the same was slowed
-    below what the machine sees of itself (a virtual machine's neighbours, on the lent GPU hosts measured), which
+    below what the machine sees of itself (a virtual machine's neighbours, on the shared GPU hosts measured), which
     only more processes or another machine get past.
     """
     from pytest_sdxl.machine.host_state import DEFAULT_WAIT_TOLERANCE

@@ -6,12 +6,14 @@ plugin-variant flags, the gate's rules).
 
 Exit status: 0 fine, 1 a regression (compare) or a failed variant (run), 2 a usage error, 3 nothing
 measured (run: every variant was skipped, e.g. no CUDA device for ``--device cuda:7`` or
-``--variants cpu_offload`` on a CPU), so a CI job never passes without numbers; 130 a run stopped by SIGINT.
+``--variants cpu_offload`` on a CPU), so a CI job never passes without numbers; 130 and 143 a command stopped by
+SIGINT or SIGTERM; 141 its output closed by the reader (``| head``).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -20,6 +22,7 @@ from pytest_sdxl.cli import ab, asv, compare, merge, overhead, power, report, ru
 from pytest_sdxl.cli.options import (
     INTERRUPTED,
     NOTHING_MEASURED,
+    OUTPUT_CLOSED,
     REGRESSED_OR_FAILED,
     TERMINATED,
     USAGE_ERROR,
@@ -32,6 +35,7 @@ from pytest_sdxl.machine.interrupts import LATCH, exit_status
 __all__ = [
     "INTERRUPTED",
     "NOTHING_MEASURED",
+    "OUTPUT_CLOSED",
     "REGRESSED_OR_FAILED",
     "TERMINATED",
     "USAGE_ERROR",
@@ -75,6 +79,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         # candidate, power's files after each trial), so what is on disk is what finished.
         print(f"pytest-sdxl {arguments.command}: interrupted; files written so far are kept", file=sys.stderr)
         return exit_status(interrupt)
+    except BrokenPipeError:
+        # The reader stopped reading (``| head``): what was wanted was printed. Point stdout at nothing, so the
+        # interpreter's last flush does not fail a second time with a traceback.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return OUTPUT_CLOSED
     finally:
         LATCH.uninstall()
     return status

@@ -21,6 +21,8 @@ from pytest_sdxl.settings import Settings, resolve
 REGRESSED_OR_FAILED, USAGE_ERROR, NOTHING_MEASURED = 1, 2, 3
 # A command stopped by SIGINT (130) or SIGTERM (143): 128 + the signal's number, as shells report it.
 INTERRUPTED, TERMINATED = machine_interrupts.INTERRUPTED, machine_interrupts.TERMINATED
+# Output cut short by its reader (``pytest-sdxl variants | head``): 128 + SIGPIPE, as shells report it.
+OUTPUT_CLOSED = 141
 
 
 def add_plugin_options(parser: argparse.ArgumentParser) -> None:
@@ -62,13 +64,14 @@ def add_settings_options(parser: argparse.ArgumentParser, leave_out: Iterable[st
     for option in OPTIONS:
         if option.name in leave_out or (option.name in SESSION_ONLY and not session):
             continue
-        default = option.default or "none"
+        # An option whose help says its default in words keeps those words; the rest get the table's value.
+        default = "" if "(default" in option.help else f"default: {option.default or 'none'}; "
         parser.add_argument(
             option.flag,
             dest=option.name,
             default=None,
             metavar=option.metavar,
-            help=f"{option.help} (default: {default}; environment {option.environment_variable})",
+            help=f"{option.help} ({default}environment {option.environment_variable})",
         )
 
 

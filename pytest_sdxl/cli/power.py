@@ -62,7 +62,7 @@ def add_command(commands: Any) -> None:
         "--rounds",
         type=positive_count,
         default=None,
-        help="Timed rounds a run (default: enough for 10 calls, and 30 samples a side beside a reference)",
+        help="Timed rounds a run (default: enough for 10 calls, and 48 samples a side beside a reference)",
     )
     power.add_argument(
         "--inject",

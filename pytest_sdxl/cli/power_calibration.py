@@ -1,9 +1,9 @@
 """``power --calibration FILE`` and ``--resume``: an earlier run's file read back, shown to be this experiment's.
 
 Each ``power --across processes`` run sizes its injections from a first unchanged process. Trials that take
-several commands (a device lent ten minutes at a time) would then each measure a slightly different
-slowdown, and every command would pay that process again. Given the ``--json`` file of an earlier run, the
-trials take its sizes instead, once it is shown to be the same experiment's: measured across processes, on
+several commands (on a CI job or a machine with a per-command time limit) would then each measure a slightly
+different slowdown, and every command would pay that process again. Given the ``--json`` file of an earlier run,
+the trials take its sizes instead, once it is shown to be the same experiment's: measured across processes, on
 the same variant, model and card. ``--resume`` goes further and keeps that file's trials, so it also
 checks what the trials are counted over: the processes a side, the untouched variant and the injections.
 """

@@ -1,11 +1,11 @@
 """``power --resume``: one experiment's trials grown over several commands in its ``--json`` file.
 
-A machine lent ten minutes at a time holds one or two cross-process trials a command. With ``--resume`` the
-``--json`` file is read back before anything is measured: its trials are kept, the injections are sized from
-its calibration (every command then measures one slowdown, and only the first pays the calibration process),
-and only the trials that ``--trials`` still asks for are measured; after each one the file holds the trials
-of every command so far. A file of another experiment is refused, naming what differs: trials of two
-experiments added up would be the rate of neither.
+A command limited to ten minutes (a CI job's step, a machine with a per-command time limit) holds one or two
+cross-process trials. With ``--resume`` the ``--json`` file is read back before anything is measured: its trials
+are kept, the injections are sized from its calibration (every command then measures one slowdown, and only the
+first pays the calibration process), and only the trials that ``--trials`` still asks for are measured; after
+each one the file holds the trials of every command so far. A file of another experiment is refused, naming
+what differs: trials of two experiments added up would be the rate of neither.
 """
 
 from __future__ import annotations

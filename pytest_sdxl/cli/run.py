@@ -20,7 +20,9 @@ from pytest_sdxl.machine.interrupts import exit_status
 
 
 def add_command(commands: Any) -> None:
-    run = commands.add_parser("run", help="Run the reference protocol over the chosen variants and report")
+    run = commands.add_parser(
+        "run", help="Measure the chosen variants (1 + 4 prompts, runs of a fresh load) under a profile, and report"
+    )
     add_settings_options(run, session=True)
     run.add_argument("--quiet", action="store_true", help="No progress display")
     run.add_argument(

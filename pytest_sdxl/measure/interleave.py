@@ -44,6 +44,11 @@ ABBA = (BASE, HEAD, HEAD, BASE)
 # 4 to 6 processes a side (the first two looks), by a sixth more from 6 to 8, so 6 (three ABBA blocks,
 # two looks) buys most of what more processes would at three quarters of their time.
 DEFAULT_PAIRS = 6
+# ``run``'s flags that change no figure, only what a process prints and draws: --quiet drops the tables from
+# its terminal; --no-chart skips results.png, since a process's folder is read for its results.json alone and
+# the chart would cost each process about half a second (matplotlib's import and a drawing, on the two-core
+# CPU host).
+QUIET_FLAGS = ("--quiet", "--no-chart")
 # Characters of a failed process's standard error shown in its message.
 STDERR_TAIL = 2000
 
@@ -55,6 +60,9 @@ class Side:
     name: str
     command: tuple[str, ...]  # the interpreter and how it reaches the command line, e.g. (python, "-m", "pytest_sdxl")
     environment: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    # Flags that only save a process time, passed where this side's ``run`` knows them: a base from before
+    # ``--no-chart`` is still measured (``cli.ab_sides.quiet_flags_known``).
+    quiet_flags: tuple[str, ...] = QUIET_FLAGS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -199,9 +207,7 @@ def undecided(comparisons: Sequence[MetricComparison]) -> tuple[str, ...]:
 
 
 def process_command(side: Side, folder: Path, run_arguments: Sequence[str]) -> tuple[str, ...]:
-    # --no-chart: a process's folder is read for its results.json alone, and the chart would cost each
-    # process about half a second (matplotlib's import and a drawing, on the two-core CPU host).
-    return (*side.command, "run", "--runs", "1", "--quiet", "--no-chart", "--report", str(folder), *run_arguments)
+    return (*side.command, "run", "--runs", "1", *side.quiet_flags, "--report", str(folder), *run_arguments)
 
 
 def pin_to(cpus: frozenset[int] | None) -> Callable[[], None] | None:

@@ -278,7 +278,8 @@ def process_figures(folder: Path, trial: int, variants: Sequence[str]) -> list[d
 def reporting_each_process(runner: ProcessRunner, folder: Path, say: Callable[[str], None]) -> ProcessRunner:
     """``runner``, with a line said as each process ends: which one, its seconds and its exit status.
 
-    A device lent minutes at a time cuts a long trial where it stands; these lines say where its time went.
+    A per-command time limit (a CI job's step, a shared machine's) cuts a long trial where it stands; these lines
+    say where its time went.
     """
 
     def run(request: ProcessRequest) -> ProcessOutcome:

@@ -1,11 +1,12 @@
 """A trial's processes kept across commands: each finished process recorded, reused by a later command, and
 no process started that would end past a budget.
 
-A device lent ten minutes a command holds about ten of ``power``'s fresh processes, and a cross-process trial
-with two injections takes twelve. Where a trial may be cut between processes, nothing measured is lost: the
-runner records each finished process beside its results (``outcome.json``: its exit status, seconds and what
-it ran), a later command over the same work folder takes a recorded process for run instead of starting it
-again, and under a budget a process is not started where it would end past it (``ProcessBudgetSpent``).
+A command limited to ten minutes (a CI job's step, a machine with a per-command time limit) holds about ten of
+``power``'s fresh processes, and a cross-process trial with two injections takes twelve. Where a trial may be
+cut between processes, nothing measured is lost: the runner records each finished process beside its results
+(``outcome.json``: its exit status, seconds and what it ran), a later command over the same work folder takes a
+recorded process for run instead of starting it again, and under a budget a process is not started where it
+would end past it (``ProcessBudgetSpent``).
 
 The interleaved order and the looks between blocks depend only on the processes' results files, so a trial
 taken up again reaches the same processes, in the same order, as one measured in a single command would.

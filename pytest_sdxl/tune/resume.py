@@ -1,7 +1,7 @@
 """Resuming a ``tune`` search from its tune.json: what an earlier call measured is not measured again.
 
-A search of a few variants' compositions takes longer than one sitting allows (a CI step's or a lent
-GPU's time limit): ``tune --out DIR`` rewrites DIR/tune.json after every candidate, and
+A search of a few variants' compositions takes longer than one sitting allows (a CI step's or a shared
+GPU machine's time limit): ``tune --out DIR`` rewrites DIR/tune.json after every candidate, and
 ``tune --resume DIR/tune.json`` replays the search, taking each composition already measured from the
 file and measuring only the rest (and the baseline, whose images are the PSNR reference), within a
 fresh budget. A measurement is only worth reusing under the conditions it was made in, so the file

@@ -46,7 +46,8 @@ def device_tracker(signal: str, unit: str) -> Callable[[Any, Summaries, str], fl
 class ProtocolMetrics:
     """One number per metric and variant: the median over the protocol's runs.
 
-    ``PYTEST_SDXL_RUNS`` runs, by default 3, and 1 on the tiny model on a CPU (``common.protocol_settings``).
+    ``PYTEST_SDXL_RUNS`` runs, by default the profile's (2, or 3 under ``reference``), and 1 on the tiny model
+    on a CPU (``common.protocol_settings``).
     """
 
     params: ClassVar[list[list[Any]]] = [common.suite_variants()]

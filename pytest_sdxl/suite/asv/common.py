@@ -51,8 +51,8 @@ COMBINATIONS = ("tiny_vae+batch", "tiny_vae+cached_embeds")
 CPU_VARIANTS = ("baseline", "tiny_vae", "cached_embeds", "batch", "tiny_vae+batch")
 TINY_MODEL = "random:tiny"
 # Side-by-side ratios on the tiny model on a CPU: rounds a side and seconds of per-image time in all.
-# On a GPU the measurement core's 30 rounds and 5 s stand (detection power where a regression is a
-# few percent); a 64x64 tiny CPU generation took about 60 ms, so those defaults made each ratio 15 to 20 s.
+# On a GPU the measurement core's 48 rounds and 5 s stand (detection power where a regression is a
+# few percent); a 64x64 tiny CPU generation took about 60 ms, so the core's rounds (30 then) made each ratio 15-20 s.
 # On a shared 2-core CPU the host's load, not the round count, sets the spread: tiny_vae+batch over
 # baseline moved 17 % over six processes with 12 rounds and 14 % over eight with 30, tiny_vae over
 # baseline read 0.694 from 30 rounds and 0.706 from 10 in one process. With 12 rounds
@@ -60,10 +60,11 @@ TINY_MODEL = "random:tiny"
 # explains) is still caught in both batch ratios and an unchanged commit flags nothing.
 TINY_CPU_RATIO_ROUNDS = 12
 TINY_CPU_RATIO_SECONDS = 1.0
-# The protocol's runs on the tiny model on a CPU unless PYTEST_SDXL_RUNS says otherwise (the default
-# is 3). Each run is a fresh load timed beside its side-by-side reference (30 rounds for a batch):
-# one run of the five CPU_VARIANTS took 47 s on 2 cores, so three would take most of the 3 minutes a
-# quick run has there; on the tiny model these figures are a history of seconds, the ratios the gate.
+# The protocol's runs on the tiny model on a CPU unless PYTEST_SDXL_RUNS says otherwise (elsewhere the
+# profile's: 2 under the default full, 3 under reference). Each run is a fresh load timed beside its
+# side-by-side reference (30 rounds for a batch when measured): one run of the five CPU_VARIANTS took 47 s
+# on 2 cores, so three would take most of the 3 minutes a quick run has there; on the tiny model these
+# figures are a history of seconds, the ratios the gate.
 TINY_CPU_PROTOCOL_RUNS = 1
 BATCH_SIZES = (2, 4)
 # Images per side of a ratio: enough for a batch to differ from a loop, few enough to repeat often.
