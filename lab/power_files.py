@@ -54,7 +54,8 @@ from pytest_sdxl.analysis.comparison import SIGNALS_BY_NAME, Rules, compare_sign
 from pytest_sdxl.analysis.host_normalized import host_normalized_ratio
 from pytest_sdxl.measure.power import power_report
 from pytest_sdxl.measure.power_results import combined, power_from_dict
-from pytest_sdxl.results.schema import RunRecord, encode_float, load_results, write_atomically
+from pytest_sdxl.results.records import RunRecord
+from pytest_sdxl.results.schema import encode_float, load_results, write_atomically
 
 GATED_P_VALUES = 2  # wall_ratio and kernel_ms (kernel launches are exact and carry no p-value)
 

@@ -2,6 +2,8 @@
 
 Each value is resolved from the command line, then the environment, then the ini file, then the
 default; the options themselves (names, defaults, help, ranges) are ``pytest_sdxl.options``' table.
+The model's and a VAE's weights sources are checked in ``pipelines.source_checks``, beside where weights
+come from; ``PARSERS`` names those checks with the rest.
 This module is imported only where settings are resolved or used: the plugin resolves them only in a
 session that gives an sdxl setting, uses sdxl or shows its header. No torch import here.
 """
@@ -28,6 +30,7 @@ from pytest_sdxl.options import (
     STEPS_RANGE,
     VARIANT_SELECTIONS,
 )
+from pytest_sdxl.pipelines.source_checks import model_source, vae_source
 
 if TYPE_CHECKING:
     from pytest_sdxl.variants.registry import Composition
@@ -167,55 +170,6 @@ def output_folder(value: str, where: str) -> Path | None:
     from pytest_sdxl.machine.folders import writable_folder
 
     return writable_folder(value, where) if value else None
-
-
-# A hub id: a name or owner/name of letters, digits, "_", "-" and ".", neither starting nor ending with "-" or "."
-# (the hub's own rule). Anything else that is not a folder on this disk can only be a mistyped path.
-HUB_NAME = r"[A-Za-z0-9_](?:[\w.-]*[A-Za-z0-9_])?"
-HUB_ID = re.compile(rf"(?:{HUB_NAME}/)?{HUB_NAME}")
-
-
-def model_source(value: str, where: str) -> str:
-    """The pipeline's weights: a ``random:`` architecture, a folder that exists, or a hub id.
-
-    Checked before any pipeline is built, so that a typo is one usage error rather than a failed load in
-    every variant; whether a hub id's weights load is known only when they load.
-    """
-    from pytest_sdxl.pipelines.sources import RANDOM_PREFIX, random_source_names
-
-    random_sources = random_source_names()
-    accepted = f"accepted: {', '.join(random_sources)}, a hub id (name or owner/name) or a folder"
-    source = value.strip()
-    if not source:
-        raise SettingsError(f"{where}: empty model; {accepted}")
-    if source.startswith(RANDOM_PREFIX):
-        if source not in random_sources:
-            raise SettingsError(f"{where}: {source!r} is not a random architecture; {accepted}")
-        return source
-    return weights_location(source, where, accepted)
-
-
-def vae_source(value: str, where: str) -> str:
-    """A replacement VAE's weights: ``random`` (the model's own architecture), a folder that exists, or a hub id."""
-    from pytest_sdxl.pipelines.sources import RANDOM_VAE
-
-    accepted = f"accepted: {RANDOM_VAE} (random weights at the model's architecture), a hub id or a folder"
-    source = value.strip()
-    if not source:
-        raise SettingsError(f"{where}: empty source; {accepted}")
-    if source == RANDOM_VAE:
-        return source
-    return weights_location(source, where, accepted)
-
-
-def weights_location(source: str, where: str, accepted: str) -> str:
-    """``source`` when it is a folder on this disk or reads as a hub id; a usage error otherwise."""
-    path = Path(source).expanduser()
-    if path.is_dir() or (HUB_ID.fullmatch(source) and ".." not in source and "--" not in source):
-        return source
-    if path.exists():
-        raise SettingsError(f"{where}: {source!r} is a file, not the folder save_pretrained writes; {accepted}")
-    raise SettingsError(f"{where}: no folder {source!r} exists here, and it cannot be a hub id; {accepted}")
 
 
 def compile_cache_folder(value: str, where: str) -> Path | None:

@@ -13,7 +13,8 @@ import random
 from pytest_sdxl.cli.main import main
 from pytest_sdxl.measure.injection import VARIABLE, parse_injection
 from pytest_sdxl.measure.interleave import ProcessOutcome, ProcessRequest
-from pytest_sdxl.results.schema import ResultSet, RunRecord, VariantRecord, save_results
+from pytest_sdxl.results.records import RunRecord, VariantRecord
+from pytest_sdxl.results.schema import ResultSet, save_results
 
 # Seconds per image of the fake processes' batch path: the injections are sized from it.
 PER_IMAGE_S = 0.05

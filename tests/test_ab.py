@@ -38,7 +38,8 @@ from pytest_sdxl.measure.interleave import (
     undecided,
 )
 from pytest_sdxl.reports.markdown import verdict_line
-from pytest_sdxl.results.schema import ResultSet, RunRecord, VariantRecord, load_results, save_results
+from pytest_sdxl.results.records import RunRecord, VariantRecord
+from pytest_sdxl.results.schema import ResultSet, load_results, save_results
 
 SETTINGS = {"model": "random:tiny", "image_size": 64, "steps": 1, "prompts": ["a", "b"], "seed": 0, "runs": 1}
 

@@ -341,7 +341,7 @@ def test_the_host_normalized_ratio_splits_each_side_by_its_own_kernel_time(
     suite_environment: Callable[..., None], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from pytest_sdxl.measure import device_signals
-    from pytest_sdxl.results.schema import DeviceSignals
+    from pytest_sdxl.results.records import DeviceSignals
 
     suite_environment(PYTEST_SDXL_MODEL="random:tiny", PYTEST_SDXL_DEVICE="cpu")
     batched, one_by_one = common.pipeline("batch", warm_prompts=2), common.pipeline("baseline")

@@ -18,7 +18,8 @@ import pytest
 
 from pytest_sdxl.cli.main import build_parser, main
 from pytest_sdxl.options import OPTIONS
-from pytest_sdxl.results.schema import ResultSet, RunRecord, VariantRecord, load_results, save_results
+from pytest_sdxl.results.records import RunRecord, VariantRecord
+from pytest_sdxl.results.schema import ResultSet, load_results, save_results
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -14,7 +14,8 @@ from pytest_sdxl.analysis.comparison import Rules, compare_results, compare_vari
 from pytest_sdxl.analysis.stats import holm
 from pytest_sdxl.cli.main import main
 from pytest_sdxl.reports.comparison import comparison_table
-from pytest_sdxl.results.schema import DeviceSignals, ResultSet, RunRecord, VariantRecord, load_results, save_results
+from pytest_sdxl.results.records import DeviceSignals, RunRecord, VariantRecord
+from pytest_sdxl.results.schema import ResultSet, load_results, save_results
 
 KERNEL_TABLE = {"gemm": [10.0, 5000.0], "softmax": [5.0, 1000.0]}
 

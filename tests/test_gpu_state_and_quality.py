@@ -20,7 +20,8 @@ from pytest_sdxl.machine import gpu_state
 from pytest_sdxl.machine.gpu_state import NO_CUDA_DEVICE, GpuStateSample, summarize
 from pytest_sdxl.reports.layout import WIDTH
 from pytest_sdxl.reports.tables import markdown_report, summary_table
-from pytest_sdxl.results.schema import ResultSet, RunRecord, VariantRecord, load_results, save_results
+from pytest_sdxl.results.records import RunRecord, VariantRecord
+from pytest_sdxl.results.schema import ResultSet, load_results, save_results
 
 STEADY = GpuStateSample(1980.0, 2619.0, 58.0, 420.0, 700.0)
 POWER_CAPPED = GpuStateSample(1605.0, 2619.0, 74.0, 699.0, 700.0, ("power cap",))

@@ -30,7 +30,8 @@ from pytest_sdxl.machine.host_state import (
 )
 from pytest_sdxl.measure.records import call_waits
 from pytest_sdxl.reports.markdown import comparison_markdown
-from pytest_sdxl.results.schema import ResultSet, RunRecord, VariantRecord, load_results, save_results
+from pytest_sdxl.results.records import RunRecord, VariantRecord
+from pytest_sdxl.results.schema import ResultSet, load_results, save_results
 
 has_schedstat = pytest.mark.skipif(
     host_state.thread_wait_seconds() is None, reason="this kernel keeps no run-queue wait per thread"
@@ -189,7 +190,7 @@ def test_a_runs_report_says_the_host_and_names_the_variant_that_waited(tmp_path:
 
 
 def test_an_undecided_wall_signal_is_told_its_cure_from_the_host_state() -> None:
-    from pytest_sdxl.cli.ab import what_would_decide
+    from pytest_sdxl.cli.ab_summary import what_would_decide
 
     def side(waited: float | None) -> ResultSet:
         run = RunRecord(1, 4.0, 0.3, [0.1], 0.1, 0.1, 4.5)

@@ -23,16 +23,8 @@ from hypothesis import strategies as st
 
 from pytest_sdxl.cli.main import USAGE_ERROR, main
 from pytest_sdxl.errors import SdxlError
-from pytest_sdxl.results.schema import (
-    DeviceSignals,
-    ResultSet,
-    ResultsFileError,
-    RunRecord,
-    VariantRecord,
-    load_results,
-    save_results,
-    to_dict,
-)
+from pytest_sdxl.results.records import DeviceSignals, RunRecord, VariantRecord
+from pytest_sdxl.results.schema import ResultSet, ResultsFileError, load_results, save_results, to_dict
 
 SETTINGS = {
     "model": "random:tiny",

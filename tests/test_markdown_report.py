@@ -10,7 +10,8 @@ import pytest
 from pytest_sdxl.analysis.comparison import MetricComparison, compare_results
 from pytest_sdxl.machine.gpu_state import GpuStateSample, summarize
 from pytest_sdxl.reports.markdown import comparison_markdown, flagged_variants, size
-from pytest_sdxl.results.schema import DeviceSignals, ResultSet, RunRecord, VariantRecord
+from pytest_sdxl.results.records import DeviceSignals, RunRecord, VariantRecord
+from pytest_sdxl.results.schema import ResultSet
 
 KERNEL_TABLE = {"gemm": [10.0, 5000.0], "softmax": [5.0, 1000.0]}
 HEADER = "| variant | signal | base | head | ratio head/base (95% CI) | verdict |"

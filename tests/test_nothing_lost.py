@@ -21,7 +21,8 @@ from typing import Any
 import pytest
 
 from pytest_sdxl.cli.main import INTERRUPTED, TERMINATED, USAGE_ERROR, main
-from pytest_sdxl.results.schema import ResultSet, RunRecord, VariantRecord, load_results, save_results
+from pytest_sdxl.results.records import RunRecord, VariantRecord
+from pytest_sdxl.results.schema import ResultSet, load_results, save_results
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

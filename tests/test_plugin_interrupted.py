@@ -16,7 +16,8 @@ import pytest
 
 from pytest_sdxl.plugin.report import report_machine, save_progress
 from pytest_sdxl.plugin.state import SessionState
-from pytest_sdxl.results.schema import RunRecord, VariantRecord, load_results
+from pytest_sdxl.results.records import RunRecord, VariantRecord
+from pytest_sdxl.results.schema import load_results
 from pytest_sdxl.settings import Settings
 
 SMALL = ("-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-p", "no:anyio", "-W", "ignore::DeprecationWarning")

@@ -186,7 +186,7 @@ def test_a_power_run_stopped_midway_keeps_its_finished_trials(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from pytest_sdxl.measure import power
-    from pytest_sdxl.results.schema import RunRecord, VariantRecord
+    from pytest_sdxl.results.records import RunRecord, VariantRecord
 
     made: list[str] = []
 

@@ -8,7 +8,8 @@ import statistics
 import pytest
 
 from pytest_sdxl.analysis.process_spread import processes_to_see, wall_ratio_spread
-from pytest_sdxl.results.schema import ResultSet, RunRecord, VariantRecord
+from pytest_sdxl.results.records import RunRecord, VariantRecord
+from pytest_sdxl.results.schema import ResultSet
 
 
 def side(ratios_by_process: dict[str, list[float]]) -> ResultSet:

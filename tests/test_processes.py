@@ -17,15 +17,8 @@ from pytest_sdxl.cli.main import main
 from pytest_sdxl.machine.process_identity import process_id
 from pytest_sdxl.reports.comparison import comparison_table
 from pytest_sdxl.results.merge import SESSION_PROCESS_PREFIX, pool_result_sets
-from pytest_sdxl.results.schema import (
-    DeviceSignals,
-    ResultSet,
-    ResultsFileError,
-    RunRecord,
-    VariantRecord,
-    from_dict,
-    save_results,
-)
+from pytest_sdxl.results.records import DeviceSignals, RunRecord, VariantRecord
+from pytest_sdxl.results.schema import ResultSet, ResultsFileError, from_dict, save_results
 
 # The figures a comparison of wall time per image takes, run by run: the per-run minimum (the default).
 WALL_ONLY = Rules(metrics=("avg_gen_s", "kernels", "peak_gpu_mem_gb"), gate=("avg_gen_s", "kernels", "peak_gpu_mem_gb"))

@@ -22,7 +22,8 @@ from pytest_sdxl.reports.tables import (
     summary_table,
     write_reports,
 )
-from pytest_sdxl.results.schema import DeviceSignals, ResultSet, RunRecord, VariantRecord, load_results
+from pytest_sdxl.results.records import DeviceSignals, RunRecord, VariantRecord
+from pytest_sdxl.results.schema import ResultSet, load_results
 
 # The reference protocol's first table ("Basic Diffuser Performance"), its figures rounded for reading.
 PROTOCOL_BASELINE_TABLE = """\

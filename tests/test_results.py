@@ -12,12 +12,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from pytest_sdxl.results.records import RunRecord, VariantRecord
 from pytest_sdxl.results.schema import (
     SCHEMA_VERSION,
     ResultSet,
     ResultsFileError,
-    RunRecord,
-    VariantRecord,
     from_dict,
     load_results,
     save_results,

@@ -10,7 +10,8 @@ import pytest
 
 from pytest_sdxl.cli.main import main
 from pytest_sdxl.results.merge import merge_files, merge_result_sets, pool_result_sets
-from pytest_sdxl.results.schema import ResultSet, ResultsFileError, RunRecord, VariantRecord, load_results, save_results
+from pytest_sdxl.results.records import RunRecord, VariantRecord
+from pytest_sdxl.results.schema import ResultSet, ResultsFileError, load_results, save_results
 
 SETTINGS = {
     "model": "random:tiny",

@@ -22,7 +22,8 @@ from pytest_sdxl.measure.calls import Group
 from pytest_sdxl.measure.core import plain_driver, rounds_per_run, stopping_rule
 from pytest_sdxl.measure.records import SharedFigures, TimedRounds, run_records
 from pytest_sdxl.measure.sequential import PRECISION_SHARE, Sampler, StoppingRule, StopSampling, half_width
-from pytest_sdxl.results.schema import ResultSet, VariantRecord
+from pytest_sdxl.results.records import VariantRecord
+from pytest_sdxl.results.schema import ResultSet
 
 # A batch call of four prompts beside its reference's four one-prompt calls: one call a round.
 BATCH: list[Group] = [(["a", "b", "c", "d"], [1, 2, 3, 4])]

@@ -28,15 +28,8 @@ from pytest_sdxl.machine.nvml import nvml_handle
 from pytest_sdxl.measure import energy, matrix_peak
 from pytest_sdxl.reports.serving import roofline_table
 from pytest_sdxl.reports.tables import markdown_report, session_summary_lines, write_reports
-from pytest_sdxl.results.schema import (
-    DeviceSignals,
-    ResultSet,
-    RunRecord,
-    VariantRecord,
-    from_dict,
-    load_results,
-    save_results,
-)
+from pytest_sdxl.results.records import DeviceSignals, RunRecord, VariantRecord
+from pytest_sdxl.results.schema import ResultSet, from_dict, load_results, save_results
 
 # --- percentiles and images/s ----------------------------------------------------------------------
 

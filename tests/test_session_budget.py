@@ -22,7 +22,8 @@ from pytest_sdxl.measure.protocol import ProgressEvent, run_protocol
 from pytest_sdxl.measure.session_budget import SessionDeadline
 from pytest_sdxl.options import OPTIONS_BY_NAME
 from pytest_sdxl.plugin.state import SessionState
-from pytest_sdxl.results.schema import ResultSet, ResultsFileError, VariantRecord, from_dict, to_dict
+from pytest_sdxl.results.records import VariantRecord
+from pytest_sdxl.results.schema import ResultSet, ResultsFileError, from_dict, to_dict
 from pytest_sdxl.settings import resolve
 from pytest_sdxl.variants.registry import Composition, parse_list
 

@@ -15,7 +15,8 @@ import pytest
 from pytest_sdxl.analysis import stretches
 from pytest_sdxl.analysis.comparison import Rules, compare_results
 from pytest_sdxl.analysis.stretches import STRETCH_SPLIT, without_stretches
-from pytest_sdxl.results.schema import ResultSet, RunRecord, VariantRecord
+from pytest_sdxl.results.records import RunRecord, VariantRecord
+from pytest_sdxl.results.schema import ResultSet
 
 # [variant minimum, reference minimum] in milliseconds an image, per process.
 BASE = {

@@ -23,7 +23,8 @@ from pytest_sdxl.cli.main import main
 from pytest_sdxl.errors import SettingsError
 from pytest_sdxl.machine.folders import writable_file, writable_folder
 from pytest_sdxl.options import RUNS_RANGE, SEED_RANGE, SIZE_RANGE, STEPS_RANGE
-from pytest_sdxl.results.schema import ResultSet, RunRecord, VariantRecord, save_results
+from pytest_sdxl.results.records import RunRecord, VariantRecord
+from pytest_sdxl.results.schema import ResultSet, save_results
 from pytest_sdxl.settings import resolve
 from pytest_sdxl.tune.options import BUDGET_RANGE_S, parse_budget
 

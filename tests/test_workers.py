@@ -13,7 +13,8 @@ import pytest
 
 from pytest_sdxl.plugin import workers
 from pytest_sdxl.plugin.state import SessionState
-from pytest_sdxl.results.schema import ResultSet, RunRecord, VariantRecord, to_dict
+from pytest_sdxl.results.records import RunRecord, VariantRecord
+from pytest_sdxl.results.schema import ResultSet, to_dict
 from pytest_sdxl.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]

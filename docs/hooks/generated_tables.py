@@ -9,8 +9,8 @@ hook replaces it with markdown built from the objects the package itself uses:
   variable and default;
 - ``builtin-variants``: every built-in variant (``pytest_sdxl.variants.builtin.BUILTIN``) with its kind,
   what it does, what it needs and what it cannot be combined with;
-- ``schema-fields``: the fields of each record of a results file (``pytest_sdxl.results.schema``), with
-  their types and defaults;
+- ``schema-fields``: the fields of each record of a results file (``pytest_sdxl.results.schema`` and
+  ``pytest_sdxl.results.records``), with their types and defaults;
 - ``variant-fields``: the fields of ``pytest_sdxl.variants.Variant``, with their types and defaults.
 
 An unknown placeholder, or a rule the hook has no wording for, stops the build: a table that would be
@@ -167,10 +167,10 @@ def fields_table(record: type) -> list[str]:
 
 
 def schema_fields() -> str:
-    from pytest_sdxl.results import schema
+    from pytest_sdxl.results import records, schema
 
     lines: list[str] = []
-    for record in (schema.ResultSet, schema.VariantRecord, schema.RunRecord, schema.DeviceSignals):
+    for record in (schema.ResultSet, records.VariantRecord, records.RunRecord, records.DeviceSignals):
         lines += [f"**`{record.__name__}`**", "", *fields_table(record), ""]
     return "\n".join(lines)
 

@@ -7,7 +7,8 @@ from typing import Any
 
 from lab_scripts import load_script
 
-from pytest_sdxl.results.schema import ResultSet, RunRecord, VariantRecord, save_results
+from pytest_sdxl.results.records import RunRecord, VariantRecord
+from pytest_sdxl.results.schema import ResultSet, save_results
 
 
 def load_tool() -> Any:

@@ -155,7 +155,8 @@ def test_processes_of_a_file_without_them_says_so(tmp_path: Path) -> None:
 
 
 def test_rejudge_judges_each_finished_trial_with_the_stretches_left_out_and_kept(tmp_path: Path) -> None:
-    from pytest_sdxl.results.schema import ResultSet, RunRecord, VariantRecord, save_results
+    from pytest_sdxl.results.records import RunRecord, VariantRecord
+    from pytest_sdxl.results.schema import ResultSet, save_results
 
     def process(folder: Path, own_ms: float, name: str, stretch: bool = False) -> None:
         blocks = [[own_ms / 1000, 0.130], [own_ms * (1.6 if stretch else 1.001) / 1000, 0.1301]]
@@ -181,7 +182,8 @@ def test_rejudge_judges_each_finished_trial_with_the_stretches_left_out_and_kept
 
 
 def test_estimators_read_the_planted_shift_and_tell_a_median_thrown_by_slow_calls(tmp_path: Path) -> None:
-    from pytest_sdxl.results.schema import ResultSet, RunRecord, VariantRecord, save_results
+    from pytest_sdxl.results.records import RunRecord, VariantRecord
+    from pytest_sdxl.results.schema import ResultSet, save_results
 
     def process(folder: Path, own_ms: float, slow_calls: int) -> None:
         # Four rounds, two reference calls each; the host slows the first slow_calls rounds' own calls by half.

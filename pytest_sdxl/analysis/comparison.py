@@ -53,7 +53,8 @@ from pytest_sdxl.analysis.host_adjusted import compare_host_adjusted
 from pytest_sdxl.analysis.processes import compare_processes, process_count
 from pytest_sdxl.analysis.stats import RUN_STATISTICS, RunComparison, compare_runs, count_runs, holm, run_statistic
 from pytest_sdxl.analysis.stretches import left_out_note, without_stretches
-from pytest_sdxl.results.schema import ResultSet, VariantRecord
+from pytest_sdxl.results.records import VariantRecord
+from pytest_sdxl.results.schema import ResultSet
 
 DEFAULT_THRESHOLD = 0.05
 # Unchanged kernel time moves at most about 0.5 % between processes (the user guide's method page,

@@ -34,7 +34,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
-from pytest_sdxl.results.schema import ResultSet, RunRecord, VariantRecord, decode_float, encode_float
+from pytest_sdxl.results.records import RunRecord, VariantRecord
+from pytest_sdxl.results.schema import ResultSet, decode_float, encode_float
 
 if TYPE_CHECKING:
     from torch import Tensor

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from pytest_sdxl.analysis.stats import quantile
 
 if TYPE_CHECKING:
-    from pytest_sdxl.results.schema import RunRecord, VariantRecord
+    from pytest_sdxl.results.records import RunRecord, VariantRecord
 
 PERCENTILES = (50, 90, 99)
 PERCENTILE_METHOD = "linear interpolation between order statistics; pN given from 100/(100-N) samples"

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pytest_sdxl.errors import ResultsWriteError
-from pytest_sdxl.results.schema import ResultSet, VariantRecord
+from pytest_sdxl.results.records import VariantRecord
+from pytest_sdxl.results.schema import ResultSet
 from pytest_sdxl.results.sessions import new_session_id
 
 if TYPE_CHECKING:

@@ -50,7 +50,7 @@ from pytest_sdxl.measure.records import (
 )
 from pytest_sdxl.measure.sequential import Sampler, StoppingRule, StopSampling, kernel_passes
 from pytest_sdxl.pipelines.process_age import mark_first_timed_round
-from pytest_sdxl.results.schema import RunRecord
+from pytest_sdxl.results.records import RunRecord
 
 if TYPE_CHECKING:
     from pytest_sdxl.machine.gpu_state import GpuStateReader, GpuStateSample

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_sdxl.analysis.kernels import OTHER_STAGE
-from pytest_sdxl.results.schema import DeviceSignals
+from pytest_sdxl.results.records import DeviceSignals
 
 if TYPE_CHECKING:
     from pytest_sdxl.variants.assembly import VariantPipeline

@@ -28,7 +28,8 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pytest_sdxl.analysis.comparison import DEFAULT_GATE, Rules, compare_results
-from pytest_sdxl.results.schema import ResultSet, VariantRecord
+from pytest_sdxl.results.records import VariantRecord
+from pytest_sdxl.results.schema import ResultSet
 from pytest_sdxl.variants.registry import Composition
 
 if TYPE_CHECKING:

@@ -36,7 +36,8 @@ from pytest_sdxl.measure.profiles import measuring_options, settings_block, time
 from pytest_sdxl.measure.progress import Progress, ProgressEvent
 from pytest_sdxl.measure.records import failure_reason, own_reference, variant_note
 from pytest_sdxl.measure.session_budget import SessionDeadline
-from pytest_sdxl.results.schema import ResultSet, RunRecord, VariantRecord, settings_as_dict
+from pytest_sdxl.results.records import RunRecord, VariantRecord
+from pytest_sdxl.results.schema import ResultSet, settings_as_dict
 from pytest_sdxl.variants.registry import BASELINE, Composition, compose
 
 if TYPE_CHECKING:

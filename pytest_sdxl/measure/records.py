@@ -24,7 +24,7 @@ from pytest_sdxl.machine import host_state
 from pytest_sdxl.machine.gpu_state import GpuStateSample, summarize
 from pytest_sdxl.machine.process_identity import process_id
 from pytest_sdxl.measure.energy import joules_per_image
-from pytest_sdxl.results.schema import DeviceSignals, RunRecord
+from pytest_sdxl.results.records import DeviceSignals, RunRecord
 
 if TYPE_CHECKING:
     from pytest_sdxl.variants.registry import Composition

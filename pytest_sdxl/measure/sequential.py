@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 from scipy import stats as scipy_stats
 
 if TYPE_CHECKING:
-    from pytest_sdxl.results.schema import DeviceSignals
+    from pytest_sdxl.results.records import DeviceSignals
     from pytest_sdxl.variants.assembly import VariantPipeline
 
 # The interval's half-width a signal's rounds stop at, as a share of the gate's threshold for it.

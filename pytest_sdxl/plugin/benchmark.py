@@ -160,8 +160,9 @@ class VariantBenchmark:
 
     def extra_info(self, measured: PipelineMeasurement, images_per_round: int) -> dict[str, Any]:
         from pytest_sdxl.analysis.serving import serving_summary
-        from pytest_sdxl.reports.tables import device_summary
-        from pytest_sdxl.results.schema import VariantRecord, encode_float, settings_as_dict
+        from pytest_sdxl.reports.device_signals import device_summary
+        from pytest_sdxl.results.records import VariantRecord
+        from pytest_sdxl.results.schema import encode_float, settings_as_dict
 
         settings, pipeline, warm_up = self.state.settings, self.pipeline, self.warm_up
         runs = measured.runs

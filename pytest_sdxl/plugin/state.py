@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from pytest_sdxl.measure.session_budget import SessionDeadline
-    from pytest_sdxl.results.schema import ResultSet, RunRecord, VariantRecord
+    from pytest_sdxl.results.records import RunRecord, VariantRecord
+    from pytest_sdxl.results.schema import ResultSet
     from pytest_sdxl.settings import Settings
     from pytest_sdxl.variants.registry import Composition
 
@@ -48,7 +49,7 @@ class SessionState:
 
     settings: Settings
     warm_ups: dict[str, WarmUp] = field(default_factory=dict)
-    # Variant id -> its record (results.schema.VariantRecord), in the order variants first ended.
+    # Variant id -> its record (results.records.VariantRecord), in the order variants first ended.
     records: dict[str, VariantRecord] = field(default_factory=dict)
     # The baseline's images of the timed prompts, for every other variant's PSNR.
     reference_images: Any = None
@@ -84,7 +85,7 @@ class SessionState:
             self.deadline = SessionDeadline(self.settings.session_budget)
 
     def record_for(self, variant: str, kind: str) -> VariantRecord:
-        from pytest_sdxl.results.schema import VariantRecord
+        from pytest_sdxl.results.records import VariantRecord
 
         if variant not in self.records:
             self.records[variant] = VariantRecord(variant=variant, kind=kind)

@@ -10,7 +10,8 @@ import io
 import math
 
 from pytest_sdxl.analysis.stats import summarize
-from pytest_sdxl.results.schema import STAGE_KEYS, ResultSet, VariantRecord
+from pytest_sdxl.results.records import STAGE_KEYS, VariantRecord
+from pytest_sdxl.results.schema import ResultSet
 
 STAGE_LABELS = {"text_encode_ms": "text encode", "unet_ms": "UNet", "vae_decode_ms": "VAE decode", "other_ms": "other"}
 STAGE_COLOURS = {"text_encode_ms": "#4c72b0", "unet_ms": "#dd8452", "vae_decode_ms": "#55a868", "other_ms": "#8c8c8c"}

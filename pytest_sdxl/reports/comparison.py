@@ -11,7 +11,8 @@ import math
 
 from pytest_sdxl.analysis.comparison import MetricComparison, drift_note
 from pytest_sdxl.reports.layout import fitted_tables, joined, wrapped
-from pytest_sdxl.results.schema import ResultSet, VariantRecord
+from pytest_sdxl.results.records import VariantRecord
+from pytest_sdxl.results.schema import ResultSet
 
 KERNEL_SIGNALS = ("kernel_ms", "kernels")
 

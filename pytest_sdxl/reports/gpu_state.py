@@ -13,7 +13,8 @@ from collections.abc import Iterable
 
 from pytest_sdxl.machine.gpu_state import GpuStateSummary, Range, merge
 from pytest_sdxl.reports.layout import fitted_tables, joined, wrapped
-from pytest_sdxl.results.schema import ResultSet, RunRecord
+from pytest_sdxl.results.records import RunRecord
+from pytest_sdxl.results.schema import ResultSet
 
 GPU_STATE_HEADER = ["variant", "run", "SM MHz", "memory MHz", "max °C", "power W (cap)", "throttled"]
 THROTTLED = "THROTTLED"

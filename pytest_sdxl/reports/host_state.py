@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from pytest_sdxl.machine.host_state import DEFAULT_WAIT_TOLERANCE, HostStateSummary, merge
 from pytest_sdxl.reports.gpu_state import measured_runs
-from pytest_sdxl.results.schema import ResultSet, RunRecord
+from pytest_sdxl.results.records import RunRecord
+from pytest_sdxl.results.schema import ResultSet
 
 
 def run_host_state(run: RunRecord) -> HostStateSummary:

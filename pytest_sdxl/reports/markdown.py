@@ -24,7 +24,8 @@ from pytest_sdxl.analysis.stats import run_statistic
 from pytest_sdxl.machine.gpu_state import GpuStateSummary, compare_gpu_states
 from pytest_sdxl.machine.host_state import HostStateSummary, compare_host_states
 from pytest_sdxl.reports.comparison import KERNEL_SIGNALS, kernel_table_of
-from pytest_sdxl.results.schema import ResultSet, VariantRecord
+from pytest_sdxl.results.records import VariantRecord
+from pytest_sdxl.results.schema import ResultSet
 
 # Two cards' comparisons in one pull-request comment (65,536 characters at most), with room to spare.
 DEFAULT_MAX_BYTES = 30_000

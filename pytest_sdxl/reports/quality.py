@@ -21,7 +21,8 @@ from pytest_sdxl.analysis.quality import (
     random_weights,
     variant_scores,
 )
-from pytest_sdxl.results.schema import ResultSet, VariantRecord
+from pytest_sdxl.results.records import VariantRecord
+from pytest_sdxl.results.schema import ResultSet
 
 OVER_BUDGET = "OVER BUDGET"
 

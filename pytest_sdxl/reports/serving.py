@@ -13,7 +13,8 @@ from pytest_sdxl.analysis.bottleneck import what_holds_back
 from pytest_sdxl.analysis.serving import PERCENTILES, WHOLE_CALL, energy, latency, median_or_none, roofline
 from pytest_sdxl.reports import figures
 from pytest_sdxl.reports.layout import empty_columns, fitted_tables, joined, markdown_table, without, wrapped
-from pytest_sdxl.results.schema import ResultSet, VariantRecord
+from pytest_sdxl.results.records import VariantRecord
+from pytest_sdxl.results.schema import ResultSet
 
 SERVING_HEADER = ["variant", "timed calls", *(f"p{percent} ms" for percent in PERCENTILES), "images/s", "J/image"]
 ROOFLINE_HEADER = [

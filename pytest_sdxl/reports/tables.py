@@ -3,9 +3,9 @@
 ``protocol_table`` has the reference protocol's shape (``| Metric | Run 1 | Run 2 | Run 3 |`` with
 rows Total Time, Load Time, Init Gen Time, Avg Gen Time, in seconds). ``summary_table`` puts every
 variant side by side with its statistics, speed-up against the baseline, stage split, image
-quality (``quality``) and device signals, fitted to the terminal (``layout``); ``serving`` adds
-latency percentiles, energy and the roofline; ``gpu_state`` the GPU's clocks and throttling per
-run. Figures are rounded for reading (``figures``); results.json keeps every digit.
+quality (``quality``) and device signals (``device_signals``), fitted to the terminal (``layout``);
+``serving`` adds latency percentiles, energy and the roofline; ``gpu_state`` the GPU's clocks and
+throttling per run. Figures are rounded for reading (``figures``); results.json keeps every digit.
 ``write_reports`` writes results.json, results.md and results.png, each atomically.
 """
 
@@ -13,18 +13,19 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from pytest_sdxl.analysis.serving import serving_block
 from pytest_sdxl.analysis.stats import CI_METHOD, summarize
 from pytest_sdxl.reports import figures
+from pytest_sdxl.reports.device_signals import device_cells, device_summary
 from pytest_sdxl.reports.gpu_state import gpu_state_notes, gpu_state_section
 from pytest_sdxl.reports.host_state import host_state_notes
 from pytest_sdxl.reports.layout import dropped_line, empty_columns, fitted_tables, joined, without, wrapped
 from pytest_sdxl.reports.quality import lpips_reasons, quality_cells, random_weights_notes
 from pytest_sdxl.reports.serving import serving_section, serving_table
-from pytest_sdxl.results.schema import STAGE_KEYS, ResultSet, RunRecord, VariantRecord, save_results, write_atomically
+from pytest_sdxl.results.records import STAGE_KEYS, VariantRecord
+from pytest_sdxl.results.schema import ResultSet, save_results, write_atomically
 
 # The reference protocol's rows, in its order, with the metric each one shows.
 PROTOCOL_ROWS = (
@@ -68,68 +69,6 @@ def stage_split(record: VariantRecord) -> str:
     if all(math.isnan(value) for value in medians):
         return "-"
     return " / ".join(figures.significant(value) for value in medians)
-
-
-@dataclass(frozen=True)
-class DeviceSummary:
-    """The device signals of a variant's runs in a few numbers (per image), or why they do not apply.
-
-    Busy fraction: the GPU's kernel time over the wall time of the same image (median over the
-    runs' profiled calls against the median timed call); achieved TFLOP/s: FLOPs over kernel time.
-    """
-
-    not_applicable: str = ""
-    kernel_ms: float = math.nan
-    kernel_ms_cv: float = math.nan
-    kernels: float = math.nan
-    stage_kernel_ms: dict[str, float] = field(default_factory=dict)
-    flops_per_image: float | None = None
-    achieved_tflops: float | None = None
-    busy_fraction: float | None = None
-
-    def as_dict(self) -> dict[str, object]:
-        # What does not apply is left out, not written as NaN: pytest-benchmark's JSON must stay strict.
-        return {
-            key: value
-            for key, value in asdict(self).items()
-            if value not in ("", None) and not (isinstance(value, float) and math.isnan(value))
-        }
-
-
-def device_summary(runs: list[RunRecord]) -> DeviceSummary:
-    signals = [run.device for run in runs if run.device is not None]
-    if not signals:
-        return DeviceSummary(not_applicable="no device signals were measured")
-    flops = next((item.flops for item in signals if item.flops is not None), None)
-    if not any(item.has_kernels for item in signals):
-        return DeviceSummary(not_applicable=signals[0].not_applicable, flops_per_image=flops)
-    kernel = summarize([value for item in signals for value in item.kernel_ms])
-    wall_ms = summarize([sample for run in runs for sample in run.gen_s]).median * 1000
-    stages: dict[str, float] = {}
-    for item in signals:
-        for stage, value in item.stage_kernel_ms.items():
-            stages[stage] = stages.get(stage, 0.0) + value / len(signals)
-    return DeviceSummary(
-        kernel_ms=kernel.median,
-        kernel_ms_cv=kernel.cv,
-        kernels=summarize([value for item in signals for value in item.kernels]).median,
-        stage_kernel_ms=stages,
-        flops_per_image=flops,
-        achieved_tflops=flops / (kernel.median / 1000) / 1e12 if flops and kernel.median > 0 else None,
-        busy_fraction=kernel.median / wall_ms if wall_ms > 0 else None,
-    )
-
-
-def device_cells(summary: DeviceSummary) -> list[str]:
-    """kernel ms (CV), kernels per image, busy fraction, TFLOP/s; 'n/a' where they do not apply."""
-    if summary.not_applicable:
-        return ["n/a"] * 4
-    return [
-        f"{figures.significant(summary.kernel_ms)} ({figures.percent(summary.kernel_ms_cv)})",
-        f"{summary.kernels:.0f}",
-        figures.percent(summary.busy_fraction),
-        figures.significant(summary.achieved_tflops),
-    ]
 
 
 # (header, group): the columns of a group stay in one table when the summary is split to fit.

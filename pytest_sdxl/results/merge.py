@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pytest_sdxl.results.compatibility import MERGE, POOL, refuse_differences, unchecked
-from pytest_sdxl.results.schema import ResultSet, ResultsFileError, RunRecord, VariantRecord, load_results
+from pytest_sdxl.results.records import RunRecord, VariantRecord
+from pytest_sdxl.results.schema import ResultSet, ResultsFileError, load_results
 from pytest_sdxl.results.sessions import joined_ids, repeated_sessions
 from pytest_sdxl.variants.registry import BASELINE
 

@@ -36,12 +36,12 @@ from filelock import FileLock, Timeout
 
 from pytest_sdxl.errors import SdxlError
 from pytest_sdxl.results.compatibility import MERGE, RESUME, Check, mismatch_lines, setting
+from pytest_sdxl.results.records import VariantRecord
 from pytest_sdxl.results.schema import (
     RESULTS_FILE,
     DerivedBlocks,
     ResultSet,
     ResultsFileError,
-    VariantRecord,
     load_results,
     save_results,
     to_dict,

@@ -107,7 +107,8 @@ def test_seconds_per_stage_split(benchmark: Any, tiny_pipeline: Any) -> None:
 
 def matrix_results(seed: int) -> Any:
     """A 29-variant result set of three runs a variant, twelve timed calls a run, with kernel signals."""
-    from pytest_sdxl.results.schema import DeviceSignals, ResultSet, RunRecord, VariantRecord
+    from pytest_sdxl.results.records import DeviceSignals, RunRecord, VariantRecord
+    from pytest_sdxl.results.schema import ResultSet
 
     draw = random.Random(seed)
     variants = []

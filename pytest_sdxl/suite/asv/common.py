@@ -352,7 +352,7 @@ def protocol_summaries(variants: Sequence[str]) -> dict[str, dict[str, Any]]:
     launches, busy fraction, FLOPs; ``not_applicable`` on a CPU).
     """
     from pytest_sdxl.measure.protocol import run_variant
-    from pytest_sdxl.reports.tables import device_summary
+    from pytest_sdxl.reports.device_signals import device_summary
 
     device()  # on a CPU: one torch thread unless OMP_NUM_THREADS is set (machine.devices)
     chosen = protocol_settings()
