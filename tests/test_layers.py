@@ -187,3 +187,20 @@ def test_the_checker_sees_function_level_relative_and_type_checking_imports(tmp_
     assert toy["toy.low.helper"] == {"toy.low.base"}
     assert import_cycles(toy) == [["toy.high.top", "toy.low.base"]]
     assert upward_imports(toy, layers) == ["toy.low.base (low) -> toy.high.top (high)"]
+
+
+# CONTRIBUTING.md's rule: small modules with one owner each, 400 lines at most.
+MOST_LINES_A_MODULE = 400
+
+
+def test_every_module_is_small_and_says_what_it_owns() -> None:
+    package = Path(pytest_sdxl.__file__).parent
+    too_long, undocumented = [], []
+    for path in sorted(package.rglob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        if text.count("\n") > MOST_LINES_A_MODULE:
+            too_long.append(f"{path.relative_to(package)}: {text.count(chr(10))} lines")
+        if text.strip() and ast.get_docstring(ast.parse(text)) is None:
+            undocumented.append(str(path.relative_to(package)))
+    assert not too_long, f"split these by owner (at most {MOST_LINES_A_MODULE} lines): {too_long}"
+    assert not undocumented, f"a module docstring says what it owns: {undocumented}"
