@@ -150,3 +150,22 @@ def test_fp16_weight_files_are_used_where_present(tmp_path: Path) -> None:
     assert list((tmp_path / "fp16-only" / "unet").glob("*.fp16.safetensors"))
     loaded = load_components(str(tmp_path / "fp16-only"), CPU, torch.float16)
     assert loaded.modules["unet"].dtype == torch.float16
+
+
+def test_the_torchvision_fallback_notice_alone_is_dropped() -> None:
+    """Without torchvision, importing diffusers' SDXL pipeline printed two notices asking for it; they are
+    dropped, while any other warning of the same transformers logger still shows."""
+    import importlib.util
+    import subprocess
+    import sys
+
+    if importlib.util.find_spec("torchvision") is not None:
+        pytest.skip("torchvision is installed here: transformers gives no fallback notice to drop")
+    script = (
+        "import logging, pytest_sdxl.pipelines\n"
+        "from diffusers import StableDiffusionXLPipeline\n"
+        "logging.getLogger('transformers.utils.import_utils').warning('another notice')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert "requires torchvision (not installed)" not in done.stderr, done.stderr
+    assert "another notice" in done.stderr
