@@ -134,7 +134,9 @@ def variant_list(value: str, where: str) -> tuple[Composition, ...] | None:
         raise SettingsError(f"{where}: {error}") from None
 
 
-PROMPTS_ACCEPTED = "accepted: a UTF-8 text file, one prompt a line, or default"
+PROMPTS_ACCEPTED = "accepted: a UTF-8 text file of at least 2 prompts, one a line, or default"
+# The protocol's first prompt is the first generation's and the rest are timed: one prompt leaves nothing to time.
+FEWEST_PROMPTS = 2
 
 
 def prompt_file(value: str, where: str) -> tuple[str, ...]:
@@ -162,6 +164,8 @@ def prompt_file(value: str, where: str) -> tuple[str, ...]:
     prompts = tuple(line.strip() for line in text.splitlines() if line.strip())
     if not prompts:
         raise refused("holds no prompt")
+    if len(prompts) < FEWEST_PROMPTS:
+        raise refused("holds 1 prompt: the first generation takes it and none is left to time")
     return prompts
 
 

@@ -130,6 +130,60 @@ def test_merge_and_compare_share_one_check_and_merge_adds_the_run_count() -> Non
         merge_result_sets(named)
 
 
+PLUGIN_HARNESS = "pytest plugin: each variant's pipeline is loaded and warmed once; each run is a block of rounds"
+
+
+def test_results_of_the_plugin_and_of_run_are_never_joined_or_compared_unasked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The plugin's runs are blocks of rounds on one warm pipeline, run's a fresh load each: a file from each
+    is refused by merge, by pooling and (unless --allow-mismatch) by compare; only the harness's name counts."""
+    plugin, command_line = results(), results()
+    plugin.settings["harness"] = PLUGIN_HARNESS
+    named = [("plugin", plugin), ("run", command_line)]
+    for checks in (COMPARE, MERGE):
+        assert [item.describe() for item in differences(named, checks)] == ["harness: pytest plugin vs command line"]
+    reworded = results()
+    reworded.settings["harness"] = "pytest plugin: described in other words"
+    assert differences([("plugin", plugin), ("reworded", reworded)], MERGE) == []
+    with pytest.raises(ResultsFileError, match="harness: pytest plugin vs command line"):
+        merge_result_sets(named)
+    with pytest.raises(ResultsFileError, match="harness: pytest plugin vs command line"):
+        pool_result_sets(named)
+    assert compare(tmp_path, plugin, command_line) == 2
+    assert "- harness: pytest plugin vs command line" in capsys.readouterr().err
+
+
+def test_run_resume_refuses_a_folder_the_plugin_wrote(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    earlier = results()
+    earlier.settings["harness"] = PLUGIN_HARNESS
+    save_results(earlier, tmp_path / "results.json")
+    arguments = ["run", "--model", "random:tiny", "--variants", "baseline", "--runs", "1", "--report", str(tmp_path)]
+    assert main([*arguments, "--resume"]) == 2
+    assert "- harness: pytest plugin vs command line" in capsys.readouterr().err
+    assert load_results(tmp_path / "results.json").settings["harness"] == PLUGIN_HARNESS  # left as it was
+
+
+def test_compare_refuses_files_with_no_variant_in_common(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Every row would be 'missing' and the verdict 'no regression': a gate that compared nothing must not pass."""
+    empty = results()
+    empty.variants = []
+    assert compare(tmp_path, results(), empty, "--allow-mismatch") == 2
+    assert "have no variant in common, so nothing can be compared" in capsys.readouterr().err
+    other = results()
+    other.variants[0].variant = "tiny_vae"
+    assert compare(tmp_path, results(), other) == 2
+    assert "base.json holds baseline; " in capsys.readouterr().err
+
+
+def test_a_file_with_two_records_of_one_variant_is_refused(tmp_path: Path) -> None:
+    doubled = results()
+    doubled.variants.append(doubled.variants[0])
+    save_results(doubled, tmp_path / "results.json")
+    with pytest.raises(ResultsFileError, match=r"variants\[1\]: a second record of 'baseline'; each variant has one"):
+        load_results(tmp_path / "results.json")
+
+
 def test_a_new_result_set_has_its_own_session_id_kept_through_saves(tmp_path: Path) -> None:
     first, second = results(), results()
     assert len(first.session_ids) == 1 and first.session_ids != second.session_ids

@@ -197,7 +197,7 @@ def latin1_prompts(folder: Path) -> Path:
     return path
 
 
-PROMPTS_ACCEPTED = "accepted: a UTF-8 text file, one prompt a line, or default"
+PROMPTS_ACCEPTED = "accepted: a UTF-8 text file of at least 2 prompts, one a line, or default"
 
 
 def test_a_prompts_file_that_is_not_utf8_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -222,8 +222,13 @@ def test_the_plugin_refuses_a_prompts_file_that_is_not_utf8(pytester: pytest.Pyt
 
 @pytest.mark.parametrize(
     ("content", "problem"),
-    [(None, "is a folder"), (b"a prompt\x00\n", "holds a NUL byte: it is not text"), (b"\n \n", "holds no prompt")],
-    ids=["folder", "binary", "empty"],
+    [
+        (None, "is a folder"),
+        (b"a prompt\x00\n", "holds a NUL byte: it is not text"),
+        (b"\n \n", "holds no prompt"),
+        (b"only one prompt\n\n", "holds 1 prompt: the first generation takes it and none is left to time"),
+    ],
+    ids=["folder", "binary", "empty", "one prompt"],
 )
 def test_a_prompts_file_must_be_text_holding_prompts(tmp_path: Path, content: bytes | None, problem: str) -> None:
     path = tmp_path / "prompts"

@@ -9,6 +9,8 @@ and adds what its own output needs:
   counts, so they may differ (``POOL``). A mismatch is always refused: the joined file would lie.
 - ``run --resume`` checks the merge's list before measuring, with the image size as requested (the
   resolved size is known only once the model is loaded; the join checks it afterwards) (``RESUME``).
+- Every command checks the harness: results of the pytest plugin and of ``run`` never join, and are
+  compared only with ``--allow-mismatch``.
 - ``compare`` checks the workload, the card and the software (``COMPARE``): the run count may differ
   (each side's statistics use its own runs), and so may the seed and the VAE weights' sources, which
   change images, not work. The software is checked as strictly as ``merge`` does: an upgrade of torch
@@ -105,6 +107,16 @@ def on_gpu(result_set: ResultSet) -> bool:
     return not measured_on_cpu(result_set)
 
 
+def harness(result_set: ResultSet) -> str:
+    """'pytest plugin' or 'command line': who measured, the words before the recorded description's colon.
+
+    The plugin has recorded its harness in every file it wrote; ``run`` records none, so a file without one
+    is the command line's. Only the name is compared: the description after it may be reworded.
+    """
+    recorded = result_set.settings.get("harness")
+    return str(recorded).split(":", 1)[0] if recorded else "command line"
+
+
 MODEL = of_setting("model", "model")
 STEPS_DTYPE_PROMPTS = (
     of_setting("steps", "steps"),
@@ -130,9 +142,13 @@ SOFTWARE = (
     of_software("GPU driver", "gpu_driver", on_gpu),
 )
 
-COMPARE = (*WORKLOAD, *CARD, *SOFTWARE)
-POOL = (*WORKLOAD, *IMAGES, *CARD, *SOFTWARE)
-MERGE = (*WORKLOAD, *RUNS, *IMAGES, *CARD, *SOFTWARE)
+# The plugin's runs are blocks of rounds on one warm pipeline, the command line's a fresh load each: a
+# file never holds both, and a verdict between them would be about the harness as much as the change.
+HARNESS = (Check("harness", harness),)
+
+COMPARE = (*WORKLOAD, *CARD, *SOFTWARE, *HARNESS)
+POOL = (*WORKLOAD, *IMAGES, *CARD, *SOFTWARE, *HARNESS)
+MERGE = (*WORKLOAD, *RUNS, *IMAGES, *CARD, *SOFTWARE, *HARNESS)
 RESUME = (MODEL, of_setting("image size (as requested)", "size"), *STEPS_DTYPE_PROMPTS, *MERGE[len(WORKLOAD) :])
 
 
@@ -197,6 +213,16 @@ def refuse_differences(named: Sequence[tuple[str, ResultSet]], checks: Sequence[
         raise ResultsFileError(f"{files} did not measure the same thing:\n- " + "\n- ".join(found) + "\n" + advice)
 
 
+def refuse_nothing_in_common(base: tuple[str, ResultSet], new: tuple[str, ResultSet]) -> None:
+    """NotComparable where no variant is in both files: every row would be 'missing', and a verdict of no
+    regression over nothing compared would pass a gate that saw nothing. Never waived by --allow-mismatch."""
+    names = {name: [record.variant for record in result_set.variants] for name, result_set in (base, new)}
+    if set(names[base[0]]) & set(names[new[0]]):
+        return
+    held = "; ".join(f"{name} holds {', '.join(found) if found else 'no variant'}" for name, found in names.items())
+    raise NotComparable(f"{base[0]} and {new[0]} have no variant in common, so nothing can be compared: {held}")
+
+
 def comparison_warnings(base: tuple[str, ResultSet], new: tuple[str, ResultSet], allow_mismatch: bool) -> list[str]:
     """NotComparable naming each thing two results differ in; with ``allow_mismatch``, those as warnings.
 
@@ -204,6 +230,7 @@ def comparison_warnings(base: tuple[str, ResultSet], new: tuple[str, ResultSet],
     file with itself is a fair smoke test of the gate), but part of it compares a measurement with itself.
     """
     head = f"{base[0]} and {new[0]} did not measure the same thing"
+    refuse_nothing_in_common(base, new)
     found = mismatch_lines([base, new], COMPARE)
     if found and not allow_mismatch:
         raise NotComparable(

@@ -211,6 +211,17 @@ def variant_from_node(node: Node) -> VariantRecord:
     )
 
 
+def refuse_repeated_variants(variants: list[VariantRecord]) -> None:
+    """Every writer gives a variant one record; a second one would be read as if it were not there."""
+    seen: set[str] = set()
+    for index, record in enumerate(variants):
+        if record.variant in seen:
+            raise MalformedDocument(
+                f"variants[{index}]", f"a second record of {record.variant!r}; each variant has one record"
+            )
+        seen.add(record.variant)
+
+
 def from_dict(data: Any, source: str = "the results document") -> ResultSet:
     """A result set from its JSON document (``source`` names it in errors).
 
@@ -229,10 +240,12 @@ def from_dict(data: Any, source: str = "the results document") -> ResultSet:
                 f"{source}: results schema version {version} is not supported; this pytest-sdxl reads versions "
                 + readable
             )
+        variants = [variant_from_node(item) for item in root["variants"].items()]
+        refuse_repeated_variants(variants)
         return ResultSet(
             settings=open_block(root.get("settings", {}), RECORDED_SETTINGS),
             machine=open_block(root.get("machine", {}), RECORDED_MACHINE),
-            variants=[variant_from_node(item) for item in root["variants"].items()],
+            variants=variants,
             created=root.get("created", "").text(),
             # A file read is a file of this version once written again.
             schema_version=SCHEMA_VERSION,
