@@ -153,6 +153,36 @@ def test_cli_refuses_a_missing_conftest_and_module(capsys: pytest.CaptureFixture
     assert "plugin module 'no_such_module_for_sdxl' could not be imported" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("def pytest_sdxl_variants(:\n", "importing it raised SyntaxError: invalid syntax ({file}, line 1)"),
+        ("import no_such_module_for_sdxl\n", "importing it raised ModuleNotFoundError: No module named"),
+        (
+            "def pytest_sdxl_variants():\n    raise RuntimeError('boom')\n",
+            "pytest_sdxl_variants raised RuntimeError: boom ({file}, line 2)",
+        ),
+    ],
+    ids=["syntax error", "failing import", "raising hook"],
+)
+def test_a_broken_conftest_is_a_usage_error_naming_its_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], source: str, message: str
+) -> None:
+    conftest = tmp_path / "conftest.py"
+    conftest.write_text(source)
+    assert cli.main(["variants", "--conftest", str(conftest)]) == cli.USAGE_ERROR
+    error = capsys.readouterr().err
+    assert message.format(file=conftest) in error and "Traceback" not in error
+
+
+def test_a_raising_hook_under_pytest_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest("def pytest_sdxl_variants():\n    raise RuntimeError('boom')\n")
+    pytester.makepyfile(test_suite="def test_nothing():\n    pass\n")
+    result = pytester.runpytest(*SMALL)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*pytest-sdxl: plugin *conftest*: pytest_sdxl_variants raised RuntimeError: boom*"])
+
+
 def test_the_module_entry_point_lists_a_plugin_module_variant(tmp_path: Path) -> None:
     (tmp_path / "my_sdxl_variants.py").write_text(USER_CONFTEST)
     result = subprocess.run(

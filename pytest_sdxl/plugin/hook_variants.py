@@ -13,6 +13,7 @@ import importlib
 import importlib.util
 import os
 import sys
+import traceback
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ import pytest
 from pytest_sdxl.errors import VariantSpecError
 
 ADDED_KEY = pytest.StashKey[list[str]]()
+PACKAGE_FOLDER = str(Path(__file__).resolve().parents[1])
 HOOK_NAME = "pytest_sdxl_variants"
 
 
@@ -30,10 +32,13 @@ def register_from(hook_caller: Any, plugins_of: Any) -> list[str]:
     added: list[str] = []
     try:
         for implementation in hook_caller.get_hookimpls():
-            returned = implementation.function()
+            source = f"plugin {plugins_of(implementation.plugin)}"
+            try:
+                returned = implementation.function()
+            except Exception as error:  # the user's hook, not pytest-sdxl: say whose and where, not a traceback
+                raise VariantSpecError(f"{source}: {HOOK_NAME} raised {failure_at(error)}") from error
             if returned is None:
                 continue
-            source = f"plugin {plugins_of(implementation.plugin)}"
             if not isinstance(returned, Iterable) or isinstance(returned, (str, bytes)):
                 raise VariantSpecError(f"{source}: {HOOK_NAME} must return a list of Variant objects, got {returned!r}")
             # Imported only where a plugin adds variants: a session without any never loads the registry.
@@ -113,5 +118,20 @@ def import_conftest(path: Path) -> object:
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as error:  # a syntax error or a failing import in the user's file: a usage error
+        del sys.modules[module_name]
+        raise VariantSpecError(f"--conftest {str(path)!r}: importing it raised {failure_at(error)}") from error
     return module
+
+
+def failure_at(error: BaseException) -> str:
+    """'NameError: name 'x' is not defined (conftest.py, line 3)': the error and the user's line that raised it."""
+    if isinstance(error, SyntaxError) and error.filename:
+        return f"SyntaxError: {error.msg} ({error.filename}, line {error.lineno})"
+    frames = traceback.extract_tb(error.__traceback__)
+    # The innermost frame outside pytest-sdxl and importlib: the line of the user's code that raised.
+    theirs = [frame for frame in frames if "importlib" not in frame.filename and PACKAGE_FOLDER not in frame.filename]
+    where = f" ({theirs[-1].filename}, line {theirs[-1].lineno})" if theirs else ""
+    return f"{type(error).__name__}: {error}{where}"
