@@ -357,4 +357,20 @@ def resolve(
         )
     if values["runs"] is None:
         values["runs"] = PROFILE_RUNS[values["profile"]]
+    check_compile_budget(environment)
     return Settings(**values, sources={name: where.split(" ")[0] for name, where in wheres.items()})
+
+
+def check_compile_budget(environment: Mapping[str, str]) -> None:
+    """A typo in the compile budget refused before anything is measured, not found by the first compiled variant
+    (which would then be recorded as skipped, and kept skipped by a resumed run)."""
+    from pytest_sdxl.errors import VariantUnavailable
+    from pytest_sdxl.variants.compilation import BUDGET_VARIABLE, budget_seconds
+
+    try:
+        budget_seconds(environment)
+    except VariantUnavailable:
+        raise SettingsError(
+            f"environment variable {BUDGET_VARIABLE}: {environment[BUDGET_VARIABLE]!r} is not accepted; accepted: "
+            "a positive number of seconds, e.g. 600, 600s or 10m"
+        ) from None

@@ -9,6 +9,7 @@ the plugin through pytester; no test loads a model unless the check it shows wou
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -552,3 +553,17 @@ def test_the_guide_states_the_ranges_the_code_enforces() -> None:
     for option in ("--report", "--trace", "--compile-cache", "tune --out", "merge --output", "compare --output"):
         assert f"`{option}" in section, option
     assert re.search(r"\| 2 \| 4 \|", section)
+
+
+def test_a_bad_compile_budget_is_a_usage_error_before_anything_runs(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found only by the first compiled variant, it was recorded as a skip (and a resumed run kept the skip)."""
+    monkeypatch.setenv("PYTEST_SDXL_COMPILE_BUDGET", "ten minutes")
+    expected = "environment variable PYTEST_SDXL_COMPILE_BUDGET: 'ten minutes' is not accepted; accepted: a positive"
+    with pytest.raises(SettingsError, match=expected):
+        resolve({}, os.environ, {})
+    pytester.makepyfile(test_suite="def test_nothing():\n    pass\n")
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: pytest-sdxl: {expected}*"])

@@ -43,11 +43,13 @@ def ini_value(config: pytest.Config, key: str) -> str | None:
 
 
 def settings_given(config: pytest.Config) -> bool:
-    """Whether the command line, the environment or the ini file gives any sdxl setting."""
-    return any(
-        config.getoption(destination(option)) is not None
-        or option.environment_variable in os.environ
-        or ini_value(config, option.ini_key) is not None
+    """Whether the command line, the environment or the ini file gives any sdxl setting.
+
+    Any ``PYTEST_SDXL_*`` variable counts, the options' and the others (the compile budget): each is checked
+    when the settings resolve, and a wrong one should stop the session before collection, as a usage error.
+    """
+    return any(name.startswith("PYTEST_SDXL_") for name in os.environ) or any(
+        config.getoption(destination(option)) is not None or ini_value(config, option.ini_key) is not None
         for option in OPTIONS
     )
 
