@@ -145,6 +145,16 @@ def test_vae_tiling_really_tiles(components: Components, monkeypatch: pytest.Mon
     assert tiled[0] == 1
 
 
+def test_the_tiny_vae_tiles_too(components: Components, monkeypatch: pytest.MonkeyPatch) -> None:
+    """AutoencoderTiny sized its tiles' output by a constant that only taesdxl's depth matches: on another depth
+    (this tiny model's) the blend failed with a size mismatch. The tiles are sized by the pipeline's own scale."""
+    pipeline = VariantPipeline(components, parse("tiny_vae+vae_tiling"), SIZE)
+    tiled = count_calls(pipeline.pipe.vae, "_tiled_decode", monkeypatch)
+    images = pipeline.generate(PROMPTS[:1], SEEDS[:1])
+    assert tiled[0] == 1
+    assert images.shape[-3:-1] == (SIZE, SIZE) and np.isfinite(images).all()
+
+
 def test_structural_changes(components: Components) -> None:
     fused = VariantPipeline(components, parse("fused_qkv"), SIZE).pipe.unet
     assert {type(processor).__name__ for processor in fused.attn_processors.values()} == {"FusedAttnProcessor2_0"}

@@ -67,6 +67,10 @@ def tile_vae(pipe: Any, context: Context) -> None:
     scale = pipe.vae_scale_factor
     vae.tile_sample_min_size = max(context.size // 2, scale)
     vae.tile_latent_min_size = max(context.size // 2 // scale, 1)
+    if hasattr(vae, "spatial_scale_factor"):
+        # AutoencoderTiny sizes its tiles' output as 2**out_channels, which is taesdxl's upscale (8) by
+        # coincidence: a tiny VAE of another depth (random:tiny's) blended tiles of the wrong size and failed.
+        vae.spatial_scale_factor = scale
 
 
 def fuse_qkv(pipe: Any, context: Context) -> None:
