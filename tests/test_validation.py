@@ -567,3 +567,17 @@ def test_a_bad_compile_budget_is_a_usage_error_before_anything_runs(
     result = pytester.runpytest("-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"ERROR: pytest-sdxl: {expected}*"])
+
+
+def test_the_reference_suite_refuses_to_pass_without_the_plugin(tmp_path: Path) -> None:
+    """With the plugin disabled its fixtures are unknown, and --benchmark-only skipped the suite's test: the
+    session passed with nothing measured."""
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:sdxl", "--pyargs", "pytest_sdxl.suite"]
+        + ["--benchmark-only", "-q"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == pytest.ExitCode.USAGE_ERROR
+    assert "the reference suite measures through the pytest-sdxl plugin, which is not loaded" in done.stderr
