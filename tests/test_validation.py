@@ -569,12 +569,14 @@ def test_a_bad_compile_budget_is_a_usage_error_before_anything_runs(
     result.stderr.fnmatch_lines([f"ERROR: pytest-sdxl: {expected}*"])
 
 
+SUITE_BENCHMARK_ONLY = ("--pyargs", "pytest_sdxl.suite", "--benchmark-only", "-q")
+
+
 def test_the_reference_suite_refuses_to_pass_without_the_plugin(tmp_path: Path) -> None:
     """With the plugin disabled its fixtures are unknown, and --benchmark-only skipped the suite's test: the
     session passed with nothing measured."""
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:sdxl", "--pyargs", "pytest_sdxl.suite"]
-        + ["--benchmark-only", "-q"],
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:sdxl", *SUITE_BENCHMARK_ONLY],
         cwd=tmp_path,
         capture_output=True,
         text=True,
