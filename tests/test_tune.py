@@ -14,7 +14,7 @@ import pytest
 
 from pytest_sdxl.analysis.quality import QualityBudget, parse_limit
 from pytest_sdxl.cli.main import main
-from pytest_sdxl.errors import VariantSpecError
+from pytest_sdxl.errors import SettingsError, VariantSpecError
 from pytest_sdxl.tune.candidates import (
     FAILED,
     OK,
@@ -470,6 +470,11 @@ def test_resume_reads_measured_rows_and_leaves_out_the_baseline_and_failures(tmp
     known = read_known(path, document["conditions"], document["machine"])  # type: ignore[arg-type]
     assert set(known) == {("tiny_vae", 1), ("bf16", 1), ("batch", 4)}
     assert known[("tiny_vae", 1)].ms_per_image == 10.0 and known[("tiny_vae", 1)].psnr_db == math.inf
+    # The --out folder names its tune.json; a folder without one is said to be that.
+    assert read_known(tmp_path, document["conditions"], document["machine"]) == known  # type: ignore[arg-type]
+    (tmp_path / "other").mkdir()
+    with pytest.raises(SettingsError, match=r"a folder without a tune\.json"):
+        read_known(tmp_path / "other", {}, {})
 
 
 def test_resume_refuses_measurements_made_under_other_conditions_naming_each_difference(tmp_path: Path) -> None:

@@ -51,6 +51,13 @@ def read_known(path: Path, now_conditions: dict[str, Any], now_machine: dict[str
     again, because its images are what every later candidate's PSNR is computed against.
     """
     named = f"--resume {path}"
+    if Path(path).is_dir():
+        # The --out folder names its tune.json, as a run's --report folder names its results.json for compare.
+        if not (Path(path) / "tune.json").is_file():
+            raise SettingsError(
+                f"{named}: a folder without a tune.json; give the tune.json an earlier `tune --out` wrote"
+            )
+        path = Path(path) / "tune.json"
     if not Path(path).is_file():
         raise SettingsError(f"{named}: no such file; give the tune.json an earlier `tune --out` wrote")
     root = Node(read_json_file(Path(path), named, SettingsError))
