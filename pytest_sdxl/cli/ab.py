@@ -31,6 +31,7 @@ from pytest_sdxl.cli.options import (
     add_plugin_options,
     add_settings_options,
     checked_folder,
+    checked_output_file,
     positive_count,
     rules_from,
     settings_from,
@@ -191,6 +192,8 @@ def ab_command(arguments: argparse.Namespace) -> int:
     from pytest_sdxl.measure.interleave import InterleavePlan, Side, measure_interleaved
 
     report = empty_folder(arguments.report, "--report")
+    # Before any process starts: a summary that cannot be written must not wait for the whole measurement.
+    checked_output_file(arguments.summary, "--summary")
     settings_from(arguments)  # a typo in a setting is refused here, not in the first of many processes
     pythons, imports, quiet = {}, {}, {}
     for side, flag in (("base", "--base-python"), ("head", "--head-python")):
@@ -233,10 +236,10 @@ def progress(line: str) -> None:
 
 def conclude(outcome: Interleaved, arguments: argparse.Namespace, pinning: str) -> int:
     """Files written, the table printed, the exit status chosen."""
-    from pytest_sdxl.cli.compare_review import markdown_of, review_of
+    from pytest_sdxl.cli.compare_review import markdown_of, review_of, status_with, unwritten
     from pytest_sdxl.reports.comparison import comparison_table, kernel_diffs
     from pytest_sdxl.results.compatibility import comparison_warnings
-    from pytest_sdxl.results.schema import save_results, write_atomically
+    from pytest_sdxl.results.schema import save_results
 
     folder = outcome.plan.folder
     written = []
@@ -274,9 +277,10 @@ def conclude(outcome: Interleaved, arguments: argparse.Namespace, pinning: str) 
         [*notes, summary, *left_open],
         undecided=still_open,
     )
-    write_atomically(folder / "comparison.md", markdown)
-    if arguments.summary:
-        write_atomically(arguments.summary, markdown)
+    comparison = folder / "comparison.md"
+    failures = [unwritten(comparison, markdown, "the comparison"), unwritten(arguments.summary, markdown, "--summary")]
+    if not failures[0]:
+        written.append(str(comparison))
     regressed = sorted({f"{item.variant} {item.metric}" for item in outcome.comparisons if item.regressed})
     if arguments.format == "markdown":
         print(markdown, end="")
@@ -290,6 +294,8 @@ def conclude(outcome: Interleaved, arguments: argparse.Namespace, pinning: str) 
         if still_open:
             verdict += f"; undecided: {', '.join(still_open)}"
         print(f"\n{verdict} (gate {','.join(rules.gate)}; each look at p < {look_alpha:.3g} after Holm)")
-        print(f"written: {', '.join([*written, str(folder / 'comparison.md')])}")
+        print(f"written: {', '.join(written)}")
     failed_undecided = arguments.fail_undecided and bool(still_open)
-    return REGRESSED_OR_FAILED if regressed or review.over_budget or failed_undecided else 0
+    status = REGRESSED_OR_FAILED if regressed or review.over_budget or failed_undecided else 0
+    # The measurement is never lost to a file not written: the pooled sides are on disk, and the verdict printed.
+    return status_with(status, failures, kept=f"the measurement is kept: {', '.join(written)}")

@@ -8,7 +8,9 @@ the suite (``pytest_sdxl.suite.asv``). It refuses to replace any of the three fi
 from __future__ import annotations
 
 import argparse
+import os
 import string
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -99,15 +101,41 @@ def init_command(arguments: argparse.Namespace) -> int:
         Path("benchmarks", "__init__.py"): BENCHMARKS_INIT,
         Path("benchmarks", "bench_sdxl.py"): BENCH_SDXL,
     }
-    existing = [str(path) for path in files if (folder / path).exists()]
+    checked_targets(folder, files)
+    # A link, even one that leads nowhere, is in the way as a file is: writing through it is not asked for.
+    existing = [str(path) for path in files if os.path.lexists(folder / path)]
     if existing and not arguments.force:
         raise SettingsError(
             f"asv init would replace {', '.join(existing)} in {folder}; pass --force to replace them, "
             "or run it in another folder"
         )
-    (folder / "benchmarks").mkdir(exist_ok=True)
-    for path, text in files.items():
-        write_atomically(folder / path, text)
+    written: list[str] = []
+    try:
+        (folder / "benchmarks").mkdir(exist_ok=True)
+        # The configuration last: a failure part way leaves no asv.conf.json pointing at a suite not written.
+        for path in reversed(files):
+            write_atomically(folder / path, files[path])
+            written.append(str(path))
+    except OSError as error:
+        done = f"written before it: {', '.join(written)}" if written else "nothing was written"
+        raise SettingsError(
+            f"asv init cannot write {error.filename or folder}: {error.strerror or error}; {done}"
+        ) from error
     print("written: " + ", ".join(str(path) for path in files))
     print("next: asv machine --yes && asv run --python=same --quick --set-commit-hash HEAD (in a git repository)")
     return 0
+
+
+def checked_targets(folder: Path, files: Mapping[Path, str]) -> None:
+    """Every place init writes, checked before it writes anything: a half-done init is worse than none."""
+    from pytest_sdxl.machine.folders import writable_folder
+
+    folders = [str(path) for path in files if (folder / path).is_dir()]
+    if folders:
+        raise SettingsError(
+            f"asv init writes a file at {', '.join(folders)} in {folder}, where a folder is in the way; "
+            "move it away, or run it in another folder"
+        )
+    # A benchmarks that is a file is refused here too; where it does not exist yet, the current folder is tried.
+    for place in (folder, folder / "benchmarks"):
+        writable_folder(place, "asv init")

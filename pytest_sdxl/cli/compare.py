@@ -57,13 +57,15 @@ def metrics_argument(text: str) -> tuple[str, ...]:
 def compare_command(arguments: argparse.Namespace) -> int:
     """Ratios new / base per variant and signal, each by its own rule; 1 when anything regressed."""
     from pytest_sdxl.analysis.comparison import ONE_PROCESS_NOTE, compare_results, drift_note
-    from pytest_sdxl.cli.compare_review import markdown_of, review_of
-    from pytest_sdxl.cli.options import checked_file
+    from pytest_sdxl.cli.compare_review import markdown_of, review_of, status_with, unwritten
+    from pytest_sdxl.cli.options import checked_output_file
     from pytest_sdxl.reports.comparison import comparison_table, kernel_diffs
     from pytest_sdxl.results.compatibility import comparison_warnings
-    from pytest_sdxl.results.schema import load_results, results_path, write_atomically
+    from pytest_sdxl.results.schema import load_results, results_path
 
-    checked_file(arguments.output, "--output")
+    # Both before the results are read: a place that cannot be written must not wait for the verdict to say so.
+    checked_output_file(arguments.output, "--output")
+    checked_output_file(arguments.summary, "--summary")
     base_path, new_path = str(results_path(arguments.base)), str(results_path(arguments.new))
     base, new = load_results(base_path), load_results(new_path)
     # Refused (NotComparable, exit status 2) unless --allow-mismatch, which prints them above the verdict.
@@ -78,15 +80,14 @@ def compare_command(arguments: argparse.Namespace) -> int:
     diffs = kernel_diffs(base, new, comparisons)
     if diffs:
         text += "\n\n" + diffs
-    if arguments.summary:
-        write_atomically(arguments.summary, markdown)
+    failures = [unwritten(arguments.summary, markdown, "--summary")]
     if arguments.format == "markdown":
         # The verdict, the GPU state and the quality are in the markdown: stdout holds it alone.
         print(markdown, end="")
-        return REGRESSED_OR_FAILED if any(item.regressed for item in comparisons) or review.over_budget else 0
+        status = REGRESSED_OR_FAILED if any(item.regressed for item in comparisons) or review.over_budget else 0
+        return status_with(status, failures)
     print(text)
-    if arguments.output:
-        write_atomically(arguments.output, text + "\n")
+    failures.append(unwritten(arguments.output, text + "\n", "--output"))
     regressed = sorted({f"{item.variant} {item.metric}" for item in comparisons if item.regressed})
     if mismatches:
         print("\n" + "\n".join(mismatches))
@@ -103,6 +104,6 @@ def compare_command(arguments: argparse.Namespace) -> int:
     if review.over_budget:
         print(f"\n{review.verdict()}")
     if regressed or review.over_budget:
-        return REGRESSED_OR_FAILED
+        return status_with(REGRESSED_OR_FAILED, failures)
     print(f"\nno regression ({limits})")
-    return 0
+    return status_with(0, failures)

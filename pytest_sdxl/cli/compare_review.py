@@ -11,6 +11,8 @@ images are noise against noise.
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -38,8 +40,8 @@ def add_review_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--summary",
         metavar="FILE",
-        help="Also write the markdown (whatever --format) to this file, atomically: for $GITHUB_STEP_SUMMARY "
-        "or a pull-request comment",
+        help="Also write the markdown (whatever --format) to this file, atomically (a link's file, the link "
+        "kept), or to a stream such as /dev/stdout: for $GITHUB_STEP_SUMMARY or a pull-request comment",
     )
     add_quality_budget_options(parser)
 
@@ -124,3 +126,35 @@ def markdown_of(
         over_budget=[name for name, _ in review.over_budget],
         undecided=undecided,
     )
+
+
+def unwritten(path: str | os.PathLike[str] | None, text: str, what: str) -> str:
+    """``text`` written to ``path`` (nothing where None); "" when written, else a line saying what was not and why.
+
+    The path was checked before the work; an OSError now (a disk that filled, a folder made read-only since)
+    must not turn a finished comparison into a traceback: the command says it after its verdict.
+    """
+    from pytest_sdxl.results.schema import write_atomically
+
+    if path is None:
+        return ""
+    try:
+        write_atomically(path, text)
+    except OSError as error:
+        return f"{what} {str(path)!r} was not written: {error.strerror or error}"
+    return ""
+
+
+def status_with(status: int, failures: Sequence[str], kept: str = "") -> int:
+    """The verdict's exit status, each output not written said on stderr, ``kept`` after them where given.
+
+    A regression keeps its 1; a verdict of 0 becomes 2, as a --summary refused before the work would: the job
+    must not pass without a file it asked for, nor read a file not written as a regression.
+    """
+    from pytest_sdxl.cli.options import USAGE_ERROR
+
+    failed = [line for line in failures if line]
+    if not failed:
+        return status
+    print(f"pytest-sdxl: error: {'; '.join(failed)}{f'; {kept}' if kept else ''}", file=sys.stderr)
+    return status or USAGE_ERROR

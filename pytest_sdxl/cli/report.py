@@ -30,14 +30,31 @@ def print_tables(result_set: ResultSet) -> None:
 def report_command(arguments: argparse.Namespace) -> int:
     """The markdown and the chart of a results file again, next to it unless --output says where."""
     from pytest_sdxl.cli.options import checked_folder
+    from pytest_sdxl.errors import ResultsWriteError
+    from pytest_sdxl.machine.folders import writable_folder
     from pytest_sdxl.reports.tables import write_reports
     from pytest_sdxl.results.schema import load_results, results_path
 
     checked_folder(arguments.output, "--output")
     source = results_path(arguments.results)
+    folder = Path(arguments.output) if arguments.output else source.parent
+    if not arguments.output:
+        # Checked before the tables are printed: the folder beside a results file is often another's, or read-only.
+        writable_folder(
+            folder,
+            "report",
+            accepted="a folder that can be written to; give --output DIR to write results.md and results.png there",
+            what="the results file's folder",
+        )
     result_set = load_results(source)
     print_tables(result_set)
-    folder = Path(arguments.output) if arguments.output else source.parent
-    written = write_reports(result_set, folder, include_json=False)
+    try:
+        written = write_reports(result_set, folder, include_json=False)
+    except OSError as error:
+        where = error.filename or folder
+        raise ResultsWriteError(
+            f"cannot write {where}: {error.strerror or error}; the results file is left as it was; "
+            "give --output DIR to write results.md and results.png elsewhere"
+        ) from error
     print("\nwritten: " + ", ".join(str(path) for path in written.values()))
     return 0

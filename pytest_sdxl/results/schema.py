@@ -17,9 +17,12 @@ each value against its field (``results.validation``): one of another type, at a
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
+import stat
+import sys
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -258,10 +261,28 @@ def from_dict(data: Any, source: str = "the results document") -> ResultSet:
 
 
 def write_atomically(path: str | os.PathLike[str], text: str | bytes) -> Path:
-    """Write a file through a temporary file in the same folder and ``os.replace``: never half written."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    """Write a file through a temporary file in the same folder and ``os.replace``: never half written.
+
+    A link is followed: its target is replaced and the link kept. A stream is written in place, as a shell's
+    ``>`` writes it, since a replace would swap it for a regular file that its reader never sees: one of this
+    process's descriptors (``/dev/stdout``), or an existing file that is neither regular nor a folder (a FIFO,
+    a device); a failed write there is the OSError it raised. A folder is an IsADirectoryError.
+    """
+    given = Path(path)
     data = text.encode("utf-8") if isinstance(text, str) else text
+    descriptor = open_descriptor(given)
+    if descriptor is not None:
+        write_descriptor(descriptor, data)
+        return given
+    mode = file_mode(given)
+    if mode is not None and stat.S_ISDIR(mode):
+        raise IsADirectoryError(errno.EISDIR, "is a folder, not a file", str(given))
+    if mode is not None and not stat.S_ISREG(mode):
+        with open(given, "wb") as handle:
+            handle.write(data)
+        return given
+    target = Path(os.path.realpath(given))
+    target.parent.mkdir(parents=True, exist_ok=True)
     descriptor, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         # mkstemp creates the file private (0600): give it the mode any other new file would get.
@@ -276,7 +297,52 @@ def write_atomically(path: str | os.PathLike[str], text: str | bytes) -> Path:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
-    return target
+    return given
+
+
+def written_in_place(path: str | os.PathLike[str]) -> bool:
+    """Whether ``write_atomically`` writes ``path`` in place (a descriptor, a FIFO, a device), not by a replace."""
+    mode = file_mode(Path(path))
+    in_place = mode is not None and not stat.S_ISDIR(mode) and not stat.S_ISREG(mode)
+    return in_place or open_descriptor(Path(path)) is not None
+
+
+def file_mode(path: Path) -> int | None:
+    """The mode of the file ``path`` leads to through any links; None where there is none (yet) or it is hidden."""
+    try:
+        return path.stat().st_mode
+    except OSError:
+        return None
+
+
+def open_descriptor(path: Path) -> int | None:
+    """N where ``path`` leads, through any links, to /dev/fd/N or /proc/self/fd/N: this process's descriptor N.
+
+    That descriptor is written itself, at its offset (at the end where opened to append): opening the name
+    again would truncate a file the shell sent stdout to (``>> $GITHUB_STEP_SUMMARY``), and a replace would
+    unlink that file from under the descriptor, losing what was printed and what earlier steps wrote.
+    """
+    own = {os.path.realpath(f"/proc/{os.getpid()}/fd"), os.path.realpath("/dev/fd")}
+    current = os.path.abspath(path)
+    for _ in range(40):  # the kernel's own limit on the links of one path
+        folder = os.path.realpath(os.path.dirname(current))
+        name = os.path.basename(current)
+        if folder in own and name.isdigit():
+            return int(name)
+        if not os.path.islink(current):
+            return None
+        current = os.path.join(folder, os.readlink(current))
+    return None
+
+
+def write_descriptor(descriptor: int, data: bytes) -> None:
+    # What Python holds for the same stream goes first, so that the two keep the order they were written in.
+    for number, stream in ((1, sys.stdout), (2, sys.stderr)):
+        if descriptor == number and stream is not None:
+            stream.flush()
+    view = memoryview(data)
+    while view:
+        view = view[os.write(descriptor, view) :]
 
 
 def save_results(result_set: ResultSet, path: str | os.PathLike[str], derived: DerivedBlocks | None = None) -> Path:
