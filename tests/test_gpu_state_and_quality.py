@@ -171,6 +171,10 @@ def test_compare_writes_the_markdown_summary_with_the_table_and_the_gpu_state(tm
     assert "| variant | signal | base | head | ratio head/base (95% CI) | verdict |" in written
     assert "**Image quality**" in written and "`tiny_vae`" not in written.split("**Image quality**")[0].split("|")[0]
     assert len(written.encode()) < 30_000
+    # --output writes what is printed, the markdown under --format markdown (it wrote nothing before).
+    output_file = tmp_path / "compare.md"
+    arguments = ["compare", str(base), str(head), "--format", "markdown", "--output", str(output_file)]
+    assert run_command(arguments)[0] == 0 and output_file.read_text() == written
 
 
 @pytest.mark.parametrize(

@@ -34,7 +34,11 @@ def add_command(commands: Any) -> None:
         default=",".join(DEFAULT_GATE),
         help="Signals whose regression fails the comparison; the others are shown only (default: %(default)s)",
     )
-    compare.add_argument("--output", metavar="FILE", help="Also write the table to this markdown file")
+    compare.add_argument(
+        "--output",
+        metavar="FILE",
+        help="Also write what is printed to this file: the table, or the markdown with --format markdown",
+    )
     add_review_options(compare)
     compare.add_argument(
         "--allow-mismatch",
@@ -84,6 +88,8 @@ def compare_command(arguments: argparse.Namespace) -> int:
     if arguments.format == "markdown":
         # The verdict, the GPU state and the quality are in the markdown: stdout holds it alone.
         print(markdown, end="")
+        # --output writes what the chosen format prints: here the markdown, the verdict in it.
+        failures.append(unwritten(arguments.output, markdown, "--output"))
         status = REGRESSED_OR_FAILED if any(item.regressed for item in comparisons) or review.over_budget else 0
         return status_with(status, failures)
     print(text)
