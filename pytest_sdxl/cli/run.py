@@ -133,8 +133,10 @@ def measure_and_report(arguments: argparse.Namespace, saving: RunSaving) -> int:
         print("\n" + summary_line(settings.compile_cache, uses))
     if report is not None:
         saving.write(result_set)
-        names = ("results.json", "results.md", *(() if arguments.no_chart else ("results.png",)))
-        print("\nwritten: " + ", ".join(str(report / name) for name in names))
+        print("\nwritten: " + ", ".join(str(report / name) for name in saving.files_written()))
+        if saving.chart_failure:
+            # A warning, not a failure: the chart is the one optional file, and the measurements are all written.
+            print(f"pytest-sdxl run: warning: results.png not drawn: {saving.chart_failure}", file=sys.stderr)
     failed = [record.variant for record in result_set.variants if record.status == "failed"]
     if failed:
         print(f"\nfailed: {', '.join(failed)}", file=sys.stderr)

@@ -3,9 +3,11 @@
 ``run`` saves its results after every run (``measure.protocol.run_protocol``'s ``on_save``), so SIGINT or
 SIGTERM anywhere (Ctrl-C, a CI job's time limit) keeps every run that finished: the files are written once
 more, marked ``interrupted`` (a variant stopped between its runs is marked partial itself), and one line says
-what was kept and where; the exit status is 130 or 143. A write that fails (a full disk) stops the run with a
-line saying what the file still holds. Every write goes through ``results.store.ReportFolder``: locked, merged
-with what other sessions wrote to the folder, atomic.
+what was kept and where; the exit status is 130 or 143. A write that fails (a full disk, the folder's lock held
+past its wait) stops the run with a line saying what the file still holds (and, for the lock, which file keeps
+what could not be written). Every write goes through ``results.store.ReportFolder``: locked, merged with what
+other sessions wrote to the folder, atomic. The chart is the one optional file: where drawing it fails, the
+others are written all the same and the line says so.
 """
 
 from __future__ import annotations
@@ -24,11 +26,10 @@ from pytest_sdxl.results.schema import ResultSet
 from pytest_sdxl.results.sessions import new_session_id
 
 if TYPE_CHECKING:
-    from pytest_sdxl.results.store import ReportFolder
+    from pytest_sdxl.reports.tables import ReportFiles
+    from pytest_sdxl.results.store import ReportFolder, ReportFolderLocked
     from pytest_sdxl.settings import Settings
     from pytest_sdxl.variants.registry import Composition
-
-REPORT_FILES = "(results.json, results.md, results.png)"
 
 
 class RunSaving:
@@ -45,6 +46,8 @@ class RunSaving:
         self.earlier: ResultSet | None = None
         # What results.json holds from this session, said as its last save left it (the records live on and grow).
         self.held = "nothing of this run was saved before"
+        # Why the last save drew no results.png ("" when it did, or was not asked to: --no-chart).
+        self.chart_failure = ""
 
     def start(
         self,
@@ -81,7 +84,7 @@ class RunSaving:
 
         self.so_far = with_unmeasured(resume.joined(self.earlier, measured, self.report), self.compositions, "running")
         if self.folder is not None:
-            with self.failed_writes_named():
+            with self.failed_writes_named(self.so_far):
                 self.saved(self.folder.save(self.so_far))
 
     def write(self, result_set: ResultSet) -> ResultSet:
@@ -92,14 +95,25 @@ class RunSaving:
         if self.folder is None or self.report is None:
             return result_set
         report, chart = self.report, self.chart
-        with self.failed_writes_named():
-            written = self.folder.save(
-                result_set,
-                derived=serving_block,
-                then=lambda merged: write_reports(merged, report, include_json=False, include_chart=chart),
-            )
+        drawn: list[ReportFiles] = []
+
+        def reports(merged: ResultSet) -> None:  # under the folder's lock, so they show what results.json holds
+            drawn.append(write_reports(merged, report, include_json=False, include_chart=chart))
+
+        with self.failed_writes_named(result_set):
+            written = self.folder.save(result_set, derived=serving_block, then=reports)
+        self.chart_failure = drawn[-1].chart_failure if drawn else ""
         self.saved(written)
         return written
+
+    def files_written(self) -> list[str]:
+        """The report files the last write left, by name: results.png only where it was asked for and drawn."""
+        return ["results.json", "results.md", *(["results.png"] if self.chart and not self.chart_failure else [])]
+
+    def files_said(self) -> str:
+        """'(results.json, results.md, results.png)', or without the chart, with why it was not drawn if it failed."""
+        said = f"({', '.join(self.files_written())})"
+        return f"{said}; results.png not drawn: {self.chart_failure}" if self.chart_failure else said
 
     def saved(self, written: ResultSet) -> None:
         kept = self.kept_variants(written)
@@ -111,11 +125,16 @@ class RunSaving:
         return ", ".join(f"{record.variant} ({what_was_kept(record, asked)})" for record in result_set.variants)
 
     @contextlib.contextmanager
-    def failed_writes_named(self) -> Iterator[None]:
-        """An OSError while writing (a full disk, a read-only folder) as ResultsWriteError: which file, why, and what
-        it still holds. Measuring on would put runs at risk that no file can keep, so ``run`` stops there."""
+    def failed_writes_named(self, unsaved: ResultSet | None = None) -> Iterator[None]:
+        """An OSError while writing (a full disk, a read-only folder) or the folder's lock held past its wait, as
+        ResultsWriteError: which file, why, and what it still holds; for the lock, where ``unsaved`` (what could not
+        be written) is kept instead. Measuring on would put runs at risk that no file can keep, so ``run`` stops."""
+        from pytest_sdxl.results.store import ReportFolderLocked
+
         try:
             yield
+        except ReportFolderLocked as error:
+            raise ResultsWriteError(self.locked_out(error, unsaved)) from error
         except OSError as error:
             where = error.filename or self.report
             why = error.strerror or str(error)
@@ -123,6 +142,20 @@ class RunSaving:
                 f"cannot write {where}: {why}; {self.held}. Free the space or make the folder writable, then go on "
                 "with --resume"
             ) from error
+
+    def locked_out(self, error: ReportFolderLocked, unsaved: ResultSet | None) -> str:
+        """What a save that could not take the folder's lock says: who holds it, what results.json still holds, and
+        where what this save would have written is kept."""
+        line = f"cannot write {self.report / 'results.json' if self.report else error.folder}: {error.why}; {self.held}"
+        if unsaved is None:  # as the folder was opened: nothing measured yet
+            return f"{line}. Nothing was measured; run again once the lock is free, or give another --report folder"
+        runs = f"This run's results so far, {self.kept_variants(unsaved) or 'no variant yet'},"
+        if error.rescue is None:
+            return f"{line}. {runs} are lost: {error.kept}"
+        return (
+            f"{line}. {runs} are kept in {error.rescue} (results.json as this save would have left it): once the "
+            "lock is free, move it over results.json, then go on with --resume"
+        )
 
     def interrupted(self) -> str:
         """After SIGINT or SIGTERM: every file of what finished, marked interrupted; returns the line that says what
@@ -137,9 +170,13 @@ class RunSaving:
         kept = self.kept_variants(result_set)
         if self.folder is None:
             return f"pytest-sdxl run: interrupted; {missing}measured {kept}, nothing written: no --report folder"
-        with stops_ignored():  # a second Ctrl-C (or SIGTERM) must not leave the files of the first half written
-            self.write(result_set)
-        return f"pytest-sdxl run: interrupted; {missing}kept {kept} in {self.report} {REPORT_FILES}"
+        try:
+            with stops_ignored():  # a second Ctrl-C (or SIGTERM) must not leave the files of the first half written
+                self.write(result_set)
+        except ResultsWriteError as error:
+            # Still the interrupt's exit status: the stop is what ended the run; the line says what was not written.
+            return f"pytest-sdxl run: interrupted; {missing}measured {kept}, but {error}"
+        return f"pytest-sdxl run: interrupted; {missing}kept {kept} in {self.report} {self.files_said()}"
 
     @property
     def runs_asked(self) -> int:

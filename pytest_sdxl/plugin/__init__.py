@@ -303,7 +303,8 @@ def pytest_benchmark_compare_machine_info(
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """A session whose sdxl benchmarks were all skipped fails; the ``--sdxl-report`` files are written.
+    """A session whose sdxl benchmarks were all skipped fails; the ``--sdxl-report`` files are written, and a session
+    whose report could not be written fails too (pytest returns ``session.exitstatus`` as set here).
 
     Also after an interrupt: every variant that ended is kept, and the report names those never reached.
     """
@@ -317,7 +318,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if state.records:
         from pytest_sdxl.plugin.report import finish_report
 
-        finish_report(state, session)
+        written = finish_report(state, session)
+        if not written and session.exitstatus == pytest.ExitCode.OK:
+            # A job must not pass with its results missing; a status already failing says more and stays.
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
     if state.settings.report is not None:
         from pytest_sdxl.plugin.report import forget_writer
 

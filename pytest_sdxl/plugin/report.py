@@ -11,7 +11,9 @@ is written atomically, results.json through ``results.store.ReportFolder``: unde
 merged with what other sessions (a ``run``, another pytest session) wrote there, or refused with a
 usage error before the first test where the two would spoil each other's results. A variant's runs
 are blocks of one benchmark, recorded when it ends: an interrupt keeps every variant whose benchmark
-ended. Standard library and pytest only at import time.
+ended. A report that cannot be written at the end (a full disk, the folder's lock held past its wait)
+fails the session (``finish_report``); the chart alone is optional. Standard library and pytest only
+at import time.
 """
 
 from __future__ import annotations
@@ -83,13 +85,13 @@ def forget_writer(key: int) -> None:
 
 def announce(state: SessionState) -> None:
     """Before the first test: this session's writer, refused with a usage error where it clashes with a live one."""
-    from pytest_sdxl.results.store import ReportFolderConflict
+    from pytest_sdxl.results.store import ReportFolderConflict, ReportFolderLocked
 
     if state.settings.report is None or not state.planned:
         return
     try:
         report_writer(state, state.result_set(report_machine(state)))
-    except ReportFolderConflict as error:
+    except (ReportFolderConflict, ReportFolderLocked) as error:  # locked: nothing is measured yet, nothing lost
         raise pytest.UsageError(f"pytest-sdxl: {error}") from None
 
 
@@ -117,28 +119,37 @@ def save_progress(state: SessionState) -> None:
         saved(state, state.result_set(report_machine(state), partial="running"))
 
 
-def finish_report(state: SessionState, session: pytest.Session) -> None:
-    """At the session's end: every --sdxl-report file, partial when the session stopped early.
+def finish_report(state: SessionState, session: pytest.Session) -> bool:
+    """At the session's end: every --sdxl-report file, partial when the session stopped early; False where they
+    could not be written (the session then fails: ``pytest_sessionfinish``), the line saying why.
 
     Runs before the terminal summary, where a regression check may raise.
     """
     from pytest_sdxl.errors import SdxlError
-    from pytest_sdxl.reports.tables import partial_description, write_reports
+    from pytest_sdxl.reports.tables import ReportFiles, partial_description, write_reports
 
     reason = stop_reason(session)
     unreached = state.unreached_variants() if reason else []
     state.partial_line = f"sdxl: partial results: {partial_description(reason, unreached)}" if unreached else ""
     folder = state.settings.report
     if folder is None:
-        return
+        return True
+    drawn: list[ReportFiles] = []
     try:
         saved(
             state,
             state.result_set(report_machine(state), reason),
-            then=lambda merged: write_reports(merged, folder, include_json=False),
+            then=lambda merged: drawn.append(write_reports(merged, folder, include_json=False)),
         )
-        state.report_line = f"sdxl: wrote results.json, results.md, results.png to {folder}"
     except (OSError, SdxlError) as error:  # the measurements are in the terminal and pytest-benchmark's files anyway
         state.report_line = f"sdxl: could not write the report to {folder}: {error}"
+        return False
     finally:
         forget_writer(id(state))
+    failure = drawn[-1].chart_failure if drawn else ""
+    # The chart is the one optional file: not drawn, the session still passes, and the line says why.
+    if failure:
+        state.report_line = f"sdxl: wrote results.json, results.md to {folder}; results.png not drawn: {failure}"
+    else:
+        state.report_line = f"sdxl: wrote results.json, results.md, results.png to {folder}"
+    return True

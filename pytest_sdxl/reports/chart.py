@@ -1,7 +1,8 @@
 """The results chart: average generation time per variant, stacked by stage, the baseline marked.
 
 Drawn with matplotlib's object API on the Agg canvas (no pyplot, no global backend switch), so
-it works on a headless machine and leaves a user's matplotlib state alone.
+it works on a headless machine and leaves a user's matplotlib state alone. The chart is the one
+optional file of a report: ``chart_or_failure`` gives why it could not be drawn instead of raising.
 """
 
 from __future__ import annotations
@@ -27,6 +28,24 @@ def stage_medians(record: VariantRecord) -> dict[str, float]:
     # Medians of parts need not add up to the median of the whole: scale the parts to the whole.
     scale = total_ms / stage_sum if stage_sum > 0 else 1.0
     return {key: max(value, 0.0) * scale for key, value in medians.items()}
+
+
+# How much of a drawing failure's message a report's line repeats: a few words, not a traceback.
+FAILURE_CHARACTERS = 100
+
+
+def chart_or_failure(result_set: ResultSet) -> tuple[bytes, str]:
+    """The chart's PNG and "", or b"" and why it could not be drawn, in a few words.
+
+    Any exception: matplotlib missing or broken, or left half imported by a Ctrl-C that landed in its import (an
+    import by torchmetrics during the first PSNR, say), which then fails with AttributeError or KeyError. None of
+    that may cost the files that hold the measurements, written beside the chart.
+    """
+    try:
+        return chart_png(result_set), ""
+    except Exception as error:
+        said = f"{type(error).__name__}: {str(error).strip().splitlines()[0]}" if str(error).strip() else repr(error)
+        return b"", said if len(said) <= FAILURE_CHARACTERS else said[: FAILURE_CHARACTERS - 3] + "..."
 
 
 def chart_png(result_set: ResultSet) -> bytes:

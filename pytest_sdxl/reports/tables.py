@@ -6,7 +6,8 @@ variant side by side with its statistics, speed-up against the baseline, stage s
 quality (``quality``) and device signals (``device_signals``), fitted to the terminal (``layout``);
 ``serving`` adds latency percentiles, energy and the roofline; ``gpu_state`` the GPU's clocks and
 throttling per run. Figures are rounded for reading (``figures``); results.json keeps every digit.
-``write_reports`` writes results.json, results.md and results.png, each atomically.
+``write_reports`` writes results.json, results.md and results.png, each atomically; the chart is optional:
+where it cannot be drawn, the others are written and ``ReportFiles.chart_failure`` says why.
 """
 
 from __future__ import annotations
@@ -301,25 +302,38 @@ def markdown_report(result_set: ResultSet) -> str:
     return "\n".join(lines) + "\n"
 
 
+class ReportFiles(dict[str, Path]):
+    """The files ``write_reports`` wrote, by kind ("json", "markdown", "chart"), and ``chart_failure``: why
+    results.png was not drawn, in a few words ("" where it was, or was not asked for)."""
+
+    chart_failure = ""
+
+
 def write_reports(
     result_set: ResultSet, folder: str | os.PathLike[str], include_json: bool = True, include_chart: bool = True
-) -> dict[str, Path]:
+) -> ReportFiles:
     """Write results.json, results.md and results.png into the folder (each atomically); return their paths.
 
     ``include_chart`` False leaves results.png out: matplotlib's import and the drawing cost a process about
     half a second on the two-core CPU host (0.42-0.53 s in three processes), spent for nothing where only
-    results.json is read (``run --no-chart``).
+    results.json is read (``run --no-chart``). A chart that cannot be drawn (``chart.chart_or_failure``) is left
+    out too, saying why, and never costs the other files: they hold the measurements.
     """
     target = Path(folder)
     target.mkdir(parents=True, exist_ok=True)
-    written: dict[str, Path] = {}
+    written = ReportFiles()
     if include_json:
         written["json"] = save_results(result_set, target / "results.json", derived=serving_block)
     written["markdown"] = write_atomically(target / "results.md", markdown_report(result_set))
     if include_chart:
-        from pytest_sdxl.reports.chart import chart_png
+        from pytest_sdxl.reports.chart import chart_or_failure
 
-        written["chart"] = write_atomically(target / "results.png", chart_png(result_set))
+        png, written.chart_failure = chart_or_failure(result_set)
+        if written.chart_failure:
+            # An earlier chart left beside these files would show other figures than theirs.
+            (target / "results.png").unlink(missing_ok=True)
+        else:
+            written["chart"] = write_atomically(target / "results.png", png)
     return written
 
 

@@ -18,6 +18,9 @@ it measures anything where the two would spoil each other's results:
 Variants of different sessions with the same workload are merged. A plain ``run`` replaces a file
 left by sessions that have ended, as it always did (``run --resume`` keeps it); a live session's
 variants are never replaced.
+
+A save that cannot take the lock (held past ``LOCK_TIMEOUT_S``: a stuck writer, a ``flock`` on it) writes nothing
+there and raises ``ReportFolderLocked``; what it would have written is kept in a file of its own (``keep_unsaved``).
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ import dataclasses
 import json
 import os
 import socket
+import sys
+import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -34,7 +39,7 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
-from pytest_sdxl.errors import SdxlError
+from pytest_sdxl.errors import ResultsWriteError, SdxlError
 from pytest_sdxl.results.compatibility import MERGE, RESUME, Check, mismatch_lines, setting
 from pytest_sdxl.results.records import VariantRecord
 from pytest_sdxl.results.schema import (
@@ -54,6 +59,9 @@ WRITERS_FOLDER = ".results.json.writers"
 # A save holds the lock for a read, a merge and a write (and the markdown and chart with them): well
 # under a second. Longer than this means a writer is stuck (a hung network file system, say).
 LOCK_TIMEOUT_S = 120.0
+# A wait this long is no healthy writer's: said in one line, so that a session that seems to hang says why. Once a
+# wait ran out, the holder is taken to be stuck: the session's later waits (an interrupt's save, its close) are short.
+NOTICE_AFTER_S = AFTER_GIVING_UP_S = 5.0
 # What two sessions writing one file must share: what ``run --resume`` checks before measuring (the size as
 # requested: the resolved one is known only once the model is loaded), then what ``merge`` checks once
 # known; and the harness: the plugin's runs are blocks of rounds on one warm pipeline, the command line's
@@ -65,6 +73,19 @@ ONCE_MEASURED = (*MERGE, HARNESS)
 
 class ReportFolderConflict(SdxlError):
     """Another session writing the same report folder would spoil this one's results, or this one theirs."""
+
+
+class ReportFolderLocked(ResultsWriteError):
+    """The folder's lock stayed held past the wait: nothing written there (a failed write, not a usage error).
+    ``rescue``: the file holding what the save would have written; ``kept``: where that is, or why nowhere."""
+
+    def __init__(self, folder: Path, why: str) -> None:
+        super().__init__(why)
+        self.folder, self.why, self.kept = folder, why, ""
+        self.rescue: Path | None = None
+
+    def __str__(self) -> str:
+        return "; ".join(filter(None, [f"report folder {self.folder}: {self.why}", self.kept]))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,6 +168,8 @@ class ReportFolder:
         self.replace = replace
         self.path = self.folder / RESULTS_FILE
         self.lock = FileLock(self.folder / LOCK_NAME, timeout=LOCK_TIMEOUT_S)
+        self.gave_up = False  # a wait for the lock ran out (or was stopped): later ones are short (AFTER_GIVING_UP_S)
+        self.rescued: Path | None = None  # this session's rescue file, removed once a save gets through again
         self.presence: FileLock | None = None
         # What ended sessions left in the file when this one started, by variant: replaced if still there as it was.
         self.stale: dict[str, str] = {}
@@ -199,8 +222,12 @@ class ReportFolder:
         presence, self.presence = self.presence, None
         if presence is None:
             return
-        with self.locked():
-            forget(self.writers, self.writer.session, presence)
+        try:
+            with self.locked():
+                forget(self.writers, self.writer.session, presence)
+        except ReportFolderLocked:
+            # Its presence lock released, the announcement reads as an ended session's: the next writer forgets it.
+            presence.release()
 
     def save(
         self,
@@ -216,12 +243,39 @@ class ReportFolder:
         if self.presence is None:
             self.open()
         self.own_session_ids.update(result_set.session_ids)
-        with self.locked():
-            merged = self.merged(self.read(), result_set)
-            save_results(merged, self.path, derived)
-            if then is not None:
-                then(merged)
+        try:
+            with self.locked():
+                merged = self.merged(self.read(), result_set)
+                save_results(merged, self.path, derived)
+                if then is not None:
+                    then(merged)
+        except ReportFolderLocked as error:
+            self.keep_unsaved(error, result_set, derived)
+            raise
+        if self.rescued is not None:  # results.json now holds all it held, and more: left there, it would mislead
+            self.rescued.unlink(missing_ok=True)
+            self.rescued = None
         return merged
+
+    def keep_unsaved(self, error: ReportFolderLocked, result_set: ResultSet, derived: DerivedBlocks | None) -> None:
+        """What a save that could not take the lock would have written, in a file named by this session's id (none
+        collide): in the folder, else in the temporary folder; ``error`` says where, or why nowhere."""
+        try:
+            # Read without the lock: the file is replaced atomically, so this is one whole version of it.
+            unsaved = self.merged(self.read(), result_set)
+        except (OSError, SdxlError):
+            unsaved = result_set  # this session's results at least
+        failures = []
+        for folder in (self.folder, Path(tempfile.gettempdir())):
+            try:
+                path = save_results(unsaved, folder / f"{RESULTS_FILE}.{self.writer.session}.unsaved.json", derived)
+            except (OSError, ValueError) as failure:
+                failures.append(f"{folder}: {getattr(failure, 'strerror', None) or failure}")
+                continue
+            error.rescue = self.rescued = path
+            error.kept = f"what it would have written is in {path}: move that over {RESULTS_FILE} once the lock is free"
+            return
+        error.kept = f"no other file could keep what it would have written ({'; '.join(failures)})"
 
     def merged(self, on_disk: ResultSet | None, mine: ResultSet) -> ResultSet:
         if on_disk is None:
@@ -276,17 +330,48 @@ class ReportFolder:
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
+        """The folder's lock held while the block runs; ReportFolderLocked where it stays held past the wait."""
+        self.acquire(AFTER_GIVING_UP_S if self.gave_up else LOCK_TIMEOUT_S)
         try:
-            with self.lock:
-                yield
-        except Timeout:
-            raise ReportFolderConflict(
-                f"report folder {self.folder}: waited {LOCK_TIMEOUT_S:.0f} s for {self.folder / LOCK_NAME}, held by "
-                "another writer; if no pytest-sdxl session is writing there, the file system does not release locks"
-            ) from None
+            yield
+        finally:
+            self.lock.release()
 
-    def live_writers(self) -> list[Writer]:
-        """The sessions writing this folder now; those that ended (their lock free) are forgotten on the way."""
+    def acquire(self, limit_s: float) -> None:
+        """The folder's lock within ``limit_s``, one line said once the wait passes NOTICE_AFTER_S."""
+        try:
+            try:
+                self.lock.acquire(timeout=min(limit_s, NOTICE_AFTER_S))
+            except Timeout:
+                if limit_s <= NOTICE_AFTER_S:
+                    raise
+                start = "\n" if sys.stderr.isatty() else ""  # below a progress line still being drawn, not on it
+                print(
+                    f"{start}pytest-sdxl: report folder {self.folder}: waiting for its lock {self.folder / LOCK_NAME}, "
+                    f"{self.holder_said()}; giving up after {limit_s:g} s",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                self.lock.acquire(timeout=limit_s - NOTICE_AFTER_S)
+        except Timeout:
+            self.gave_up = True
+            why = f"waited {limit_s:g} s for its lock {self.folder / LOCK_NAME}, {self.holder_said()}"
+            raise ReportFolderLocked(self.folder, why) from None
+        except KeyboardInterrupt:
+            # Stopped (maybe while waiting): the interrupt's save then waits briefly, not LOCK_TIMEOUT_S unstoppable.
+            self.gave_up = True
+            raise
+        self.gave_up = False
+
+    def holder_said(self) -> str:
+        """Who holds the lock, as far as can be told: a lock names no holder, but live writers announce themselves."""
+        if others := self.live_writers(forget_ended=False):
+            return "held by a writer of the folder (live now: " + "; ".join(other.describe() for other in others) + ")"
+        return "held by no live pytest-sdxl session of this folder (a `flock` on it, a hung process?) or never freed"
+
+    def live_writers(self, forget_ended: bool = True) -> list[Writer]:
+        """The sessions writing this folder now; those that ended (their lock free) are forgotten on the way with
+        ``forget_ended`` (only under the folder's lock)."""
         if not self.writers.is_dir():
             return []
         live = []
@@ -301,7 +386,7 @@ class ReportFolder:
                 with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
                     live.append(Writer.from_dict(json.loads(announcement.read_text(encoding="utf-8"))))
                 continue
-            forget(self.writers, session, probe)
+            forget(self.writers, session, probe) if forget_ended else probe.release()
         return live
 
 
