@@ -40,7 +40,7 @@ from typing import Any
 from filelock import FileLock, Timeout
 
 from pytest_sdxl.errors import ResultsWriteError, SdxlError
-from pytest_sdxl.results.compatibility import MERGE, RESUME, Check, mismatch_lines, setting
+from pytest_sdxl.results.compatibility import MERGE, RESUME, mismatch_lines
 from pytest_sdxl.results.records import VariantRecord
 from pytest_sdxl.results.schema import (
     RESULTS_FILE,
@@ -64,11 +64,9 @@ LOCK_TIMEOUT_S = 120.0
 NOTICE_AFTER_S = AFTER_GIVING_UP_S = 5.0
 # What two sessions writing one file must share: what ``run --resume`` checks before measuring (the size as
 # requested: the resolved one is known only once the model is loaded), then what ``merge`` checks once
-# known; and the harness: the plugin's runs are blocks of rounds on one warm pipeline, the command line's
-# a fresh load each, so the two never share a file.
-HARNESS = Check("harness", setting("harness"))
-BEFORE_MEASURING = (*RESUME, HARNESS)
-ONCE_MEASURED = (*MERGE, HARNESS)
+# known; the harness among them (the plugin's and the command line's runs never share a file).
+BEFORE_MEASURING = RESUME
+ONCE_MEASURED = MERGE
 
 
 class ReportFolderConflict(SdxlError):
