@@ -486,7 +486,9 @@ def expected_problem(case: str, path: Path) -> str:
     if "in a file" in case:
         return f"{str(path)!r} cannot be created: {str(path.parent)!r} is a file; {FOLDER_ACCEPTED}"
     if "folder" in case:
-        return f"{str(path)!r} is a folder; {FILE_ACCEPTED}"
+        # compare's output files also take a stream (--summary /dev/stdout), and say so.
+        stream = ", or a stream such as /dev/stdout" if case.startswith("compare") else ""
+        return f"{str(path)!r} is a folder; {FILE_ACCEPTED}{stream}"
     return f"{str(path)!r} is a file; {FOLDER_ACCEPTED}"
 
 
