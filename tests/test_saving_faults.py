@@ -26,7 +26,7 @@ from pytest_sdxl.plugin import report as plugin_report  # noqa: F401
 from pytest_sdxl.reports import chart
 from pytest_sdxl.results import schema, store
 from pytest_sdxl.results.records import RunRecord, VariantRecord
-from pytest_sdxl.results.schema import ResultSet, load_results
+from pytest_sdxl.results.schema import ResultSet, load_results, save_results
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -382,6 +382,20 @@ def test_a_chart_that_cannot_be_drawn_at_a_runs_end_is_a_warning_and_no_earlier_
     assert f"pytest-sdxl run: warning: results.png not drawn: AttributeError: {HALF_IMPORTED}\n" in errors
     assert load_results(report / "results.json").variants[0].ok and (report / "results.md").is_file()
     assert not (report / "results.png").exists()
+
+
+def test_report_and_merge_say_why_the_chart_is_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source, other = tmp_path / "results.json", tmp_path / "other.json"
+    save_results(ResultSet(settings={"model": "random:tiny"}, variants=[record("baseline")]), source)
+    save_results(ResultSet(settings={"model": "random:tiny"}, variants=[record("tiny_vae")]), other)
+    monkeypatch.setattr(chart, "chart_png", half_imported)
+    merged = tmp_path / "merged"
+    for command in (["report", str(source)], ["merge", str(source), str(other), "--output", str(merged)]):
+        capsys.readouterr()
+        assert main(command) == 0
+        assert f"warning: results.png not drawn: AttributeError: {HALF_IMPORTED}\n" in capsys.readouterr().err
 
 
 def test_an_interrupt_under_no_chart_names_only_the_files_written(
