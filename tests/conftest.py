@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -41,6 +42,14 @@ def one_torch_thread_in_every_test() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+@pytest.fixture
+def prompts(tmp_path: Path) -> Path:
+    """A prompt file of two: the fewest the protocol takes, its first generation's and one timed."""
+    path = tmp_path / "prompts.txt"
+    path.write_text("a red cube\na blue sphere\n")
+    return path
 
 
 @pytest.fixture(scope="module")

@@ -24,13 +24,6 @@ from pytest_sdxl.results.schema import ResultSet, load_results, save_results
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-@pytest.fixture
-def prompts(tmp_path: Path) -> Path:
-    path = tmp_path / "prompts.txt"
-    path.write_text("a red cube\na blue sphere\n")
-    return path
-
-
 @pytest.fixture(scope="module")
 def measured(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """One `run` over three variants (one of them skipped on a CPU); its report folder and output."""

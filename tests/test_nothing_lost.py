@@ -31,13 +31,6 @@ COMMON = ["--quiet", "--compile-cache", "off", "--model", "random:tiny", "--devi
 PATIENCE_S = 180
 
 
-@pytest.fixture
-def prompts(tmp_path: Path) -> Path:
-    path = tmp_path / "prompts.txt"
-    path.write_text("a red cube\na blue sphere\n")
-    return path
-
-
 def run_arguments(prompts: Path, report: Path, variants: str, runs: int = 1, *extra: str) -> list[str]:
     where = ["--prompts", str(prompts), "--report", str(report), "--variants", variants]
     return ["run", *COMMON, "--runs", str(runs), *where, *extra]

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_nothing_lost import record
 
 from pytest_sdxl.cli.main import INTERRUPTED, main
 
@@ -25,7 +26,6 @@ from pytest_sdxl.cli.main import INTERRUPTED, main
 from pytest_sdxl.plugin import report as plugin_report  # noqa: F401
 from pytest_sdxl.reports import chart
 from pytest_sdxl.results import schema, store
-from pytest_sdxl.results.records import RunRecord, VariantRecord
 from pytest_sdxl.results.schema import ResultSet, load_results, save_results
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -41,13 +41,6 @@ HALF_IMPORTED = AttributeError("module 'matplotlib' has no attribute '_docstring
 def half_imported(result_set: ResultSet) -> bytes:
     """``chart.chart_png`` as it fails where a Ctrl-C left matplotlib half imported."""
     raise HALF_IMPORTED
-
-
-@pytest.fixture
-def prompts(tmp_path: Path) -> Path:
-    path = tmp_path / "prompts.txt"
-    path.write_text("a red cube\na blue sphere\n")
-    return path
 
 
 @pytest.fixture
@@ -216,16 +209,6 @@ def test_a_lock_held_before_measuring_is_a_failed_write_that_measured_nothing(
         "run again once the lock is free, or give another --report folder"
     )
     assert rescue_files(report) == [] and not (report / "results.json").exists()
-
-
-def record(variant: str, runs: int = 1) -> VariantRecord:
-    made = [
-        RunRecord(
-            run=number, load_s=1.0, init_gen_s=0.5, gen_s=[0.01] * 3, avg_gen_s=0.01, median_gen_s=0.01, total_s=2
-        )
-        for number in range(1, runs + 1)
-    ]
-    return VariantRecord(variant, "exact", runs=made)
 
 
 WORKLOAD = {"model": "random:tiny", "resolved_dtype": "float32", "steps": 1, "prompts": ["a", "b"], "runs": 2}

@@ -40,14 +40,6 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture
-def prompts(tmp_path: Path) -> Path:
-    path = tmp_path / "prompts.txt"
-    # Two: the protocol's first generation and one timed, so that without the checks a run would measure.
-    path.write_text("a red cube\na blue sphere\n")
-    return path
-
-
-@pytest.fixture
 def a_file(tmp_path: Path) -> Path:
     path = tmp_path / "not-a-folder"
     path.write_text("")

@@ -12,7 +12,6 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from pytest_sdxl.analysis.comparison import DEFAULT_KERNEL_THRESHOLD, DEFAULT_THRESHOLD, Rules
-from pytest_sdxl.errors import SettingsError
 from pytest_sdxl.machine import interrupts as machine_interrupts
 from pytest_sdxl.options import OPTIONS, RUNS_RANGE
 from pytest_sdxl.settings import Settings, resolve
@@ -111,25 +110,16 @@ def checked_file(value: str | None, flag: str) -> Path | None:
 
 def checked_output_file(value: str | None, flag: str) -> Path | None:
     """A file a command's own option names for ``write_atomically`` (compare's --output, --summary), checked before
-    anything is read or measured as it will be written: a link by the file it leads to, a stream as it is.
-
-    A stream (/dev/stdout, a FIFO, a device) is accepted without a check of its folder: it is written in place.
+    anything is read or measured; a stream (/dev/stdout, a FIFO, a device) as it is, since it is written in place.
     """
-    from pytest_sdxl.machine.folders import FILE_ACCEPTED, writable_folder
+    from pytest_sdxl.machine.folders import FILE_ACCEPTED, writable_file
     from pytest_sdxl.results.schema import written_in_place
 
     if value is None:
         return None
-    path = Path(value).expanduser()
-    if written_in_place(path):
-        return path
-    where, accepted = f"command line {flag}", f"{FILE_ACCEPTED}, or a stream such as /dev/stdout"
-    # The temporary file of the atomic write goes beside the file a link leads to, not beside the link.
-    target = Path(os.path.realpath(path))
-    if target.is_dir():
-        raise SettingsError(f"{where}: {value!r} is a folder; accepted: {accepted}")
-    writable_folder(target.parent, where, accepted=accepted)
-    return path
+    if written_in_place(Path(value).expanduser()):
+        return Path(value).expanduser()
+    return writable_file(value, f"command line {flag}", accepted=f"{FILE_ACCEPTED}, or a stream such as /dev/stdout")
 
 
 def threshold_argument(text: str) -> float:

@@ -47,12 +47,16 @@ def writable_folder(value: str | Path, where: str, accepted: str = FOLDER_ACCEPT
     return folder
 
 
-def writable_file(value: str | Path, where: str) -> Path:
-    """A file to write, when it is not a folder and its folder passes ``writable_folder``; else SettingsError."""
+def writable_file(value: str | Path, where: str, accepted: str = FILE_ACCEPTED) -> Path:
+    """A file to write, when it is not a folder and its folder passes ``writable_folder``; else SettingsError.
+
+    A link is checked by the file it leads to: the atomic write replaces that file, its temporary file beside it.
+    """
     path = Path(value).expanduser()
-    if path.is_dir():
-        raise SettingsError(f"{where}: {str(value)!r} is a folder; accepted: {FILE_ACCEPTED}")
-    writable_folder(path.parent, where, accepted=FILE_ACCEPTED)
+    target = Path(os.path.realpath(path))
+    if target.is_dir():
+        raise SettingsError(f"{where}: {str(value)!r} is a folder; accepted: {accepted}")
+    writable_folder(target.parent, where, accepted=accepted)
     return path
 
 

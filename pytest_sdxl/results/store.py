@@ -384,7 +384,10 @@ class ReportFolder:
                 with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
                     live.append(Writer.from_dict(json.loads(announcement.read_text(encoding="utf-8"))))
                 continue
-            forget(self.writers, session, probe) if forget_ended else probe.release()
+            if forget_ended:
+                forget(self.writers, session, probe)
+            else:
+                probe.release()
         return live
 
 
